@@ -1,0 +1,79 @@
+"""One exception family for the domain, one handler that renders RFC 9457 problem details."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+PROBLEM_BASE = "https://tulpar.example/problems/"
+
+
+class ApplicationError(Exception):
+    """A refusal the caller can act on; `code` names the problem type."""
+
+    status = 422
+    code = "unprocessable"
+    title = "The request cannot be processed"
+
+    def __init__(self, detail=None, *, field=None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.field = field
+
+
+class NotFoundError(ApplicationError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class ConflictError(ApplicationError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+def problem(status, code, title, detail, **extra):
+    body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail, **extra}
+    return Response(body, status=status, content_type="application/problem+json")
+
+
+def _flatten(errors, prefix=""):
+    """DRF's nested error dict → a flat list of {"field", "message"} pairs (dotted paths)."""
+    if isinstance(errors, dict):
+        out = []
+        for key, value in errors.items():
+            name = key if key != "non_field_errors" else ""
+            out += _flatten(value, f"{prefix}.{name}" if prefix and name else (name or prefix))
+        return out
+    if isinstance(errors, list):
+        out = []
+        for item in errors:
+            out += _flatten(item, prefix) if isinstance(item, (dict, list)) else [{"field": prefix or None, "message": str(item)}]
+        return out
+    return [{"field": prefix or None, "message": str(errors)}]
+
+
+def problem_exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        extra = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
+        return problem(exc.status, exc.code, exc.title, exc.detail, **extra)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if isinstance(exc, drf_exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        detail = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        return problem(400, "validation-error", "Invalid request", detail, errors=errors)
+    if isinstance(exc, drf_exceptions.APIException):
+        code = exc.default_code.replace("_", "-")
+        response = problem(exc.status_code, code, str(exc.default_detail), str(exc.detail))
+        if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+            response["WWW-Authenticate"] = 'Api-Key realm="api"'
+            response.status_code = 401
+            response.data["status"] = 401
+        if getattr(exc, "wait", None):
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+    return None

@@ -1,0 +1,69 @@
+"""Typed chain fields: 256-bit unsigned integers and checksummed addresses."""
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from eth_utils import is_address, is_checksum_address, to_checksum_address
+
+UINT256_MAX = 2**256 - 1
+
+
+def validate_address(value):
+    """Accept 0x + 40 hex; all lower (or all upper) case is valid, mixed case must carry a correct EIP-55 checksum."""
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
+        raise ValidationError("A wallet address is 0x followed by 40 hexadecimal characters.", code="address_format")
+    if not is_address(value.lower()):
+        raise ValidationError("A wallet address may only contain hexadecimal characters (0-9, a-f).", code="address_hex")
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise ValidationError("The address checksum (its mix of upper and lower case) is wrong: check for a typo.",
+                              code="address_checksum")
+    return to_checksum_address(value)
+
+
+class AddressField(models.CharField):
+    """Stores the EIP-55 checksum form, so equal addresses compare equal."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 42)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("max_length", None)
+        return name, path, args, kwargs
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if value in (None, ""):
+            return value
+        return validate_address(value)
+
+
+class Uint256Field(models.Field):
+    """Token base units: numeric(78,0) on PostgreSQL; text on SQLite, whose NUMERIC would round past 2**63."""
+
+    description = "Unsigned 256-bit integer"
+
+    def db_type(self, connection):
+        return "numeric(78,0)" if connection.vendor == "postgresql" else "varchar(78)"
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else int(value)
+
+    def to_python(self, value):
+        if value is None or isinstance(value, int):
+            return value
+        try:
+            return int(Decimal(str(value)))
+        except ArithmeticError as exc:
+            raise ValidationError("Not an integer.") from exc
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        value = self.to_python(value)
+        if value is None:
+            return None
+        if not 0 <= value <= UINT256_MAX:
+            raise ValueError(f"{value} is outside uint256")
+        return Decimal(value) if connection.vendor == "postgresql" else str(value)

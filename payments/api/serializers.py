@@ -1,0 +1,98 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from onchain.fields import validate_address
+from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, Quote, Transfer
+from payments.validators import validate_phone
+
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
+class QuoteInputSerializer(serializers.Serializer):
+    source_currency = serializers.ChoiceField(choices=SOURCE_CURRENCIES)
+    source_amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
+                                             max_value=MAX_AMOUNT)
+    target_currency = serializers.ChoiceField(choices=TARGET_CURRENCIES)
+
+
+class QuoteOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Quote
+        fields = ["id", "source_currency", "source_amount", "target_currency", "target_amount", "rate",
+                  "official_rate", "fee", "expires_at", "created_at"]
+
+
+class PhoneField(serializers.CharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return validate_phone(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
+class WalletField(serializers.CharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return validate_address(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
+class SenderSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=140)
+    phone = PhoneField(max_length=20)
+    email = serializers.EmailField()
+
+
+class RecipientSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=140)
+    phone = PhoneField(max_length=20)
+    wallet_address = WalletField(max_length=42)
+
+
+class TransferInputSerializer(serializers.Serializer):
+    quote_id = serializers.UUIDField()
+    sender = SenderSerializer()
+    recipient = RecipientSerializer()
+
+
+class TransferOutputSerializer(serializers.ModelSerializer):
+    quote = QuoteOutputSerializer()
+    sender = serializers.SerializerMethodField()
+    recipient = serializers.SerializerMethodField()
+    funding = serializers.SerializerMethodField()
+    settlement = serializers.SerializerMethodField()
+    sender_status_url = serializers.SerializerMethodField()
+    recipient_status_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Transfer
+        fields = ["id", "status", "quote", "sender", "recipient", "funding", "settlement", "sender_status_url",
+                  "recipient_status_url", "failure_reason", "created_at", "funded_at", "completed_at"]
+
+    def get_sender(self, obj) -> dict:
+        return {"name": obj.sender_name, "phone": obj.sender_phone, "email": obj.sender_email}
+
+    def get_recipient(self, obj) -> dict:
+        return {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet}
+
+    def get_funding(self, obj) -> dict:
+        return {"method": "card", "payment_intent_id": obj.payment_intent_id or None,
+                "client_secret": obj.payment_client_secret or None,
+                "amount": str(obj.quote.source_amount), "currency": obj.quote.source_currency}
+
+    def get_settlement(self, obj) -> dict | None:
+        from payments.selectors import transfer_settlement
+
+        return transfer_settlement(transfer=obj)
+
+    def get_sender_status_url(self, obj) -> str:
+        return f"{settings.PUBLIC_BASE_URL}/t/{obj.sender_token}"
+
+    def get_recipient_status_url(self, obj) -> str:
+        return f"{settings.PUBLIC_BASE_URL}/r/{obj.recipient_token}"

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from payments.api import views
+
+urlpatterns = [
+    path("quotes", views.QuoteCreateApi.as_view(), name="api-quotes"),
+    path("transfers", views.TransferListCreateApi.as_view(), name="api-transfers"),
+    path("transfers/<uuid:pk>", views.TransferDetailApi.as_view(), name="api-transfer-detail"),
+]

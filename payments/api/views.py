@@ -1,0 +1,67 @@
+"""Partner API: each view parses input, calls one service and renders the result."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from payments.api.serializers import (
+    QuoteInputSerializer,
+    QuoteOutputSerializer,
+    TransferInputSerializer,
+    TransferOutputSerializer,
+)
+from payments.models import Transfer
+from payments.services.quotes import quote_create
+from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+    description="Any unique string up to 255 characters; the same key and body return the same transfer.")
+
+
+class QuoteCreateApi(APIView):
+    @extend_schema(request=QuoteInputSerializer, responses={201: QuoteOutputSerializer}, operation_id="quotes_create")
+    def post(self, request):
+        data = QuoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        quote = quote_create(partner=request.user, **data.validated_data)
+        return Response(QuoteOutputSerializer(quote).data, status=status.HTTP_201_CREATED)
+
+
+def _transfers(partner):
+    return Transfer.objects.filter(partner=partner).select_related("quote")
+
+
+class TransferListCreateApi(generics.ListAPIView):
+    serializer_class = TransferOutputSerializer
+    ordering = "-created_at"
+
+    def get_queryset(self):
+        return _transfers(self.request.user)
+
+    @extend_schema(parameters=[IDEMPOTENCY_HEADER], request=TransferInputSerializer,
+                   responses={201: TransferOutputSerializer, 200: TransferOutputSerializer},
+                   operation_id="transfers_create")
+    def post(self, request):
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key or len(key) > 255:
+            raise ValidationError({"Idempotency-Key": ["Send an Idempotency-Key header of 1 to 255 characters."]})
+        data = TransferInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        transfer, created = transfer_create(
+            partner=request.user, idempotency_key=key, fingerprint=request_fingerprint(request.data),
+            **data.validated_data)
+        transfer = transfer_funding_prepare(transfer=transfer)
+        return Response(TransferOutputSerializer(transfer).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class TransferDetailApi(generics.RetrieveAPIView):
+    serializer_class = TransferOutputSerializer
+
+    def get_queryset(self):
+        # Another partner's transfer is simply not found (no hint that it exists).
+        return _transfers(self.request.user)

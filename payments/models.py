@@ -1,0 +1,256 @@
+"""Partners, rates, quotes, transfers, Stripe events and the double-entry ledger."""
+
+import secrets
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django_fsm import FSMField, transition
+from rest_framework_api_key.models import AbstractAPIKey
+
+from onchain.fields import AddressField
+
+SOURCE_CURRENCIES = [("RUB", "Russian ruble"), ("USD", "US dollar")]
+TARGET_CURRENCIES = [("KGS", "Kyrgyz som")]
+# Minor units per currency (all three have two decimals); fiat is stored as integer minor units.
+MINOR_DIGITS = {"RUB": 2, "USD": 2, "KGS": 2}
+
+
+def new_status_token():
+    # 192 bits from `secrets`: status links are unguessable (RELIABILITY.md asks for at least 128).
+    return secrets.token_urlsafe(24)
+
+
+class Partner(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # DRF treats the authenticated partner as request.user.
+    is_authenticated = True
+
+    def __str__(self):
+        return self.name
+
+
+class PartnerAPIKey(AbstractAPIKey):
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "partner API key"
+
+
+class Corridor(models.Model):
+    """Pricing for one source currency into KGS: margin on the official rate, fee, limits."""
+
+    source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES, unique=True)
+    target_currency = models.CharField(max_length=3, choices=TARGET_CURRENCIES, default="KGS")
+    margin_bps = models.PositiveIntegerField(help_text="Taken off the official rate, in basis points.")
+    fixed_fee = models.DecimalField(max_digits=12, decimal_places=2)
+    percent_fee_bps = models.PositiveIntegerField()
+    min_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    max_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(margin_bps__lt=10000) & Q(percent_fee_bps__lt=10000), name="corridor_bps_sane"),
+            models.CheckConstraint(condition=Q(min_amount__gt=0) & Q(max_amount__gte=models.F("min_amount")),
+                                   name="corridor_limits_sane"),
+        ]
+
+    def __str__(self):
+        return f"{self.source_currency}→{self.target_currency}"
+
+
+class Rate(models.Model):
+    """An official rate (som per unit of source currency) as published by the rate source."""
+
+    source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES)
+    target_currency = models.CharField(max_length=3, choices=TARGET_CURRENCIES, default="KGS")
+    rate = models.DecimalField(max_digits=18, decimal_places=8)
+    source = models.CharField(max_length=40, default="NBKR")
+    effective_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(rate__gt=0), name="rate_positive")]
+        indexes = [models.Index(fields=["source_currency", "-effective_at"])]
+
+    def __str__(self):
+        return f"1 {self.source_currency} = {self.rate} {self.target_currency} ({self.source}, {self.effective_at:%Y-%m-%d})"
+
+
+class Quote(models.Model):
+    """A firm price until `expires_at`: send `source_amount`, the recipient gets `target_amount`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="quotes")
+    source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES)
+    source_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    target_currency = models.CharField(max_length=3, choices=TARGET_CURRENCIES)
+    target_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    official_rate = models.DecimalField(max_digits=18, decimal_places=8)
+    rate = models.DecimalField(max_digits=18, decimal_places=8, help_text="Our rate: official less the margin.")
+    fee = models.DecimalField(max_digits=12, decimal_places=2)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(source_amount__gt=0) & Q(target_amount__gt=0) & Q(fee__gte=0),
+                                   name="quote_amounts_positive"),
+            models.CheckConstraint(condition=Q(fee__lt=models.F("source_amount")), name="quote_fee_below_amount"),
+        ]
+
+    def __str__(self):
+        return f"{self.source_amount} {self.source_currency} → {self.target_amount} {self.target_currency}"
+
+
+class Transfer(models.Model):
+    """One remittance. `status` moves only through the transitions below (docs/states.md)."""
+
+    class Status(models.TextChoices):
+        AWAITING_FUNDING = "awaiting_funding", "awaiting funding"
+        FUNDED = "funded", "funded, being screened"
+        HELD = "held", "held for compliance review"
+        SETTLING = "settling", "paying out on-chain"
+        COMPLETED = "completed", "completed"
+        EXPIRED = "expired", "expired unfunded"
+        REJECTED = "rejected", "rejected by screening"
+        REFUNDED = "refunded", "refunded"
+        SETTLEMENT_FAILED = "settlement_failed", "settlement failed, operator decides"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="transfers")
+    quote = models.OneToOneField(Quote, on_delete=models.PROTECT, related_name="transfer")
+    idempotency_key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64, help_text="sha256 of the creating request's body")
+    status = FSMField(default=Status.AWAITING_FUNDING, choices=Status.choices)
+
+    sender_name = models.CharField(max_length=140)
+    sender_phone = models.CharField(max_length=20)
+    sender_email = models.EmailField()
+    recipient_name = models.CharField(max_length=140)
+    recipient_phone = models.CharField(max_length=20)
+    recipient_wallet = AddressField()
+
+    # Card funding through a Stripe PaymentIntent (amounts as the quote's, in minor units).
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    payment_client_secret = models.CharField(max_length=255, blank=True)
+    funded_at = models.DateTimeField(null=True, blank=True)
+    refund_id = models.CharField(max_length=255, blank=True)
+    payout_reference = models.CharField(max_length=64, blank=True, help_text="onchain.Payout.reference")
+    failure_reason = models.CharField(max_length=300, blank=True)
+
+    sender_token = models.CharField(max_length=64, unique=True, default=new_status_token, editable=False)
+    recipient_token = models.CharField(max_length=64, unique=True, default=new_status_token, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Web transfers have no partner and NULLs are distinct, hence the second, partial constraint.
+            models.UniqueConstraint(fields=["partner", "idempotency_key"], name="transfer_idempotency_per_partner"),
+            models.UniqueConstraint(fields=["idempotency_key"], condition=Q(partner__isnull=True),
+                                    name="transfer_idempotency_web"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["partner", "-created_at"])]
+
+    def __str__(self):
+        return f"transfer {self.id} ({self.status})"
+
+    @property
+    def source_minor(self):
+        return to_minor(self.quote.source_amount, self.quote.source_currency)
+
+    @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.FUNDED)
+    def mark_funded(self, at):
+        self.funded_at = at
+
+    @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.EXPIRED)
+    def mark_expired(self):
+        pass
+
+    @transition(field=status, source=Status.FUNDED, target=Status.HELD)
+    def mark_held(self, reason):
+        self.failure_reason = reason[:300]
+
+    @transition(field=status, source=[Status.FUNDED, Status.HELD], target=Status.REJECTED)
+    def mark_rejected(self, reason):
+        self.failure_reason = reason[:300]
+
+    @transition(field=status, source=[Status.FUNDED, Status.HELD], target=Status.SETTLING)
+    def mark_settling(self, payout_reference):
+        self.payout_reference = payout_reference
+
+    @transition(field=status, source=Status.SETTLING, target=Status.COMPLETED)
+    def mark_completed(self, at):
+        self.completed_at = at
+
+    @transition(field=status, source=Status.SETTLING, target=Status.SETTLEMENT_FAILED)
+    def mark_settlement_failed(self, reason):
+        self.failure_reason = reason[:300]
+
+    @transition(field=status, source=[Status.REJECTED, Status.SETTLEMENT_FAILED], target=Status.REFUNDED)
+    def mark_refunded(self, refund_id):
+        self.refund_id = refund_id
+
+
+class StripeEvent(models.Model):
+    """Each Stripe event id is applied once: the unique id makes a redelivery a no-op."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.event_type} {self.event_id}"
+
+
+class LedgerAccount(models.Model):
+    code = models.CharField(max_length=64)
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["code", "currency"], name="ledger_account_unique")]
+
+    def __str__(self):
+        return f"{self.code}:{self.currency}"
+
+
+class JournalEntry(models.Model):
+    """One balanced posting; (transfer, kind) is unique so a retried step posts once."""
+
+    transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="journal_entries")
+    kind = models.CharField(max_length=32)
+    memo = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["transfer", "kind"], name="one_entry_per_step")]
+        verbose_name_plural = "journal entries"
+
+    def __str__(self):
+        return f"{self.kind} for {self.transfer_id}"
+
+
+class Posting(models.Model):
+    """Positive amounts debit, negative credit, in the account's minor units."""
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
+    amount_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(amount_minor=0), name="posting_nonzero")]
+
+
+def to_minor(amount, currency):
+    """Decimal major units → integer minor units, refusing anything finer than the currency allows."""
+    scaled = amount.scaleb(MINOR_DIGITS[currency])
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} has more than {MINOR_DIGITS[currency]} decimals")
+    return int(scaled)

@@ -1,0 +1,220 @@
+"""The transfer state machine's driver: what moves a transfer forward, and what runs next.
+
+quote → awaiting_funding → funded → (screening) → settling → completed
+Failure paths: expired (unfunded), held (review), rejected → refunded, settlement_failed.
+The transitions themselves are guarded on the model (`Transfer.mark_*`); this module takes the row
+lock, applies one transition, posts the ledger entry, and schedules the next step after commit.
+See docs/states.md.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from onchain.services.payouts import payout_request
+from payments.errors import CardRefused, TransferNotPayable
+from payments.models import Transfer
+from payments.providers import stripe_rail
+from payments.services import ledger
+from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
+
+log = logging.getLogger(__name__)
+S = Transfer.Status
+
+
+def _locked(transfer_id):
+    return Transfer.objects.select_for_update(of=("self",)).select_related("quote").get(pk=transfer_id)
+
+
+def _after_commit(task, transfer_id):
+    transaction.on_commit(lambda: task.delay(str(transfer_id)))
+
+
+# Funding -----------------------------------------------------------------------------------------
+
+def transfer_pay_card(*, transfer, card_token):
+    """Web flow: the browser tokenised the card with Stripe.js; refuse cards from refused countries
+    before charging, then set the card on the PaymentIntent and confirm it."""
+    if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
+        raise TransferNotPayable("This transfer is not waiting for a payment.")
+    country, method_id = stripe_rail.card_country(card_token)
+    if country in settings.CARD_COUNTRIES_REFUSED:
+        raise CardRefused("Cards issued in Russia cannot be used for international transfers. "
+                          "Please pay with a card issued in another country.", field="card")
+    import stripe
+
+    try:
+        intent = stripe_rail.payment_intent_pay(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id,
+                                                payment_method_id=method_id)
+    except stripe.CardError as exc:
+        raise CardRefused(exc.user_message or "The card was declined.", field="card") from exc
+    if intent.status == "succeeded":
+        transfer_mark_funded(payment_intent=intent)
+    return intent
+
+
+def transfer_mark_funded(*, payment_intent):
+    """Apply a succeeded PaymentIntent (from the webhook, the poller or the pay view): once, whoever comes first."""
+    if payment_intent.status != "succeeded":
+        return None
+    with transaction.atomic():
+        transfer = Transfer.objects.select_for_update().select_related("quote").filter(
+            payment_intent_id=payment_intent.id).first()
+        if transfer is None:
+            log.warning("payment_intent_unknown payment_intent=%s", payment_intent.id)
+            return None
+        if transfer.status != S.AWAITING_FUNDING:
+            return transfer
+        if (payment_intent.amount != transfer.source_minor
+                or payment_intent.currency.upper() != transfer.quote.source_currency):
+            log.error("payment_intent_mismatch transfer_id=%s payment_intent=%s", transfer.id, payment_intent.id)
+            return transfer
+        transfer.mark_funded(timezone.now())
+        transfer.save()
+        ledger.ledger_post_funding(transfer=transfer)
+        from payments.tasks import transfer_advance
+
+        _after_commit(transfer_advance, transfer.id)
+    log.info("transfer_funded transfer_id=%s payment_intent=%s", transfer.id, payment_intent.id)
+    return transfer
+
+
+def transfer_expire(*, transfer_id):
+    """Unfunded past the funding window: cancel the PaymentIntent first, so no late payment can land."""
+    transfer = Transfer.objects.get(pk=transfer_id)
+    if transfer.status != S.AWAITING_FUNDING:
+        return transfer
+    if transfer.payment_intent_id:
+        intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+        if intent.status == "succeeded":
+            return transfer_mark_funded(payment_intent=intent)
+        if intent.status not in ("canceled", "processing"):
+            stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
+        elif intent.status == "processing":
+            return transfer
+    with transaction.atomic():
+        transfer = _locked(transfer_id)
+        if transfer.status == S.AWAITING_FUNDING:
+            transfer.mark_expired()
+            transfer.save()
+            log.info("transfer_expired transfer_id=%s", transfer.id)
+    return transfer
+
+
+def funding_poll():
+    """Fallback for lost webhooks: ask Stripe about transfers that have waited a while."""
+    now = timezone.now()
+    waiting = Transfer.objects.filter(status=S.AWAITING_FUNDING,
+                                      created_at__lt=now - timedelta(seconds=settings.FUNDING_POLL_AFTER_SECONDS))
+    for transfer in waiting.exclude(payment_intent_id="").iterator():
+        if transfer.created_at < now - timedelta(seconds=settings.FUNDING_WINDOW_SECONDS):
+            transfer_expire(transfer_id=transfer.id)
+        else:
+            transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
+
+
+# Screening and settlement ------------------------------------------------------------------------
+
+def transfer_advance(*, transfer_id):
+    """A funded transfer is screened; clear ones get their payout queued in the same transaction."""
+    with transaction.atomic():
+        transfer = _locked(transfer_id)
+        if transfer.status != S.FUNDED:
+            return transfer
+        outcome = screening_check(transfer=transfer)
+        if outcome.decision == REJECT:
+            transfer.mark_rejected(outcome.reason)
+            transfer.save()
+            from payments.tasks import transfer_refund
+
+            _after_commit(transfer_refund, transfer.id)
+        elif outcome.decision == HOLD:
+            transfer.mark_held(outcome.reason)
+            transfer.save()
+        else:
+            assert outcome.decision == CLEAR
+            _settle(transfer)
+    log.info("transfer_screened transfer_id=%s decision=%s", transfer.id, outcome.decision)
+    return transfer
+
+
+def _settle(transfer):
+    payout = payout_request(reference=str(transfer.id), to_address=transfer.recipient_wallet,
+                            amount=transfer.quote.target_amount)
+    transfer.mark_settling(payout.reference)
+    transfer.save()
+
+
+def transfer_release(*, transfer_id):
+    """An operator cleared a held transfer."""
+    with transaction.atomic():
+        transfer = _locked(transfer_id)
+        if transfer.status != S.HELD:
+            raise TransferNotPayable("Only held transfers can be released.")
+        _settle(transfer)
+    return transfer
+
+
+def transfer_reject(*, transfer_id, reason):
+    with transaction.atomic():
+        transfer = _locked(transfer_id)
+        transfer.mark_rejected(reason)
+        transfer.save()
+        from payments.tasks import transfer_refund
+
+        _after_commit(transfer_refund, transfer.id)
+    return transfer
+
+
+def transfer_refund(*, transfer_id):
+    """Refund a rejected transfer in full. The Stripe call carries a key derived from the transfer, so a
+    retry after a crash between the call and the commit gets the same refund back."""
+    transfer = Transfer.objects.get(pk=transfer_id)
+    if transfer.status != S.REJECTED:
+        return transfer
+    refund = stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
+    with transaction.atomic():
+        transfer = _locked(transfer_id)
+        if transfer.status == S.REJECTED:
+            transfer.mark_refunded(refund.id)
+            transfer.save()
+            ledger.ledger_post_refund(transfer=transfer, refund_id=refund.id)
+    log.info("transfer_refunded transfer_id=%s refund=%s", transfer.id, refund.id)
+    return transfer
+
+
+class PayoutListener:
+    """How onchain reports back (settings.ONCHAIN_PAYOUT_LISTENER). Called inside onchain's transaction,
+    so the payout's state and the transfer's commit together."""
+
+    @staticmethod
+    def payout_final(*, reference, tx_hash):
+        transfer = _locked(reference)
+        if transfer.status != S.SETTLING:
+            return
+        transfer.mark_completed(timezone.now())
+        transfer.save()
+        ledger.ledger_post_payout(transfer=transfer, tx_hash=tx_hash)
+        log.info("transfer_completed transfer_id=%s tx_hash=%s", transfer.id, tx_hash)
+
+    @staticmethod
+    def payout_failed(*, reference, reason):
+        transfer = _locked(reference)
+        if transfer.status == S.SETTLING:
+            transfer.mark_settlement_failed(reason)
+            transfer.save()
+            log.error("transfer_settlement_failed transfer_id=%s reason=%s", transfer.id, reason)
+
+
+def transfers_sweep():
+    """Outbox sweeper: re-send the next step for transfers whose task was lost after commit."""
+    from payments.tasks import transfer_advance, transfer_refund
+
+    cutoff = timezone.now() - timedelta(seconds=30)
+    for transfer_id in Transfer.objects.filter(status=S.FUNDED, updated_at__lt=cutoff).values_list("id", flat=True):
+        transfer_advance.delay(str(transfer_id))
+    for transfer_id in Transfer.objects.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
+        transfer_refund.delay(str(transfer_id))

@@ -1,0 +1,91 @@
+"""Card funding through Stripe: the one module that talks to the Stripe API.
+
+Every mutating call carries an idempotency key derived from the transfer, so a retry after a
+dropped response, a timeout or a crash asks Stripe for the same object again.
+"""
+
+import functools
+import logging
+
+import stripe
+from django.conf import settings
+
+from payments.errors import FundingUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def client():
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS, allow_sync_methods=True),
+        base_addresses={"api": settings.STRIPE_API_BASE},
+        max_network_retries=2,
+    )
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+        log.warning("stripe_unavailable error=%s", type(exc).__name__)
+        raise FundingUnavailable("The card processor did not answer; try again in a moment.") from exc
+
+
+def payment_intent_create(*, transfer_id, amount_minor, currency):
+    return _call(
+        client().v1.payment_intents.create,
+        params={
+            "amount": amount_minor,
+            "currency": currency.lower(),
+            "payment_method_types": ["card"],
+            "metadata": {"transfer_id": str(transfer_id)},
+        },
+        options={"idempotency_key": f"transfer-{transfer_id}-payment-intent"},
+    )
+
+
+def payment_intent_retrieve(payment_intent_id):
+    return _call(client().v1.payment_intents.retrieve, payment_intent_id)
+
+
+def payment_intent_pay(*, transfer_id, payment_intent_id, payment_method_id):
+    """Set the payment method, then confirm: two calls, each with its own stable key."""
+    _call(
+        client().v1.payment_intents.update,
+        payment_intent_id,
+        params={"payment_method": payment_method_id},
+        options={"idempotency_key": f"transfer-{transfer_id}-pm-{payment_method_id}"},
+    )
+    return _call(
+        client().v1.payment_intents.confirm,
+        payment_intent_id,
+        options={"idempotency_key": f"transfer-{transfer_id}-confirm-{payment_method_id}"},
+    )
+
+
+def payment_intent_cancel(*, transfer_id, payment_intent_id):
+    return _call(client().v1.payment_intents.cancel, payment_intent_id,
+                 options={"idempotency_key": f"transfer-{transfer_id}-cancel"})
+
+
+def card_country(token_or_method_id):
+    """The issuing country of a tokenized card (`tok_…`) or payment method (`pm_…`/`card_…`), and the id to charge."""
+    if token_or_method_id.startswith("tok_"):
+        token = _call(client().v1.tokens.retrieve, token_or_method_id)
+        return token.card.country, token.card.id
+    method = _call(client().v1.payment_methods.retrieve, token_or_method_id)
+    card = getattr(method, "card", None) or method
+    return getattr(card, "country", None), method.id
+
+
+def refund_create(*, transfer_id, payment_intent_id):
+    return _call(client().v1.refunds.create, params={"payment_intent": payment_intent_id},
+                 options={"idempotency_key": f"transfer-{transfer_id}-refund"})
+
+
+def webhook_event(payload, signature):
+    """Verify the `Stripe-Signature` (HMAC-SHA256 over `t.payload`, 5-minute tolerance) and parse the event."""
+    return stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET,
+                                          tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)

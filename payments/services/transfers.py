@@ -1,0 +1,74 @@
+"""Creating transfers idempotently and starting their card funding."""
+
+import hashlib
+import json
+import logging
+
+from django.db import IntegrityError, transaction
+
+from payments.errors import IdempotencyMismatch, PaymentsError, QuoteAlreadyUsed
+from payments.models import Transfer
+from payments.providers import stripe_rail
+from payments.services.quotes import quote_get_usable
+from payments.services.screening import wallet_is_denied
+
+log = logging.getLogger(__name__)
+
+
+class WalletRefused(PaymentsError):
+    code = "wallet-refused"
+    title = "This wallet cannot receive payouts"
+
+
+def request_fingerprint(data):
+    """sha256 of the request's canonical JSON: the same body gives the same fingerprint, whatever its key order."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def _replay(*, partner, idempotency_key, fingerprint):
+    existing = Transfer.objects.select_related("quote").filter(partner=partner, idempotency_key=idempotency_key).first()
+    if existing and existing.request_fingerprint != fingerprint:
+        raise IdempotencyMismatch("This Idempotency-Key was used with a different request body.")
+    return existing
+
+
+def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient):
+    """Returns (transfer, created). The same key and body return the first transfer; another body is refused."""
+    existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    if existing:
+        return existing, False
+    if wallet_is_denied(recipient["wallet_address"]):
+        raise WalletRefused("Payouts to this wallet address are not allowed.", field="recipient.wallet_address")
+    try:
+        with transaction.atomic():
+            quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True)
+            if Transfer.objects.filter(quote=quote).exists():
+                raise QuoteAlreadyUsed("This quote already backs another transfer: ask for a new one.", field="quote_id")
+            transfer = Transfer.objects.create(
+                partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
+                sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],
+                recipient_name=recipient["name"], recipient_phone=recipient["phone"],
+                recipient_wallet=recipient["wallet_address"],
+            )
+    except IntegrityError:
+        # A concurrent request with the same key won the insert: answer as a replay of it.
+        existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        if existing:
+            return existing, False
+        raise
+    log.info("transfer_created transfer_id=%s partner=%s", transfer.id, partner)
+    return transfer, True
+
+
+def transfer_funding_prepare(*, transfer):
+    """Make sure the transfer has its PaymentIntent. Runs after the transfer row is committed, so a crash
+    between the two leaves a transfer that a retry (or the sweeper) completes with the same idempotency key."""
+    if transfer.payment_intent_id or transfer.status != Transfer.Status.AWAITING_FUNDING:
+        return transfer
+    intent = stripe_rail.payment_intent_create(
+        transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)
+    Transfer.objects.filter(pk=transfer.pk, payment_intent_id="").update(
+        payment_intent_id=intent.id, payment_client_secret=intent.client_secret)
+    transfer.refresh_from_db()
+    log.info("payment_intent_created transfer_id=%s payment_intent=%s", transfer.id, transfer.payment_intent_id)
+    return transfer
