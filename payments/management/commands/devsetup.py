@@ -1,0 +1,53 @@
+"""Local set-up for `make run`: token on anvil, funded hot wallet, rates, admin, demo partner, Stripe webhook."""
+
+import os
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from eth_account import Account
+
+from onchain.services.devchain import devchain_bootstrap
+from onchain.services.payouts import wallet_balances
+from payments.models import Partner
+from payments.services.setup import corridors_seed, partner_create, rates_seed
+
+
+class Command(BaseCommand):
+    help = "Prepare a local gateway (anvil + localstripe). Reads its secrets from the environment."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--demo-key-file", required=True, help="where to keep the demo partner's key (mode 600)")
+
+    def handle(self, *args, demo_key_file, **options):
+        key = os.environ.get("HOT_WALLET_PRIVATE_KEY")
+        password = os.environ.get("DEV_ADMIN_PASSWORD")
+        if not key or not password:
+            raise CommandError("HOT_WALLET_PRIVATE_KEY and DEV_ADMIN_PASSWORD must be set (make run sets them).")
+        address = Account.from_key(key).address
+        chain, token, wallet = devchain_bootstrap(hot_wallet_address=address)
+        held, gas = wallet_balances(wallet, token)
+        self.stdout.write(f"KGST token {token.address} on chain {chain.chain_id}; hot wallet {wallet.address} holds "
+                          f"{held // 10**token.decimals:,} KGST and {gas // 10**18} ETH for gas")
+        corridors_seed()
+        rates_seed()
+
+        user_model = get_user_model()
+        admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+        admin.set_password(password)
+        admin.save()
+
+        key_path = Path(demo_key_file)
+        partner = Partner.objects.filter(name="demo").first()
+        if partner is None or not key_path.exists() or not partner.api_keys.filter(revoked=False).exists():
+            _, raw = partner_create(name="demo")
+            key_path.write_text(raw)
+            key_path.chmod(0o600)
+
+        if "127.0.0.1" in settings.STRIPE_API_BASE or "localhost" in settings.STRIPE_API_BASE:
+            response = httpx.post(f"{settings.STRIPE_API_BASE}/_config/webhooks/tulpar", timeout=10, data={
+                "url": f"{settings.PUBLIC_BASE_URL}/webhooks/stripe", "secret": settings.STRIPE_WEBHOOK_SECRET})
+            response.raise_for_status()
+        self.stdout.write("Local set-up done.")

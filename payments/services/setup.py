@@ -1,0 +1,30 @@
+"""Reference data and accounts that every installation needs (rates, corridors, partners)."""
+
+from datetime import datetime, time
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from payments.models import Corridor, Partner, PartnerAPIKey, Rate
+
+# Close to NBKR's official rates in late 2026; replaced by the daily NBKR feed in the FX work.
+SEED_RATES = {"RUB": Decimal("1.0785"), "USD": Decimal("87.4500")}
+
+
+def corridors_seed():
+    for currency, defaults in settings.CORRIDOR_DEFAULTS.items():
+        Corridor.objects.get_or_create(source_currency=currency, defaults=defaults)
+
+
+def rates_seed(*, rates=None, source="seed"):
+    today = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    for currency, rate in (rates or SEED_RATES).items():
+        Rate.objects.get_or_create(source_currency=currency, effective_at=today, source=source, defaults={"rate": rate})
+
+
+def partner_create(*, name):
+    """Returns (partner, raw API key). The key is shown once; only its hash is stored."""
+    partner, _ = Partner.objects.get_or_create(name=name)
+    _, key = PartnerAPIKey.objects.create_key(name=f"{name} key", partner=partner)
+    return partner, key

@@ -1,0 +1,56 @@
+"""Loaded with `-p tests.bootstrap` before Django's settings: points the whole suite (this process and the
+Celery worker and beat it starts) at real local servers. PostgreSQL and Redis come from DATABASE_URL and
+REDIS_URL (a redis-server is started if none answers); anvil and localstripe are started on free ports."""
+
+import atexit
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from eth_account import Account
+
+from gateway.dev import services
+
+_TMP = Path(tempfile.mkdtemp(prefix="tulpar-tests-"))
+_PROCS = []
+
+
+def _stop_all():
+    for proc in reversed(_PROCS):
+        services.stop(proc)
+
+
+atexit.register(_stop_all)
+
+env = os.environ
+env["DJANGO_SETTINGS_MODULE"] = "gateway.settings"
+env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
+env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tulpar")
+env["DJANGO_SECURE_SSL_REDIRECT"] = "0"
+env["DJANGO_SECURE_COOKIES"] = "0"
+env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
+env["TULPAR_VAR_DIR"] = str(_TMP)
+# Our own queue, so a `make run` on the same Redis never takes the suite's tasks (nor the reverse).
+env["CELERY_QUEUE"] = f"tulpar-test-{os.getpid()}"
+env["PAYOUT_TRACK_SECONDS"] = "1"
+env["FUNDING_POLL_SECONDS"] = "5"
+env["FUNDING_POLL_AFTER_SECONDS"] = "3"
+env["CHAIN_CONFIRMATIONS"] = "2"
+env["STRIPE_SECRET_KEY"] = "sk_test_" + secrets.token_hex(8)
+env["STRIPE_PUBLISHABLE_KEY"] = "pk_test_" + secrets.token_hex(8)
+env["STRIPE_WEBHOOK_SECRET"] = "whsec_" + secrets.token_hex(16)
+env["HOT_WALLET_PRIVATE_KEY"] = "0x" + secrets.token_hex(32)
+env["HOT_WALLET_ADDRESS"] = Account.from_key(env["HOT_WALLET_PRIVATE_KEY"]).address
+
+if not services.redis_answers(env.get("REDIS_URL", "redis://127.0.0.1:6379/0")):
+    _proc, env["REDIS_URL"] = services.start_redis(services.free_port(), data_dir=_TMP / "redis")
+    _PROCS.append(_proc)
+env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+_proc, env["CHAIN_RPC_URL"] = services.start_anvil(services.free_port(), block_time=1)
+_PROCS.append(_proc)
+_proc, env["STRIPE_API_BASE"] = services.start_localstripe(services.free_port(), store=_TMP / "localstripe.pickle",
+                                                           from_scratch=True)
+_PROCS.append(_proc)
+env["STRIPE_JS_URL"] = env["STRIPE_API_BASE"] + "/js.stripe.com/v3/"

@@ -1,0 +1,129 @@
+"""Fixtures over the real local servers that tests/bootstrap.py started."""
+
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+from django.conf import settings
+
+from gateway.dev.services import REPO
+from onchain import client
+from onchain.services.devchain import devchain_bootstrap
+from payments.services.setup import corridors_seed, partner_create, rates_seed
+
+
+def wait_for(predicate, timeout=60.0, interval=0.25, what="condition"):
+    """Poll until `predicate()` is truthy; fail the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def pricing(db):
+    """RUB and USD corridors with today's seed rates (RUB 1.0785, USD 87.45)."""
+    corridors_seed()
+    rates_seed()
+
+
+@pytest.fixture
+def partner(db):
+    partner, key = partner_create(name="acme")
+    partner.raw_key = key
+    return partner
+
+
+@pytest.fixture
+def api(partner):
+    """A DRF client authenticated as the partner."""
+    from rest_framework.test import APIClient
+
+    api_client = APIClient()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {partner.raw_key}")
+    return api_client
+
+
+@pytest.fixture
+def stripe_server():
+    """localstripe, emptied before each test."""
+    httpx.delete(f"{settings.STRIPE_API_BASE}/_config/data", timeout=10).raise_for_status()
+    return settings.STRIPE_API_BASE
+
+
+@pytest.fixture
+def chain(db):
+    """Dev KGST deployed on the session's anvil, registered with a funded hot wallet."""
+    chain, token, wallet = devchain_bootstrap(hot_wallet_address=os.environ["HOT_WALLET_ADDRESS"])
+    return {"chain": chain, "token": token, "wallet": wallet, "w3": client.web3()}
+
+
+def token_balance(token, address):
+    return client.erc20(token.address).functions.balanceOf(address).call()
+
+
+def new_recipient():
+    from eth_account import Account
+
+    return Account.create().address
+
+
+def _test_database_url():
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_processes(django_db_setup, django_db_blocker):
+    """A real Celery worker and beat, as separate processes, on the test database and the session's queue."""
+    env = dict(os.environ, DATABASE_URL=_test_database_url())
+    log_dir = settings.VAR_DIR
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "gateway", "worker", "-l", "info",
+                          "--concurrency", "2", "-n", f"test-{os.getpid()}@%h"],
+                         cwd=REPO, env=env, stdout=open(log_dir / "worker.log", "ab"), stderr=subprocess.STDOUT),
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "gateway", "beat", "-l", "info",
+                          "-s", str(log_dir / "beat-schedule")],
+                         cwd=REPO, env=env, stdout=open(log_dir / "beat.log", "ab"), stderr=subprocess.STDOUT),
+    ]
+    yield procs
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def stripe_webhook_to(live_server, stripe_server):
+    """Point localstripe's webhooks at this test's live server."""
+    httpx.post(f"{settings.STRIPE_API_BASE}/_config/webhooks/tulpar", timeout=10, data={
+        "url": f"{live_server.url}/webhooks/stripe", "secret": settings.STRIPE_WEBHOOK_SECRET}).raise_for_status()
+    return live_server
+
+
+def pay_on_stripe(payment_intent_id, card="4242424242424242"):
+    """What a partner app does with Stripe.js: a card payment method on the PaymentIntent, then confirm."""
+    base, key = settings.STRIPE_API_BASE, settings.STRIPE_SECRET_KEY
+    auth = {"Authorization": f"Bearer {key}"}
+    pm = httpx.post(f"{base}/v1/payment_methods", headers=auth, timeout=10, data={
+        "type": "card", "card[number]": card, "card[exp_month]": "12", "card[exp_year]": "2030", "card[cvc]": "123"})
+    pm.raise_for_status()
+    httpx.post(f"{base}/v1/payment_intents/{payment_intent_id}", headers=auth, timeout=10,
+               data={"payment_method": pm.json()["id"]}).raise_for_status()
+    confirmed = httpx.post(f"{base}/v1/payment_intents/{payment_intent_id}/confirm", headers=auth, timeout=10)
+    confirmed.raise_for_status()
+    return confirmed.json()
+
+
+QUOTE_BODY = {"source_currency": "RUB", "source_amount": "15000.00", "target_currency": "KGS"}
+ZERO = Decimal(0)
