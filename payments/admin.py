@@ -1,0 +1,146 @@
+"""Operator views: queues by status, held transfers released or rejected with a reason, quotes, rates, ledger."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from rest_framework_api_key.admin import APIKeyModelAdmin
+
+from gateway.errors import ApplicationError
+from payments import pipeline
+from payments.models import (
+    Corridor,
+    JournalEntry,
+    Partner,
+    PartnerAPIKey,
+    Posting,
+    Quote,
+    Rate,
+    StripeEvent,
+    Transfer,
+)
+from payments.selectors import transfer_settlement
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Money records change only through services: admin shows them, it does not edit them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Transfer)
+class TransferAdmin(ReadOnlyAdmin):
+    list_display = ["id", "status", "source", "target", "recipient_wallet", "partner", "created_at"]
+    list_filter = ["status", "quote__source_currency", "partner", "created_at"]
+    search_fields = ["id", "sender_name", "sender_phone", "sender_email", "recipient_name", "recipient_phone",
+                     "recipient_wallet", "payment_intent_id"]
+    list_select_related = ["quote", "partner"]
+    date_hierarchy = "created_at"
+    actions = ["release", "reject"]
+    readonly_fields = ["settlement"]
+    exclude = ["payment_client_secret", "sender_token", "recipient_token", "request_fingerprint"]
+
+    @admin.display(description="sends", ordering="quote__source_amount")
+    def source(self, obj):
+        return f"{obj.quote.source_amount} {obj.quote.source_currency}"
+
+    @admin.display(description="receives")
+    def target(self, obj):
+        return f"{obj.quote.target_amount} {obj.quote.target_currency}"
+
+    @admin.display(description="settlement")
+    def settlement(self, obj):
+        data = transfer_settlement(transfer=obj)
+        if not data:
+            return "—"
+        return format_html("{} base units to {}<br>tx {} ({} confirmations, payout {})", data["amount_base_units"],
+                           data["to_address"], data["tx_hash"] or "not signed yet", data["confirmations"], data["status"])
+
+    def has_change_permission(self, request, obj=None):
+        # Needed for actions; every field stays read-only.
+        return request.user.has_perm("payments.change_transfer")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields] + ["settlement"]
+
+    @admin.action(description="Release held transfers (screening cleared)")
+    def release(self, request, queryset):
+        self._each(request, queryset, lambda t: pipeline.transfer_release(transfer_id=t.pk), "released")
+
+    @admin.action(description="Reject and refund held transfers")
+    def reject(self, request, queryset):
+        reason = f"rejected by operator {request.user.get_username()}"
+        self._each(request, queryset.filter(status=Transfer.Status.HELD),
+                   lambda t: pipeline.transfer_reject(transfer_id=t.pk, reason=reason), "rejected")
+
+    def _each(self, request, queryset, action, verb):
+        done = 0
+        for transfer in queryset:
+            try:
+                action(transfer)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{transfer.pk}: {exc.detail}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} transfer(s) {verb}.", messages.SUCCESS)
+
+
+@admin.register(Quote)
+class QuoteAdmin(ReadOnlyAdmin):
+    list_display = ["id", "source_amount", "source_currency", "target_amount", "rate", "official_rate", "fee",
+                    "partner", "expires_at"]
+    list_filter = ["source_currency", "partner"]
+    search_fields = ["id"]
+
+
+@admin.register(Corridor)
+class CorridorAdmin(admin.ModelAdmin):
+    list_display = ["source_currency", "target_currency", "margin_bps", "fixed_fee", "percent_fee_bps", "min_amount",
+                    "max_amount", "is_active"]
+
+
+@admin.register(Rate)
+class RateAdmin(admin.ModelAdmin):
+    list_display = ["source_currency", "target_currency", "rate", "source", "effective_at"]
+    list_filter = ["source_currency", "source"]
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "is_active", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(PartnerAPIKey)
+class PartnerAPIKeyAdmin(APIKeyModelAdmin):
+    list_display = [*APIKeyModelAdmin.list_display, "partner"]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "event_type", "object_id", "received_at"]
+    list_filter = ["event_type"]
+    search_fields = ["event_id", "object_id"]
+
+
+class PostingInline(admin.TabularInline):
+    model = Posting
+    extra = 0
+    can_delete = False
+    readonly_fields = ["account", "amount_minor"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(ReadOnlyAdmin):
+    list_display = ["transfer", "kind", "memo", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["transfer__id"]
+    inlines = [PostingInline]

@@ -247,6 +247,9 @@ class Posting(models.Model):
     class Meta:
         constraints = [models.CheckConstraint(condition=~Q(amount_minor=0), name="posting_nonzero")]
 
+    def __str__(self):
+        return f"{self.account}: {self.amount_minor:+d}"
+
 
 def to_minor(amount, currency):
     """Decimal major units → integer minor units, refusing anything finer than the currency allows."""
