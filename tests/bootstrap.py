@@ -31,6 +31,8 @@ env["DJANGO_SECURE_SSL_REDIRECT"] = "0"
 env["DJANGO_SECURE_COOKIES"] = "0"
 env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
 env["TULPAR_VAR_DIR"] = str(_TMP)
+# One database per run, so runs on one machine (CI, a developer, a helper) never drop each other's.
+env["TEST_DATABASE_NAME"] = f"test_tulpar_{os.getpid()}"
 # Our own queue, so a `make run` on the same Redis never takes the suite's tasks (nor the reverse).
 env["CELERY_QUEUE"] = f"tulpar-test-{os.getpid()}"
 env["PAYOUT_TRACK_SECONDS"] = "1"

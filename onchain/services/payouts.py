@@ -17,10 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from onchain import client
-from onchain.errors import CeilingExceeded, SettlementNotConfigured, WalletHalted
+from onchain.errors import SettlementNotConfigured, WalletHalted
 from onchain.models import ChainTransaction, HotWallet, Payout, Token
 from onchain.signer import signer_for_wallet
 
@@ -102,10 +102,12 @@ def _sign_and_store(payout):
         if wallet.halted:
             raise WalletHalted(f"Hot wallet {wallet.address} is halted: {wallet.halt_reason}")
         if wallet.max_payout_base_units is not None and payout.amount_base_units > wallet.max_payout_base_units:
+            # Final, not retried: committed with the caller's failure so an operator decides.
             payout.mark_failed("exceeds the hot wallet's per-transaction ceiling")
             payout.save()
             listener().payout_failed(reference=payout.reference, reason=payout.failure_reason)
-            raise CeilingExceeded(f"Payout {payout.id} exceeds the per-transaction ceiling.")
+            log.error("payout_refused payout=%s reference=%s reason=ceiling", payout.id, payout.reference)
+            return
         if wallet.next_nonce is None:
             wallet.next_nonce = chain_nonce if chain_nonce is not None else w3.eth.get_transaction_count(wallet.address, "pending")
         tx = {
@@ -129,7 +131,7 @@ def tx_broadcast(*, tx):
     w3 = client.web3()
     try:
         w3.eth.send_raw_transaction(bytes(tx.raw_tx))
-    except ValueError as exc:  # JSON-RPC errors arrive as ValueError subclasses
+    except (Web3RPCError, ValueError) as exc:
         message = str(exc).lower()
         if not any(m in message for m in _ALREADY_SENT):
             ChainTransaction.objects.filter(pk=tx.pk).update(last_error=str(exc)[:300])
