@@ -1,5 +1,6 @@
 """Partner authentication: `Authorization: Api-Key <key>`, keys stored hashed."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 
@@ -25,3 +26,14 @@ class PartnerApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="api"'
+
+
+class PartnerApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the scheme in the OpenAPI schema."""
+
+    target_class = "gateway.auth.PartnerApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Api-Key <key>`; keys come from `manage.py create_partner NAME`."}

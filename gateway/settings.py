@@ -142,10 +142,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}
-    },
-    "SECURITY": [{"ApiKey": []}],
 }
 
 # Celery: settings for money (RELIABILITY.md): late acks, no prefetch, JSON only, time limits.
