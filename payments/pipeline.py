@@ -211,9 +211,13 @@ class PayoutListener:
 
 def transfers_sweep():
     """Outbox sweeper: re-send the next step for transfers whose task was lost after commit."""
+    from payments.services.transfers import transfer_funding_prepare
     from payments.tasks import transfer_advance, transfer_refund
 
     cutoff = timezone.now() - timedelta(seconds=30)
+    # A crash between the transfer's commit and its PaymentIntent: create it with the same idempotency key.
+    for transfer in Transfer.objects.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
+        transfer_funding_prepare(transfer=transfer)
     for transfer_id in Transfer.objects.filter(status=S.FUNDED, updated_at__lt=cutoff).values_list("id", flat=True):
         transfer_advance.delay(str(transfer_id))
     for transfer_id in Transfer.objects.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
