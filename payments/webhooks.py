@@ -35,16 +35,24 @@ def stripe_webhook(request):
     except (ValueError, stripe.SignatureVerificationError):
         log.warning("stripe_webhook_refused reason=bad_signature")
         return _problem(400, "The Stripe-Signature header does not verify for this body.")
-    obj = event.data.object
+    except (AttributeError, TypeError):  # verified, but the JSON is not an object (e.g. an array)
+        log.warning("stripe_webhook_refused reason=not_an_event")
+        return _problem(400, "The body is not a Stripe event.")
+    try:
+        event_id, event_type, obj = event["id"], event["type"], event["data"]["object"]
+    except (KeyError, TypeError):
+        # Signed, so it came from someone holding the secret; still, a 500 would only be retried forever.
+        log.warning("stripe_webhook_refused reason=not_an_event")
+        return _problem(400, "The body is not a Stripe event (it needs id, type and data.object).")
     with transaction.atomic():
         try:
             with transaction.atomic():
-                StripeEvent.objects.create(event_id=event.id, event_type=event.type,
+                StripeEvent.objects.create(event_id=event_id, event_type=event_type,
                                            object_id=getattr(obj, "id", "") or "")
         except IntegrityError:
-            log.info("stripe_webhook_duplicate event=%s", event.id)
+            log.info("stripe_webhook_duplicate event=%s", event_id)
             return HttpResponse(status=200)
-        handler = HANDLERS.get(event.type)
+        handler = HANDLERS.get(event_type)
         if handler:
             handler(obj)
     return HttpResponse(status=200)

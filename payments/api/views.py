@@ -4,6 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -31,13 +32,19 @@ class QuoteCreateApi(APIView):
         return Response(QuoteOutputSerializer(quote).data, status=status.HTTP_201_CREATED)
 
 
+class TransferCursorPagination(CursorPagination):
+    # CursorPagination orders by its own `ordering` (DRF's default "-created" is not a Transfer field);
+    # the id makes the order total for transfers created in the same microsecond.
+    ordering = ("-created_at", "-id")
+
+
 def _transfers(partner):
     return Transfer.objects.filter(partner=partner).select_related("quote")
 
 
 class TransferListCreateApi(generics.ListAPIView):
     serializer_class = TransferOutputSerializer
-    ordering = "-created_at"
+    pagination_class = TransferCursorPagination
 
     def get_queryset(self):
         return _transfers(self.request.user)
