@@ -42,6 +42,10 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     try:
         with transaction.atomic():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True)
+            # A concurrent duplicate may have committed while we waited for the quote's lock.
+            existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+            if existing:
+                return existing, False
             if Transfer.objects.filter(quote=quote).exists():
                 raise QuoteAlreadyUsed("This quote already backs another transfer: ask for a new one.", field="quote_id")
             transfer = Transfer.objects.create(

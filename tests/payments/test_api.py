@@ -456,3 +456,36 @@ def test_openapi_schema_and_docs_are_public(client):
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200
     assert b"/api/v1/schema/" in docs.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicates_create_one_transfer(partner, pricing, stripe_server):
+    """20 simultaneous requests with one Idempotency-Key and body create one transfer; all get its id."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    def client():
+        c = APIClient()
+        c.credentials(HTTP_AUTHORIZATION=f"Api-Key {partner.raw_key}")
+        return c
+
+    quote = client().post("/api/v1/quotes", QUOTE_BODY, format="json").json()
+    body = {"quote_id": quote["id"],
+            "sender": {"name": "Aibek Usenov", "phone": "+79161234567", "email": "aibek@example.com"},
+            "recipient": {"name": "Gulnara", "phone": "+996555123456", "wallet_address": new_recipient()}}
+
+    def create(_):
+        try:
+            response = client().post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key")
+            return response.status_code, response.json().get("id")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(create, range(20)))
+    assert {status for status, _ in results} <= {200, 201}
+    assert sorted(status for status, _ in results).count(201) == 1
+    assert len({transfer_id for _, transfer_id in results}) == 1
+    assert Transfer.objects.count() == 1
