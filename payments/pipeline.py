@@ -51,6 +51,11 @@ def transfer_pay_card(*, transfer, card_token):
                                                 payment_method_id=method_id)
     except stripe.CardError as exc:
         raise CardRefused(exc.user_message or "The card was declined.", field="card") from exc
+    except stripe.InvalidRequestError:
+        # A double submit: the first confirm already went through (or is in flight). Ask Stripe what stands.
+        intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+        if intent.status not in ("succeeded", "processing"):
+            raise
     if intent.status == "succeeded":
         transfer_mark_funded(payment_intent=intent)
     return intent
