@@ -80,9 +80,10 @@ def _test_database_url():
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_processes(django_db_setup, django_db_blocker):
-    """A real Celery worker and beat, as separate processes, on the test database and the session's queue."""
+    """A real Celery worker and beat, as separate processes, on the test database and the session's queue.
+    Module-scoped: tests elsewhere drive the services by hand and must not race a background tracker."""
     env = dict(os.environ, DATABASE_URL=_test_database_url())
     log_dir = settings.VAR_DIR
     procs = [
