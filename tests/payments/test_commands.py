@@ -1,0 +1,37 @@
+"""Management commands: create_partner prints a working key once; bad input changes nothing."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from payments.models import Corridor, Partner, PartnerAPIKey, Rate
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_partner_prints_a_key_that_authenticates(client):
+    """The printed key works as `Authorization: Api-Key <key>` and is stored only hashed."""
+    out = StringIO()
+    call_command("create_partner", "Zolotaya Korona", stdout=out)
+    key = out.getvalue().strip().rsplit(" ", 1)[-1]
+    assert Partner.objects.filter(name="Zolotaya Korona").exists()
+    assert not PartnerAPIKey.objects.filter(hashed_key__contains=key.split(".")[1]).exists()
+    response = client.get("/api/v1/transfers", HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101])
+def test_create_partner_refuses_bad_names(name):
+    """An empty or over-long name is refused with a clear error and creates nothing."""
+    with pytest.raises(CommandError, match="1 to 100 characters"):
+        call_command("create_partner", name)
+    assert not Partner.objects.exists()
+
+
+def test_seed_rates_is_idempotent():
+    """Seeding twice leaves one corridor per currency and one rate per currency and day."""
+    call_command("seed_rates", stdout=StringIO())
+    call_command("seed_rates", stdout=StringIO())
+    assert Corridor.objects.count() == 2
+    assert Rate.objects.count() == 2
