@@ -112,7 +112,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Security headers; production (DJANGO_DEBUG off) also forces HTTPS.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SECURE_REFERRER_POLICY = "no-referrer"
+# same-origin: with no-referrer, browsers send `Origin: null` on form posts and CSRF checks refuse them.
+# Status pages (bearer-token URLs) set no-referrer themselves.
+SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)

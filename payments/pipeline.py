@@ -40,12 +40,15 @@ def transfer_pay_card(*, transfer, card_token):
     before charging, then set the card on the PaymentIntent and confirm it."""
     if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
         raise TransferNotPayable("This transfer is not waiting for a payment.")
-    country, method_id = stripe_rail.card_country(card_token)
+    import stripe
+
+    try:
+        country, method_id = stripe_rail.card_country(card_token)
+    except stripe.InvalidRequestError as exc:
+        raise CardRefused("The card details could not be read: please enter them again.", field="card") from exc
     if country in settings.CARD_COUNTRIES_REFUSED:
         raise CardRefused("Cards issued in Russia cannot be used for international transfers. "
                           "Please pay with a card issued in another country.", field="card")
-    import stripe
-
     try:
         intent = stripe_rail.payment_intent_pay(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id,
                                                 payment_method_id=method_id)
@@ -54,8 +57,9 @@ def transfer_pay_card(*, transfer, card_token):
     except stripe.InvalidRequestError:
         # A double submit: the first confirm already went through (or is in flight). Ask Stripe what stands.
         intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
-        if intent.status not in ("succeeded", "processing"):
-            raise
+        if intent.status not in ("succeeded", "processing", "requires_action"):
+            raise CardRefused("This payment could not be completed with this card; please try another card.",
+                              field="card") from None
     if intent.status == "succeeded":
         transfer_mark_funded(payment_intent=intent)
     return intent

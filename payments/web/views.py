@@ -1,5 +1,285 @@
-from django.http import HttpResponse
+"""Sender web flow and status pages: each view parses input, calls the service and renders.
+
+start (amount, live preview) → details (sender, recipient, wallet) → pay (card via Stripe.js) → status pages.
+"""
+
+import uuid
+from datetime import timedelta
+from functools import wraps
+
+from django.conf import settings
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from gateway.errors import ApplicationError, NotFoundError
+from payments.errors import (
+    FundingUnavailable,
+    IdempotencyMismatch,
+    QuoteAlreadyUsed,
+    QuoteExpired,
+    QuoteNotFound,
+    TransferNotPayable,
+)
+from payments.models import Transfer
+from payments.pipeline import transfer_pay_card
+from payments.selectors import transfer_settlement
+from payments.services.quotes import quote_create, quote_get_usable, quote_price
+from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
+from payments.web.forms import AmountForm, DetailsForm, PayForm
+from payments.web.status import status_context
+
+S = Transfer.Status
 
 
+def referrer_policy(policy):
+    """Set this view's Referrer-Policy (SecurityMiddleware only fills it in when a view has not).
+
+    Pages with a form need `same-origin`: under `no-referrer` browsers send `Origin: null` with a form post,
+    which Django's CSRF check refuses. Status pages keep `no-referrer`: their URL is the only key to them."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            response = view(request, *args, **kwargs)
+            response["Referrer-Policy"] = policy
+            return response
+
+        return wrapped
+
+    return decorate
+
+
+@never_cache
+@require_GET
+def language(request, code):
+    """Switch language by a plain link (works on every page whatever its Referrer-Policy, and without JavaScript)."""
+    if code not in dict(settings.LANGUAGES):
+        raise Http404
+    next_url = request.GET.get("next", "/")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        next_url = "/"
+    response = redirect(next_url)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, code, max_age=settings.LANGUAGE_COOKIE_AGE,
+                        path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                        secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                        samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+    return response
+
+
+# 1. Amount and live quote preview ----------------------------------------------------------------
+
+@referrer_policy("same-origin")
+@require_http_methods(["GET", "POST"])
 def start(request):
-    return HttpResponse("tulpar")
+    if request.method == "POST":
+        form = AmountForm(request.POST)
+        if form.is_valid():
+            try:
+                quote = quote_create(partner=None, **form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_service_error(exc)
+            else:
+                return redirect("web:details", quote_id=quote.id)
+    else:
+        form = AmountForm()
+    return render(request, "payments/start.html", {"form": form, "price": None})
+
+
+def _ttl_minutes():
+    return settings.QUOTE_TTL_SECONDS // 60
+
+
+@require_GET
+def quote_preview(request):
+    """The fragment under the amount form: the price as it would be now, or what is wrong with the input."""
+    price = None
+    if not request.GET.get("source_amount", "").strip():
+        form = AmountForm(initial={"source_currency": request.GET.get("source_currency")})  # nothing typed yet
+    else:
+        form = AmountForm(request.GET)
+        if form.is_valid():
+            try:
+                price = quote_price(**form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_service_error(exc)
+    return render(request, "payments/_quote_preview.html", {"form": form, "price": price, "oob": True,
+                                                               "ttl_minutes": _ttl_minutes()})
+
+
+# 2. Sender and recipient details -----------------------------------------------------------------
+
+QUOTE_PROBLEMS = {
+    QuoteNotFound: lambda: _("We could not find this quote."),
+    QuoteExpired: lambda: _("This quote has expired. Prices are held for a limited time: get a new quote to continue."),
+    QuoteAlreadyUsed: lambda: _("This quote has already been used for a transfer. Get a new quote to send again."),
+    IdempotencyMismatch: lambda: _("This form was already sent with different details. "
+                                   "Get a new quote to send again."),
+}
+
+
+def _quote_problem(request, exc):
+    message = QUOTE_PROBLEMS.get(type(exc), lambda: exc.detail)()
+    return render(request, "payments/quote_problem.html", {"message": message},
+                  status=404 if isinstance(exc, NotFoundError) else 410)
+
+
+def _quote_for_form(quote_id):
+    """The quote the details page prices; raises if it can no longer back a transfer."""
+    quote = quote_get_usable(quote_id=quote_id, partner=None)
+    if Transfer.objects.filter(quote=quote).exists():
+        raise QuoteAlreadyUsed()
+    return quote
+
+
+SESSION_TRANSFERS = "web_transfers"  # quote id → sender token, for the transfers this browser created
+
+
+@referrer_policy("same-origin")
+# Revalidated on every visit but not no-store, so the back button may restore a sent form as it was, with its
+# idempotency key: sending it again then lands on the same transfer.
+@cache_control(private=True, no_cache=True)
+@require_http_methods(["GET", "POST"])
+def details(request, quote_id):
+    made_here = request.session.get(SESSION_TRANSFERS, {}).get(str(quote_id))
+    if made_here and request.method == "GET":
+        # Back to the details of a transfer this browser made: carry on with it (its pay page, or its status).
+        return redirect("web:pay", token=made_here)
+    if request.method == "POST":
+        form = DetailsForm(request.POST)
+        if form.is_valid():
+            payload = form.service_payload()
+            try:
+                transfer, _created = transfer_create(
+                    partner=None, idempotency_key=str(form.cleaned_data["idempotency_key"]),
+                    fingerprint=request_fingerprint({"quote_id": str(quote_id), **payload}),
+                    quote_id=quote_id, **payload)
+            except (QuoteNotFound, QuoteExpired, QuoteAlreadyUsed, IdempotencyMismatch) as exc:
+                return _quote_problem(request, exc)
+            except ApplicationError as exc:
+                form.add_service_error(exc)
+            else:
+                request.session[SESSION_TRANSFERS] = {
+                    **request.session.get(SESSION_TRANSFERS, {}), str(quote_id): transfer.sender_token}
+                pay_url = reverse("web:pay", kwargs={"token": transfer.sender_token})
+                try:
+                    transfer_funding_prepare(transfer=transfer)
+                except FundingUnavailable:
+                    # The transfer is saved; the pay page retries preparing the card payment.
+                    return render(request, "payments/details_saved.html", {"transfer": transfer, "pay_url": pay_url},
+                                  status=503)
+                return redirect(pay_url)
+    else:
+        form = DetailsForm(initial={"idempotency_key": uuid.uuid4()})
+    try:
+        quote = _quote_for_form(quote_id)
+    except (QuoteNotFound, QuoteExpired, QuoteAlreadyUsed) as exc:
+        return _quote_problem(request, exc)
+    seconds_left = max(int((quote.expires_at - timezone.now()).total_seconds()), 0)
+    return render(request, "payments/details.html", {"form": form, "quote": quote, "seconds_left": seconds_left})
+
+
+# 3. Card payment ---------------------------------------------------------------------------------
+
+def _wants_json(request):
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _go(request, url):
+    """Redirect a page load, an htmx request or the pay script's fetch alike."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    if request.method == "POST" and _wants_json(request):
+        return JsonResponse({"redirect": url})
+    return redirect(url)
+
+
+@referrer_policy("same-origin")
+@never_cache
+@require_http_methods(["GET", "POST"])
+def pay(request, token):
+    transfer = get_object_or_404(Transfer.objects.select_related("quote"), sender_token=token)
+    status_url = reverse("web:sender_status", kwargs={"token": token})
+    if transfer.status != S.AWAITING_FUNDING:
+        return _go(request, status_url)
+    form = PayForm(request.POST if request.method == "POST" else None)
+    funding_error = None
+    if not transfer.payment_intent_id:
+        try:
+            transfer = transfer_funding_prepare(transfer=transfer)
+        except FundingUnavailable as exc:
+            funding_error = exc.detail
+    if request.method == "POST" and funding_error is None and form.is_valid():
+        try:
+            intent = transfer_pay_card(transfer=transfer, card_token=form.cleaned_data["card_token"])
+        except TransferNotPayable:
+            return _go(request, status_url)  # paid meanwhile (a double click) or expired
+        except FundingUnavailable as exc:
+            funding_error = exc.detail
+        except ApplicationError as exc:
+            form.add_service_error(exc)
+        else:
+            if intent.status == "requires_action" and _wants_json(request):
+                # 3-D Secure: Stripe.js completes the authentication, the webhook or poller sees the result.
+                return JsonResponse({"confirm": intent.client_secret, "redirect": status_url})
+            return _go(request, status_url)
+    if request.method == "POST" and _wants_json(request):
+        errors = [funding_error] if funding_error else [str(m) for ms in form.errors.values() for m in ms]
+        return JsonResponse({"errors": errors}, status=503 if funding_error else 422)
+    funding_deadline = transfer.created_at + timedelta(seconds=settings.FUNDING_WINDOW_SECONDS)
+    context = {
+        "transfer": transfer,
+        "quote": transfer.quote,
+        "form": form,
+        "funding_error": funding_error,
+        "stripe_js_url": settings.STRIPE_JS_URL,
+        "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "seconds_left": max(int((funding_deadline - timezone.now()).total_seconds()), 0),
+    }
+    status = 503 if funding_error else (422 if form.errors else 200)
+    return render(request, "payments/pay.html", context, status=status)
+
+
+# 4–5. Status pages -------------------------------------------------------------------------------
+
+def _status_page(request, transfer, *, audience):
+    context = {
+        "transfer": transfer,
+        "quote": transfer.quote,
+        "settlement": transfer_settlement(transfer=transfer),
+        "poll_url": f"{request.path}?fragment=1",
+        **status_context(transfer, audience=audience),
+    }
+    if audience == "sender":
+        context["recipient_url"] = settings.PUBLIC_BASE_URL + reverse(
+            "web:recipient_status", kwargs={"token": transfer.recipient_token})
+        context["pay_url"] = reverse("web:pay", kwargs={"token": transfer.sender_token})
+    else:
+        # The recipient learns who sent the money, not how to reach them.
+        context["sender_first_name"] = (transfer.sender_name.split() or [""])[0]
+    template = f"payments/_{audience}_status.html" if request.GET.get("fragment") else f"payments/{audience}_status.html"
+    return render(request, template, context)
+
+
+@referrer_policy("no-referrer")
+@never_cache
+@require_GET
+def sender_status(request, token):
+    transfer = get_object_or_404(Transfer.objects.select_related("quote"), sender_token=token)
+    return _status_page(request, transfer, audience="sender")
+
+
+@referrer_policy("no-referrer")
+@never_cache
+@require_GET
+def recipient_status(request, token):
+    transfer = get_object_or_404(Transfer.objects.select_related("quote"), recipient_token=token)
+    return _status_page(request, transfer, audience="recipient")
+

@@ -1,0 +1,147 @@
+"""Forms of the sender web flow: they parse and validate input; prices and transfers stay in the services."""
+
+import re
+from decimal import Decimal
+
+from django import forms
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from onchain.fields import validate_address
+from payments.models import SOURCE_CURRENCIES
+from payments.validators import validate_phone
+
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
+class ServiceErrorsMixin:
+    """Show an ApplicationError from a service next to the field it names (`.field`), else above the form."""
+
+    # Service field names (the API's dotted paths) → this form's field names.
+    service_fields = {}
+
+    def add_service_error(self, exc):
+        field = self.service_fields.get(exc.field, exc.field)
+        self.add_error(field if field in self.fields else None, exc.detail)
+
+    def _described_by(self):
+        # Each input points at its error slot (and help text), so screen readers read the message with the field.
+        for name, field in self.fields.items():
+            ids = [f"{name}-error"]
+            if field.help_text:
+                ids.append(f"id_{name}_helptext")
+            field.widget.attrs.setdefault("aria-describedby", " ".join(ids))
+
+
+def amount_normalise(text):
+    """How people type money → a plain decimal string: `10 000`, `1,5`, `1 000,50`, `1,000.50`, `10,000`.
+
+    With both separators the later one is the decimal point. A lone comma is a decimal comma unless every
+    group after it has three digits (money has two decimals, so `10,000` can only mean ten thousand)."""
+    text = re.sub(r"[\s\u00a0\u202f_']", "", text)
+    if "," in text and "." in text:
+        thousands = "." if text.rfind(",") > text.rfind(".") else ","
+        text = text.replace(thousands, "").replace(",", ".")
+    elif "," in text:
+        text = text.replace(",", "") if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+", text) else text.replace(",", ".")
+    return text
+
+
+class AmountField(forms.DecimalField):
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = amount_normalise(value)
+        return super().to_python(value)
+
+
+class AmountForm(ServiceErrorsMixin, forms.Form):
+    source_currency = forms.ChoiceField(
+        label=_("Currency"), choices=[(code, code) for code, _name in SOURCE_CURRENCIES], initial="RUB",
+        error_messages={"invalid_choice": _("Choose rubles (RUB) or US dollars (USD)."),
+                        "required": _("Choose the currency you send.")})
+    source_amount = AmountField(
+        label=_("Amount"), max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT,
+        error_messages={
+            "required": _("Enter the amount you want to send."),
+            "invalid": _("Enter the amount as a number, for example 10000 or 150.50."),
+            "min_value": _("Enter an amount above zero."),
+            "max_value": _("This amount is too large."),
+            "max_digits": _("This amount is too large."),
+            "max_whole_digits": _("This amount is too large."),
+            "max_decimal_places": _("Use at most two decimals (kopecks or cents)."),
+        },
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "10000"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._described_by()
+        # Live preview: htmx asks for the price fragment as the sender types or switches currency.
+        live = {"hx-get": reverse("web:quote_preview"), "hx-target": "#quote-preview",
+                "hx-sync": "closest form:replace"}
+        self.fields["source_amount"].widget.attrs.update(
+            live, **{"hx-trigger": "input changed delay:300ms", "hx-include": "#id_source_currency"})
+        self.fields["source_currency"].widget.attrs.update(
+            live, **{"hx-trigger": "change", "hx-include": "#id_source_amount"})
+
+
+class DetailsForm(ServiceErrorsMixin, forms.Form):
+    service_fields = {"recipient.wallet_address": "recipient_wallet", "recipient.phone": "recipient_phone",
+                      "recipient.name": "recipient_name", "sender.name": "sender_name",
+                      "sender.phone": "sender_phone", "sender.email": "sender_email"}
+
+    sender_name = forms.CharField(label=_("Your full name"), max_length=140,
+                                  widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    sender_phone = forms.CharField(label=_("Your phone"), max_length=30,
+                                   widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel",
+                                                                 "placeholder": "+7 900 123-45-67"}))
+    sender_email = forms.EmailField(label=_("Your email"), max_length=254,
+                                    help_text=_("Only used about this transfer."),
+                                    widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    recipient_name = forms.CharField(label=_("Recipient's full name"), max_length=140,
+                                     widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    recipient_phone = forms.CharField(label=_("Recipient's phone"), max_length=30,
+                                      widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off",
+                                                                    "placeholder": "+996 555 123 456"}))
+    recipient_wallet = forms.CharField(
+        label=_("Recipient's wallet address"),
+        help_text=_("A BEP-20 (BNB Smart Chain) address that starts with 0x. The som arrive there as KGST."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false",
+                                      "placeholder": "0x…", "class": "mono"}))
+    # Generated when the form is first shown: a double submit replays the first transfer instead of making two.
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput,
+                                      error_messages={"required": _("This form is out of date: reload the page."),
+                                                      "invalid": _("This form is out of date: reload the page.")})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._described_by()
+
+    def clean_sender_phone(self):
+        return validate_phone(self.cleaned_data["sender_phone"])
+
+    def clean_recipient_phone(self):
+        return validate_phone(self.cleaned_data["recipient_phone"])
+
+    def clean_recipient_wallet(self):
+        # Pasted addresses often carry spaces or line breaks; the checksum form is what gets stored.
+        return validate_address("".join(self.cleaned_data["recipient_wallet"].split()))
+
+    def service_payload(self):
+        """The body transfer_create takes, in the API's shape (its fingerprint covers exactly this)."""
+        data = self.cleaned_data
+        return {
+            "sender": {"name": data["sender_name"], "phone": data["sender_phone"], "email": data["sender_email"]},
+            "recipient": {"name": data["recipient_name"], "phone": data["recipient_phone"],
+                          "wallet_address": data["recipient_wallet"]},
+        }
+
+
+class PayForm(ServiceErrorsMixin, forms.Form):
+    """What the pay page's script posts: the id of the card Stripe.js tokenised (`tok_…` or `pm_…`)."""
+
+    service_fields = {"card": "card_token"}
+
+    card_token = forms.RegexField(
+        regex=r"^(tok|pm|card|src)_[A-Za-z0-9_]{1,250}$", max_length=255, widget=forms.HiddenInput,
+        error_messages={"required": _("Enter your card details."),
+                        "invalid": _("The card details could not be read: enter them again.")})
