@@ -27,6 +27,8 @@ env = os.environ
 env["DJANGO_SETTINGS_MODULE"] = "gateway.settings"
 env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(40))
 env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tulpar")
+# Playwright's sync API keeps an event loop running in the test thread; the ORM calls beside it are synchronous.
+env["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 env["DJANGO_SECURE_SSL_REDIRECT"] = "0"
 env["DJANGO_SECURE_COOKIES"] = "0"
 env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"

@@ -1,0 +1,117 @@
+"""The sender's flow in headless Chromium (Debian's package, driven by Playwright): amount with a live quote,
+details, card payment through Stripe.js (localstripe's), then the sender's and recipient's status pages
+updating live to `completed`, with the recipient's KGST on the chain."""
+
+import shutil
+from decimal import Decimal
+
+import pytest
+
+from payments.models import Transfer
+from tests.conftest import new_recipient, token_balance
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it)"),
+]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_sender_pays_by_card_in_the_browser_and_watches_the_transfer_complete(
+        page, pricing, chain, stripe_webhook_to, celery_processes):
+    """A sender goes from the amount form to `completed` in a real browser; both status pages update without a
+    reload, and the recipient's wallet holds exactly the som shown before paying."""
+    live = stripe_webhook_to.url
+    wallet = new_recipient()
+
+    page.goto(f"{live}/")
+    page.fill("#id_source_amount", "15000")
+    page.select_option("#id_source_currency", "RUB")
+    target = page.locator("#quote-preview [data-role=target-amount]")
+    target.wait_for()
+    shown_som = Decimal(target.inner_text().replace("\u00a0", "").replace(" ", "").replace(",", "").split("KGS")[0]
+                        .strip() or "0")
+    assert page.locator("#quote-preview [data-role=official-rate]").is_visible()
+    page.click("#amount-submit")
+
+    page.wait_for_url("**/details")
+    page.fill("#id_sender_name", "Aibek Usenov")
+    page.fill("#id_sender_phone", "+7 916 123-45-67")
+    page.fill("#id_sender_email", "aibek@example.com")
+    page.fill("#id_recipient_name", "Gulnara Usenova")
+    page.fill("#id_recipient_phone", "+996 555 123 456")
+    page.fill("#id_recipient_wallet", wallet.lower())
+    page.click("#details-submit")
+
+    page.wait_for_url("**/pay")
+    card = page.locator("#card-element")
+    card.locator("input[placeholder=number]").fill("4242424242424242")
+    card.locator("input[placeholder=exp_month]").fill("12")
+    card.locator("input[placeholder=exp_year]").fill("30")
+    card.locator("input[placeholder=cvc]").fill("123")
+    card.locator("input[placeholder=postal_code]").fill("10001")
+    page.click("#pay-button")
+
+    page.wait_for_url("**/t/*")
+    sender_url = page.url
+    assert "/pay" not in sender_url
+    # Live updates: the page is never reloaded, the status element changes in place.
+    page.locator("#transfer-status[data-status=completed]").wait_for(timeout=90_000)
+    assert page.url == sender_url
+    assert page.locator("#tx-hash").inner_text().strip().startswith("0x")
+
+    transfer = Transfer.objects.select_related("quote").get(recipient_wallet=wallet)
+    assert transfer.status == "completed"
+    assert transfer.quote.target_amount == shown_som
+    assert token_balance(chain["token"], wallet) == int(transfer.quote.target_amount * 100) * 10**16
+
+    recipient_page = page.context.new_page()
+    recipient_page.goto(f"{live}/r/{transfer.recipient_token}")
+    recipient_page.locator("#transfer-status[data-status=completed]").wait_for()
+    text = recipient_page.content()
+    assert "aibek@example.com" not in text and "+79161234567" not in text
+    assert "Aibek" in text
+
+
+def test_wrong_wallet_checksum_is_shown_next_to_the_field(page, pricing, stripe_server, live_server):
+    """A mistyped (mixed-case, wrong checksum) wallet is refused in the browser with the message beside the
+    field, and no transfer is created."""
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_source_amount", "100")
+    page.select_option("#id_source_currency", "USD")
+    page.click("#amount-submit")
+    page.wait_for_url("**/details")
+    page.fill("#id_sender_name", "John Smith")
+    page.fill("#id_sender_phone", "+1 212 555 1234")
+    page.fill("#id_sender_email", "john@example.com")
+    page.fill("#id_recipient_name", "Aida")
+    page.fill("#id_recipient_phone", "+996555123456")
+    page.fill("#id_recipient_wallet", "0x52908400098527886e0F7030069857D2E4169EE7")
+    page.click("#details-submit")
+    error = page.locator("#recipient_wallet-error")
+    error.wait_for()
+    assert "checksum" in error.inner_text().lower()
+    assert not Transfer.objects.exists()
