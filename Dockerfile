@@ -10,6 +10,7 @@ COPY payments ./payments
 COPY onchain ./onchain
 COPY templates ./templates
 COPY static ./static
+COPY locale ./locale
 # collectstatic needs a key to import settings; the real one comes from the environment at run time.
 RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --no-input -v 0
 RUN useradd --system --uid 10001 --home /app tulpar && chown -R tulpar /app

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext as _
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 
 UINT256_MAX = 2**256 - 1
@@ -12,12 +13,12 @@ UINT256_MAX = 2**256 - 1
 def validate_address(value):
     """Accept 0x + 40 hex; all lower (or all upper) case is valid, mixed case must carry a correct EIP-55 checksum."""
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
-        raise ValidationError("A wallet address is 0x followed by 40 hexadecimal characters.", code="address_format")
+        raise ValidationError(_("A wallet address is 0x followed by 40 hexadecimal characters."), code="address_format")
     if not is_address(value.lower()):
-        raise ValidationError("A wallet address may only contain hexadecimal characters (0-9, a-f).", code="address_hex")
+        raise ValidationError(_("A wallet address may only contain hexadecimal characters (0-9, a-f)."), code="address_hex")
     body = value[2:]
     if body != body.lower() and body != body.upper() and not is_checksum_address(value):
-        raise ValidationError("The address checksum (its mix of upper and lower case) is wrong: check for a typo.",
+        raise ValidationError(_("The address checksum (its mix of upper and lower case) is wrong: check for a typo."),
                               code="address_checksum")
     return to_checksum_address(value)
 
@@ -58,7 +59,7 @@ class Uint256Field(models.Field):
         try:
             return int(Decimal(str(value)))
         except ArithmeticError as exc:
-            raise ValidationError("Not an integer.") from exc
+            raise ValidationError(_("Not an integer.")) from exc
 
     def get_db_prep_value(self, value, connection, prepared=False):
         value = self.to_python(value)

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from onchain.services.payouts import payout_request
 from payments.errors import CardRefused, TransferNotPayable
@@ -39,26 +40,26 @@ def transfer_pay_card(*, transfer, card_token):
     """Web flow: the browser tokenised the card with Stripe.js; refuse cards from refused countries
     before charging, then set the card on the PaymentIntent and confirm it."""
     if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
-        raise TransferNotPayable("This transfer is not waiting for a payment.")
+        raise TransferNotPayable(_("This transfer is not waiting for a payment."))
     import stripe
 
     try:
         country, method_id = stripe_rail.card_country(card_token)
     except stripe.InvalidRequestError as exc:
-        raise CardRefused("The card details could not be read: please enter them again.", field="card") from exc
+        raise CardRefused(_("The card details could not be read: please enter them again."), field="card") from exc
     if country in settings.CARD_COUNTRIES_REFUSED:
-        raise CardRefused("Cards issued in Russia cannot be used for international transfers. "
-                          "Please pay with a card issued in another country.", field="card")
+        raise CardRefused(_("Cards issued in Russia cannot be used for international transfers. "
+                            "Please pay with a card issued in another country."), field="card")
     try:
         intent = stripe_rail.payment_intent_pay(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id,
                                                 payment_method_id=method_id)
     except stripe.CardError as exc:
-        raise CardRefused(exc.user_message or "The card was declined.", field="card") from exc
+        raise CardRefused(exc.user_message or _("The card was declined."), field="card") from exc
     except stripe.InvalidRequestError:
         # A double submit: the first confirm already went through (or is in flight). Ask Stripe what stands.
         intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
         if intent.status not in ("succeeded", "processing", "requires_action"):
-            raise CardRefused("This payment could not be completed with this card; please try another card.",
+            raise CardRefused(_("This payment could not be completed with this card; please try another card."),
                               field="card") from None
     if intent.status == "succeeded":
         transfer_mark_funded(payment_intent=intent)
@@ -162,7 +163,7 @@ def transfer_release(*, transfer_id):
     with transaction.atomic():
         transfer = _locked(transfer_id)
         if transfer.status != S.HELD:
-            raise TransferNotPayable("Only held transfers can be released.")
+            raise TransferNotPayable(_("Only held transfers can be released."))
         _settle(transfer)
     return transfer
 

@@ -6,6 +6,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from payments.errors import AmountOutOfRange, CorridorUnavailable, QuoteExpired, QuoteNotFound, RateUnavailable
 from payments.models import Corridor, Quote, Rate
@@ -29,7 +31,8 @@ def rate_latest(*, source_currency, target_currency="KGS"):
     rate = (Rate.objects.filter(source_currency=source_currency, target_currency=target_currency)
             .order_by("-effective_at", "-id").first())
     if rate is None:
-        raise RateUnavailable(f"No {source_currency}/{target_currency} rate has been loaded.")
+        raise RateUnavailable(_("No %(source)s/%(target)s rate has been loaded.")
+                              % {"source": source_currency, "target": target_currency})
     return rate
 
 
@@ -38,16 +41,20 @@ def quote_price(*, source_currency, source_amount, target_currency="KGS"):
     corridor = Corridor.objects.filter(source_currency=source_currency, target_currency=target_currency,
                                        is_active=True).first()
     if corridor is None:
-        raise CorridorUnavailable(f"Sending {source_currency} to {target_currency} is not offered.",
+        raise CorridorUnavailable(_("Sending %(source)s to %(target)s is not offered.")
+                                  % {"source": source_currency, "target": target_currency},
                                   field="source_currency")
     if not corridor.min_amount <= source_amount <= corridor.max_amount:
         raise AmountOutOfRange(
-            f"Send between {corridor.min_amount} and {corridor.max_amount} {source_currency}.", field="source_amount")
+            _("Send between %(min)s and %(max)s %(currency)s.")
+            % {"min": number_format(corridor.min_amount, 2), "max": number_format(corridor.max_amount, 2),
+               "currency": source_currency},
+            field="source_amount")
     official = rate_latest(source_currency=source_currency, target_currency=target_currency).rate
     rate = (official * (BPS - corridor.margin_bps) / BPS).quantize(Decimal("0.00000001"), ROUND_DOWN)
     fee = (corridor.fixed_fee + source_amount * corridor.percent_fee_bps / BPS).quantize(CENT, ROUND_HALF_UP)
     if fee >= source_amount:
-        raise AmountOutOfRange("The amount does not cover the fee.", field="source_amount")
+        raise AmountOutOfRange(_("The amount does not cover the fee."), field="source_amount")
     # Rounded down: we never promise a tyiyn we have not priced.
     target = ((source_amount - fee) * rate).quantize(CENT, ROUND_DOWN)
     return Price(source_currency, source_amount, target_currency, official, rate, fee, target)
@@ -73,7 +80,7 @@ def quote_get_usable(*, quote_id, partner=None, lock=False):
     qs = Quote.objects.select_for_update() if lock else Quote.objects
     quote = qs.filter(pk=quote_id, partner=partner).first()
     if quote is None:
-        raise QuoteNotFound("No such quote.", field="quote_id")
+        raise QuoteNotFound(_("No such quote."), field="quote_id")
     if quote.expires_at <= timezone.now():
-        raise QuoteExpired("The quote has expired: ask for a new one.", field="quote_id")
+        raise QuoteExpired(_("The quote has expired: ask for a new one."), field="quote_id")
     return quote

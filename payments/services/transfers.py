@@ -5,6 +5,8 @@ import json
 import logging
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from payments.errors import IdempotencyMismatch, PaymentsError, QuoteAlreadyUsed
 from payments.models import Transfer
@@ -17,7 +19,7 @@ log = logging.getLogger(__name__)
 
 class WalletRefused(PaymentsError):
     code = "wallet-refused"
-    title = "This wallet cannot receive payouts"
+    title = gettext_lazy("This wallet cannot receive payouts")
 
 
 def request_fingerprint(data):
@@ -28,7 +30,7 @@ def request_fingerprint(data):
 def _replay(*, partner, idempotency_key, fingerprint):
     existing = Transfer.objects.select_related("quote").filter(partner=partner, idempotency_key=idempotency_key).first()
     if existing and existing.request_fingerprint != fingerprint:
-        raise IdempotencyMismatch("This Idempotency-Key was used with a different request body.")
+        raise IdempotencyMismatch(_("This Idempotency-Key was used with a different request body."))
     return existing
 
 
@@ -38,7 +40,7 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     if existing:
         return existing, False
     if wallet_is_denied(recipient["wallet_address"]):
-        raise WalletRefused("Payouts to this wallet address are not allowed.", field="recipient.wallet_address")
+        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field="recipient.wallet_address")
     try:
         with transaction.atomic():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True)
@@ -47,7 +49,7 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
             if existing:
                 return existing, False
             if Transfer.objects.filter(quote=quote).exists():
-                raise QuoteAlreadyUsed("This quote already backs another transfer: ask for a new one.", field="quote_id")
+                raise QuoteAlreadyUsed(_("This quote already backs another transfer: ask for a new one."), field="quote_id")
             transfer = Transfer.objects.create(
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],

@@ -95,6 +95,7 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
                                    widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel",
                                                                  "placeholder": "+7 900 123-45-67"}))
     sender_email = forms.EmailField(label=_("Your email"), max_length=254,
+                                    error_messages={"invalid": _("Enter a valid email address.")},
                                     help_text=_("Only used about this transfer."),
                                     widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     recipient_name = forms.CharField(label=_("Recipient's full name"), max_length=140,

@@ -231,7 +231,9 @@ def pay(request, token):
                 return JsonResponse({"confirm": intent.client_secret, "redirect": status_url})
             return _go(request, status_url)
     if request.method == "POST" and _wants_json(request):
-        errors = [funding_error] if funding_error else [str(m) for ms in form.errors.values() for m in ms]
+        # The processor's own detail is English; the script shows this list to the sender as it is.
+        errors = ([_("The card processor could not be reached. Nothing was charged and your transfer is saved.")]
+                  if funding_error else [str(m) for ms in form.errors.values() for m in ms])
         return JsonResponse({"errors": errors}, status=503 if funding_error else 422)
     funding_deadline = transfer.created_at + timedelta(seconds=settings.FUNDING_WINDOW_SECONDS)
     context = {
