@@ -103,6 +103,7 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ru", "Русский"), ("ky", "Кыргызча")]
 TIME_ZONE = "UTC"
 USE_I18N = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "/static/"
@@ -165,7 +166,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "funding-poll": {"task": "payments.tasks.funding_poll", "schedule": timedelta(seconds=env_int("FUNDING_POLL_SECONDS", 20))},
     "transfers-sweep": {"task": "payments.tasks.transfers_sweep", "schedule": timedelta(seconds=30)},
-    "payouts-track": {"task": "onchain.tasks.payouts_track", "schedule": timedelta(seconds=env_int("PAYOUT_TRACK_SECONDS", 2))},
+    "settlement-tick": {"task": "onchain.tasks.settlement_tick",
+                        "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
+    "settlement-reconcile": {"task": "onchain.tasks.settlement_reconcile", "schedule": timedelta(seconds=30)},
+    "treasury-check": {"task": "onchain.tasks.treasury_check", "schedule": timedelta(seconds=60)},
 }
 
 # Card funding through Stripe (localstripe locally).
@@ -198,9 +202,19 @@ SANCTIONS_SAMPLE_FILE = os.environ.get("SANCTIONS_SAMPLE_FILE", str(BASE_DIR / "
 
 # Chain and settlement.
 CHAIN_RPC_URL = os.environ.get("CHAIN_RPC_URL", "http://127.0.0.1:8545")
+# Several endpoints, tried in order (failover); CHAIN_RPC_URL alone when unset.
+CHAIN_RPC_URLS = env_list("CHAIN_RPC_URLS", "")
 CHAIN_RPC_TIMEOUT_SECONDS = env_int("CHAIN_RPC_TIMEOUT_SECONDS", 10)
 CHAIN_CONFIRMATIONS = env_int("CHAIN_CONFIRMATIONS", 2)
 PAYOUT_GAS_LIMIT = env_int("PAYOUT_GAS_LIMIT", 100_000)
+# Batching: payouts wait at most BATCH_MAX_AGE_MS for company, at most BATCH_MAX_SIZE per transaction.
+SETTLEMENT_BATCHING = env_bool("SETTLEMENT_BATCHING", True)
+BATCH_MAX_SIZE = env_int("BATCH_MAX_SIZE", 200)
+BATCH_MAX_AGE_MS = env_int("BATCH_MAX_AGE_MS", 1000)
+BATCH_GAS_BASE = env_int("BATCH_GAS_BASE", 60_000)
+BATCH_GAS_PER_PAYOUT = env_int("BATCH_GAS_PER_PAYOUT", 32_000)
+# Replacements raise both fee fields by at least this much (geth needs 10%).
+FEE_BUMP_PERMILLE = max(env_int("FEE_BUMP_PERMILLE", 125), 101)
 PAYOUT_REBROADCAST_AFTER_SECONDS = env_int("PAYOUT_REBROADCAST_AFTER_SECONDS", 15)
 # onchain reports finality back through this one function (onchain never imports payments).
 ONCHAIN_PAYOUT_LISTENER = "payments.pipeline.PayoutListener"

@@ -1,29 +1,63 @@
-"""Operator views of the settlement side: hot wallets with live balances, payouts, chain transactions."""
+"""Operator views of settlement: hot wallets (live balances, nonce, halt/resume with a reason), batches with
+their attempts and replacements, payouts, alerts. Money rows are read-only; actions call services."""
 
 from decimal import Decimal
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from onchain.models import Chain, ChainTransaction, HotWallet, Payout, Token
+from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, Token
+from onchain.services.alerts import wallet_resume
 from onchain.services.payouts import wallet_balances
+from onchain.services.tracking import nonce_resync
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Chain)
 class ChainAdmin(admin.ModelAdmin):
-    list_display = ["name", "chain_id", "confirmations"]
+    list_display = ["name", "chain_id", "confirmations", "use_finalized_tag", "eip1559", "max_fee_per_gas_ceiling",
+                    "stuck_after_seconds"]
 
 
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
-    list_display = ["symbol", "chain", "address", "decimals"]
+    list_display = ["symbol", "chain", "address", "decimals", "batch_contract", "low_float_base_units"]
+
+
+class HotWalletForm(forms.ModelForm):
+    class Meta:
+        model = HotWallet
+        fields = ["chain", "address", "key_env", "is_active", "halted", "halt_reason", "max_tx_base_units",
+                  "daily_limit_base_units", "low_gas_wei"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("halted") and not (data.get("halt_reason") or "").strip():
+            self.add_error("halt_reason", "Say why sending is halted: the next operator needs to know.")
+        return data
 
 
 @admin.register(HotWallet)
 class HotWalletAdmin(admin.ModelAdmin):
-    list_display = ["address", "chain", "is_active", "halted", "next_nonce", "token_balance", "gas_balance"]
-    readonly_fields = ["next_nonce", "token_balance", "gas_balance"]
-    fields = ["chain", "address", "key_env", "is_active", "halted", "halt_reason", "max_payout_base_units",
-              "next_nonce", "token_balance", "gas_balance"]
+    form = HotWalletForm
+    list_display = ["address", "chain", "is_active", "halted", "halt_reason", "next_nonce", "in_flight",
+                    "token_balance", "gas_balance"]
+    list_filter = ["halted", "is_active"]
+    readonly_fields = ["next_nonce", "in_flight", "token_balance", "gas_balance"]
+    fields = ["chain", "address", "key_env", "is_active", "halted", "halt_reason", "max_tx_base_units",
+              "daily_limit_base_units", "low_gas_wei", "next_nonce", "in_flight", "token_balance", "gas_balance"]
+    actions = ["resume", "resync_nonce"]
 
     def _balances(self, obj):
         # Read live, once per row and request; an unreachable node shows "unavailable", not an error page.
@@ -37,7 +71,7 @@ class HotWalletAdmin(admin.ModelAdmin):
                 obj._balances = ("unavailable", "unavailable")
         return obj._balances
 
-    @admin.display(description="token balance")
+    @admin.display(description="float (token)")
     def token_balance(self, obj):
         return self._balances(obj)[0]
 
@@ -45,32 +79,73 @@ class HotWalletAdmin(admin.ModelAdmin):
     def gas_balance(self, obj):
         return self._balances(obj)[1]
 
+    @admin.display(description="batches in flight")
+    def in_flight(self, obj):
+        return obj.batches.filter(status__in=[Batch.Status.SIGNED, Batch.Status.BROADCAST, Batch.Status.MINED]).count()
+
+    @admin.action(description="Resume sending (clear the halt)")
+    def resume(self, request, queryset):
+        for wallet in queryset:
+            wallet_resume(wallet_id=wallet.pk)
+        self.message_user(request, f"{queryset.count()} wallet(s) resumed.", messages.SUCCESS)
+
+    @admin.action(description="Resync nonce from the chain (only with nothing in flight)")
+    def resync_nonce(self, request, queryset):
+        for wallet in queryset:
+            try:
+                nonce = nonce_resync(wallet_id=wallet.pk)
+                self.message_user(request, f"{wallet.address}: next nonce {nonce}.", messages.SUCCESS)
+            except ValueError as exc:
+                self.message_user(request, f"{wallet.address}: {exc}", messages.ERROR)
+
+
+class AttemptInline(admin.TabularInline):
+    model = ChainTransaction
+    fields = ["tx_hash", "status", "max_fee_per_gas", "max_priority_fee_per_gas", "replaces", "broadcast_count",
+              "last_broadcast_at", "last_error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnly):
+    list_display = ["id", "status", "wallet", "nonce", "mode", "count", "total_base_units", "block_number",
+                    "created_at", "final_at", "send_attempts"]
+    list_filter = ["status", "mode", "wallet"]
+    search_fields = ["id", "attempts__tx_hash", "payouts__reference"]
+    readonly_fields = [f.name for f in Batch._meta.fields]
+    inlines = [AttemptInline]
+
 
 @admin.register(Payout)
-class PayoutAdmin(admin.ModelAdmin):
-    list_display = ["reference", "status", "to_address", "amount_base_units", "wallet", "created_at"]
+class PayoutAdmin(ReadOnly):
+    list_display = ["reference", "status", "to_address", "amount_base_units", "batch", "created_at"]
     list_filter = ["status", "token"]
-    search_fields = ["reference", "to_address", "transaction__tx_hash"]
+    search_fields = ["reference", "to_address", "batch__attempts__tx_hash"]
     readonly_fields = [f.name for f in Payout._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ChainTransaction)
-class ChainTransactionAdmin(admin.ModelAdmin):
-    list_display = ["tx_hash", "wallet", "nonce", "status", "block_number", "gas_used", "broadcast_count",
-                    "last_broadcast_at"]
+class ChainTransactionAdmin(ReadOnly):
+    list_display = ["tx_hash", "wallet", "nonce", "status", "replaces", "max_fee_per_gas", "gas_used",
+                    "broadcast_count", "last_broadcast_at"]
     list_filter = ["status", "wallet"]
     search_fields = ["tx_hash"]
-    exclude = ["raw_tx"]
-    readonly_fields = [f.name for f in ChainTransaction._meta.fields if f.name != "raw_tx"]
+    exclude = ["raw_tx", "data"]
+    readonly_fields = [f.name for f in ChainTransaction._meta.fields if f.name not in ("raw_tx", "data")]
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+@admin.register(OperatorAlert)
+class OperatorAlertAdmin(ReadOnly):
+    list_display = ["created_at", "kind", "wallet", "token", "message", "resolved_at"]
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    actions = ["resolve"]
+
+    @admin.action(description="Mark resolved")
+    def resolve(self, request, queryset):
+        done = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        self.message_user(request, f"{done} alert(s) resolved.", messages.SUCCESS)

@@ -1,23 +1,22 @@
-"""The web3 connection, one per process, with a timeout on every RPC call."""
+"""Contracts over the process's web3 connection (onchain.rpc: failover across RPC URLs, timeouts)."""
 
 import functools
 
-from django.conf import settings
-from web3 import Web3
-
 from onchain.contracts.compile import load_artifact
+from onchain.rpc import web3
 
 
 @functools.cache
-def web3():
-    return Web3(Web3.HTTPProvider(settings.CHAIN_RPC_URL,
-                                  request_kwargs={"timeout": settings.CHAIN_RPC_TIMEOUT_SECONDS}))
-
-
-@functools.cache
-def erc20_abi():
-    return load_artifact("KGST")["abi"]
+def abi(name):
+    return load_artifact(name)["abi"]
 
 
 def erc20(address):
-    return web3().eth.contract(address=address, abi=erc20_abi())
+    return web3().eth.contract(address=address, abi=abi("KGST"))
+
+
+def batch_payout(address):
+    return web3().eth.contract(address=address, abi=abi("BatchPayout"))
+
+
+__all__ = ["abi", "batch_payout", "erc20", "web3"]

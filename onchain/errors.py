@@ -22,12 +22,21 @@ class WalletHalted(OnchainError):
     title = "Sending is halted for this hot wallet"
 
 
-class CeilingExceeded(OnchainError):
-    status = 422
-    code = "payout-ceiling-exceeded"
-    title = "The payout exceeds the hot wallet's per-transaction ceiling"
-
-
 class SignerUnavailable(OnchainError):
     code = "signer-unavailable"
     title = "The hot wallet's key is not available"
+
+
+class FeeCeilingReached(OnchainError):
+    code = "fee-ceiling-reached"
+    title = "Network fees are above the configured ceiling"
+
+
+class LimitReached(OnchainError):
+    code = "treasury-limit-reached"
+    title = "A per-transaction or daily treasury limit would be exceeded"
+
+
+class FloatInsufficient(OnchainError):
+    code = "float-insufficient"
+    title = "The settlement float cannot cover this amount right now"

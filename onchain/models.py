@@ -1,8 +1,10 @@
-"""Chains, tokens, hot wallets, payouts and the transactions that carry them.
+"""Chains, tokens, hot wallets, payouts, the batches that carry them and each signed attempt.
 
-A payout is what the settlement engine owes; a chain transaction is one signed, stored attempt
-at a nonce. The signed bytes are committed before they are broadcast, so a crash at any line
-leaves either nothing sent or a transaction we can rebroadcast byte for byte.
+A payout is what the settlement engine owes. A batch is one nonce of one hot wallet carrying one or
+more payouts (through our BatchPayout contract, or as a plain ERC-20 transfer when batching is off).
+A chain transaction is one signed attempt at that nonce: the first, or a fee-bumped replacement.
+Signed bytes are committed before they are broadcast, so a crash at any line leaves either nothing
+sent or transactions we can rebroadcast byte for byte. docs/settlement.md has the invariants.
 """
 
 import uuid
@@ -18,7 +20,14 @@ class Chain(models.Model):
     chain_id = models.PositiveBigIntegerField(unique=True)
     name = models.CharField(max_length=64)
     confirmations = models.PositiveSmallIntegerField(
-        default=2, help_text="Blocks on top of (and including) the one holding a payout before it is final.")
+        default=2, help_text="Depth (including its own block) that makes a block final where the chain has no "
+                             "`finalized` tag, or when the tag is not used.")
+    use_finalized_tag = models.BooleanField(default=False, help_text="Ask the node for the `finalized` block.")
+    eip1559 = models.BooleanField(default=True, help_text="Type-2 transactions; off sends legacy gas-price ones.")
+    max_fee_per_gas_ceiling = Uint256Field(null=True, blank=True,
+                                           help_text="Never sign with a higher max fee (or gas price), in wei.")
+    stuck_after_seconds = models.PositiveIntegerField(default=30,
+                                                      help_text="Replace a transaction unmined after this long.")
     explorer_tx_url = models.CharField(max_length=200, blank=True, help_text="e.g. https://bscscan.com/tx/{tx_hash}")
 
     def __str__(self):
@@ -33,6 +42,8 @@ class Token(models.Model):
     symbol = models.CharField(max_length=16)
     address = AddressField()
     decimals = models.PositiveSmallIntegerField()
+    batch_contract = AddressField(blank=True, help_text="Our BatchPayout contract holding this token's float.")
+    low_float_base_units = Uint256Field(null=True, blank=True, help_text="Alert operators below this float.")
 
     class Meta:
         constraints = [
@@ -53,8 +64,12 @@ class HotWallet(models.Model):
                                                 help_text="Read from the chain on first use, then claimed under a row lock.")
     is_active = models.BooleanField(default=True)
     halted = models.BooleanField(default=False)
-    halt_reason = models.CharField(max_length=200, blank=True)
-    max_payout_base_units = Uint256Field(null=True, blank=True, help_text="Per-transaction ceiling, checked before signing.")
+    halt_reason = models.CharField(max_length=300, blank=True)
+    max_tx_base_units = Uint256Field(null=True, blank=True,
+                                     help_text="Ceiling on what one transaction may send, checked before signing.")
+    daily_limit_base_units = Uint256Field(null=True, blank=True,
+                                          help_text="Ceiling on what this wallet signs per UTC day.")
+    low_gas_wei = Uint256Field(null=True, blank=True, help_text="Alert operators below this gas balance.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "address"], name="hot_wallet_unique_per_chain")]
@@ -63,65 +78,127 @@ class HotWallet(models.Model):
         return f"{self.address} on {self.chain.name}"
 
 
-class ChainTransaction(models.Model):
-    class Status(models.TextChoices):
-        SIGNED = "signed", "signed, not yet sent"
-        BROADCAST = "broadcast", "sent, not yet mined"
-        MINED = "mined", "mined, waiting for confirmations"
-        FINAL = "final", "final"
-        REVERTED = "reverted", "reverted on chain"
+class Batch(models.Model):
+    """One nonce of one wallet. `onchain_id` is what the BatchPayout contract records as paid, so no two
+    transactions can ever pay the same batch, whatever happens to nonces."""
 
+    class Mode(models.TextChoices):
+        CONTRACT = "contract", "BatchPayout contract"
+        SINGLE = "single", "plain ERC-20 transfer"
+
+    class Status(models.TextChoices):
+        SIGNED = "signed", "signed, not yet accepted by a node"
+        BROADCAST = "broadcast", "sent, not yet mined"
+        MINED = "mined", "mined, waiting for finality"
+        FINAL = "final", "final"
+        REVERTED = "reverted", "reverted on chain (final)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="batches")
+    wallet = models.ForeignKey(HotWallet, on_delete=models.PROTECT, related_name="batches")
+    nonce = models.PositiveBigIntegerField()
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    count = models.PositiveIntegerField()
+    total_base_units = Uint256Field()
+    status = FSMField(default=Status.SIGNED, choices=Status.choices)
+    mined_tx = models.ForeignKey("ChainTransaction", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(max_length=66, blank=True)
+    succeeded = models.BooleanField(null=True, blank=True, help_text="The receipt's status once mined.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    broadcast_at = models.DateTimeField(null=True, blank=True)
+    mined_at = models.DateTimeField(null=True, blank=True)
+    final_at = models.DateTimeField(null=True, blank=True)
+    send_attempts = models.PositiveIntegerField(default=0, help_text="Broadcast tasks started (crash counter).")
+
+    class Meta:
+        verbose_name_plural = "batches"
+        constraints = [models.UniqueConstraint(fields=["wallet", "nonce"], name="one_batch_per_nonce")]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self):
+        return f"batch {self.id} nonce {self.nonce} ({self.count} payouts, {self.status})"
+
+    @property
+    def onchain_id(self):
+        return "0x" + self.id.hex.rjust(64, "0")
+
+    @transition(field=status, source=[Status.SIGNED, Status.BROADCAST], target=Status.BROADCAST)
+    def mark_broadcast(self, at):
+        self.broadcast_at = self.broadcast_at or at
+
+    @transition(field=status, source=[Status.SIGNED, Status.BROADCAST], target=Status.MINED)
+    def mark_mined(self, *, tx, block_number, block_hash, succeeded, at):
+        self.mined_tx, self.block_number, self.block_hash, self.mined_at = tx, block_number, block_hash, at
+        self.succeeded = succeeded
+
+    @transition(field=status, source=Status.MINED, target=Status.BROADCAST)
+    def mark_reorged(self):
+        """Its block left the canonical chain: the same bytes go out again."""
+        self.mined_tx, self.block_number, self.block_hash, self.mined_at = None, None, "", None
+        self.succeeded = None
+
+    @transition(field=status, source=Status.MINED, target=Status.FINAL)
+    def mark_final(self, at):
+        self.final_at = at
+
+    @transition(field=status, source=Status.MINED, target=Status.REVERTED)
+    def mark_reverted(self, at):
+        self.final_at = at
+
+
+class ChainTransaction(models.Model):
+    """One signed attempt at a batch's nonce: the original or a replacement with higher fees."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        MINED = "mined", "mined"
+        SUPERSEDED = "superseded", "another attempt at this nonce was mined"
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="attempts")
     wallet = models.ForeignKey(HotWallet, on_delete=models.PROTECT, related_name="transactions")
     nonce = models.PositiveBigIntegerField()
     tx_hash = models.CharField(max_length=66, unique=True)
     raw_tx = models.BinaryField()
-    to_address = AddressField(help_text="The contract called (the token).")
+    to_address = AddressField(help_text="The contract called: the batch contract or the token.")
+    data = models.BinaryField(help_text="Call data, kept so a replacement carries exactly the same call.")
+    tx_type = models.PositiveSmallIntegerField(default=2)
     gas_limit = models.PositiveBigIntegerField()
-    max_fee_per_gas = Uint256Field()
+    max_fee_per_gas = Uint256Field(help_text="Gas price for legacy transactions.")
     max_priority_fee_per_gas = Uint256Field()
-    status = FSMField(default=Status.SIGNED, choices=Status.choices)
-    block_number = models.PositiveBigIntegerField(null=True, blank=True)
-    block_hash = models.CharField(max_length=66, blank=True)
+    replaces = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="replaced_by")
+    status = FSMField(default=Status.PENDING, choices=Status.choices)
     gas_used = models.PositiveBigIntegerField(null=True, blank=True)
     broadcast_count = models.PositiveIntegerField(default=0)
     last_broadcast_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["wallet", "nonce"], name="one_transaction_per_nonce")]
-        indexes = [models.Index(fields=["status"])]
+        indexes = [models.Index(fields=["wallet", "nonce"])]
 
     def __str__(self):
         return f"nonce {self.nonce} {self.tx_hash[:12]}… ({self.status})"
 
-    @transition(field=status, source=[Status.SIGNED, Status.BROADCAST], target=Status.BROADCAST)
-    def mark_broadcast(self):
-        pass
+    @transition(field=status, source=[Status.PENDING, Status.SUPERSEDED], target=Status.MINED)
+    def mark_mined(self, gas_used):
+        self.gas_used = gas_used
 
-    @transition(field=status, source=[Status.SIGNED, Status.BROADCAST, Status.MINED], target=Status.MINED)
-    def mark_mined(self, *, block_number, block_hash, gas_used):
-        self.block_number, self.block_hash, self.gas_used = block_number, block_hash, gas_used
+    @transition(field=status, source=[Status.PENDING, Status.MINED], target=Status.SUPERSEDED)
+    def mark_superseded(self):
+        self.gas_used = None
 
-    @transition(field=status, source=Status.MINED, target=Status.BROADCAST)
-    def mark_reorged(self):
-        """The block that held it left the canonical chain: the same bytes go out again."""
-        self.block_number, self.block_hash, self.gas_used = None, "", None
-
-    @transition(field=status, source=Status.MINED, target=Status.FINAL)
-    def mark_final(self):
-        pass
-
-    @transition(field=status, source=Status.MINED, target=Status.REVERTED)
-    def mark_reverted(self):
-        pass
+    @transition(field=status, source=[Status.MINED, Status.SUPERSEDED], target=Status.PENDING)
+    def mark_unmined(self):
+        self.gas_used = None
 
 
 class Payout(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
-        SUBMITTED = "submitted", "signed and sent"
+        BATCHED = "batched", "in a signed batch"
         CONFIRMED = "confirmed", "final on chain"
         FAILED = "failed", "failed, operator decides"
 
@@ -129,33 +206,74 @@ class Payout(models.Model):
     # The caller's id for what this pays (a transfer): one payout per reference, ever.
     reference = models.CharField(max_length=64, unique=True)
     token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="payouts")
-    wallet = models.ForeignKey(HotWallet, on_delete=models.PROTECT, related_name="payouts")
     to_address = AddressField()
     amount_base_units = Uint256Field()
     status = FSMField(default=Status.QUEUED, choices=Status.choices)
-    transaction = models.OneToOneField(ChainTransaction, null=True, blank=True, on_delete=models.PROTECT,
-                                       related_name="payout")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts")
     failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.CheckConstraint(condition=~Q(amount_base_units=0), name="payout_amount_positive"),
-        ]
-        indexes = [models.Index(fields=["status"])]
+        constraints = [models.CheckConstraint(condition=~Q(amount_base_units=0), name="payout_amount_positive")]
+        indexes = [models.Index(fields=["status", "created_at"])]
 
     def __str__(self):
         return f"payout {self.reference} ({self.status})"
 
-    @transition(field=status, source=Status.QUEUED, target=Status.SUBMITTED)
-    def mark_submitted(self, transaction):
-        self.transaction = transaction
+    @transition(field=status, source=Status.QUEUED, target=Status.BATCHED)
+    def mark_batched(self, batch):
+        self.batch = batch
 
-    @transition(field=status, source=Status.SUBMITTED, target=Status.CONFIRMED)
+    @transition(field=status, source=Status.BATCHED, target=Status.CONFIRMED)
     def mark_confirmed(self):
         pass
 
-    @transition(field=status, source=[Status.QUEUED, Status.SUBMITTED], target=Status.FAILED)
+    @transition(field=status, source=[Status.QUEUED, Status.BATCHED], target=Status.FAILED)
     def mark_failed(self, reason):
         self.failure_reason = reason[:300]
+
+
+class OperatorAlert(models.Model):
+    """Something an operator must see: low float or gas, a reconciliation mismatch, a fee ceiling hit."""
+
+    class Kind(models.TextChoices):
+        LOW_FLOAT = "low_float", "low token float"
+        LOW_GAS = "low_gas", "low gas balance"
+        RECONCILIATION = "reconciliation", "reconciliation mismatch"
+        FEE_CEILING = "fee_ceiling", "fee ceiling reached"
+        NONCE = "nonce", "nonce disagreement"
+        LIMIT = "limit", "ceiling or daily limit reached"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    wallet = models.ForeignKey(HotWallet, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["resolved_at", "kind"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.message}"
+
+
+class TreasurySnapshot(models.Model):
+    """The last measured float and gas, so quoting never waits on the chain."""
+
+    token = models.OneToOneField(Token, on_delete=models.CASCADE, related_name="snapshot")
+    float_base_units = Uint256Field()
+    measured_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.token}: {self.float_base_units} at {self.measured_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ReconciliationCursor(models.Model):
+    token = models.OneToOneField(Token, on_delete=models.CASCADE, related_name="reconciliation_cursor")
+    last_block = models.PositiveBigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.token}: reconciled to block {self.last_block}"

@@ -1,21 +1,52 @@
-"""Thin Celery entry points; the work is in onchain.services.payouts."""
+"""Thin Celery entry points: one task per batch for sending; periodic passes for building, tracking,
+reconciliation and treasury checks, each run by one worker at a time (onchain.locks)."""
 
 from celery import shared_task
 from requests.exceptions import ConnectionError as RPCConnectionError
 from requests.exceptions import Timeout as RPCTimeout
 
-from onchain.errors import ChainUnavailable, WalletHalted
-from onchain.services import payouts
+from onchain.errors import ChainUnavailable
+from onchain.locks import only_one
+from onchain.models import Chain, Token
+from onchain.services import batches, reconcile, sending, tracking, treasury
 
-TRANSIENT = (RPCConnectionError, RPCTimeout, ChainUnavailable, WalletHalted)
+TRANSIENT = (RPCConnectionError, RPCTimeout, ChainUnavailable)
 
 
-@shared_task(autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=60, max_retries=None)
-def payout_submit(payout_id):
-    payouts.payout_submit(payout_id=payout_id)
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=1, retry_backoff_max=30, max_retries=10)
+def batch_send(batch_id):
+    sending.batch_send(batch_id=batch_id)
 
 
 @shared_task
-def payouts_track():
-    payouts.payouts_track()
-    payouts.payouts_sweep()
+def batches_build(token_id, force=False):
+    with only_one(f"build:{token_id}", timeout=120) as mine:
+        if mine:
+            batches.batches_build(token_id=token_id, force=force)
+
+
+@shared_task
+def settlement_tick():
+    """Build what is due and follow what is in flight (the sweeper: nothing queued waits on a lost task)."""
+    for token_id in Token.objects.values_list("id", flat=True):
+        with only_one(f"build:{token_id}", timeout=120) as mine:
+            if mine:
+                batches.batches_build(token_id=token_id)
+    for chain_id in Chain.objects.values_list("id", flat=True):
+        with only_one(f"track:{chain_id}", timeout=120) as mine:
+            if mine:
+                tracking.chain_track(chain_id=chain_id)
+
+
+@shared_task
+def settlement_reconcile():
+    for token_id in Token.objects.values_list("id", flat=True):
+        with only_one(f"reconcile:{token_id}", timeout=300) as mine:
+            if mine:
+                reconcile.reconcile(token_id=token_id)
+
+
+@shared_task
+def treasury_check():
+    for token_id in Token.objects.values_list("id", flat=True):
+        treasury.treasury_check(token_id=token_id)

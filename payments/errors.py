@@ -65,3 +65,9 @@ class FundingUnavailable(PaymentsError):
 class TransferNotPayable(PlainDetail, ConflictError):
     code = "transfer-not-payable"
     title = _("This transfer cannot be paid now")
+
+
+class FloatUnavailable(PaymentsError):
+    status = 503
+    code = "float-insufficient"
+    title = _("We cannot deliver this amount right now")

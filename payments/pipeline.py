@@ -197,23 +197,26 @@ def transfer_refund(*, transfer_id):
 
 
 class PayoutListener:
-    """How onchain reports back (settings.ONCHAIN_PAYOUT_LISTENER). Called inside onchain's transaction,
-    so the payout's state and the transfer's commit together."""
+    """How onchain reports back (settings.ONCHAIN_PAYOUT_LISTENER), a batch at a time. Called inside
+    onchain's transaction, so the payouts' state and the transfers' commit together."""
 
     @staticmethod
-    def payout_final(*, reference, tx_hash):
-        transfer = _locked(reference)
-        if transfer.status != S.SETTLING:
-            return
-        transfer.mark_completed(timezone.now())
-        transfer.save()
-        ledger.ledger_post_payout(transfer=transfer, tx_hash=tx_hash)
-        log.info("transfer_completed transfer_id=%s tx_hash=%s", transfer.id, tx_hash)
+    def payouts_final(*, references, tx_hash):
+        transfers = list(Transfer.objects.select_for_update(of=("self",)).select_related("quote")
+                         .filter(pk__in=references, status=S.SETTLING).order_by("pk"))
+        now = timezone.now()
+        for transfer in transfers:
+            transfer.mark_completed(now)
+            transfer.updated_at = now
+        Transfer.objects.bulk_update(transfers, ["status", "completed_at", "updated_at"])
+        ledger.ledger_post_payouts(transfers=transfers, tx_hash=tx_hash)
+        log.info("transfers_completed count=%s tx_hash=%s transfer_ids=%s", len(transfers), tx_hash,
+                 ",".join(str(t.pk) for t in transfers[:20]))
 
     @staticmethod
-    def payout_failed(*, reference, reason):
-        transfer = _locked(reference)
-        if transfer.status == S.SETTLING:
+    def payouts_failed(*, references, reason):
+        for transfer in Transfer.objects.select_for_update(of=("self",)).filter(pk__in=references,
+                                                                                 status=S.SETTLING).order_by("pk"):
             transfer.mark_settlement_failed(reason)
             transfer.save()
             log.error("transfer_settlement_failed transfer_id=%s reason=%s", transfer.id, reason)

@@ -65,6 +65,18 @@ def chain(db):
     return {"chain": chain, "token": token, "wallet": wallet, "w3": client.web3()}
 
 
+def second_wallet(chain):
+    """Register a second funded hot wallet (key in HOT_WALLET_2_PRIVATE_KEY) for multi-wallet tests."""
+    from eth_account import Account
+
+    if not os.environ.get("HOT_WALLET_2_PRIVATE_KEY"):
+        os.environ["HOT_WALLET_2_PRIVATE_KEY"] = Account.create().key.hex()
+    address = Account.from_key(os.environ["HOT_WALLET_2_PRIVATE_KEY"]).address
+    _, _, wallet = devchain_bootstrap(wallets=[(address, "HOT_WALLET_2_PRIVATE_KEY"),
+                                               (os.environ["HOT_WALLET_ADDRESS"], "HOT_WALLET_PRIVATE_KEY")])
+    return wallet
+
+
 def token_balance(token, address):
     return client.erc20(token.address).functions.balanceOf(address).call()
 

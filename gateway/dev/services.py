@@ -48,7 +48,9 @@ def rpc_answers(url):
 
 
 def start_anvil(port, *, block_time=1, state_file=None, log=subprocess.DEVNULL):
-    cmd = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337", "--silent"]
+    # One slot per epoch: anvil then reports `finalized` one block behind the head, like BNB Chain's fast finality.
+    cmd = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337", "--silent",
+           "--slots-in-an-epoch", "1"]
     if block_time:
         cmd += ["--block-time", str(block_time)]
     if state_file:

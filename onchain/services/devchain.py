@@ -1,6 +1,6 @@
-"""Local-chain bootstrap (anvil): deploy the dev KGST token, register it with a hot wallet, fund both.
-Used by `make run` (manage.py devsetup) and by the tests; never by production, where the token is
-the real KGST and the wallet is funded by treasury."""
+"""Local-chain bootstrap (anvil): deploy the dev KGST token and our BatchPayout contract, register them with
+hot wallets, fund the float and the gas. Used by `make run` (manage.py devsetup), the tests and the
+benchmarks; never by production, where the token is the real KGST and treasury funds the float."""
 
 import logging
 
@@ -17,46 +17,73 @@ DEV_DECIMALS = 18
 GAS_FLOAT_WEI = 100 * 10**18
 
 
-def devchain_bootstrap(*, hot_wallet_address, key_env="HOT_WALLET_PRIVATE_KEY", float_tokens=1_000_000_000,
-                       confirmations=None):
-    """Idempotent: reuses the registered token while its code is on the chain, redeploys after a chain reset."""
+def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_000_000_000, confirmations=None,
+                       use_finalized_tag=True):
+    """Idempotent: reuses the registered contracts while their code is on the chain, redeploys after a chain
+    reset. `wallets` is [(address, key_env)]; the first form (`hot_wallet_address`) registers one wallet."""
     w3 = client.web3()
-    chain_id = w3.eth.chain_id
+    wallets = wallets or [(hot_wallet_address, "HOT_WALLET_PRIVATE_KEY")]
     with transaction.atomic():
-        chain, _ = Chain.objects.update_or_create(
-            chain_id=chain_id,
-            defaults={"name": "anvil (local)",
-                      "confirmations": settings.CHAIN_CONFIRMATIONS if confirmations is None else confirmations})
+        chain, _ = Chain.objects.update_or_create(chain_id=w3.eth.chain_id, defaults={
+            "name": "anvil (local)", "use_finalized_tag": use_finalized_tag,
+            "confirmations": settings.CHAIN_CONFIRMATIONS if confirmations is None else confirmations})
     token = Token.objects.filter(chain=chain, symbol="KGST").first()
-    if token is None or w3.eth.get_code(token.address) in (b"", b"\x00"):
-        token_address = _deploy(w3)
-        Token.objects.update_or_create(chain=chain, symbol="KGST",
-                                       defaults={"address": token_address, "decimals": DEV_DECIMALS})
+    if token is None or not _has_code(w3, token.address) or not _has_code(w3, token.batch_contract):
+        token_address = _deploy(w3, "KGST", "Kyrgyz Som Token (dev)", "KGST", DEV_DECIMALS)
+        batch_address = _deploy(w3, "BatchPayout", token_address, w3.eth.accounts[0])
+        Token.objects.update_or_create(chain=chain, symbol="KGST", defaults={
+            "address": token_address, "decimals": DEV_DECIMALS, "batch_contract": batch_address})
         token = Token.objects.get(chain=chain, symbol="KGST")
         # A fresh chain: any nonce we had recorded is stale.
         HotWallet.objects.filter(chain=chain).update(next_nonce=None)
-    wallet, _ = HotWallet.objects.update_or_create(chain=chain, address=hot_wallet_address,
-                                                   defaults={"key_env": key_env, "is_active": True})
-    HotWallet.objects.filter(chain=chain).exclude(pk=wallet.pk).update(is_active=False)
-    _fund(w3, token, wallet.address, float_tokens * 10**token.decimals)
-    return chain, token, wallet
+    registered = []
+    for address, key_env in wallets:
+        wallet, _ = HotWallet.objects.update_or_create(chain=chain, address=address,
+                                                       defaults={"key_env": key_env, "is_active": True})
+        registered.append(wallet)
+        _fund_gas(w3, wallet.address)
+        _ensure_operator(w3, token, wallet.address)
+        _fund_tokens(w3, token, wallet.address, float_tokens * 10**token.decimals)  # the single-transfer path's float
+    HotWallet.objects.filter(chain=chain).exclude(pk__in=[w.pk for w in registered]).update(is_active=False)
+    _fund_tokens(w3, token, token.batch_contract, float_tokens * 10**token.decimals)
+    from onchain.services.treasury import treasury_check
+
+    treasury_check(token_id=token.pk)
+    return chain, token, registered[0]
 
 
-def _deploy(w3):
-    artifact = load_artifact("KGST")
+def _has_code(w3, address):
+    return bool(address) and w3.eth.get_code(address) not in (b"", b"\x00")
+
+
+def _wait(w3, tx_hash):
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)
+    assert receipt["status"] == 1, receipt
+    return receipt
+
+
+def _deploy(w3, name, *args):
+    artifact = load_artifact(name)
     contract = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    tx_hash = contract.constructor("Kyrgyz Som Token (dev)", "KGST", DEV_DECIMALS).transact({"from": w3.eth.accounts[0]})
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.2)
-    log.info("kgst_deployed address=%s", receipt["contractAddress"])
+    receipt = _wait(w3, contract.constructor(*args).transact({"from": w3.eth.accounts[0]}))
+    log.info("contract_deployed name=%s address=%s", name, receipt["contractAddress"])
     return receipt["contractAddress"]
 
 
-def _fund(w3, token, address, target_base_units):
+def _fund_gas(w3, address):
     if w3.eth.get_balance(address) < GAS_FLOAT_WEI // 2:
         w3.provider.make_request("anvil_setBalance", [address, hex(GAS_FLOAT_WEI)])
+
+
+def _ensure_operator(w3, token, address):
+    batch = client.batch_payout(token.batch_contract)
+    if not batch.functions.isOperator(address).call():
+        _wait(w3, batch.functions.setOperator(address, True).transact({"from": w3.eth.accounts[0]}))
+
+
+def _fund_tokens(w3, token, address, target_base_units):
     kgst = client.erc20(token.address)
     held = kgst.functions.balanceOf(address).call()
     if held < target_base_units // 2:
-        tx_hash = kgst.functions.mint(address, target_base_units - held).transact({"from": w3.eth.accounts[0]})
-        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.2)
-        log.info("hot_wallet_funded address=%s base_units=%s", address, target_base_units - held)
+        _wait(w3, kgst.functions.mint(address, target_base_units - held).transact({"from": w3.eth.accounts[0]}))
+        log.info("funded address=%s base_units=%s", address, target_base_units - held)

@@ -67,6 +67,26 @@ def ledger_post_payout(*, transfer, tx_hash):
                        lines=[("recipient_payable", q.target_currency, som), ("kgst_float", q.target_currency, -som)])
 
 
+def ledger_post_payouts(*, transfers, tx_hash):
+    """`ledger_post_payout` for a whole batch in three statements: one balanced entry per transfer, once."""
+    done = set(JournalEntry.objects.filter(transfer__in=transfers, kind="payout").values_list("transfer_id", flat=True))
+    todo = [t for t in transfers if t.pk not in done]
+    if not todo:
+        return []
+    entries = JournalEntry.objects.bulk_create(
+        JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hash}") for t in todo)
+    postings, accounts = [], {}
+    for transfer, entry in zip(todo, entries, strict=True):
+        q = transfer.quote
+        som = to_minor(q.target_amount, q.target_currency)
+        for code, amount in (("recipient_payable", som), ("kgst_float", -som)):
+            account = accounts.get((code, q.target_currency)) or _account(code, q.target_currency)
+            accounts[(code, q.target_currency)] = account
+            postings.append(Posting(entry=entry, account=account, amount_minor=amount))
+    Posting.objects.bulk_create(postings)
+    return entries
+
+
 def ledger_post_refund(*, transfer, refund_id):
     """Money returned to the card in full, fee included; the som leg is unwound."""
     q = transfer.quote

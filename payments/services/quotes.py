@@ -9,7 +9,8 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
-from payments.errors import AmountOutOfRange, CorridorUnavailable, QuoteExpired, QuoteNotFound, RateUnavailable
+from onchain.services.treasury import float_covers
+from payments.errors import AmountOutOfRange, CorridorUnavailable, FloatUnavailable, QuoteExpired, QuoteNotFound, RateUnavailable
 from payments.models import Corridor, Quote, Rate
 
 CENT = Decimal("0.01")
@@ -62,6 +63,10 @@ def quote_price(*, source_currency, source_amount, target_currency="KGS"):
 
 def quote_create(*, source_currency, source_amount, target_currency="KGS", partner=None):
     price = quote_price(source_currency=source_currency, source_amount=source_amount, target_currency=target_currency)
+    # A firm quote is a promise to deliver: refuse it when the settlement float cannot cover it.
+    if not float_covers(amount=price.target_amount):
+        raise FloatUnavailable(_("We cannot deliver this amount right now: please try a smaller amount or "
+                                       "try again later."), field="source_amount")
     return Quote.objects.create(
         partner=partner,
         source_currency=price.source_currency,

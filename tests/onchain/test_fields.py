@@ -34,6 +34,6 @@ def test_uint256_round_trips_beyond_64_bits():
     """Base units far above 2**63 are stored and read back exactly (numeric(78,0))."""
     chain = Chain.objects.create(chain_id=999, name="t")
     big = 2**256 - 1
-    HotWallet.objects.create(chain=chain, address=GOOD, max_payout_base_units=big)
-    assert HotWallet.objects.get().max_payout_base_units == big
-    assert HotWallet.objects.filter(max_payout_base_units=big).exists()
+    HotWallet.objects.create(chain=chain, address=GOOD, max_tx_base_units=big)
+    assert HotWallet.objects.get().max_tx_base_units == big
+    assert HotWallet.objects.filter(max_tx_base_units=big).exists()

@@ -133,7 +133,7 @@ def test_transfer_mark_funded_ignores_unpaid_intent(pricing, stripe_server):
 
 
 @pytest.mark.parametrize("state", [S.AWAITING_FUNDING, S.FUNDED, S.HELD])
-def test_payout_final_outside_settling_changes_nothing(pricing, state):
+def test_payouts_final_outside_settling_changes_nothing(pricing, state):
     """onchain reporting a final payout for a transfer that is not settling leaves it and the ledger untouched."""
     transfer = make_transfer()
     if state != S.AWAITING_FUNDING:
@@ -141,31 +141,31 @@ def test_payout_final_outside_settling_changes_nothing(pricing, state):
     if state == S.HELD:
         transfer.mark_held("review")
         transfer.save()
-    pipeline.PayoutListener.payout_final(reference=str(transfer.id), tx_hash="0x" + "ab" * 32)
+    pipeline.PayoutListener.payouts_final(references=[str(transfer.id)], tx_hash="0x" + "ab" * 32)
     after = fresh(transfer)
     assert after.status == state
     assert after.completed_at is None
     assert not JournalEntry.objects.filter(kind="payout").exists()
 
 
-def test_payout_final_completes_a_settling_transfer_once(pricing):
+def test_payouts_final_completes_a_settling_transfer_once(pricing):
     """A final payout completes a settling transfer and posts the payout entry; a repeat report changes nothing."""
     transfer = funded(make_transfer())
     transfer.mark_settling(str(transfer.id))
     transfer.save()
-    pipeline.PayoutListener.payout_final(reference=str(transfer.id), tx_hash="0x" + "ab" * 32)
+    pipeline.PayoutListener.payouts_final(references=[str(transfer.id)], tx_hash="0x" + "ab" * 32)
     after = fresh(transfer)
     assert after.status == S.COMPLETED
     assert after.completed_at is not None
-    pipeline.PayoutListener.payout_final(reference=str(transfer.id), tx_hash="0x" + "cd" * 32)
+    pipeline.PayoutListener.payouts_final(references=[str(transfer.id)], tx_hash="0x" + "cd" * 32)
     assert fresh(transfer).completed_at == after.completed_at
     assert JournalEntry.objects.filter(transfer=transfer, kind="payout").count() == 1
 
 
-def test_payout_failed_outside_settling_changes_nothing(pricing):
+def test_payouts_failed_outside_settling_changes_nothing(pricing):
     """A payout failure report for a transfer that is not settling does not move it."""
     transfer = funded(make_transfer())
-    pipeline.PayoutListener.payout_failed(reference=str(transfer.id), reason="boom")
+    pipeline.PayoutListener.payouts_failed(references=[str(transfer.id)], reason="boom")
     after = fresh(transfer)
     assert after.status == S.FUNDED
     assert after.failure_reason == ""

@@ -1,0 +1,54 @@
+"""RPC access: several URLs per chain, tried in order with a timeout each; a URL that fails is skipped
+for a while. JSON-RPC errors (a node's answer) are not failures of the URL and are not retried elsewhere."""
+
+import functools
+import logging
+import threading
+import time
+
+import requests
+from django.conf import settings
+from web3 import Web3
+from web3.providers import HTTPProvider, JSONBaseProvider
+
+log = logging.getLogger(__name__)
+SKIP_SECONDS = 30
+
+
+class FailoverProvider(JSONBaseProvider):
+    def __init__(self, urls, timeout):
+        super().__init__()
+        self.urls = list(urls)
+        self._providers = [HTTPProvider(u, request_kwargs={"timeout": timeout}) for u in self.urls]
+        self._down_until = [0.0] * len(self.urls)
+        self._lock = threading.Lock()
+
+    def _order(self):
+        now = time.monotonic()
+        with self._lock:
+            healthy = [i for i, t in enumerate(self._down_until) if t <= now]
+            return healthy + [i for i in range(len(self.urls)) if i not in healthy]
+
+    def make_request(self, method, params):
+        last = None
+        for i in self._order():
+            try:
+                return self._providers[i].make_request(method, params)
+            except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
+                last = exc
+                with self._lock:
+                    self._down_until[i] = time.monotonic() + SKIP_SECONDS
+                log.warning("rpc_failover url_index=%s method=%s error=%s", i, method, type(exc).__name__)
+        raise last
+
+    def is_connected(self, show_traceback=False):
+        return any(p.is_connected(show_traceback) for p in self._providers)
+
+
+def rpc_urls():
+    return settings.CHAIN_RPC_URLS or [settings.CHAIN_RPC_URL]
+
+
+@functools.cache
+def web3():
+    return Web3(FailoverProvider(rpc_urls(), settings.CHAIN_RPC_TIMEOUT_SECONDS))

@@ -1,0 +1,151 @@
+"""Building batches: queued payouts → one signed transaction at the wallet's next nonce.
+
+Per batch, in one database transaction: lock the wallet row, take queued payouts (SKIP LOCKED), check the
+treasury ceilings, claim the nonce, sign, store the batch, its first attempt (raw bytes + hash) and the
+payouts' move to `batched`, advance the nonce. Fees and the chain's nonce are read before the lock; nothing
+under the lock waits on the network. The broadcast happens after commit (onchain.services.sending).
+"""
+
+import logging
+from datetime import UTC, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from onchain import client
+from onchain.models import Batch, ChainTransaction, HotWallet, Payout, Token
+from onchain.services.alerts import alert_raise
+from onchain.services.fees import fee_quote
+from onchain.services.payouts import listener
+from onchain.signer import signer_for_wallet
+
+log = logging.getLogger(__name__)
+AMOUNT_BITS = 96  # BatchPayout packs (amount << 160) | recipient in one word
+
+
+def batches_build(*, token_id, force=False):
+    """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches."""
+    token = Token.objects.select_related("chain").get(pk=token_id)
+    queued = Payout.objects.filter(token=token, status=Payout.Status.QUEUED)
+    oldest = queued.order_by("created_at").values_list("created_at", flat=True).first()
+    if oldest is None:
+        return []
+    batching = settings.SETTLEMENT_BATCHING and bool(token.batch_contract)
+    size = settings.BATCH_MAX_SIZE if batching else 1
+    young = timezone.now() - oldest < timedelta(milliseconds=settings.BATCH_MAX_AGE_MS)
+    if batching and young and not force and queued.count() < size:
+        return []  # wait a moment for company: fewer, fuller batches
+    wallets = list(HotWallet.objects.filter(chain=token.chain, is_active=True, halted=False).order_by("id"))
+    if not wallets:
+        return []
+    w3 = client.web3()
+    fees = fee_quote(w3, token.chain)
+    built, progress = [], True
+    while progress and queued.exists():
+        progress = False
+        for wallet in wallets:
+            chain_nonce = w3.eth.get_transaction_count(wallet.address, "pending") if wallet.next_nonce is None else None
+            batch = _build_one(token=token, wallet_id=wallet.pk, size=size, batching=batching, fees=fees,
+                               chain_nonce=chain_nonce)
+            if batch is None:
+                continue
+            progress = True
+            wallet.next_nonce = batch.nonce + 1
+            built.append(batch)
+            from onchain.tasks import batch_send
+
+            transaction.on_commit(lambda b=batch: batch_send.delay(str(b.pk)))
+    return built
+
+
+def _day_start():
+    return datetime.combine(timezone.now().astimezone(UTC).date(), time.min, tzinfo=UTC)
+
+
+def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
+    with transaction.atomic():
+        wallet = HotWallet.objects.select_for_update(skip_locked=True).filter(pk=wallet_id, halted=False).first()
+        if wallet is None:
+            return None  # another builder holds this wallet, or it was halted meanwhile
+        signer = signer_for_wallet(wallet)
+        payouts = list(Payout.objects.select_for_update(skip_locked=True)
+                       .filter(token=token, status=Payout.Status.QUEUED).order_by("created_at")[:size])
+        payouts = _within_limits(wallet, token, payouts, batching)
+        if not payouts:
+            return None
+        if wallet.next_nonce is None:
+            wallet.next_nonce = chain_nonce if chain_nonce is not None else client.web3().eth.get_transaction_count(
+                wallet.address, "pending")
+        batch = Batch(token=token, wallet=wallet, nonce=wallet.next_nonce, count=len(payouts),
+                      total_base_units=sum(p.amount_base_units for p in payouts),
+                      mode=Batch.Mode.CONTRACT if batching else Batch.Mode.SINGLE)
+        tx = _transaction_for(batch, payouts, token, wallet, fees)
+        raw, tx_hash = signer.sign_transaction(tx)
+        batch.save()
+        ChainTransaction.objects.create(
+            batch=batch, wallet=wallet, nonce=batch.nonce, tx_hash=tx_hash, raw_tx=raw, tx_type=tx["type"],
+            to_address=tx["to"], data=bytes.fromhex(tx["data"][2:]),
+            gas_limit=tx["gas"], max_fee_per_gas=tx.get("maxFeePerGas", tx.get("gasPrice")),
+            max_priority_fee_per_gas=tx.get("maxPriorityFeePerGas", 0))
+        # Compare-and-set on the status: a guarded transition for the whole set in one statement.
+        moved = Payout.objects.filter(pk__in=[p.pk for p in payouts], status=Payout.Status.QUEUED).update(
+            status=Payout.Status.BATCHED, batch=batch, updated_at=timezone.now())
+        assert moved == len(payouts)
+        wallet.next_nonce += 1
+        wallet.save(update_fields=["next_nonce"])
+    log.info("batch_signed batch=%s wallet=%s nonce=%s count=%s total=%s tx_hash=%s", batch.pk, wallet.address,
+             batch.nonce, batch.count, batch.total_base_units, tx_hash)
+    return batch
+
+
+def _refuse(payout, wallet, token, reason):
+    payout.mark_failed(reason)
+    payout.save()
+    listener().payouts_failed(references=[payout.reference], reason=reason)
+    alert_raise(kind="limit", wallet=wallet, token=token, message=f"payout {payout.reference}: {reason}")
+
+
+def _within_limits(wallet, token, payouts, batching):
+    """Drop payouts that break the per-transaction ceiling alone (they fail, the caller is told) and cut the
+    batch where its total would pass the per-transaction ceiling or the wallet's daily limit."""
+    kept, total = [], 0
+    day_left = None
+    if wallet.daily_limit_base_units is not None:
+        signed_today = (Batch.objects.filter(wallet=wallet, created_at__gte=_day_start())
+                        .exclude(status=Batch.Status.REVERTED).aggregate(s=Sum("total_base_units"))["s"]) or 0
+        day_left = wallet.daily_limit_base_units - int(signed_today)
+    for payout in payouts:
+        if wallet.max_tx_base_units is not None and payout.amount_base_units > wallet.max_tx_base_units:
+            _refuse(payout, wallet, token, "exceeds the hot wallet's per-transaction ceiling")
+            continue
+        if batching and payout.amount_base_units >> AMOUNT_BITS:
+            _refuse(payout, wallet, token, "too large for the batch contract's 96-bit amount")
+            continue
+        if wallet.max_tx_base_units is not None and total + payout.amount_base_units > wallet.max_tx_base_units:
+            break
+        if day_left is not None and total + payout.amount_base_units > day_left:
+            if not kept:
+                alert_raise(kind="limit", wallet=wallet, token=token, message="daily limit reached; payouts wait")
+            break
+        kept.append(payout)
+        total += payout.amount_base_units
+    return kept
+
+
+def _transaction_for(batch, payouts, token, wallet, fees):
+    if batch.mode == Batch.Mode.CONTRACT:
+        words = [(p.amount_base_units << 160) | int(p.to_address, 16) for p in payouts]
+        to = token.batch_contract
+        data = client.batch_payout(to).encode_abi("payout", [bytes.fromhex(batch.onchain_id[2:]), words])
+        gas = settings.BATCH_GAS_BASE + settings.BATCH_GAS_PER_PAYOUT * len(payouts)
+    else:
+        (payout,) = payouts
+        to = token.address
+        data = client.erc20(to).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
+        gas = settings.PAYOUT_GAS_LIMIT
+    tx = {"chainId": wallet.chain.chain_id, "nonce": batch.nonce, "to": to, "value": 0, "data": data, "gas": gas,
+          **fees}
+    tx["type"] = 2 if "maxFeePerGas" in fees else 0
+    return tx

@@ -1,0 +1,197 @@
+"""Following batches to finality: receipts, reorgs, rebroadcasts, fee-bumped replacements, nonce checks.
+
+A batch is final when its block is at or below the chain's `finalized` block (where the chain has the tag)
+or `confirmations` deep, and that block is still canonical. Only then are its payouts confirmed and the
+caller told, in the same database transaction. A batch whose block leaves the canonical chain goes back to
+`broadcast` and its mined attempt's exact bytes are sent again.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from web3.exceptions import TransactionNotFound
+
+from onchain import client
+from onchain.errors import FeeCeilingReached
+from onchain.models import Batch, Chain, ChainTransaction, HotWallet, Payout
+from onchain.services.alerts import alert_raise, wallet_halt
+from onchain.services.fees import fee_bump, fee_quote, fees_of
+from onchain.services.payouts import listener
+from onchain.services.sending import tx_broadcast
+from onchain.signer import signer_for_wallet
+
+log = logging.getLogger(__name__)
+OPEN = (Batch.Status.SIGNED, Batch.Status.BROADCAST, Batch.Status.MINED)
+
+
+def final_height(w3, chain, head):
+    if chain.use_finalized_tag:
+        return w3.eth.get_block("finalized")["number"]
+    return head - chain.confirmations + 1
+
+
+def chain_track(*, chain_id):
+    """One pass over the chain's open batches. Returns the number of batches made final in this pass."""
+    chain = Chain.objects.get(pk=chain_id)
+    w3 = client.web3()
+    head = w3.eth.block_number
+    final = final_height(w3, chain, head)
+    finalised = 0
+    batches = (Batch.objects.filter(wallet__chain=chain, status__in=OPEN).select_related("wallet", "mined_tx")
+               .order_by("wallet_id", "nonce"))
+    for batch in batches:
+        if batch.status == Batch.Status.MINED:
+            finalised += _check_mined(w3, batch, final)
+        else:
+            _check_pending(w3, chain, batch)
+    _check_wallet_nonces(w3, chain)
+    return finalised
+
+
+def _receipt(w3, tx_hash):
+    try:
+        return w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        return None
+
+
+def _check_pending(w3, chain, batch):
+    attempts = list(batch.attempts.order_by("id"))
+    for attempt in reversed(attempts):
+        receipt = _receipt(w3, attempt.tx_hash)
+        if receipt is not None:
+            _record_mined(batch, attempt, receipt)
+            return
+    latest = attempts[-1]
+    now = timezone.now()
+    if chain.stuck_after_seconds and latest.created_at < now - timedelta(seconds=chain.stuck_after_seconds):
+        if _replace(w3, chain, batch, latest):
+            return
+    resend_before = now - timedelta(seconds=settings.PAYOUT_REBROADCAST_AFTER_SECONDS)
+    if batch.status == Batch.Status.SIGNED or latest.last_broadcast_at is None or latest.last_broadcast_at < resend_before:
+        tx_broadcast(tx=latest)
+
+
+def _record_mined(batch, attempt, receipt):
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        if batch.status not in (Batch.Status.SIGNED, Batch.Status.BROADCAST):
+            return
+        batch.mark_mined(tx=attempt, block_number=receipt["blockNumber"], block_hash=receipt["blockHash"].to_0x_hex(),
+                         succeeded=receipt["status"] == 1, at=timezone.now())
+        batch.save()
+        for other in batch.attempts.select_for_update().all():
+            if other.pk == attempt.pk:
+                other.mark_mined(receipt["gasUsed"])
+                other.save()
+            elif other.status != ChainTransaction.Status.SUPERSEDED:
+                other.mark_superseded()
+                other.save()
+    log.info("batch_mined batch=%s tx_hash=%s block=%s", batch.pk, attempt.tx_hash, receipt["blockNumber"])
+
+
+def _check_mined(w3, batch, final):
+    canonical = w3.eth.get_block(batch.block_number)["hash"].to_0x_hex()
+    if canonical != batch.block_hash:
+        _unmine(w3, batch)
+        return 0
+    if batch.block_number > final:
+        return 0
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update(of=("self",)).select_related("mined_tx").get(pk=batch.pk)
+        if batch.status != Batch.Status.MINED or batch.block_hash != canonical:
+            return 0
+        references = list(batch.payouts.filter(status=Payout.Status.BATCHED).values_list("reference", flat=True))
+        now = timezone.now()
+        if batch.succeeded:
+            batch.mark_final(now)
+            batch.save()
+            batch.payouts.filter(status=Payout.Status.BATCHED).update(status=Payout.Status.CONFIRMED, updated_at=now)
+            listener().payouts_final(references=references, tx_hash=batch.mined_tx.tx_hash)
+        else:
+            batch.mark_reverted(now)
+            batch.save()
+            reason = "transaction reverted on chain"
+            batch.payouts.filter(status=Payout.Status.BATCHED).update(status=Payout.Status.FAILED,
+                                                                      failure_reason=reason, updated_at=now)
+            listener().payouts_failed(references=references, reason=reason)
+            alert_raise(kind="reconciliation", wallet=batch.wallet, message=f"batch {batch.pk} reverted on chain")
+    log.info("batch_final batch=%s count=%s succeeded=%s", batch.pk, batch.count, batch.succeeded)
+    return 1
+
+
+def _unmine(w3, batch):
+    """Its block is no longer canonical. If the transaction was mined again elsewhere, record that block;
+    if not, back to `broadcast` and the very same bytes go out again."""
+    mined = batch.mined_tx
+    receipt = _receipt(w3, mined.tx_hash)
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().get(pk=batch.pk)
+        if locked.status != Batch.Status.MINED:
+            return
+        locked.mark_reorged()
+        locked.save()
+        for attempt in locked.attempts.select_for_update().exclude(status=ChainTransaction.Status.PENDING):
+            attempt.mark_unmined()
+            attempt.save()
+    log.warning("batch_reorged batch=%s tx_hash=%s old_block=%s", batch.pk, mined.tx_hash, batch.block_number)
+    if receipt is not None:
+        _record_mined(locked, mined, receipt)
+    else:
+        tx_broadcast(tx=mined)
+
+
+def _replace(w3, chain, batch, latest):
+    """Same nonce, same call, both fee fields raised ≥ FEE_BUMP_PERMILLE: stored first, then broadcast."""
+    try:
+        fees = fee_bump(fees_of(latest), fee_quote(w3, chain), chain)
+    except FeeCeilingReached as exc:
+        alert_raise(kind="fee_ceiling", wallet=batch.wallet, message=f"batch {batch.pk}: {exc.detail}")
+        return False
+    wallet = batch.wallet
+    signer = signer_for_wallet(wallet)
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().get(pk=batch.pk)
+        newest = locked.attempts.order_by("-id").first()
+        if locked.status not in (Batch.Status.SIGNED, Batch.Status.BROADCAST) or newest.pk != latest.pk:
+            return False
+        tx = {"chainId": chain.chain_id, "nonce": latest.nonce, "to": latest.to_address, "value": 0,
+              "data": bytes(latest.data), "gas": latest.gas_limit, **fees,
+              "type": 2 if "maxFeePerGas" in fees else 0}
+        raw, tx_hash = signer.sign_transaction(tx)
+        replacement = ChainTransaction.objects.create(
+            batch=locked, wallet=wallet, nonce=latest.nonce, tx_hash=tx_hash, raw_tx=raw, to_address=latest.to_address,
+            data=bytes(latest.data), tx_type=tx["type"], gas_limit=latest.gas_limit,
+            max_fee_per_gas=fees.get("maxFeePerGas", fees.get("gasPrice")),
+            max_priority_fee_per_gas=fees.get("maxPriorityFeePerGas", 0), replaces=latest)
+    log.warning("tx_replaced batch=%s nonce=%s old=%s new=%s fees=%s", batch.pk, latest.nonce, latest.tx_hash, tx_hash,
+                fees)
+    tx_broadcast(tx=replacement)
+    return True
+
+
+def _check_wallet_nonces(w3, chain):
+    """A chain nonce beyond ours means someone else signed with this key: stop and tell an operator."""
+    for wallet in HotWallet.objects.filter(chain=chain, is_active=True, halted=False, next_nonce__isnull=False):
+        mined = w3.eth.get_transaction_count(wallet.address, "latest")
+        if mined > wallet.next_nonce:
+            reason = f"chain nonce {mined} is ahead of ours ({wallet.next_nonce}): a transaction we did not sign"
+            wallet_halt(wallet_id=wallet.pk, reason=reason)
+            alert_raise(kind="nonce", wallet=wallet, message=reason)
+
+
+def nonce_resync(*, wallet_id):
+    """Operator action: take the chain's pending nonce as ours, allowed only with nothing of ours in flight."""
+    w3 = client.web3()
+    wallet = HotWallet.objects.get(pk=wallet_id)
+    chain_nonce = w3.eth.get_transaction_count(wallet.address, "pending")
+    with transaction.atomic():
+        wallet = HotWallet.objects.select_for_update().get(pk=wallet_id)
+        if Batch.objects.filter(wallet=wallet, status__in=OPEN).exists():
+            raise ValueError("Batches of this wallet are still in flight; wait until they are final.")
+        wallet.next_nonce = chain_nonce
+        wallet.save(update_fields=["next_nonce"])
+    return chain_nonce

@@ -1,0 +1,56 @@
+"""Treasury safety: float and gas balances measured into a snapshot, low-balance alerts, and the float check
+that refuses quotes the float cannot cover (against the snapshot, so quoting never waits on the chain)."""
+
+import logging
+
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+from onchain.models import HotWallet, OperatorAlert, Payout, Token, TreasurySnapshot
+from onchain.services.alerts import alert_raise
+from onchain.services.payouts import to_base_units, wallet_balances
+
+log = logging.getLogger(__name__)
+
+
+def treasury_check(*, token_id):
+    """Measure the token float and every wallet's gas; alert below the configured thresholds."""
+    token = Token.objects.select_related("chain").get(pk=token_id)
+    wallets = list(HotWallet.objects.filter(chain=token.chain, is_active=True))
+    float_units = None
+    for wallet in wallets:
+        held, gas = wallet_balances(wallet, token)
+        # With the batch contract every wallet reports the contract's float; without, each pays its own.
+        float_units = held if token.batch_contract and settings.SETTLEMENT_BATCHING else (float_units or 0) + held
+        if wallet.low_gas_wei is not None and gas < wallet.low_gas_wei:
+            alert_raise(kind=OperatorAlert.Kind.LOW_GAS, wallet=wallet,
+                        message=f"gas balance {gas} wei is below {wallet.low_gas_wei}")
+    if float_units is None:
+        return None
+    TreasurySnapshot.objects.update_or_create(token=token, defaults={"float_base_units": float_units,
+                                                                     "measured_at": timezone.now()})
+    if token.low_float_base_units is not None and float_units < token.low_float_base_units:
+        alert_raise(kind=OperatorAlert.Kind.LOW_FLOAT, token=token,
+                    message=f"float {float_units} base units is below {token.low_float_base_units}")
+    return float_units
+
+
+def float_available(token):
+    """Snapshot float less everything owed and not yet final; None when never measured."""
+    snapshot = TreasurySnapshot.objects.filter(token=token).first()
+    if snapshot is None:
+        return None
+    owed = (Payout.objects.filter(token=token, status__in=[Payout.Status.QUEUED, Payout.Status.BATCHED])
+            .aggregate(s=Sum("amount_base_units"))["s"]) or 0
+    return snapshot.float_base_units - int(owed)
+
+
+def float_covers(*, amount, symbol="KGST"):
+    """Can the float pay `amount` (token units) on top of what is already owed? True where settlement is not
+    configured or never measured (nothing to compare against; the transfer then waits in the queue)."""
+    token = Token.objects.filter(symbol=symbol).first()
+    if token is None:
+        return True
+    available = float_available(token)
+    return available is None or to_base_units(amount, token.decimals) <= available
