@@ -15,6 +15,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from onchain import client
+from onchain.failpoints import failpoint
 from onchain.models import Batch, ChainTransaction, HotWallet, Payout, Token
 from onchain.services.alerts import alert_raise
 from onchain.services.fees import fee_quote
@@ -78,6 +79,7 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         if wallet.next_nonce is None:
             wallet.next_nonce = chain_nonce if chain_nonce is not None else client.web3().eth.get_transaction_count(
                 wallet.address, "pending")
+        failpoint("batch.claimed")
         batch = Batch(token=token, wallet=wallet, nonce=wallet.next_nonce, count=len(payouts),
                       total_base_units=sum(p.amount_base_units for p in payouts),
                       mode=Batch.Mode.CONTRACT if batching else Batch.Mode.SINGLE)
@@ -95,6 +97,8 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         assert moved == len(payouts)
         wallet.next_nonce += 1
         wallet.save(update_fields=["next_nonce"])
+        failpoint("batch.signed")
+    failpoint("batch.committed")
     log.info("batch_signed batch=%s wallet=%s nonce=%s count=%s total=%s tx_hash=%s", batch.pk, wallet.address,
              batch.nonce, batch.count, batch.total_base_units, tx_hash)
     return batch

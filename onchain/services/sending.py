@@ -9,6 +9,7 @@ from django.utils import timezone
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from onchain import client
+from onchain.failpoints import failpoint
 from onchain.models import Batch, ChainTransaction
 from onchain.services.alerts import alert_raise, wallet_halt
 
@@ -41,6 +42,7 @@ def _ours_at_nonce(w3, tx):
 
 def tx_broadcast(*, tx):
     w3 = client.web3()
+    failpoint("send.before_broadcast")
     try:
         w3.eth.send_raw_transaction(bytes(tx.raw_tx))
     except (Web3RPCError, ValueError) as exc:
@@ -58,6 +60,7 @@ def tx_broadcast(*, tx):
             if "insufficient funds" in message:
                 alert_raise(kind="low_gas", wallet=tx.wallet, message=f"node refused {tx.tx_hash}: {exc}"[:500])
             return False
+    failpoint("send.after_broadcast")
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=tx.batch_id)

@@ -16,6 +16,7 @@ from web3.exceptions import TransactionNotFound
 
 from onchain import client
 from onchain.errors import FeeCeilingReached
+from onchain.failpoints import failpoint
 from onchain.models import Batch, Chain, ChainTransaction, HotWallet, Payout
 from onchain.services.alerts import alert_raise, wallet_halt
 from onchain.services.fees import fee_bump, fee_quote, fees_of
@@ -111,6 +112,7 @@ def _check_mined(w3, batch, final):
             batch.save()
             batch.payouts.filter(status=Payout.Status.BATCHED).update(status=Payout.Status.CONFIRMED, updated_at=now)
             listener().payouts_final(references=references, tx_hash=batch.mined_tx.tx_hash)
+            failpoint("track.before_final")
         else:
             batch.mark_reverted(now)
             batch.save()
