@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from onchain import client
 from onchain.errors import FeeCeilingReached
@@ -53,10 +53,21 @@ def chain_track(*, chain_id):
 
 
 def _receipt(w3, tx_hash):
+    """The receipt, only if its block is on the canonical chain (a node may serve a stale one mid-reorg)."""
     try:
-        return w3.eth.get_transaction_receipt(tx_hash)
+        receipt = w3.eth.get_transaction_receipt(tx_hash)
     except TransactionNotFound:
         return None
+    if _canonical_hash(w3, receipt["blockNumber"]) != receipt["blockHash"].to_0x_hex():
+        return None
+    return receipt
+
+
+def _canonical_hash(w3, number):
+    try:
+        return w3.eth.get_block(number)["hash"].to_0x_hex()
+    except BlockNotFound:
+        return None  # the chain is shorter than that now
 
 
 def _check_pending(w3, chain, batch):
@@ -95,7 +106,7 @@ def _record_mined(batch, attempt, receipt):
 
 
 def _check_mined(w3, batch, final):
-    canonical = w3.eth.get_block(batch.block_number)["hash"].to_0x_hex()
+    canonical = _canonical_hash(w3, batch.block_number)
     if canonical != batch.block_hash:
         _unmine(w3, batch)
         return 0
