@@ -16,6 +16,7 @@ from onchain.services.tracking import final_height
 
 log = logging.getLogger(__name__)
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
+WITHDRAWN_TOPIC = "0x" + keccak(text="Withdrawn(address,uint256)").hex()
 MAX_RANGE = 2_000
 
 
@@ -39,6 +40,13 @@ def reconcile(*, token_id):
                             "topics": [TRANSFER_TOPIC, [_topic(a) for a in senders]]})
     seen = Counter((lg["transactionHash"].to_0x_hex(), "0x" + lg["topics"][2].hex()[-40:], int(lg["data"].hex() or "0", 16))
                    for lg in logs)
+    # Treasury sweeps out of the batch contract are recorded by its own `Withdrawn` event: not payouts.
+    if token.batch_contract:
+        for lg in w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": token.batch_contract,
+                                   "topics": [WITHDRAWN_TOPIC]}):
+            key = (lg["transactionHash"].to_0x_hex(), "0x" + lg["topics"][1].hex()[-40:], int(lg["data"].hex() or "0", 16))
+            if seen.get(key):
+                seen[key] -= 1
     batches = Batch.objects.filter(token=token, status=Batch.Status.FINAL, block_number__gte=start,
                                    block_number__lte=end).select_related("mined_tx")
     expected = Counter()
