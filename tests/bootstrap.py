@@ -37,7 +37,6 @@ env["TULPAR_VAR_DIR"] = str(_TMP)
 env["TEST_DATABASE_NAME"] = f"test_tulpar_{os.getpid()}"
 # Our own queue, so a `make run` on the same Redis never takes the suite's tasks (nor the reverse).
 env["CELERY_QUEUE"] = f"tulpar-test-{os.getpid()}"
-env["PAYOUT_TRACK_SECONDS"] = "1"
 env["FUNDING_POLL_SECONDS"] = "5"
 env["FUNDING_POLL_AFTER_SECONDS"] = "3"
 env["CHAIN_CONFIRMATIONS"] = "2"
