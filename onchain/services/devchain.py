@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 DEV_DECIMALS = 18
 GAS_FLOAT_WEI = 100 * 10**18
+_DEPLOYED = {}
 
 
 def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_000_000_000, confirmations=None,
@@ -29,8 +30,12 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
             "confirmations": settings.CHAIN_CONFIRMATIONS if confirmations is None else confirmations})
     token = Token.objects.filter(chain=chain, symbol="KGST").first()
     if token is None or not _has_code(w3, token.address) or not _has_code(w3, token.batch_contract):
-        token_address = _deploy(w3, "KGST", "Kyrgyz Som Token (dev)", "KGST", DEV_DECIMALS)
-        batch_address = _deploy(w3, "BatchPayout", token_address, w3.eth.accounts[0])
+        # This process deployed them already on this chain (tests flush the tables between cases): reuse.
+        token_address, batch_address = _DEPLOYED.get(chain.chain_id, (None, None))
+        if not (_has_code(w3, token_address) and _has_code(w3, batch_address)):
+            token_address = _deploy(w3, "KGST", "Kyrgyz Som Token (dev)", "KGST", DEV_DECIMALS)
+            batch_address = _deploy(w3, "BatchPayout", token_address, w3.eth.accounts[0])
+            _DEPLOYED[chain.chain_id] = (token_address, batch_address)
         Token.objects.update_or_create(chain=chain, symbol="KGST", defaults={
             "address": token_address, "decimals": DEV_DECIMALS, "batch_contract": batch_address})
         token = Token.objects.get(chain=chain, symbol="KGST")
