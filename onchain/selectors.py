@@ -37,3 +37,8 @@ def _confirmations(batch):
         return max(client.web3().eth.block_number - batch.block_number + 1, 0)
     except Exception:  # noqa: BLE001 - a status read must not fail because the node is slow
         return 0
+
+
+def payout_is_dead(*, reference):
+    """True when the payout failed for good: nothing of it can still be mined (refunding is then safe)."""
+    return Payout.objects.filter(reference=reference, status=Payout.Status.FAILED).exists()

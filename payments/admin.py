@@ -6,6 +6,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from gateway.errors import ApplicationError
 from payments import pipeline
+from payments.errors import TransferNotPayable
 from payments.models import (
     Corridor,
     JournalEntry,
@@ -41,7 +42,7 @@ class TransferAdmin(ReadOnlyAdmin):
                      "recipient_wallet", "payment_intent_id"]
     list_select_related = ["quote", "partner"]
     date_hierarchy = "created_at"
-    actions = ["release", "reject"]
+    actions = ["release", "reject", "refund"]
     readonly_fields = ["settlement"]
     exclude = ["payment_client_secret", "sender_token", "recipient_token", "request_fingerprint"]
 
@@ -77,6 +78,17 @@ class TransferAdmin(ReadOnlyAdmin):
         reason = f"rejected by operator {request.user.get_username()}"
         self._each(request, queryset.filter(status=Transfer.Status.HELD),
                    lambda t: pipeline.transfer_reject(transfer_id=t.pk, reason=reason), "rejected")
+
+    @admin.action(description="Refund failed settlements (payout failed for good)")
+    def refund(self, request, queryset):
+        failed = queryset.filter(status=Transfer.Status.SETTLEMENT_FAILED)
+        self._each(request, failed, lambda t: self._refund(t), "refunded")
+
+    @staticmethod
+    def _refund(transfer):
+        result = pipeline.transfer_refund(transfer_id=transfer.pk)
+        if result.status != Transfer.Status.REFUNDED:
+            raise TransferNotPayable("Its payout may still be mined: not refundable yet.")
 
     def _each(self, request, queryset, action, verb):
         done = 0

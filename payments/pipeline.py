@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from onchain.selectors import payout_is_dead
 from onchain.services.payouts import payout_request
 from payments.errors import CardRefused, TransferNotPayable
 from payments.models import Transfer
@@ -179,16 +180,25 @@ def transfer_reject(*, transfer_id, reason):
     return transfer
 
 
+def _refundable(transfer):
+    """Rejected transfers, and failed settlements whose payout can no longer pay (failed, never in a live batch)."""
+    if transfer.status == S.REJECTED:
+        return True
+    if transfer.status == S.SETTLEMENT_FAILED:
+        return payout_is_dead(reference=transfer.payout_reference)
+    return False
+
+
 def transfer_refund(*, transfer_id):
-    """Refund a rejected transfer in full. The Stripe call carries a key derived from the transfer, so a
-    retry after a crash between the call and the commit gets the same refund back."""
+    """Refund in full. The Stripe call carries a key derived from the transfer, so a retry after a crash
+    between the call and the commit gets the same refund back."""
     transfer = Transfer.objects.get(pk=transfer_id)
-    if transfer.status != S.REJECTED:
+    if not _refundable(transfer):
         return transfer
     refund = stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
     with transaction.atomic():
         transfer = _locked(transfer_id)
-        if transfer.status == S.REJECTED:
+        if _refundable(transfer):
             transfer.mark_refunded(refund.id)
             transfer.save()
             ledger.ledger_post_refund(transfer=transfer, refund_id=refund.id)
