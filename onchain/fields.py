@@ -54,12 +54,20 @@ class Uint256Field(models.Field):
         return None if value is None else int(value)
 
     def to_python(self, value):
-        if value is None or isinstance(value, int):
+        if value is None or value == "":
+            return None
+        if isinstance(value, int):
             return value
         try:
             return int(Decimal(str(value)))
         except ArithmeticError as exc:
             raise ValidationError(_("Not an integer.")) from exc
+
+    def formfield(self, **kwargs):
+        from django import forms
+
+        return super().formfield(**{"form_class": forms.IntegerField, "min_value": 0, "max_value": UINT256_MAX,
+                                    **kwargs})
 
     def get_db_prep_value(self, value, connection, prepared=False):
         value = self.to_python(value)
