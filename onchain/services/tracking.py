@@ -190,6 +190,8 @@ def _check_wallet_nonces(w3, chain):
     """A chain nonce beyond ours means someone else signed with this key: stop and tell an operator."""
     for wallet in HotWallet.objects.filter(chain=chain, is_active=True, halted=False, next_nonce__isnull=False):
         mined = w3.eth.get_transaction_count(wallet.address, "latest")
+        # Read our nonce after the chain's: a batch signed and mined in between must not look foreign.
+        wallet.refresh_from_db(fields=["next_nonce"])
         if mined > wallet.next_nonce:
             reason = f"chain nonce {mined} is ahead of ours ({wallet.next_nonce}): a transaction we did not sign"
             wallet_halt(wallet_id=wallet.pk, reason=reason)
