@@ -39,3 +39,11 @@ chromium:
 
 clean:
 	rm -rf var staticfiles
+
+# Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
+.PHONY: bench-settlement bench-kill
+bench-settlement: deps
+	$(PY) -m bench.settlement $(BENCH_ARGS)
+
+bench-kill: deps
+	$(PY) -m bench.kill_campaign $(BENCH_ARGS)

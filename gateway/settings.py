@@ -165,9 +165,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "funding-poll": {"task": "payments.tasks.funding_poll", "schedule": timedelta(seconds=env_int("FUNDING_POLL_SECONDS", 20))},
-    "transfers-sweep": {"task": "payments.tasks.transfers_sweep", "schedule": timedelta(seconds=30)},
-    "settlement-tick": {"task": "onchain.tasks.settlement_tick",
-                        "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
+    "transfers-sweep": {"task": "payments.tasks.transfers_sweep", "schedule": timedelta(seconds=10)},
+    "settlement-build": {"task": "onchain.tasks.settlement_build",
+                         "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
+    "settlement-track": {"task": "onchain.tasks.settlement_track",
+                         "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
     "settlement-reconcile": {"task": "onchain.tasks.settlement_reconcile", "schedule": timedelta(seconds=30)},
     "treasury-check": {"task": "onchain.tasks.treasury_check", "schedule": timedelta(seconds=60)},
 }

@@ -1,8 +1,13 @@
-"""Single-runner locks for periodic jobs (one tracker, one batcher per token at a time), in Redis.
-Correctness never depends on them (row locks and guarded transitions do that); they stop duplicate work."""
+"""Single-runner locks for periodic jobs (one tracker per chain, one batcher per token at a time), in Redis.
+Correctness never depends on them (row locks and guarded transitions do that); they stop duplicate work.
+
+The lock lives `ttl` seconds and a daemon thread renews it while the job runs, so a long pass keeps it but a
+holder killed outright (SIGKILL, OOM, a lost node) lets it lapse within `ttl`: a crash costs seconds, not minutes.
+"""
 
 import contextlib
 import functools
+import threading
 
 import redis
 from django.conf import settings
@@ -14,13 +19,25 @@ def _redis():
 
 
 @contextlib.contextmanager
-def only_one(name, timeout=60):
+def only_one(name, ttl=5):
     """Yields True when this process holds the lock, False when another does."""
-    lock = _redis().lock(f"tulpar:lock:{settings.CELERY_TASK_DEFAULT_QUEUE}:{name}", timeout=timeout, blocking=False)
-    acquired = lock.acquire()
+    # thread_local=False: the renewing thread must see the token the acquiring thread got.
+    lock = _redis().lock(f"tulpar:lock:{settings.CELERY_TASK_DEFAULT_QUEUE}:{name}", timeout=ttl, blocking=False,
+                         thread_local=False)
+    if not lock.acquire():
+        yield False
+        return
+    done = threading.Event()
+
+    def renew():
+        while not done.wait(ttl / 3):
+            with contextlib.suppress(redis.exceptions.RedisError):
+                lock.reacquire()
+
+    threading.Thread(target=renew, daemon=True, name=f"lock-renew-{name}").start()
     try:
-        yield acquired
+        yield True
     finally:
-        if acquired:
-            with contextlib.suppress(redis.exceptions.LockError):
-                lock.release()
+        done.set()
+        with contextlib.suppress(redis.exceptions.RedisError):
+            lock.release()

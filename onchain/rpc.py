@@ -19,7 +19,9 @@ class FailoverProvider(JSONBaseProvider):
     def __init__(self, urls, timeout):
         super().__init__()
         self.urls = list(urls)
-        self._providers = [HTTPProvider(u, request_kwargs={"timeout": timeout}) for u in self.urls]
+        # No retries inside a provider: a hanging URL must cost one timeout before the next URL is tried.
+        self._providers = [HTTPProvider(u, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+                           for u in self.urls]
         self._down_until = [0.0] * len(self.urls)
         self._lock = threading.Lock()
 

@@ -19,29 +19,33 @@ def batch_send(batch_id):
 
 
 @shared_task
-def batches_build(token_id, force=False):
-    with only_one(f"build:{token_id}", timeout=120) as mine:
-        if mine:
-            batches.batches_build(token_id=token_id, force=force)
+def settlement_build():
+    """Build what is due (the sweeper: queued payouts never wait on a lost task)."""
+    for token_id in Token.objects.values_list("id", flat=True):
+        with only_one(f"build:{token_id}") as mine:
+            if mine:
+                batches.batches_build(token_id=token_id)
 
 
 @shared_task
-def settlement_tick():
-    """Build what is due and follow what is in flight (the sweeper: nothing queued waits on a lost task)."""
-    for token_id in Token.objects.values_list("id", flat=True):
-        with only_one(f"build:{token_id}", timeout=120) as mine:
-            if mine:
-                batches.batches_build(token_id=token_id)
+def settlement_track():
+    """Follow what is in flight. Separate from building, so a crash while building never stalls tracking."""
     for chain_id in Chain.objects.values_list("id", flat=True):
-        with only_one(f"track:{chain_id}", timeout=120) as mine:
+        with only_one(f"track:{chain_id}") as mine:
             if mine:
                 tracking.chain_track(chain_id=chain_id)
+
+
+def settlement_tick():
+    """Both passes, in this process (tests and benchmarks)."""
+    settlement_build()
+    settlement_track()
 
 
 @shared_task
 def settlement_reconcile():
     for token_id in Token.objects.values_list("id", flat=True):
-        with only_one(f"reconcile:{token_id}", timeout=300) as mine:
+        with only_one(f"reconcile:{token_id}") as mine:
             if mine:
                 reconcile.reconcile(token_id=token_id)
 

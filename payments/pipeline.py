@@ -216,9 +216,10 @@ class PayoutListener:
                          .filter(pk__in=references, status=S.SETTLING).order_by("pk"))
         now = timezone.now()
         for transfer in transfers:
-            transfer.mark_completed(now)
-            transfer.updated_at = now
-        Transfer.objects.bulk_update(transfers, ["status", "completed_at", "updated_at"])
+            transfer.mark_completed(now)  # the guard, per transfer
+        # One compare-and-set statement for the batch (bulk_update's CASE expressions cost more than the rest).
+        Transfer.objects.filter(pk__in=[t.pk for t in transfers], status=S.SETTLING).update(
+            status=S.COMPLETED, completed_at=now, updated_at=now)
         ledger.ledger_post_payouts(transfers=transfers, tx_hash=tx_hash)
         log.info("transfers_completed count=%s tx_hash=%s transfer_ids=%s", len(transfers), tx_hash,
                  ",".join(str(t.pk) for t in transfers[:20]))
@@ -237,7 +238,7 @@ def transfers_sweep():
     from payments.services.transfers import transfer_funding_prepare
     from payments.tasks import transfer_advance, transfer_refund
 
-    cutoff = timezone.now() - timedelta(seconds=30)
+    cutoff = timezone.now() - timedelta(seconds=10)
     # A crash between the transfer's commit and its PaymentIntent: create it with the same idempotency key.
     for transfer in Transfer.objects.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
         transfer_funding_prepare(transfer=transfer)

@@ -9,7 +9,6 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
 from django.utils.module_loading import import_string
 
 from onchain import client
@@ -42,17 +41,14 @@ def settlement_token(symbol="KGST"):
 
 def payout_request(*, reference, to_address, amount, symbol="KGST"):
     """Queue a payout of `amount` (token units, a Decimal) once per reference. Call inside the caller's
-    transaction: the payout commits with the caller's state change; the batcher picks it up from the table,
-    so nothing is lost between a commit and a task (the kick after commit only shortens the wait)."""
+    transaction: the payout commits with the caller's state change; the batcher (beat, every
+    SETTLEMENT_TRACK_MS) picks it up from the table, so there is no task to lose between a commit and the broker."""
     token = settlement_token(symbol)
     payout, created = Payout.objects.get_or_create(
         reference=reference,
         defaults={"token": token, "to_address": to_address, "amount_base_units": to_base_units(amount, token.decimals)},
     )
     if created:
-        from onchain.tasks import batches_build
-
-        transaction.on_commit(lambda: batches_build.delay(token.pk))
         log.info("payout_queued reference=%s payout=%s amount_base_units=%s", reference, payout.id,
                  payout.amount_base_units)
     return payout

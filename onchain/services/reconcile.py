@@ -10,7 +10,7 @@ from django.db import transaction
 from eth_utils import keccak
 
 from onchain import client
-from onchain.models import Batch, HotWallet, Payout, ReconciliationCursor, Token
+from onchain.models import Batch, ChainTransaction, HotWallet, Payout, ReconciliationCursor, Token
 from onchain.services.alerts import alert_raise, wallet_halt
 from onchain.services.tracking import final_height
 
@@ -38,6 +38,17 @@ def reconcile(*, token_id):
     senders = [w.address for w in wallets] + ([token.batch_contract] if token.batch_contract else [])
     logs = w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": token.address,
                             "topics": [TRANSFER_TOPIC, [_topic(a) for a in senders]]})
+    # A transaction of ours whose batch the tracker has not made final yet is not a mismatch: stop the range
+    # before its block and come back to it on a later pass.
+    hashes = {lg["transactionHash"].to_0x_hex() for lg in logs}
+    pending = (ChainTransaction.objects.filter(tx_hash__in=hashes).exclude(batch__status=Batch.Status.FINAL)
+               .values_list("tx_hash", flat=True))
+    pending_blocks = [lg["blockNumber"] for lg in logs if lg["transactionHash"].to_0x_hex() in set(pending)]
+    if pending_blocks:
+        end = min(pending_blocks) - 1
+        logs = [lg for lg in logs if lg["blockNumber"] <= end]
+        if end < start:
+            return 0, 0
     seen = Counter((lg["transactionHash"].to_0x_hex(), "0x" + lg["topics"][2].hex()[-40:], int(lg["data"].hex() or "0", 16))
                    for lg in logs)
     # Treasury sweeps out of the batch contract are recorded by its own `Withdrawn` event: not payouts.

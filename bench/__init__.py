@@ -1,0 +1,1 @@
+"""Benchmarks of the settlement engine (see README.md)."""
