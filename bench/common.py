@@ -112,9 +112,9 @@ class Stack:
         self.wallets = [(Account.from_key(env["HOT_WALLET_PRIVATE_KEY"]).address, "HOT_WALLET_PRIVATE_KEY"),
                         (Account.from_key(env["HOT_WALLET_2_PRIVATE_KEY"]).address, "HOT_WALLET_2_PRIVATE_KEY")]
 
-    def start_anvil(self):
+    def start_anvil(self, gas_limit=None):
         self.anvil_log = open(self.tmp / "anvil.log", "ab")  # noqa: SIM115 - closed with the stack
-        proc, url = services.start_anvil(services.free_port(), block_time=1, log=self.anvil_log)
+        proc, url = services.start_anvil(services.free_port(), block_time=1, log=self.anvil_log, gas_limit=gas_limit)
         self.infra.append(proc)
         os.environ["CHAIN_RPC_URL"] = url
         os.environ.pop("CHAIN_RPC_URLS", None)

@@ -45,6 +45,9 @@ def parse_args():
     p.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
     p.add_argument("--concurrency", type=int, default=2, help="pool size of each worker (default 2)")
     p.add_argument("--max-seconds", type=int, default=900, help="bound on the whole run (default 900)")
+    p.add_argument("--block-gas-limit", type=int, default=55_000_000,
+                   help="anvil's block gas limit: BNB Chain's 55M (its docs, March 2026) by default; "
+                        "anvil's own default is 30M (default 55000000)")
     p.add_argument("--seed", type=int, default=20261122)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) and print its path")
     return p.parse_args()
@@ -372,7 +375,8 @@ def main():
     fig = Figures()
     try:
         stack.environment()
-        anvil_url = stack.start_anvil()
+        anvil_url = stack.start_anvil(gas_limit=args.block_gas_limit)
+        print(f"settlement.block_gas_limit: {args.block_gas_limit}", flush=True)
         redis_url, redis_kind = stack.start_redis()
         database = stack.create_database()
         migrate_s = stack.django()

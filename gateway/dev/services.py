@@ -47,7 +47,7 @@ def rpc_answers(url):
         return response.status == 200
 
 
-def start_anvil(port, *, block_time=1, state_file=None, log=subprocess.DEVNULL):
+def start_anvil(port, *, block_time=1, state_file=None, log=subprocess.DEVNULL, gas_limit=None):
     # One slot per epoch: anvil then reports `finalized` one block behind the head, like BNB Chain's fast finality.
     cmd = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337", "--silent",
            "--slots-in-an-epoch", "1"]
@@ -55,6 +55,8 @@ def start_anvil(port, *, block_time=1, state_file=None, log=subprocess.DEVNULL):
         cmd += ["--block-time", str(block_time)]
     if state_file:
         cmd += ["--state", str(state_file), "--state-interval", "5"]
+    if gas_limit:
+        cmd += ["--gas-limit", str(gas_limit)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: rpc_answers(url), "anvil", proc=proc)
