@@ -7,21 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from gateway.admin import ReadOnlyAdmin
 from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, Token
 from onchain.services.alerts import wallet_resume
 from onchain.services.payouts import wallet_balances
 from onchain.services.tracking import nonce_resync
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Chain)
@@ -112,7 +102,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Batch)
-class BatchAdmin(ReadOnly):
+class BatchAdmin(ReadOnlyAdmin):
     list_display = ["id", "status", "wallet", "nonce", "mode", "count", "total_base_units", "block_number",
                     "created_at", "final_at", "send_attempts"]
     list_filter = ["status", "mode", "wallet"]
@@ -122,7 +112,7 @@ class BatchAdmin(ReadOnly):
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnly):
+class PayoutAdmin(ReadOnlyAdmin):
     list_display = ["reference", "status", "to_address", "amount_base_units", "batch", "created_at"]
     list_filter = ["status", "token"]
     search_fields = ["reference", "to_address", "batch__attempts__tx_hash"]
@@ -130,7 +120,7 @@ class PayoutAdmin(ReadOnly):
 
 
 @admin.register(ChainTransaction)
-class ChainTransactionAdmin(ReadOnly):
+class ChainTransactionAdmin(ReadOnlyAdmin):
     list_display = ["tx_hash", "wallet", "nonce", "status", "replaces", "max_fee_per_gas", "gas_used",
                     "broadcast_count", "last_broadcast_at"]
     list_filter = ["status", "wallet"]
@@ -140,7 +130,7 @@ class ChainTransactionAdmin(ReadOnly):
 
 
 @admin.register(OperatorAlert)
-class OperatorAlertAdmin(ReadOnly):
+class OperatorAlertAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "kind", "wallet", "token", "message", "resolved_at"]
     list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
     actions = ["resolve"]

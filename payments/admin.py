@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
+from gateway.admin import ReadOnlyAdmin
 from gateway.errors import ApplicationError
 from payments import pipeline
 from payments.errors import TransferNotPayable
@@ -19,19 +20,6 @@ from payments.models import (
     Transfer,
 )
 from payments.selectors import transfer_settlement
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Money records change only through services: admin shows them, it does not edit them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Transfer)
