@@ -9,14 +9,9 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from eth_abi import decode as abi_decode
 from web3 import Web3
 from web3.exceptions import ContractCustomError
@@ -25,7 +20,6 @@ from web3.logs import DISCARD
 from onchain.contracts.compile import BUILD_DIR, compile_sources, load_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ANVIL = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 # anvil's default block gas limit is 30M; a batch of 200 new recipients needs about 5M, so the default fits and is kept.
 
 UNIT = 10**18
@@ -89,44 +83,13 @@ def mined(w3: Web3, tx_hash):
     return receipt
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _chain_id_answers(web3: Web3) -> bool:
-    try:
-        return web3.eth.chain_id > 0
-    except requests.exceptions.ConnectionError:
-        return False
 
 
 # --- fixtures ----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def w3() -> Iterator[Web3]:
-    """A fresh anvil chain (automine) owned by this module, torn down afterwards."""
-    if not ANVIL.is_file():
-        pytest.skip(f"anvil not installed at {ANVIL}")
-    port = _free_port()
-    proc = subprocess.Popen([str(ANVIL), "--port", str(port), "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        web3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 30}))
-        deadline = time.monotonic() + 15
-        while not _chain_id_answers(web3):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("anvil did not start")
-            time.sleep(0.1)
-        yield web3
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from web3 import Web3
 from web3.exceptions import ContractCustomError
 
@@ -19,9 +14,6 @@ from onchain.contracts.compile import compile_sources, load_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KGST_SOL = REPO_ROOT / "onchain" / "contracts" / "KGST.sol"
-ANVIL = (
-    REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-)
 
 # Measured 51,345 / 34,245 for KGST.sol as compiled here; bounds sit around
 # OpenZeppelin ERC-20 figures so the stand-in costs what the real token does.
@@ -56,47 +48,10 @@ def test_artifact_source_hash_matches_committed_source() -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _chain_id_answers(web3: Web3) -> bool:
-    try:
-        return web3.eth.chain_id > 0
-    except requests.exceptions.ConnectionError:
-        return False
 
 
-@pytest.fixture(scope="module")
-def w3() -> Iterator[Web3]:
-    """A fresh anvil chain owned by this module, torn down afterwards."""
-    if not ANVIL.is_file():
-        pytest.skip(f"anvil not installed at {ANVIL}")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(ANVIL), "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        web3 = Web3(
-            Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 5})
-        )
-        deadline = time.monotonic() + 15
-        while not _chain_id_answers(web3):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("anvil did not start")
-            time.sleep(0.1)
-        yield web3
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
