@@ -30,13 +30,3 @@ class SignerUnavailable(OnchainError):
 class FeeCeilingReached(OnchainError):
     code = "fee-ceiling-reached"
     title = "Network fees are above the configured ceiling"
-
-
-class LimitReached(OnchainError):
-    code = "treasury-limit-reached"
-    title = "A per-transaction or daily treasury limit would be exceeded"
-
-
-class FloatInsufficient(OnchainError):
-    code = "float-insufficient"
-    title = "The settlement float cannot cover this amount right now"

@@ -77,8 +77,9 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         if not payouts:
             return None
         if wallet.next_nonce is None:
-            wallet.next_nonce = chain_nonce if chain_nonce is not None else client.web3().eth.get_transaction_count(
-                wallet.address, "pending")
+            if chain_nonce is None:
+                return None  # reset since we looked: read the chain's nonce on the next pass, never under the lock
+            wallet.next_nonce = chain_nonce
         failpoint("batch.claimed")
         batch = Batch(token=token, wallet=wallet, nonce=wallet.next_nonce, count=len(payouts),
                       total_base_units=sum(p.amount_base_units for p in payouts),

@@ -7,9 +7,10 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
+from onchain import client
 from onchain.models import HotWallet, OperatorAlert, Payout, Token, TreasurySnapshot
 from onchain.services.alerts import alert_raise
-from onchain.services.payouts import to_base_units, wallet_balances
+from onchain.services.payouts import to_base_units
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,14 @@ def treasury_check(*, token_id):
     """Measure the token float and every wallet's gas; alert below the configured thresholds."""
     token = Token.objects.select_related("chain").get(pk=token_id)
     wallets = list(HotWallet.objects.filter(chain=token.chain, is_active=True))
-    float_units = None
+    w3 = client.web3()
+    batching = bool(token.batch_contract) and settings.SETTLEMENT_BATCHING
+    # With the batch contract the float is its balance (read once); without, each wallet pays from its own.
+    holders = [token.batch_contract] if batching else [w.address for w in wallets]
+    kgst = client.erc20(token.address)
+    float_units = sum(kgst.functions.balanceOf(h).call() for h in holders) if holders else None
     for wallet in wallets:
-        held, gas = wallet_balances(wallet, token)
-        # With the batch contract every wallet reports the contract's float; without, each pays its own.
-        float_units = held if token.batch_contract and settings.SETTLEMENT_BATCHING else (float_units or 0) + held
+        gas = w3.eth.get_balance(wallet.address)
         if wallet.low_gas_wei is not None and gas < wallet.low_gas_wei:
             alert_raise(kind=OperatorAlert.Kind.LOW_GAS, wallet=wallet,
                         message=f"gas balance {gas} wei is below {wallet.low_gas_wei}")

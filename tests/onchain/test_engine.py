@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from onchain.models import Batch, ChainTransaction, HotWallet, Payout
-from onchain.services import batches, tracking
+from onchain.services import tracking
 from onchain.services.reconcile import payouts_paid_on_chain
 from onchain.signer import signer_for
 from tests.conftest import token_balance
@@ -188,4 +188,3 @@ def test_hot_wallet_key_never_reaches_the_database_or_repr(chain):
     assert rows and needle not in rows
     assert needle not in repr(signer_for("HOT_WALLET_PRIVATE_KEY")).lower()
     assert Account.from_key(key).address == chain["wallet"].address
-    assert batches  # the module under test signs through onchain.signer only
