@@ -5,6 +5,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY manage.py ./
+COPY common ./common
 COPY gateway ./gateway
 COPY payments ./payments
 COPY onchain ./onchain

@@ -126,13 +126,13 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY") else None
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["gateway.auth.PartnerApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["payments.api.auth.PartnerApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "gateway.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "common.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
@@ -218,8 +218,6 @@ BATCH_GAS_PER_PAYOUT = env_int("BATCH_GAS_PER_PAYOUT", 32_000)
 # Replacements raise both fee fields by at least this much (geth needs 10%).
 FEE_BUMP_PERMILLE = max(env_int("FEE_BUMP_PERMILLE", 125), 101)
 PAYOUT_REBROADCAST_AFTER_SECONDS = env_int("PAYOUT_REBROADCAST_AFTER_SECONDS", 15)
-# onchain reports finality back through this one function (onchain never imports payments).
-ONCHAIN_PAYOUT_LISTENER = "payments.pipeline.PayoutListener"
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -7,11 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from gateway.admin import ReadOnlyAdmin
+from common.admin import ReadOnlyAdmin
 from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, Token
 from onchain.services.alerts import wallet_resume
-from onchain.services.payouts import wallet_balances
 from onchain.services.tracking import nonce_resync
+from onchain.services.treasury import wallet_balances
 
 
 @admin.register(Chain)

@@ -1,4 +1,4 @@
-from gateway.errors import ApplicationError
+from common.errors import ApplicationError
 
 
 class OnchainError(ApplicationError):

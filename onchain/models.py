@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django_fsm import FSMField, transition
 
+from common.status import StatusModel, StatusQuerySet
 from onchain.fields import AddressField, Uint256Field
 
 
@@ -29,6 +30,9 @@ class Chain(models.Model):
     stuck_after_seconds = models.PositiveIntegerField(default=30,
                                                       help_text="Replace a transaction unmined after this long.")
     explorer_tx_url = models.CharField(max_length=200, blank=True, help_text="e.g. https://bscscan.com/tx/{tx_hash}")
+    # Recorded by each tracking pass, so status reads count confirmations without asking the node.
+    head_block = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    head_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self):
         return f"{self.name} ({self.chain_id})"
@@ -78,7 +82,7 @@ class HotWallet(models.Model):
         return f"{self.address} on {self.chain.name}"
 
 
-class Batch(models.Model):
+class Batch(StatusModel):
     """One nonce of one wallet. `onchain_id` is what the BatchPayout contract records as paid, so no two
     transactions can ever pay the same batch, whatever happens to nonces."""
 
@@ -100,7 +104,7 @@ class Batch(models.Model):
     mode = models.CharField(max_length=10, choices=Mode.choices)
     count = models.PositiveIntegerField()
     total_base_units = Uint256Field()
-    status = FSMField(default=Status.SIGNED, choices=Status.choices)
+    status = FSMField(default=Status.SIGNED, choices=Status.choices, protected=True)
     mined_tx = models.ForeignKey("ChainTransaction", null=True, blank=True, on_delete=models.PROTECT,
                                  related_name="+")
     block_number = models.PositiveBigIntegerField(null=True, blank=True)
@@ -111,6 +115,8 @@ class Batch(models.Model):
     mined_at = models.DateTimeField(null=True, blank=True)
     final_at = models.DateTimeField(null=True, blank=True)
     send_attempts = models.PositiveIntegerField(default=0, help_text="Broadcast tasks started (crash counter).")
+
+    objects = StatusQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "batches"
@@ -148,7 +154,7 @@ class Batch(models.Model):
         self.final_at = at
 
 
-class ChainTransaction(models.Model):
+class ChainTransaction(StatusModel):
     """One signed attempt at a batch's nonce: the original or a replacement with higher fees."""
 
     class Status(models.TextChoices):
@@ -169,12 +175,14 @@ class ChainTransaction(models.Model):
     max_priority_fee_per_gas = Uint256Field()
     replaces = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="replaced_by")
-    status = FSMField(default=Status.PENDING, choices=Status.choices)
+    status = FSMField(default=Status.PENDING, choices=Status.choices, protected=True)
     gas_used = models.PositiveBigIntegerField(null=True, blank=True)
     broadcast_count = models.PositiveIntegerField(default=0)
     last_broadcast_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = StatusQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["wallet", "nonce"])]
@@ -195,7 +203,22 @@ class ChainTransaction(models.Model):
         self.gas_used = None
 
 
-class Payout(models.Model):
+class PayoutQuerySet(StatusQuerySet):
+    """Payouts move in sets (a batch at a time): each method is a guarded compare-and-set in one statement and
+    returns how many rows moved."""
+
+    def mark_batched(self, batch):
+        return self._move(source=[Payout.Status.QUEUED], target=Payout.Status.BATCHED, batch=batch)
+
+    def mark_confirmed(self):
+        return self._move(source=[Payout.Status.BATCHED], target=Payout.Status.CONFIRMED)
+
+    def mark_failed(self, reason):
+        return self._move(source=[Payout.Status.QUEUED, Payout.Status.BATCHED], target=Payout.Status.FAILED,
+                          failure_reason=reason[:300])
+
+
+class Payout(StatusModel):
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
         BATCHED = "batched", "in a signed batch"
@@ -208,11 +231,13 @@ class Payout(models.Model):
     token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="payouts")
     to_address = AddressField()
     amount_base_units = Uint256Field()
-    status = FSMField(default=Status.QUEUED, choices=Status.choices)
+    status = FSMField(default=Status.QUEUED, choices=Status.choices, protected=True)
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts")
     failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PayoutQuerySet.as_manager()
 
     class Meta:
         constraints = [models.CheckConstraint(condition=~Q(amount_base_units=0), name="payout_amount_positive")]
@@ -220,18 +245,6 @@ class Payout(models.Model):
 
     def __str__(self):
         return f"payout {self.reference} ({self.status})"
-
-    @transition(field=status, source=Status.QUEUED, target=Status.BATCHED)
-    def mark_batched(self, batch):
-        self.batch = batch
-
-    @transition(field=status, source=Status.BATCHED, target=Status.CONFIRMED)
-    def mark_confirmed(self):
-        pass
-
-    @transition(field=status, source=[Status.QUEUED, Status.BATCHED], target=Status.FAILED)
-    def mark_failed(self, reason):
-        self.failure_reason = reason[:300]
 
 
 class OperatorAlert(models.Model):

@@ -24,7 +24,8 @@ def settlement_build():
     for token_id in Token.objects.values_list("id", flat=True):
         with only_one(f"build:{token_id}") as mine:
             if mine:
-                batches.batches_build(token_id=token_id)
+                for batch in batches.batches_build(token_id=token_id):
+                    batch_send.delay(str(batch.pk))  # committed already; a lost send is the tracker's rebroadcast
 
 
 @shared_task

@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from gateway.admin import ReadOnlyAdmin
-from gateway.errors import ApplicationError
+from common.admin import ReadOnlyAdmin
+from common.errors import ApplicationError
 from payments import pipeline
 from payments.errors import TransferNotPayable
 from payments.models import (
@@ -47,8 +47,8 @@ class TransferAdmin(ReadOnlyAdmin):
         data = transfer_settlement(transfer=obj)
         if not data:
             return "—"
-        return format_html("{} base units to {}<br>tx {} ({} confirmations, payout {})", data["amount_base_units"],
-                           data["to_address"], data["tx_hash"] or "not signed yet", data["confirmations"], data["status"])
+        return format_html("{} base units to {}<br>tx {} ({} confirmations, payout {})", data.amount_base_units,
+                           data.to_address, data.tx_hash or "not signed yet", data.confirmations, data.status)
 
     def has_change_permission(self, request, obj=None):
         # Needed for actions; every field stays read-only.

@@ -5,3 +5,10 @@ class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = "Payments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Start-up wiring, not a signal: onchain reports final and failed payouts to the transfers' state machine.
+        from onchain.api import payout_listener_register
+        from payments.pipeline import TransferPayoutListener
+
+        payout_listener_register(TransferPayoutListener())

@@ -1,18 +1,19 @@
+"""Every refusal payments can raise derives from PaymentsError (itself a common.errors.ApplicationError), so one
+handler renders each as RFC 9457 problem details and one `except PaymentsError` catches them all."""
+
 from django.utils.translation import gettext_lazy as _
 
-from gateway.errors import ApplicationError, ConflictError, NotFoundError
+from common.errors import ApplicationError
 
 
-class PlainDetail:
+class PaymentsError(ApplicationError):
     """Titles are lazy (translated when shown); the detail is fixed as a plain str, in the language active when
     the error is raised, so it reads the same in a form, a log line or a JSON problem body."""
 
+    code = "payments-error"
+
     def __init__(self, detail=None, *, field=None):
         super().__init__(str(detail or self.title), field=field)
-
-
-class PaymentsError(PlainDetail, ApplicationError):
-    code = "payments-error"
 
 
 class CorridorUnavailable(PaymentsError):
@@ -31,7 +32,8 @@ class AmountOutOfRange(PaymentsError):
     title = _("Amount outside the corridor's limits")
 
 
-class QuoteNotFound(PlainDetail, NotFoundError):
+class QuoteNotFound(PaymentsError):
+    status = 404
     code = "quote-not-found"
     title = _("Quote not found")
 
@@ -41,19 +43,41 @@ class QuoteExpired(PaymentsError):
     title = _("Quote expired")
 
 
-class QuoteAlreadyUsed(PlainDetail, ConflictError):
+class QuoteAlreadyUsed(PaymentsError):
+    status = 409
     code = "quote-already-used"
     title = _("Quote already used by another transfer")
 
 
-class IdempotencyMismatch(PlainDetail, ConflictError):
+class IdempotencyMismatch(PaymentsError):
+    status = 409
     code = "idempotency-key-reused"
     title = _("Idempotency-Key reused with a different request")
+
+
+class WalletRefused(PaymentsError):
+    code = "wallet-refused"
+    title = _("This wallet cannot receive payouts")
 
 
 class CardRefused(PaymentsError):
     code = "card-refused"
     title = _("This card cannot be used")
+
+
+class CardDeclined(CardRefused):
+    """The issuer or the processor declined the card (Stripe's CardError); the detail is its user message."""
+
+    code = "card-declined"
+
+
+class ProcessorRequestRefused(PaymentsError):
+    """The card processor refused the request itself (Stripe's InvalidRequestError): an unreadable token, a
+    PaymentIntent that cannot be confirmed again. Callers decide what it means in their step."""
+
+    status = 409
+    code = "processor-request-refused"
+    title = _("The card processor refused this request")
 
 
 class FundingUnavailable(PaymentsError):
@@ -62,7 +86,16 @@ class FundingUnavailable(PaymentsError):
     title = _("The card processor could not be reached")
 
 
-class TransferNotPayable(PlainDetail, ConflictError):
+class FundingPending(FundingUnavailable):
+    """The transfer is saved, but its card payment could not be prepared yet (the processor did not answer)."""
+
+    def __init__(self, detail=None, *, transfer, field=None):
+        super().__init__(detail, field=field)
+        self.transfer = transfer
+
+
+class TransferNotPayable(PaymentsError):
+    status = 409
     code = "transfer-not-payable"
     title = _("This transfer cannot be paid now")
 
@@ -71,3 +104,23 @@ class FloatUnavailable(PaymentsError):
     status = 503
     code = "float-insufficient"
     title = _("We cannot deliver this amount right now")
+
+
+class ScreeningUndecided(PaymentsError):
+    status = 500
+    code = "screening-undecided"
+    title = "Screening returned no decision"
+
+
+class LedgerImbalance(PaymentsError):
+    status = 500
+    code = "ledger-imbalance"
+    title = "Unbalanced ledger entry"
+
+
+class WebhookRefused(PaymentsError):
+    """A webhook body that does not verify against its signature, or is not an event."""
+
+    status = 400
+    code = "bad-webhook"
+    title = "Webhook refused"

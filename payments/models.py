@@ -8,6 +8,8 @@ from django.db.models import Q
 from django_fsm import FSMField, transition
 from rest_framework_api_key.models import AbstractAPIKey
 
+from common.money import to_units
+from common.status import StatusModel, StatusQuerySet
 from onchain.fields import AddressField
 
 SOURCE_CURRENCIES = [("RUB", "Russian ruble"), ("USD", "US dollar")]
@@ -107,7 +109,13 @@ class Quote(models.Model):
         return f"{self.source_amount} {self.source_currency} → {self.target_amount} {self.target_currency}"
 
 
-class Transfer(models.Model):
+class TransferQuerySet(StatusQuerySet):
+    def mark_completed(self, at):
+        """A whole batch of payouts final on chain: settling transfers complete, compare-and-set in one statement."""
+        return self._move(source=[Transfer.Status.SETTLING], target=Transfer.Status.COMPLETED, completed_at=at)
+
+
+class Transfer(StatusModel):
     """One remittance. `status` moves only through the transitions below (docs/states.md)."""
 
     class Status(models.TextChoices):
@@ -126,7 +134,7 @@ class Transfer(models.Model):
     quote = models.OneToOneField(Quote, on_delete=models.PROTECT, related_name="transfer")
     idempotency_key = models.CharField(max_length=255)
     request_fingerprint = models.CharField(max_length=64, help_text="sha256 of the creating request's body")
-    status = FSMField(default=Status.AWAITING_FUNDING, choices=Status.choices)
+    status = FSMField(default=Status.AWAITING_FUNDING, choices=Status.choices, protected=True)
 
     sender_name = models.CharField(max_length=140)
     sender_phone = models.CharField(max_length=20)
@@ -148,6 +156,8 @@ class Transfer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TransferQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -184,10 +194,6 @@ class Transfer(models.Model):
     @transition(field=status, source=[Status.FUNDED, Status.HELD], target=Status.SETTLING)
     def mark_settling(self, payout_reference):
         self.payout_reference = payout_reference
-
-    @transition(field=status, source=Status.SETTLING, target=Status.COMPLETED)
-    def mark_completed(self, at):
-        self.completed_at = at
 
     @transition(field=status, source=Status.SETTLING, target=Status.SETTLEMENT_FAILED)
     def mark_settlement_failed(self, reason):
@@ -252,8 +258,5 @@ class Posting(models.Model):
 
 
 def to_minor(amount, currency):
-    """Decimal major units → integer minor units, refusing anything finer than the currency allows."""
-    scaled = amount.scaleb(MINOR_DIGITS[currency])
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{amount} has more than {MINOR_DIGITS[currency]} decimals")
-    return int(scaled)
+    """Decimal major units → integer minor units of `currency`, refusing anything finer than it allows."""
+    return to_units(amount, MINOR_DIGITS[currency])

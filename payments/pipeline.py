@@ -2,26 +2,29 @@
 
 quote → awaiting_funding → funded → (screening) → settling → completed
 Failure paths: expired (unfunded), held (review), rejected → refunded, settlement_failed.
-The transitions themselves are guarded on the model (`Transfer.mark_*`); this module takes the row
-lock, applies one transition, posts the ledger entry, and schedules the next step after commit.
-See docs/states.md.
+The transitions themselves are guarded on the model (`Transfer.mark_*`, `Transfer.objects.mark_completed`);
+this module takes the row lock, applies one transition, posts the ledger entry, and schedules the next step
+after commit. The Celery tasks for those steps live at the bottom of this module, beside the code that
+schedules them (payments/tasks.py holds only the periodic entry points). See docs/states.md.
 """
 
 import logging
 from datetime import timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from onchain.selectors import payout_is_dead
-from onchain.services.payouts import payout_request
-from payments.errors import CardRefused, TransferNotPayable
+from onchain.api import payout_is_dead, payout_request
+from onchain.errors import ChainUnavailable, SettlementNotConfigured
+from payments.errors import CardRefused, FundingUnavailable, ProcessorRequestRefused, ScreeningUndecided, TransferNotPayable
 from payments.models import Transfer
 from payments.providers import stripe_rail
 from payments.services import ledger
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
+from payments.services.transfers import transfer_funding_prepare
 
 log = logging.getLogger(__name__)
 S = Transfer.Status
@@ -32,6 +35,7 @@ def _locked(transfer_id):
 
 
 def _after_commit(task, transfer_id):
+    # The sweeper re-derives the step from the table if this enqueue is lost (a crash right after the commit).
     transaction.on_commit(lambda: task.delay(str(transfer_id)))
 
 
@@ -42,21 +46,18 @@ def transfer_pay_card(*, transfer, card_token):
     before charging, then set the card on the PaymentIntent and confirm it."""
     if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
         raise TransferNotPayable(_("This transfer is not waiting for a payment."))
-    import stripe
-
     try:
         country, method_id = stripe_rail.card_country(card_token)
-    except stripe.InvalidRequestError as exc:
+    except ProcessorRequestRefused as exc:
         raise CardRefused(_("The card details could not be read: please enter them again."), field="card") from exc
     if country in settings.CARD_COUNTRIES_REFUSED:
         raise CardRefused(_("Cards issued in Russia cannot be used for international transfers. "
                             "Please pay with a card issued in another country."), field="card")
     try:
+        # A declined card raises CardDeclined (a CardRefused on the card field) with the issuer's message.
         intent = stripe_rail.payment_intent_pay(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id,
                                                 payment_method_id=method_id)
-    except stripe.CardError as exc:
-        raise CardRefused(exc.user_message or _("The card was declined."), field="card") from exc
-    except stripe.InvalidRequestError:
+    except ProcessorRequestRefused:
         # A double submit: the first confirm already went through (or is in flight). Ask Stripe what stands.
         intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
         if intent.status not in ("succeeded", "processing", "requires_action"):
@@ -86,9 +87,7 @@ def transfer_mark_funded(*, payment_intent):
         transfer.mark_funded(timezone.now())
         transfer.save()
         ledger.ledger_post_funding(transfer=transfer)
-        from payments.tasks import transfer_advance
-
-        _after_commit(transfer_advance, transfer.id)
+        _after_commit(advance_task, transfer.id)
     log.info("transfer_funded transfer_id=%s payment_intent=%s", transfer.id, payment_intent.id)
     return transfer
 
@@ -139,23 +138,22 @@ def transfer_advance(*, transfer_id):
         if outcome.decision == REJECT:
             transfer.mark_rejected(outcome.reason)
             transfer.save()
-            from payments.tasks import transfer_refund
-
-            _after_commit(transfer_refund, transfer.id)
+            _after_commit(refund_task, transfer.id)
         elif outcome.decision == HOLD:
             transfer.mark_held(outcome.reason)
             transfer.save()
-        else:
-            assert outcome.decision == CLEAR
+        elif outcome.decision == CLEAR:
             _settle(transfer)
+        else:
+            raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
     log.info("transfer_screened transfer_id=%s decision=%s", transfer.id, outcome.decision)
     return transfer
 
 
 def _settle(transfer):
-    payout = payout_request(reference=str(transfer.id), to_address=transfer.recipient_wallet,
-                            amount=transfer.quote.target_amount)
-    transfer.mark_settling(payout.reference)
+    reference = str(transfer.id)
+    payout_request(reference=reference, to_address=transfer.recipient_wallet, amount=transfer.quote.target_amount)
+    transfer.mark_settling(reference)
     transfer.save()
 
 
@@ -174,9 +172,7 @@ def transfer_reject(*, transfer_id, reason):
         transfer = _locked(transfer_id)
         transfer.mark_rejected(reason)
         transfer.save()
-        from payments.tasks import transfer_refund
-
-        _after_commit(transfer_refund, transfer.id)
+        _after_commit(refund_task, transfer.id)
     return transfer
 
 
@@ -206,26 +202,23 @@ def transfer_refund(*, transfer_id):
     return transfer
 
 
-class PayoutListener:
-    """How onchain reports back (settings.ONCHAIN_PAYOUT_LISTENER), a batch at a time. Called inside
+class TransferPayoutListener:
+    """payments' side of onchain.api.PayoutListener, registered in PaymentsConfig.ready(). Called inside
     onchain's transaction, so the payouts' state and the transfers' commit together."""
 
-    @staticmethod
-    def payouts_final(*, references, tx_hash):
+    def payouts_final(self, *, references, tx_hash):
+        # Lock in a fixed order, then one compare-and-set statement for the batch (per-row saves cost more than the
+        # rest of the pass); the ledger gets one balanced entry per transfer that moved.
         transfers = list(Transfer.objects.select_for_update(of=("self",)).select_related("quote")
                          .filter(pk__in=references, status=S.SETTLING).order_by("pk"))
-        now = timezone.now()
-        for transfer in transfers:
-            transfer.mark_completed(now)  # the guard, per transfer
-        # One compare-and-set statement for the batch (bulk_update's CASE expressions cost more than the rest).
-        Transfer.objects.filter(pk__in=[t.pk for t in transfers], status=S.SETTLING).update(
-            status=S.COMPLETED, completed_at=now, updated_at=now)
+        moved = Transfer.objects.filter(pk__in=[t.pk for t in transfers]).mark_completed(timezone.now())
+        if moved != len(transfers):  # impossible under the row locks; refuse rather than post a partial ledger
+            raise TransferNotPayable(f"{len(transfers) - moved} of {len(transfers)} transfers left settling meanwhile")
         ledger.ledger_post_payouts(transfers=transfers, tx_hash=tx_hash)
         log.info("transfers_completed count=%s tx_hash=%s transfer_ids=%s", len(transfers), tx_hash,
                  ",".join(str(t.pk) for t in transfers[:20]))
 
-    @staticmethod
-    def payouts_failed(*, references, reason):
+    def payouts_failed(self, *, references, reason):
         for transfer in Transfer.objects.select_for_update(of=("self",)).filter(pk__in=references,
                                                                                  status=S.SETTLING).order_by("pk"):
             transfer.mark_settlement_failed(reason)
@@ -235,14 +228,24 @@ class PayoutListener:
 
 def transfers_sweep():
     """Outbox sweeper: re-send the next step for transfers whose task was lost after commit."""
-    from payments.services.transfers import transfer_funding_prepare
-    from payments.tasks import transfer_advance, transfer_refund
-
     cutoff = timezone.now() - timedelta(seconds=10)
     # A crash between the transfer's commit and its PaymentIntent: create it with the same idempotency key.
     for transfer in Transfer.objects.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
         transfer_funding_prepare(transfer=transfer)
     for transfer_id in Transfer.objects.filter(status=S.FUNDED, updated_at__lt=cutoff).values_list("id", flat=True):
-        transfer_advance.delay(str(transfer_id))
+        advance_task.delay(str(transfer_id))
     for transfer_id in Transfer.objects.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
-        transfer_refund.delay(str(transfer_id))
+        refund_task.delay(str(transfer_id))
+
+
+# The steps' tasks: thin, named, retried only on the transient errors listed. -------------------------
+
+@shared_task(name="payments.transfer_advance", autoretry_for=(SettlementNotConfigured, ChainUnavailable),
+             retry_backoff=2, max_retries=20)
+def advance_task(transfer_id):
+    transfer_advance(transfer_id=transfer_id)
+
+
+@shared_task(name="payments.transfer_refund", autoretry_for=(FundingUnavailable,), retry_backoff=2, max_retries=20)
+def refund_task(transfer_id):
+    transfer_refund(transfer_id=transfer_id)

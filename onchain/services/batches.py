@@ -3,7 +3,8 @@
 Per batch, in one database transaction: lock the wallet row, take queued payouts (SKIP LOCKED), check the
 treasury ceilings, claim the nonce, sign, store the batch, its first attempt (raw bytes + hash) and the
 payouts' move to `batched`, advance the nonce. Fees and the chain's nonce are read before the lock; nothing
-under the lock waits on the network. The broadcast happens after commit (onchain.services.sending).
+under the lock waits on the network. The broadcast happens after commit: the caller (onchain.tasks) enqueues a
+send task for each batch this returns, and the tracker rebroadcasts any whose task was lost.
 """
 
 import logging
@@ -15,19 +16,21 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from onchain import client
+from onchain.errors import OnchainError
 from onchain.failpoints import failpoint
-from onchain.models import Batch, ChainTransaction, HotWallet, Payout, Token
+from onchain.listener import payout_listener
+from onchain.models import Batch, HotWallet, Payout, Token
 from onchain.services.alerts import alert_raise
+from onchain.services.attempts import attempt_sign
 from onchain.services.fees import fee_quote
-from onchain.services.payouts import listener
-from onchain.signer import signer_for_wallet
 
 log = logging.getLogger(__name__)
 AMOUNT_BITS = 96  # BatchPayout packs (amount << 160) | recipient in one word
 
 
 def batches_build(*, token_id, force=False):
-    """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches."""
+    """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches, each
+    committed; sending them is the caller's next step."""
     token = Token.objects.select_related("chain").get(pk=token_id)
     queued = Payout.objects.filter(token=token, status=Payout.Status.QUEUED)
     oldest = queued.order_by("created_at").values_list("created_at", flat=True).first()
@@ -55,9 +58,6 @@ def batches_build(*, token_id, force=False):
             progress = True
             wallet.next_nonce = batch.nonce + 1
             built.append(batch)
-            from onchain.tasks import batch_send
-
-            transaction.on_commit(lambda b=batch: batch_send.delay(str(b.pk)))
     return built
 
 
@@ -70,7 +70,6 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         wallet = HotWallet.objects.select_for_update(skip_locked=True).filter(pk=wallet_id, halted=False).first()
         if wallet is None:
             return None  # another builder holds this wallet, or it was halted meanwhile
-        signer = signer_for_wallet(wallet)
         payouts = list(Payout.objects.select_for_update(skip_locked=True)
                        .filter(token=token, status=Payout.Status.QUEUED).order_by("created_at")[:size])
         payouts = _within_limits(wallet, token, payouts, batching)
@@ -84,18 +83,13 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         batch = Batch(token=token, wallet=wallet, nonce=wallet.next_nonce, count=len(payouts),
                       total_base_units=sum(p.amount_base_units for p in payouts),
                       mode=Batch.Mode.CONTRACT if batching else Batch.Mode.SINGLE)
-        tx = _transaction_for(batch, payouts, token, wallet, fees)
-        raw, tx_hash = signer.sign_transaction(tx)
+        to, data, gas = _call_for(batch, payouts, token)
         batch.save()
-        ChainTransaction.objects.create(
-            batch=batch, wallet=wallet, nonce=batch.nonce, tx_hash=tx_hash, raw_tx=raw, tx_type=tx["type"],
-            to_address=tx["to"], data=bytes.fromhex(tx["data"][2:]),
-            gas_limit=tx["gas"], max_fee_per_gas=tx.get("maxFeePerGas", tx.get("gasPrice")),
-            max_priority_fee_per_gas=tx.get("maxPriorityFeePerGas", 0))
+        tx_hash = attempt_sign(batch=batch, wallet=wallet, to=to, data=data, gas=gas, fees=fees).tx_hash
         # Compare-and-set on the status: a guarded transition for the whole set in one statement.
-        moved = Payout.objects.filter(pk__in=[p.pk for p in payouts], status=Payout.Status.QUEUED).update(
-            status=Payout.Status.BATCHED, batch=batch, updated_at=timezone.now())
-        assert moved == len(payouts)
+        moved = Payout.objects.filter(pk__in=[p.pk for p in payouts]).mark_batched(batch)
+        if moved != len(payouts):  # impossible under SKIP LOCKED row locks; never sign for payouts we do not hold
+            raise OnchainError(f"{len(payouts) - moved} payouts left the queue while batch {batch.pk} was signed")
         wallet.next_nonce += 1
         wallet.save(update_fields=["next_nonce"])
         failpoint("batch.signed")
@@ -106,9 +100,8 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
 
 
 def _refuse(payout, wallet, token, reason):
-    payout.mark_failed(reason)
-    payout.save()
-    listener().payouts_failed(references=[payout.reference], reason=reason)
+    Payout.objects.filter(pk=payout.pk).mark_failed(reason)
+    payout_listener().payouts_failed(references=[payout.reference], reason=reason)
     alert_raise(kind="limit", wallet=wallet, token=token, message=f"payout {payout.reference}: {reason}")
 
 
@@ -139,7 +132,8 @@ def _within_limits(wallet, token, payouts, batching):
     return kept
 
 
-def _transaction_for(batch, payouts, token, wallet, fees):
+def _call_for(batch, payouts, token):
+    """(contract, call data, gas limit) of the batch's transaction."""
     if batch.mode == Batch.Mode.CONTRACT:
         words = [(p.amount_base_units << 160) | int(p.to_address, 16) for p in payouts]
         to = token.batch_contract
@@ -150,7 +144,4 @@ def _transaction_for(batch, payouts, token, wallet, fees):
         to = token.address
         data = client.erc20(to).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
         gas = settings.PAYOUT_GAS_LIMIT
-    tx = {"chainId": wallet.chain.chain_id, "nonce": batch.nonce, "to": to, "value": 0, "data": data, "gas": gas,
-          **fees}
-    tx["type"] = 2 if "maxFeePerGas" in fees else 0
-    return tx
+    return to, bytes.fromhex(data.removeprefix("0x")), gas

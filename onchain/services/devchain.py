@@ -10,6 +10,7 @@ from django.db import transaction
 from onchain import client
 from onchain.contracts.compile import load_artifact
 from onchain.models import Chain, HotWallet, Token
+from onchain.services.treasury import treasury_check
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
         _fund_tokens(w3, token, wallet.address, float_tokens * 10**token.decimals)  # the single-transfer path's float
     HotWallet.objects.filter(chain=chain).exclude(pk__in=[w.pk for w in registered]).update(is_active=False)
     _fund_tokens(w3, token, token.batch_contract, float_tokens * 10**token.decimals)
-    from onchain.services.treasury import treasury_check
-
     treasury_check(token_id=token.pk)
     return chain, token, registered[0]
 
@@ -63,7 +62,8 @@ def _has_code(w3, address):
 
 def _wait(w3, tx_hash):
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)
-    assert receipt["status"] == 1, receipt
+    if receipt["status"] != 1:
+        raise RuntimeError(f"dev chain transaction {tx_hash.hex()} reverted")
     return receipt
 
 

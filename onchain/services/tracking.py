@@ -17,12 +17,12 @@ from web3.exceptions import BlockNotFound, TransactionNotFound
 from onchain import client
 from onchain.errors import FeeCeilingReached
 from onchain.failpoints import failpoint
+from onchain.listener import payout_listener
 from onchain.models import Batch, Chain, ChainTransaction, HotWallet, Payout
 from onchain.services.alerts import alert_raise, wallet_halt
+from onchain.services.attempts import attempt_sign
 from onchain.services.fees import fee_bump, fee_quote, fees_of
-from onchain.services.payouts import listener
 from onchain.services.sending import tx_broadcast
-from onchain.signer import signer_for_wallet
 
 log = logging.getLogger(__name__)
 OPEN = (Batch.Status.SIGNED, Batch.Status.BROADCAST, Batch.Status.MINED)
@@ -39,6 +39,8 @@ def chain_track(*, chain_id):
     chain = Chain.objects.get(pk=chain_id)
     w3 = client.web3()
     head = w3.eth.block_number
+    # Status reads count confirmations from this, instead of asking the node once per transfer.
+    Chain.objects.filter(pk=chain.pk).update(head_block=head, head_seen_at=timezone.now())
     final = final_height(w3, chain, head)
     finalised = 0
     batches = (Batch.objects.filter(wallet__chain=chain, status__in=OPEN).select_related("wallet", "mined_tx")
@@ -121,16 +123,15 @@ def _check_mined(w3, batch, final):
         if batch.succeeded:
             batch.mark_final(now)
             batch.save()
-            batch.payouts.filter(status=Payout.Status.BATCHED).update(status=Payout.Status.CONFIRMED, updated_at=now)
-            listener().payouts_final(references=references, tx_hash=batch.mined_tx.tx_hash)
+            batch.payouts.all().mark_confirmed()
+            payout_listener().payouts_final(references=references, tx_hash=batch.mined_tx.tx_hash)
             failpoint("track.before_final")
         else:
             batch.mark_reverted(now)
             batch.save()
             reason = "transaction reverted on chain"
-            batch.payouts.filter(status=Payout.Status.BATCHED).update(status=Payout.Status.FAILED,
-                                                                      failure_reason=reason, updated_at=now)
-            listener().payouts_failed(references=references, reason=reason)
+            batch.payouts.all().mark_failed(reason)
+            payout_listener().payouts_failed(references=references, reason=reason)
             alert_raise(kind="reconciliation", wallet=batch.wallet, message=f"batch {batch.pk} reverted on chain")
     log.info("batch_final batch=%s count=%s succeeded=%s", batch.pk, batch.count, batch.succeeded)
     return 1
@@ -165,23 +166,15 @@ def _replace(w3, chain, batch, latest):
         alert_raise(kind="fee_ceiling", wallet=batch.wallet, message=f"batch {batch.pk}: {exc.detail}")
         return False
     wallet = batch.wallet
-    signer = signer_for_wallet(wallet)
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         newest = locked.attempts.order_by("-id").first()
         if locked.status not in (Batch.Status.SIGNED, Batch.Status.BROADCAST) or newest.pk != latest.pk:
             return False
-        tx = {"chainId": chain.chain_id, "nonce": latest.nonce, "to": latest.to_address, "value": 0,
-              "data": bytes(latest.data), "gas": latest.gas_limit, **fees,
-              "type": 2 if "maxFeePerGas" in fees else 0}
-        raw, tx_hash = signer.sign_transaction(tx)
-        replacement = ChainTransaction.objects.create(
-            batch=locked, wallet=wallet, nonce=latest.nonce, tx_hash=tx_hash, raw_tx=raw, to_address=latest.to_address,
-            data=bytes(latest.data), tx_type=tx["type"], gas_limit=latest.gas_limit,
-            max_fee_per_gas=fees.get("maxFeePerGas", fees.get("gasPrice")),
-            max_priority_fee_per_gas=fees.get("maxPriorityFeePerGas", 0), replaces=latest)
-    log.warning("tx_replaced batch=%s nonce=%s old=%s new=%s fees=%s", batch.pk, latest.nonce, latest.tx_hash, tx_hash,
-                fees)
+        replacement = attempt_sign(batch=locked, wallet=wallet, to=latest.to_address, data=latest.data,
+                                   gas=latest.gas_limit, fees=fees, replaces=latest)
+    log.warning("tx_replaced batch=%s nonce=%s old=%s new=%s fees=%s", batch.pk, latest.nonce, latest.tx_hash,
+                replacement.tx_hash, fees)
     tx_broadcast(tx=replacement)
     return True
 

@@ -7,10 +7,10 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
+from common.money import to_units
 from onchain import client
 from onchain.models import HotWallet, OperatorAlert, Payout, Token, TreasurySnapshot
 from onchain.services.alerts import alert_raise
-from onchain.services.payouts import to_base_units
 
 log = logging.getLogger(__name__)
 
@@ -57,4 +57,17 @@ def float_covers(*, amount, symbol="KGST"):
     if token is None:
         return True
     available = float_available(token)
-    return available is None or to_base_units(amount, token.decimals) <= available
+    return available is None or to_units(amount, token.decimals) <= available
+
+
+def wallet_balances(wallet, token=None):
+    """(token units the wallet can pay from, gas balance in wei), read from the chain. With a batch contract
+    the float is the contract's balance; without, the wallet's own."""
+    w3 = client.web3()
+    gas = w3.eth.get_balance(wallet.address)
+    token = token or Token.objects.filter(chain=wallet.chain).first()
+    held = None
+    if token:
+        holder = token.batch_contract if settings.SETTLEMENT_BATCHING and token.batch_contract else wallet.address
+        held = client.erc20(token.address).functions.balanceOf(holder).call()
+    return held, gas

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from onchain.fields import validate_address
 from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, Quote, Transfer
+from payments.selectors import transfer_settlement
 from payments.validators import validate_phone
 
 MAX_AMOUNT = Decimal("9999999999.99")
@@ -87,9 +88,10 @@ class TransferOutputSerializer(serializers.ModelSerializer):
                 "amount": str(obj.quote.source_amount), "currency": obj.quote.source_currency}
 
     def get_settlement(self, obj) -> dict | None:
-        from payments.selectors import transfer_settlement
-
-        return transfer_settlement(transfer=obj)
+        # A list view hands in the whole page's settlements (one query for all); a single transfer reads its own.
+        page = self.context.get("settlements")
+        settlement = page.get(obj.pk) if page is not None else transfer_settlement(transfer=obj)
+        return settlement.as_dict() if settlement else None
 
     def get_sender_status_url(self, obj) -> str:
         return f"{settings.PUBLIC_BASE_URL}/t/{obj.sender_token}"

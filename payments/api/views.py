@@ -15,8 +15,9 @@ from payments.api.serializers import (
     TransferOutputSerializer,
 )
 from payments.models import Transfer
+from payments.selectors import transfer_settlements
 from payments.services.quotes import quote_create
-from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
+from payments.services.transfers import request_fingerprint, transfer_create
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
@@ -49,6 +50,12 @@ class TransferListCreateApi(generics.ListAPIView):
     def get_queryset(self):
         return _transfers(self.request.user)
 
+    def get_serializer(self, *args, **kwargs):
+        if args and isinstance(args[0], list):  # a page of transfers: their settlements in one read
+            kwargs.setdefault("context", self.get_serializer_context())["settlements"] = transfer_settlements(
+                transfers=args[0])
+        return super().get_serializer(*args, **kwargs)
+
     @extend_schema(parameters=[IDEMPOTENCY_HEADER], request=TransferInputSerializer,
                    responses={201: TransferOutputSerializer, 200: TransferOutputSerializer},
                    operation_id="transfers_create")
@@ -61,7 +68,6 @@ class TransferListCreateApi(generics.ListAPIView):
         transfer, created = transfer_create(
             partner=request.user, idempotency_key=key, fingerprint=request_fingerprint(request.data),
             **data.validated_data)
-        transfer = transfer_funding_prepare(transfer=transfer)
         return Response(TransferOutputSerializer(transfer).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

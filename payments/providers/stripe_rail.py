@@ -1,7 +1,8 @@
-"""Card funding through Stripe: the one module that talks to the Stripe API.
+"""Card funding through Stripe: the one module that talks to the Stripe API, and the only one that imports its SDK.
 
 Every mutating call carries an idempotency key derived from the transfer, so a retry after a
-dropped response, a timeout or a crash asks Stripe for the same object again.
+dropped response, a timeout or a crash asks Stripe for the same object again. Stripe's exceptions never leave
+this module: each call raises our own errors (payments.errors), so callers speak the domain.
 """
 
 import functools
@@ -9,8 +10,9 @@ import logging
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext as _
 
-from payments.errors import FundingUnavailable
+from payments.errors import CardDeclined, FundingUnavailable, ProcessorRequestRefused, WebhookRefused
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,11 @@ def _call(fn, *args, **kwargs):
     except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
         log.warning("stripe_unavailable error=%s", type(exc).__name__)
         raise FundingUnavailable("The card processor did not answer; try again in a moment.") from exc
+    except stripe.CardError as exc:
+        raise CardDeclined(exc.user_message or _("The card was declined."), field="card") from exc
+    except stripe.InvalidRequestError as exc:
+        log.info("stripe_request_refused code=%s", exc.code)
+        raise ProcessorRequestRefused(exc.user_message or "The card processor refused this request.") from exc
 
 
 def payment_intent_create(*, transfer_id, amount_minor, currency):
@@ -86,6 +93,17 @@ def refund_create(*, transfer_id, payment_intent_id):
 
 
 def webhook_event(payload, signature):
-    """Verify the `Stripe-Signature` (HMAC-SHA256 over `t.payload`, 5-minute tolerance) and parse the event."""
-    return stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET,
-                                          tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+    """Verify the `Stripe-Signature` (HMAC-SHA256 over `t.payload`, 5-minute tolerance) and parse the event:
+    (id, type, data.object). Raises WebhookRefused for anything that is not a verified event."""
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET,
+                                               tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+    except (ValueError, stripe.SignatureVerificationError) as exc:
+        raise WebhookRefused("The Stripe-Signature header does not verify for this body.") from exc
+    except (AttributeError, TypeError) as exc:  # verified, but the JSON is not an object (e.g. an array)
+        raise WebhookRefused("The body is not a Stripe event.") from exc
+    try:
+        return event["id"], event["type"], event["data"]["object"]
+    except (KeyError, TypeError) as exc:
+        # Signed, so it came from someone holding the secret; still, a 500 would only be retried forever.
+        raise WebhookRefused("The body is not a Stripe event (it needs id, type and data.object).") from exc

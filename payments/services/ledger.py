@@ -3,15 +3,21 @@
 from collections import defaultdict
 
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 
-from payments.errors import PaymentsError
+from payments.errors import LedgerImbalance
 from payments.models import JournalEntry, LedgerAccount, Posting, to_minor
 
 
-class LedgerImbalance(PaymentsError):
-    status = 500
-    code = "ledger-imbalance"
-    title = "Unbalanced ledger entry"
+def _check_balanced(kind, lines):
+    """Every entry, single or bulk, passes here: non-zero integer amounts, debits = credits per currency."""
+    totals = defaultdict(int)
+    for _code, currency, amount in lines:
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
+            raise LedgerImbalance(f"Posting amounts are non-zero integers, got {amount!r}.")
+        totals[currency] += amount
+    if any(totals.values()):
+        raise LedgerImbalance(f"Entry {kind} does not balance: {dict(totals)}")
 
 
 def ledger_post(*, transfer, kind, lines, memo=""):
@@ -19,13 +25,7 @@ def ledger_post(*, transfer, kind, lines, memo=""):
 
     Returns the entry; posting the same step again returns the first entry and changes nothing.
     """
-    totals = defaultdict(int)
-    for _code, currency, amount in lines:
-        if not isinstance(amount, int) or amount == 0:
-            raise LedgerImbalance(f"Posting amounts are non-zero integers, got {amount!r}.")
-        totals[currency] += amount
-    if any(totals.values()):
-        raise LedgerImbalance(f"Entry {kind} does not balance: {dict(totals)}")
+    _check_balanced(kind, lines)
     existing = JournalEntry.objects.filter(transfer=transfer, kind=kind).first()
     if existing:
         return existing
@@ -59,30 +59,34 @@ def ledger_post_funding(*, transfer):
     return ledger_post(transfer=transfer, kind="funding", lines=lines, memo=f"PaymentIntent {transfer.payment_intent_id}")
 
 
-def ledger_post_payout(*, transfer, tx_hash):
-    """KGST left the hot wallet and is final: the debt to the recipient is paid from the float."""
+def _payout_lines(transfer):
+    """KGST left the float and is final: the debt to the recipient is paid."""
     q = transfer.quote
     som = to_minor(q.target_amount, q.target_currency)
-    return ledger_post(transfer=transfer, kind="payout", memo=f"tx {tx_hash}",
-                       lines=[("recipient_payable", q.target_currency, som), ("kgst_float", q.target_currency, -som)])
+    return [("recipient_payable", q.target_currency, som), ("kgst_float", q.target_currency, -som)]
+
+
+def ledger_post_payout(*, transfer, tx_hash):
+    return ledger_post(transfer=transfer, kind="payout", memo=f"tx {tx_hash}", lines=_payout_lines(transfer))
 
 
 def ledger_post_payouts(*, transfers, tx_hash):
-    """`ledger_post_payout` for a whole batch in three statements: one balanced entry per transfer, once."""
+    """`ledger_post_payout` for a whole batch in three statements: one balanced entry per transfer, once.
+    Each entry's lines pass the same balance check as `ledger_post`, before anything is written."""
     done = set(JournalEntry.objects.filter(transfer__in=transfers, kind="payout").values_list("transfer_id", flat=True))
-    todo = [t for t in transfers if t.pk not in done]
+    todo = [(t, _payout_lines(t)) for t in transfers if t.pk not in done]
+    for _transfer, lines in todo:
+        _check_balanced("payout", lines)
     if not todo:
         return []
     entries = JournalEntry.objects.bulk_create(
-        JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hash}") for t in todo)
+        JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hash}") for t, _lines in todo)
     postings, accounts = [], {}
-    for transfer, entry in zip(todo, entries, strict=True):
-        q = transfer.quote
-        som = to_minor(q.target_amount, q.target_currency)
-        for code, amount in (("recipient_payable", som), ("kgst_float", -som)):
-            account = accounts.get((code, q.target_currency)) or _account(code, q.target_currency)
-            accounts[(code, q.target_currency)] = account
-            postings.append(Posting(entry=entry, account=account, amount_minor=amount))
+    for (_transfer, lines), entry in zip(todo, entries, strict=True):
+        for code, currency, amount in lines:
+            if (code, currency) not in accounts:
+                accounts[(code, currency)] = _account(code, currency)
+            postings.append(Posting(entry=entry, account=accounts[(code, currency)], amount_minor=amount))
     Posting.objects.bulk_create(postings)
     return entries
 
@@ -101,7 +105,5 @@ def ledger_post_refund(*, transfer, refund_id):
 
 
 def account_balance(code, currency):
-    from django.db.models import Sum
-
     return Posting.objects.filter(account__code=code, account__currency=currency).aggregate(
         s=Sum("amount_minor"))["s"] or 0

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
-from onchain.services.treasury import float_covers
+from onchain.api import float_covers
 from payments.errors import AmountOutOfRange, CorridorUnavailable, FloatUnavailable, QuoteExpired, QuoteNotFound, RateUnavailable
 from payments.models import Corridor, Quote, Rate
 

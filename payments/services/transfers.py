@@ -6,20 +6,14 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
-from payments.errors import IdempotencyMismatch, PaymentsError, QuoteAlreadyUsed
+from payments.errors import FundingPending, FundingUnavailable, IdempotencyMismatch, QuoteAlreadyUsed, WalletRefused
 from payments.models import Transfer
 from payments.providers import stripe_rail
 from payments.services.quotes import quote_get_usable
 from payments.services.screening import wallet_is_denied
 
 log = logging.getLogger(__name__)
-
-
-class WalletRefused(PaymentsError):
-    code = "wallet-refused"
-    title = gettext_lazy("This wallet cannot receive payouts")
 
 
 def request_fingerprint(data):
@@ -35,7 +29,19 @@ def _replay(*, partner, idempotency_key, fingerprint):
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient):
-    """Returns (transfer, created). The same key and body return the first transfer; another body is refused."""
+    """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
+    and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
+    is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
+    (a retry, the pay page or the sweeper prepares the PaymentIntent later with the same idempotency key)."""
+    transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
+                                         quote_id=quote_id, sender=sender, recipient=recipient)
+    try:
+        return transfer_funding_prepare(transfer=transfer), created
+    except FundingUnavailable as exc:
+        raise FundingPending(exc.detail, transfer=transfer) from exc
+
+
+def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient):
     existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
     if existing:
         return existing, False

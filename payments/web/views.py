@@ -18,8 +18,9 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from gateway.errors import ApplicationError, NotFoundError
+from common.errors import ApplicationError
 from payments.errors import (
+    FundingPending,
     FundingUnavailable,
     IdempotencyMismatch,
     QuoteAlreadyUsed,
@@ -128,7 +129,7 @@ QUOTE_PROBLEMS = {
 def _quote_problem(request, exc):
     message = QUOTE_PROBLEMS.get(type(exc), lambda: exc.detail)()
     return render(request, "payments/quote_problem.html", {"message": message},
-                  status=404 if isinstance(exc, NotFoundError) else 410)
+                  status=404 if exc.status == 404 else 410)
 
 
 def _quote_for_form(quote_id):
@@ -140,6 +141,14 @@ def _quote_for_form(quote_id):
 
 
 SESSION_TRANSFERS = "web_transfers"  # quote id → sender token, for the transfers this browser created
+
+
+def _remember(request, quote_id, transfer):
+    request.session[SESSION_TRANSFERS] = {**request.session.get(SESSION_TRANSFERS, {}), str(quote_id): transfer.sender_token}
+
+
+def _pay_url(transfer):
+    return reverse("web:pay", kwargs={"token": transfer.sender_token})
 
 
 @referrer_policy("same-origin")
@@ -163,19 +172,16 @@ def details(request, quote_id):
                     quote_id=quote_id, **payload)
             except (QuoteNotFound, QuoteExpired, QuoteAlreadyUsed, IdempotencyMismatch) as exc:
                 return _quote_problem(request, exc)
+            except FundingPending as exc:
+                # The transfer is saved; the pay page retries preparing the card payment.
+                _remember(request, quote_id, exc.transfer)
+                return render(request, "payments/details_saved.html",
+                              {"transfer": exc.transfer, "pay_url": _pay_url(exc.transfer)}, status=503)
             except ApplicationError as exc:
                 form.add_service_error(exc)
             else:
-                request.session[SESSION_TRANSFERS] = {
-                    **request.session.get(SESSION_TRANSFERS, {}), str(quote_id): transfer.sender_token}
-                pay_url = reverse("web:pay", kwargs={"token": transfer.sender_token})
-                try:
-                    transfer_funding_prepare(transfer=transfer)
-                except FundingUnavailable:
-                    # The transfer is saved; the pay page retries preparing the card payment.
-                    return render(request, "payments/details_saved.html", {"transfer": transfer, "pay_url": pay_url},
-                                  status=503)
-                return redirect(pay_url)
+                _remember(request, quote_id, transfer)
+                return redirect(_pay_url(transfer))
     else:
         form = DetailsForm(initial={"idempotency_key": uuid.uuid4()})
     try:

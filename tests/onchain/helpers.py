@@ -1,7 +1,9 @@
 """Shared pieces of the settlement tests: a recording listener (what onchain reports), queueing, driving."""
 
+import contextlib
 from decimal import Decimal
 
+from onchain.listener import payout_listener_override
 from onchain.models import Batch, Payout
 from onchain.services import batches, payouts, tracking
 from tests.conftest import new_recipient, wait_for
@@ -23,6 +25,14 @@ class RecordingListener:
     @classmethod
     def reset(cls):
         cls.final, cls.failed = [], []
+
+
+@contextlib.contextmanager
+def recording_listener():
+    """Onchain reports to a RecordingListener (emptied) instead of payments, in this process, inside the block."""
+    RecordingListener.reset()
+    with payout_listener_override(RecordingListener):
+        yield RecordingListener
 
 
 def queue(reference, amount="12.34", to=None):

@@ -4,17 +4,16 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from onchain.models import Batch, HotWallet, OperatorAlert
-from tests.onchain.helpers import RecordingListener, build, queue
+from tests.onchain.helpers import build, queue, recording_listener
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator(client, settings):
-    settings.ONCHAIN_PAYOUT_LISTENER = "tests.onchain.helpers.RecordingListener"
-    RecordingListener.reset()
+def operator(client):
     client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
-    return client
+    with recording_listener():
+        yield client
 
 
 def test_settlement_pages_render_with_batches_attempts_and_alerts(operator, chain):

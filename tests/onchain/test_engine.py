@@ -13,16 +13,15 @@ from onchain.services import tracking
 from onchain.services.reconcile import payouts_paid_on_chain
 from onchain.signer import signer_for
 from tests.conftest import token_balance
-from tests.onchain.helpers import RecordingListener, all_final, build, queue, send
+from tests.onchain.helpers import all_final, build, queue, recording_listener, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def listener(settings):
-    settings.ONCHAIN_PAYOUT_LISTENER = "tests.onchain.helpers.RecordingListener"
-    RecordingListener.reset()
-    return RecordingListener
+def listener():
+    with recording_listener() as recorded:
+        yield recorded
 
 
 def test_a_batch_pays_every_payout_exactly_once_and_reports_only_when_final(chain, listener):

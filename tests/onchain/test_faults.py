@@ -50,16 +50,15 @@ from tests.onchain.faults import (
     rpc,
     silent_server,
 )
-from tests.onchain.helpers import RecordingListener, all_final, build, queue, send
+from tests.onchain.helpers import all_final, build, queue, recording_listener, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def listener(settings):
-    settings.ONCHAIN_PAYOUT_LISTENER = "tests.onchain.helpers.RecordingListener"
-    RecordingListener.reset()
-    return RecordingListener
+def listener():
+    with recording_listener() as recorded:
+        yield recorded
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from payments.models import Transfer
 from payments.services.quotes import quote_create
 from payments.services.transfers import transfer_create
 from tests.conftest import new_recipient
+from tests.helpers import force_status
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def make_transfer(currency="RUB", amount="15000.00", status=None, recipient_name
         sender={"name": "Aibek Usenov", "phone": "+79161234567", "email": "aibek@example.com"},
         recipient={"name": recipient_name, "phone": "+996555123456", "wallet_address": new_recipient()})
     if status:
-        Transfer.objects.filter(pk=transfer.pk).update(status=status)
+        force_status(Transfer.objects.filter(pk=transfer.pk), status)
     return Transfer.objects.get(pk=transfer.pk)
 
 

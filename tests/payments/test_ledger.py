@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
+from payments.errors import LedgerImbalance
 from payments.models import JournalEntry, LedgerAccount, Posting
 from payments.services.ledger import (
-    LedgerImbalance,
     account_balance,
     ledger_post,
     ledger_post_funding,

@@ -11,6 +11,7 @@ from payments.providers import stripe_rail
 from payments.services.quotes import quote_create
 from payments.services.transfers import transfer_create, transfer_funding_prepare
 from tests.conftest import new_recipient, pay_on_stripe
+from tests.helpers import force_status
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +27,8 @@ def failed_settlement(pricing, stripe_server, chain):
     pay_on_stripe(transfer.payment_intent_id)
     pipeline.transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
     pipeline.transfer_advance(transfer_id=transfer.pk)
-    Payout.objects.filter(reference=str(transfer.pk)).update(status=Payout.Status.FAILED, failure_reason="reverted")
-    pipeline.PayoutListener.payouts_failed(references=[str(transfer.pk)], reason="transaction reverted on chain")
+    assert Payout.objects.filter(reference=str(transfer.pk)).mark_failed("reverted") == 1
+    pipeline.TransferPayoutListener().payouts_failed(references=[str(transfer.pk)], reason="transaction reverted on chain")
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.SETTLEMENT_FAILED
     return transfer
@@ -45,7 +46,7 @@ def test_failed_settlement_is_refunded_in_full_once(failed_settlement):
 
 def test_no_refund_while_the_payout_can_still_be_mined(failed_settlement):
     """A payout still in a live batch may yet pay: refusing the refund keeps us from paying twice."""
-    Payout.objects.filter(reference=str(failed_settlement.pk)).update(status=Payout.Status.BATCHED)
+    force_status(Payout.objects.filter(reference=str(failed_settlement.pk)), Payout.Status.BATCHED)
     pipeline.transfer_refund(transfer_id=failed_settlement.pk)
     failed_settlement.refresh_from_db()
     assert failed_settlement.status == Transfer.Status.SETTLEMENT_FAILED

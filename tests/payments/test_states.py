@@ -45,7 +45,6 @@ def fresh(transfer):
 # Guarded transitions -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("method", "args"), [
-    ("mark_completed", (timezone.now(),)),
     ("mark_settling", ("ref",)),
     ("mark_held", ("reason",)),
     ("mark_rejected", ("reason",)),
@@ -84,8 +83,7 @@ def test_expired_transfer_cannot_be_funded(pricing):
 def test_funded_transfer_cannot_complete_or_refund_directly(pricing):
     """A funded transfer goes through screening: completing or refunding it directly raises."""
     transfer = funded(make_transfer())
-    with pytest.raises(TransitionNotAllowed):
-        transfer.mark_completed(timezone.now())
+    assert Transfer.objects.filter(pk=transfer.pk).mark_completed(timezone.now()) == 0
     with pytest.raises(TransitionNotAllowed):
         transfer.mark_refunded("re_1")
     assert fresh(transfer).status == S.FUNDED
@@ -95,8 +93,9 @@ def test_completed_transfer_is_final(pricing):
     """A completed transfer accepts no further transition."""
     transfer = funded(make_transfer())
     transfer.mark_settling("ref")
-    transfer.mark_completed(timezone.now())
     transfer.save()
+    assert Transfer.objects.filter(pk=transfer.pk).mark_completed(timezone.now()) == 1
+    transfer.refresh_from_db()
     for method, args in (("mark_settlement_failed", ("x",)), ("mark_refunded", ("re",)), ("mark_rejected", ("x",)),
                          ("mark_settling", ("ref2",))):
         with pytest.raises(TransitionNotAllowed):
@@ -141,7 +140,7 @@ def test_payouts_final_outside_settling_changes_nothing(pricing, state):
     if state == S.HELD:
         transfer.mark_held("review")
         transfer.save()
-    pipeline.PayoutListener.payouts_final(references=[str(transfer.id)], tx_hash="0x" + "ab" * 32)
+    pipeline.TransferPayoutListener().payouts_final(references=[str(transfer.id)], tx_hash="0x" + "ab" * 32)
     after = fresh(transfer)
     assert after.status == state
     assert after.completed_at is None
@@ -153,11 +152,11 @@ def test_payouts_final_completes_a_settling_transfer_once(pricing):
     transfer = funded(make_transfer())
     transfer.mark_settling(str(transfer.id))
     transfer.save()
-    pipeline.PayoutListener.payouts_final(references=[str(transfer.id)], tx_hash="0x" + "ab" * 32)
+    pipeline.TransferPayoutListener().payouts_final(references=[str(transfer.id)], tx_hash="0x" + "ab" * 32)
     after = fresh(transfer)
     assert after.status == S.COMPLETED
     assert after.completed_at is not None
-    pipeline.PayoutListener.payouts_final(references=[str(transfer.id)], tx_hash="0x" + "cd" * 32)
+    pipeline.TransferPayoutListener().payouts_final(references=[str(transfer.id)], tx_hash="0x" + "cd" * 32)
     assert fresh(transfer).completed_at == after.completed_at
     assert JournalEntry.objects.filter(transfer=transfer, kind="payout").count() == 1
 
@@ -165,7 +164,7 @@ def test_payouts_final_completes_a_settling_transfer_once(pricing):
 def test_payouts_failed_outside_settling_changes_nothing(pricing):
     """A payout failure report for a transfer that is not settling does not move it."""
     transfer = funded(make_transfer())
-    pipeline.PayoutListener.payouts_failed(references=[str(transfer.id)], reason="boom")
+    pipeline.TransferPayoutListener().payouts_failed(references=[str(transfer.id)], reason="boom")
     after = fresh(transfer)
     assert after.status == S.FUNDED
     assert after.failure_reason == ""

@@ -15,6 +15,7 @@ from eth_utils import to_checksum_address
 from payments.models import Corridor, Quote, Rate, Transfer
 from payments.services.quotes import quote_create
 from payments.web.forms import DetailsForm
+from tests.helpers import force_status
 
 pytestmark = pytest.mark.django_db
 
@@ -326,7 +327,7 @@ def test_status_pages_poll_until_the_transfer_is_terminal(client, quote, prefix)
     assert 'hx-trigger="every 2s"' in page.content.decode()
     assert f'hx-get="/{prefix}/{token}?fragment=1"' in page.content.decode()
 
-    Transfer.objects.filter(pk=transfer.pk).update(status=Transfer.Status.COMPLETED, completed_at=timezone.now(),
+    force_status(Transfer.objects.filter(pk=transfer.pk), Transfer.Status.COMPLETED, completed_at=timezone.now(),
                                                    funded_at=timezone.now())
     fragment = client.get(f"/{prefix}/{token}", {"fragment": "1"})
     content = fragment.content.decode()

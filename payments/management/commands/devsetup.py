@@ -9,8 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from eth_account import Account
 
-from onchain.services.devchain import devchain_bootstrap
-from onchain.services.payouts import wallet_balances
+from onchain.api import devchain_bootstrap, wallet_balances
 from payments.models import Partner
 from payments.services.setup import corridors_seed, partner_create, rates_seed
 

@@ -3,13 +3,13 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from payments.models import PartnerAPIKey
+
 
 class PartnerApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
     def authenticate(self, request):
-        from payments.models import PartnerAPIKey
-
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -31,7 +31,7 @@ class PartnerApiKeyAuthentication(authentication.BaseAuthentication):
 class PartnerApiKeyScheme(OpenApiAuthenticationExtension):
     """Documents the scheme in the OpenAPI schema."""
 
-    target_class = "gateway.auth.PartnerApiKeyAuthentication"
+    target_class = "payments.api.auth.PartnerApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):

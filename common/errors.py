@@ -21,18 +21,6 @@ class ApplicationError(Exception):
         self.field = field
 
 
-class NotFoundError(ApplicationError):
-    status = 404
-    code = "not-found"
-    title = "Not found"
-
-
-class ConflictError(ApplicationError):
-    status = 409
-    code = "conflict"
-    title = "Conflict"
-
-
 def problem(status, code, title, detail, **extra):
     body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail, **extra}
     return Response(body, status=status, content_type="application/problem+json")

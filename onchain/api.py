@@ -1,0 +1,31 @@
+"""The one door into onchain: everything another app may use of settlement, and nothing else.
+
+payments imports onchain only through this module (plus `onchain.fields` for field types and `onchain.errors`);
+onchain never imports payments. Both rules are import-linter contracts (pyproject.toml), checked by CI.
+
+- Ask:     `payout_request` queues a payout once per caller reference, inside the caller's transaction.
+- Hear:    implement `PayoutListener` and register it at start-up (`payout_listener_register`); the engine
+           reports final and failed payouts through it, inside its own transaction.
+- Read:    `payout_settlement(s)`, `payout_is_dead`, `float_covers`, `wallet_balances`.
+- Dev:     `devchain_bootstrap` deploys the dev token on a local chain (make run, tests, benchmarks).
+"""
+
+from onchain.listener import PayoutListener, payout_listener_override, payout_listener_register
+from onchain.selectors import Settlement, payout_is_dead, payout_settlement, payout_settlements
+from onchain.services.devchain import devchain_bootstrap
+from onchain.services.payouts import payout_request
+from onchain.services.treasury import float_covers, wallet_balances
+
+__all__ = [
+    "PayoutListener",
+    "Settlement",
+    "devchain_bootstrap",
+    "float_covers",
+    "payout_is_dead",
+    "payout_listener_override",
+    "payout_listener_register",
+    "payout_request",
+    "payout_settlement",
+    "payout_settlements",
+    "wallet_balances",
+]
