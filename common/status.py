@@ -1,17 +1,53 @@
-"""One way to change a status. On an instance: a django-fsm transition (`mark_*`), the field protected from
+"""One way to change a status. On an instance: a django-fsm transition (`mark_*`) on a StatusField, which refuses
 direct assignment. In bulk: a compare-and-set method of the model's queryset, built on `_move` below, the only
 way an UPDATE may touch the status column (a plain `.update(status=...)` is refused)."""
 
+import threading
+
 from django.db import models
 from django.utils import timezone
-from django_fsm import FSMModelMixin
+from django_fsm import FSMField, FSMFieldDescriptor
+
+_reloading = threading.local()
 
 
-class StatusModel(FSMModelMixin, models.Model):
-    """Lets `refresh_from_db` reload a protected FSM field."""
+class _GuardedDescriptor(FSMFieldDescriptor):
+    def __set__(self, instance, value):
+        if id(instance) in getattr(_reloading, "ids", ()):
+            self.field.set_state(instance, value)  # a reload from the database, not a status change
+            return
+        super().__set__(instance, value)
+
+
+class StatusField(FSMField):
+    """An FSM status that only transitions may change (assignment raises AttributeError once loaded)."""
+
+    descriptor_class = _GuardedDescriptor
+
+    def __init__(self, *args, **kwargs):
+        kwargs["protected"] = True
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("protected", None)
+        return name, path, args, kwargs
+
+
+class StatusModel(models.Model):
+    """`refresh_from_db` may reload the status. (django-fsm's own mixin does this by switching protection off on
+    the shared field object for a moment, which races between threads; this marks only the instance reloading.)"""
 
     class Meta:
         abstract = True
+
+    def refresh_from_db(self, *args, **kwargs):
+        ids = _reloading.__dict__.setdefault("ids", set())
+        ids.add(id(self))
+        try:
+            super().refresh_from_db(*args, **kwargs)
+        finally:
+            ids.discard(id(self))
 
 
 class StatusQuerySet(models.QuerySet):

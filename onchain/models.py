@@ -11,9 +11,9 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
-from django_fsm import FSMField, transition
+from django_fsm import transition
 
-from common.status import StatusModel, StatusQuerySet
+from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField, Uint256Field
 
 
@@ -104,7 +104,7 @@ class Batch(StatusModel):
     mode = models.CharField(max_length=10, choices=Mode.choices)
     count = models.PositiveIntegerField()
     total_base_units = Uint256Field()
-    status = FSMField(default=Status.SIGNED, choices=Status.choices, protected=True)
+    status = StatusField(default=Status.SIGNED, choices=Status.choices)
     mined_tx = models.ForeignKey("ChainTransaction", null=True, blank=True, on_delete=models.PROTECT,
                                  related_name="+")
     block_number = models.PositiveBigIntegerField(null=True, blank=True)
@@ -175,7 +175,7 @@ class ChainTransaction(StatusModel):
     max_priority_fee_per_gas = Uint256Field()
     replaces = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="replaced_by")
-    status = FSMField(default=Status.PENDING, choices=Status.choices, protected=True)
+    status = StatusField(default=Status.PENDING, choices=Status.choices)
     gas_used = models.PositiveBigIntegerField(null=True, blank=True)
     broadcast_count = models.PositiveIntegerField(default=0)
     last_broadcast_at = models.DateTimeField(null=True, blank=True)
@@ -231,7 +231,7 @@ class Payout(StatusModel):
     token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="payouts")
     to_address = AddressField()
     amount_base_units = Uint256Field()
-    status = FSMField(default=Status.QUEUED, choices=Status.choices, protected=True)
+    status = StatusField(default=Status.QUEUED, choices=Status.choices)
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts")
     failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -5,11 +5,11 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
-from django_fsm import FSMField, transition
+from django_fsm import transition
 from rest_framework_api_key.models import AbstractAPIKey
 
 from common.money import to_units
-from common.status import StatusModel, StatusQuerySet
+from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField
 
 SOURCE_CURRENCIES = [("RUB", "Russian ruble"), ("USD", "US dollar")]
@@ -134,7 +134,7 @@ class Transfer(StatusModel):
     quote = models.OneToOneField(Quote, on_delete=models.PROTECT, related_name="transfer")
     idempotency_key = models.CharField(max_length=255)
     request_fingerprint = models.CharField(max_length=64, help_text="sha256 of the creating request's body")
-    status = FSMField(default=Status.AWAITING_FUNDING, choices=Status.choices, protected=True)
+    status = StatusField(default=Status.AWAITING_FUNDING, choices=Status.choices)
 
     sender_name = models.CharField(max_length=140)
     sender_phone = models.CharField(max_length=20)
