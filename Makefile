@@ -15,6 +15,7 @@ test: deps chromium
 
 lint: deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 deps: $(STAMP_PY) $(STAMP_NPM)
 

@@ -325,12 +325,12 @@ def seed_transfers(*, token, n, rng, status, recipients=None, tag="bench", with_
 
 
 def seed_payouts(*, token, transfers):
+    from common.money import to_units
     from onchain.models import Payout
-    from onchain.services.payouts import to_base_units
 
     Payout.objects.bulk_create([
         Payout(reference=str(t.pk), token=token, to_address=t.recipient_wallet,
-               amount_base_units=to_base_units(t.quote.target_amount, token.decimals)) for t in transfers],
+               amount_base_units=to_units(t.quote.target_amount, token.decimals)) for t in transfers],
         batch_size=1000)
 
 

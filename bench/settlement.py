@@ -298,7 +298,7 @@ def listener_cost(token, rng, n):
     from django.db import connection, transaction
 
     from payments.models import JournalEntry, Posting, Quote, Transfer
-    from payments.pipeline import PayoutListener
+    from payments.pipeline import TransferPayoutListener
 
     transfers = common.seed_transfers(token=token, n=n, rng=rng, status="settling", tag="listener", with_payouts=False)
     refs = [str(t.pk) for t in transfers]
@@ -320,7 +320,7 @@ def listener_cost(token, rng, n):
         try:
             with transaction.atomic(), connection.execute_wrapper(timed):
                 began = time.perf_counter()
-                PayoutListener.payouts_final(references=refs, tx_hash="0x" + "ab" * 32)
+                TransferPayoutListener().payouts_final(references=refs, tx_hash="0x" + "ab" * 32)
                 took = time.perf_counter() - began
                 raise Rollback
         except Rollback:
@@ -429,9 +429,9 @@ def main():
         naive = naive_rate(w3, chain, token, sender, args.naive)
 
         # 4. Pre-signed: the same payouts and batch size straight to the node, timed to finality.
-        from onchain.services.payouts import to_base_units
+        from common.money import to_units
 
-        amounts = [to_base_units(t.quote.target_amount, token.decimals) for t in flow]
+        amounts = [to_units(t.quote.target_amount, token.decimals) for t in flow]
         presigned, presigned_s, presigned_gas, presigned_latency = presigned_rate(w3, chain, token, amounts, size)
 
         # 5. Paced load below the chain's capacity, for latency in steady state.
@@ -499,7 +499,7 @@ def main():
         say(f"# finalise (lock, payouts update, listener): {common.summarise([g / 1000 for g in final])} between "
             f"consecutive batches made final in one pass")
         listener_ms, sql, python_ms = listener_cost(token, rng, size)
-        say(f"# listener alone: PayoutListener.payouts_final for {size} transfers {listener_ms:.0f}ms = SQL "
+        say(f"# listener alone: TransferPayoutListener.payouts_final for {size} transfers {listener_ms:.0f}ms = SQL "
             + ", ".join(f"[{k}] x{c} {ms:.0f}ms" for k, c, ms in sql) + f" + Python {python_ms:.0f}ms")
         durations = common.task_durations([p for logs in stack.log_files.values() for p in logs])
         for name, values in sorted(durations.items()):
