@@ -173,8 +173,8 @@ def details(request, quote_id):
             except (QuoteNotFound, QuoteExpired, QuoteAlreadyUsed, IdempotencyMismatch) as exc:
                 return _quote_problem(request, exc)
             except FundingPending as exc:
-                # The transfer is saved; the pay page retries preparing the card payment.
-                _remember(request, quote_id, exc.transfer)
+                # The transfer is saved; the pay page retries preparing the card payment. (Django keeps no session
+                # changes on a 5xx, so the page itself carries the link.)
                 return render(request, "payments/details_saved.html",
                               {"transfer": exc.transfer, "pay_url": _pay_url(exc.transfer)}, status=503)
             except ApplicationError as exc:
