@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext as _
@@ -64,8 +65,6 @@ class Uint256Field(models.Field):
             raise ValidationError(_("Not an integer.")) from exc
 
     def formfield(self, **kwargs):
-        from django import forms
-
         return super().formfield(**{"form_class": forms.IntegerField, "min_value": 0, "max_value": UINT256_MAX,
                                     **kwargs})
 
