@@ -5,6 +5,10 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+    # In a `make run` checkout: its secrets and service URLs from var/ (the real environment wins).
+    from gateway.dev import envfile
+
+    envfile.load()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -2,7 +2,8 @@
 
 Parts taken from the environment when set: DATABASE_URL (else a SQLite file in var/), REDIS_URL (used when it
 answers, else a redis-server of our own), CHAIN_RPC_URL (else anvil), STRIPE_API_BASE (else localstripe).
-Ctrl-C stops everything this started.
+Ctrl-C stops everything this started. What the children were given is recorded in var/run.env (see
+RUNTIME_VARS), beside the secrets in var/dev.env, so manage.py and celery in another shell reach the same stack.
 """
 
 import os
@@ -10,23 +11,36 @@ import secrets
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from honcho.manager import Manager
 
-from gateway.dev import services
+from gateway.dev import envfile, services
 
 REPO = services.REPO
-VAR = Path(os.environ.get("TULPAR_VAR_DIR", REPO / "var"))
+VAR = envfile.var_dir()
 PY = sys.executable
+
+# Recorded in var/run.env for commands run beside `make run` (manage.py, celery; gateway/dev/envfile.py).
+# First what `make run` chooses or defaults, then settings it passes on from its own environment when set there:
+# which database, queue and endpoints the children use, and how they behave. Secrets live in var/dev.env only;
+# a secret exported in `make run`'s shell instead must be exported in the other shell too.
+RUNTIME_VARS = (
+    "REDIS_URL", "CHAIN_RPC_URL", "STRIPE_API_BASE", "STRIPE_JS_URL", "PUBLIC_BASE_URL", "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL", "DATABASE_CONN_MAX_AGE", "CELERY_QUEUE", "CHAIN_RPC_URLS", "CHAIN_RPC_TIMEOUT_SECONDS",
+    "CHAIN_CONFIRMATIONS", "DJANGO_CSRF_TRUSTED_ORIGINS", "DJANGO_SECURE_SSL_REDIRECT", "DJANGO_SECURE_COOKIES",
+    "DJANGO_HSTS_SECONDS", "DJANGO_BEHIND_PROXY", "STRIPE_TIMEOUT_SECONDS", "CARD_COUNTRIES_REFUSED",
+    "QUOTE_TTL_SECONDS", "FUNDING_WINDOW_SECONDS", "FUNDING_POLL_SECONDS", "FUNDING_POLL_AFTER_SECONDS",
+    "WALLET_DENYLIST", "SANCTIONS_SAMPLE_FILE", "SETTLEMENT_BATCHING", "BATCH_MAX_SIZE", "BATCH_MAX_AGE_MS",
+    "BATCH_GAS_BASE", "BATCH_GAS_PER_PAYOUT", "PAYOUT_GAS_LIMIT", "SETTLEMENT_TRACK_MS",
+    "PAYOUT_REBROADCAST_AFTER_SECONDS", "FEE_BUMP_PERMILLE", "LOG_LEVEL",
+)
 
 
 def dev_secrets():
     """Generated once per checkout into var/dev.env (mode 600, git-ignored); never in the repo."""
-    path = VAR / "dev.env"
-    values = {}
-    if path.exists():
-        values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    path = VAR / envfile.DEV_ENV
+    values = envfile.read(path)
     generated = {
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "HOT_WALLET_PRIVATE_KEY": lambda: "0x" + secrets.token_hex(32),
@@ -40,8 +54,14 @@ def dev_secrets():
         if not values.get(name):
             values[name], changed = make(), True
     if changed:
-        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        path.chmod(0o600)
+        envfile.write(path, values)
+    return values
+
+
+def record_runtime(env, secrets_file_names):
+    """Write var/run.env (mode 600): the RUNTIME_VARS the children get, except names var/dev.env holds."""
+    values = {name: env[name] for name in RUNTIME_VARS if name in env and name not in secrets_file_names}
+    envfile.write(VAR / envfile.RUN_ENV, values)
     return values
 
 
@@ -49,7 +69,8 @@ def main():
     VAR.mkdir(exist_ok=True)
     (VAR / "log").mkdir(exist_ok=True)
     env = dict(os.environ)
-    env.update({k: v for k, v in dev_secrets().items() if k not in os.environ})
+    secret_values = dev_secrets()
+    env.update({k: v for k, v in secret_values.items() if k not in os.environ})
     port = int(env.get("PORT", "8000"))
     env.setdefault("DJANGO_DEBUG", "1")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
@@ -83,6 +104,9 @@ def main():
             started.append(proc)
             env["STRIPE_JS_URL"] = f"{env['STRIPE_API_BASE']}/js.stripe.com/v3/"
             print(f"stripe: started localstripe at {env['STRIPE_API_BASE']}")
+
+        record_runtime(env, secret_values)
+        print(f"recorded in {VAR / envfile.RUN_ENV}: manage.py and celery in another shell use this stack")
 
         def manage(*args):
             subprocess.run([PY, "manage.py", *args], cwd=REPO, env=env, check=True)
