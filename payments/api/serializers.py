@@ -7,7 +7,7 @@ from rest_framework import serializers
 from onchain.fields import validate_address
 from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, Quote, Transfer
 from payments.selectors import transfer_settlement
-from payments.validators import validate_phone
+from payments.validators import validate_person_name, validate_phone
 
 MAX_AMOUNT = Decimal("9999999999.99")
 
@@ -45,13 +45,13 @@ class WalletField(serializers.CharField):
 
 
 class SenderSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=140)
+    name = serializers.CharField(max_length=140, validators=[validate_person_name])
     phone = PhoneField(max_length=20)
     email = serializers.EmailField()
 
 
 class RecipientSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=140)
+    name = serializers.CharField(max_length=140, validators=[validate_person_name])
     phone = PhoneField(max_length=20)
     wallet_address = WalletField(max_length=42)
 

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from onchain.fields import validate_address
 from payments.models import SOURCE_CURRENCIES
-from payments.validators import validate_phone
+from payments.validators import validate_person_name, validate_phone
 
 MAX_AMOUNT = Decimal("9999999999.99")
 
@@ -89,7 +89,7 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
                       "recipient.name": "recipient_name", "sender.name": "sender_name",
                       "sender.phone": "sender_phone", "sender.email": "sender_email"}
 
-    sender_name = forms.CharField(label=_("Your full name"), max_length=140,
+    sender_name = forms.CharField(label=_("Your full name"), max_length=140, validators=[validate_person_name],
                                   widget=forms.TextInput(attrs={"autocomplete": "name"}))
     sender_phone = forms.CharField(label=_("Your phone"), max_length=30,
                                    widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel",
@@ -99,7 +99,7 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
                                     help_text=_("Only used about this transfer."),
                                     widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     recipient_name = forms.CharField(label=_("Recipient's full name"), max_length=140,
-                                     widget=forms.TextInput(attrs={"autocomplete": "off"}))
+                                     validators=[validate_person_name], widget=forms.TextInput(attrs={"autocomplete": "off"}))
     recipient_phone = forms.CharField(label=_("Recipient's phone"), max_length=30,
                                       widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off",
                                                                     "placeholder": "+996 555 123 456"}))
