@@ -7,20 +7,29 @@ onchain never imports payments. Both rules are import-linter contracts (pyprojec
 - Hear:    implement `PayoutListener` and register it at start-up (`payout_listener_register`); the engine
            reports final and failed payouts through it, inside its own transaction.
 - Read:    `payout_settlement(s)`, `payout_is_dead`, `float_covers`, `wallet_balances`.
+- Tell:    `operator_alert_raise` puts a condition in front of operators (admin → Operator alerts).
 - Dev:     `devchain_bootstrap` deploys the dev token on a local chain (make run, tests, benchmarks).
 """
 
 from onchain.listener import PayoutListener, payout_listener_override, payout_listener_register
 from onchain.selectors import Settlement, payout_is_dead, payout_settlement, payout_settlements
+from onchain.services.alerts import alert_raise
 from onchain.services.devchain import devchain_bootstrap
 from onchain.services.payouts import payout_request
 from onchain.services.treasury import float_covers, wallet_balances
+
+
+def operator_alert_raise(*, kind, message):
+    """An operator alert that concerns no wallet or token (e.g. `funding`); one open alert per (kind, message)."""
+    return alert_raise(kind=kind, message=message)
+
 
 __all__ = [
     "PayoutListener",
     "Settlement",
     "devchain_bootstrap",
     "float_covers",
+    "operator_alert_raise",
     "payout_is_dead",
     "payout_listener_override",
     "payout_listener_register",

@@ -257,6 +257,7 @@ class OperatorAlert(models.Model):
         FEE_CEILING = "fee_ceiling", "fee ceiling reached"
         NONCE = "nonce", "nonce disagreement"
         LIMIT = "limit", "ceiling or daily limit reached"
+        FUNDING = "funding", "card funding problem (amount mismatch, dispute, fraud warning)"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     wallet = models.ForeignKey(HotWallet, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")

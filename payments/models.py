@@ -179,6 +179,12 @@ class Transfer(StatusModel):
     def mark_funded(self, at):
         self.funded_at = at
 
+    @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.REFUNDED)
+    def mark_funding_refused(self, refund_id, reason):
+        """A payment that does not match the quote (amount or currency) was captured: it goes back in full."""
+        self.refund_id = refund_id
+        self.failure_reason = reason[:300]
+
     @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.EXPIRED)
     def mark_expired(self):
         pass

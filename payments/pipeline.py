@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from onchain.api import payout_is_dead, payout_request
+from onchain.api import operator_alert_raise, payout_is_dead, payout_request
 from onchain.errors import ChainUnavailable, SettlementNotConfigured
 from payments.errors import CardRefused, FundingUnavailable, ProcessorRequestRefused, ScreeningUndecided, TransferNotPayable
 from payments.models import Transfer
@@ -68,8 +68,14 @@ def transfer_pay_card(*, transfer, card_token):
     return intent
 
 
+def _matches_quote(transfer, payment_intent):
+    return (payment_intent.amount == transfer.source_minor
+            and (payment_intent.currency or "").upper() == transfer.quote.source_currency)
+
+
 def transfer_mark_funded(*, payment_intent):
-    """Apply a succeeded PaymentIntent (from the webhook, the poller or the pay view): once, whoever comes first."""
+    """Apply a succeeded PaymentIntent (from the webhook, the poller or the pay view): once, whoever comes first.
+    A captured payment that does not match the quote is never funded: its refund is scheduled after commit."""
     if payment_intent.status != "succeeded":
         return None
     with transaction.atomic():
@@ -80,15 +86,44 @@ def transfer_mark_funded(*, payment_intent):
             return None
         if transfer.status != S.AWAITING_FUNDING:
             return transfer
-        if (payment_intent.amount != transfer.source_minor
-                or payment_intent.currency.upper() != transfer.quote.source_currency):
-            log.error("payment_intent_mismatch transfer_id=%s payment_intent=%s", transfer.id, payment_intent.id)
+        if not _matches_quote(transfer, payment_intent):
+            log.error("payment_intent_mismatch transfer_id=%s payment_intent=%s amount=%s currency=%s",
+                      transfer.id, payment_intent.id, payment_intent.amount, payment_intent.currency)
+            _after_commit(funding_refuse_task, transfer.id)
             return transfer
         transfer.mark_funded(timezone.now())
         transfer.save()
         ledger.ledger_post_funding(transfer=transfer)
         _after_commit(advance_task, transfer.id)
     log.info("transfer_funded transfer_id=%s payment_intent=%s", transfer.id, payment_intent.id)
+    return transfer
+
+
+def transfer_funding_refuse(*, transfer_id):
+    """A captured payment that does not match its quote goes back in full. Stripe is asked first (outside any lock;
+    the refund's key derives from the transfer, so a retry gets the same refund), then the capture and the refund
+    are booked as two balanced entries, the transfer ends `refunded` and operators get an alert. The poller finds
+    the same mismatch again if this task is lost."""
+    transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
+    if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
+        return transfer
+    intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+    if intent.status != "succeeded" or _matches_quote(transfer, intent):
+        return transfer
+    currency = (intent.currency or "XXX")[:3].upper()
+    reason = (f"captured {intent.amount} {currency} minor units, the quote asks {transfer.source_minor} "
+              f"{transfer.quote.source_currency}: refunded in full")
+    refund = stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=intent.id)
+    with transaction.atomic():
+        transfer = _locked(transfer_id)
+        if transfer.status != S.AWAITING_FUNDING:
+            return transfer
+        transfer.mark_funding_refused(refund.id, reason)
+        transfer.save()
+        ledger.ledger_post_unmatched_payment(transfer=transfer, amount_minor=intent.amount, currency=currency,
+                                            refund_id=refund.id)
+        operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: {reason} (refund {refund.id})")
+    log.error("transfer_funding_refused transfer_id=%s refund=%s %s", transfer.id, refund.id, reason)
     return transfer
 
 
@@ -249,3 +284,9 @@ def advance_task(transfer_id):
 @shared_task(name="payments.transfer_refund", autoretry_for=(FundingUnavailable,), retry_backoff=2, max_retries=20)
 def refund_task(transfer_id):
     transfer_refund(transfer_id=transfer_id)
+
+
+@shared_task(name="payments.transfer_funding_refuse", autoretry_for=(FundingUnavailable,), retry_backoff=2,
+             max_retries=20)
+def funding_refuse_task(transfer_id):
+    transfer_funding_refuse(transfer_id=transfer_id)

@@ -7,6 +7,7 @@ this module: each call raises our own errors (payments.errors), so callers speak
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import stripe
 from django.conf import settings
@@ -107,3 +108,22 @@ def webhook_event(payload, signature):
     except (KeyError, TypeError) as exc:
         # Signed, so it came from someone holding the secret; still, a 500 would only be retried forever.
         raise WebhookRefused("The body is not a Stripe event (it needs id, type and data.object).") from exc
+
+
+@dataclass(frozen=True)
+class PaymentIntentState:
+    """What the funding steps read of a PaymentIntent, typed (a webhook's object is whatever its JSON was)."""
+
+    id: str
+    amount: int
+    currency: str
+    status: str
+
+
+def payment_intent_state(obj):
+    """A PaymentIntent from an event or an API answer → PaymentIntentState; anything else → WebhookRefused."""
+    fields = {"id": str, "amount": int, "currency": str, "status": str}
+    values = {k: getattr(obj, k, None) for k in fields} if isinstance(obj, stripe.StripeObject) else {}
+    if not values or any(not isinstance(values[k], t) or isinstance(values[k], bool) for k, t in fields.items()):
+        raise WebhookRefused("A payment_intent event needs data.object with id, amount, currency and status.")
+    return PaymentIntentState(**values)

@@ -104,6 +104,15 @@ def ledger_post_refund(*, transfer, refund_id):
     return ledger_post(transfer=transfer, kind="refund", lines=lines, memo=f"refund {refund_id}")
 
 
+def ledger_post_unmatched_payment(*, transfer, amount_minor, currency, refund_id):
+    """Money captured that the quote did not ask for, and its full refund: in and out of `unmatched_funds`, so the
+    card clearing account still agrees with Stripe."""
+    ledger_post(transfer=transfer, kind="unmatched_capture", memo=f"PaymentIntent {transfer.payment_intent_id}",
+                lines=[("card_clearing", currency, amount_minor), ("unmatched_funds", currency, -amount_minor)])
+    return ledger_post(transfer=transfer, kind="unmatched_refund", memo=f"refund {refund_id}",
+                       lines=[("unmatched_funds", currency, amount_minor), ("card_clearing", currency, -amount_minor)])
+
+
 def account_balance(code, currency):
     return Posting.objects.filter(account__code=code, account__currency=currency).aggregate(
         s=Sum("amount_minor"))["s"] or 0
