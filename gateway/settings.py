@@ -133,6 +133,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "common.errors.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["payments.api.auth.PartnerKeyThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
@@ -145,6 +146,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# Rate limits (common/ratelimit.py): scope → (requests, seconds), counted in Redis so every process shares them.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}}
+RATE_LIMIT_NAMESPACE = os.environ.get("RATE_LIMIT_NAMESPACE", "tulpar")
+RATE_LIMITS = {
+    "api-key": (env_int("RATE_API_PER_MINUTE", 300), 60),  # every API request, per partner key
+    "api-auth-failures": (env_int("RATE_API_AUTH_FAILURES_PER_HOUR", 20), 3600),  # bad API keys, per client IP
+    "web-quote": (env_int("RATE_WEB_QUOTES_PER_HOUR", 60), 3600),  # quotes from the sender form, per IP
+    "web-transfer": (env_int("RATE_WEB_TRANSFERS_PER_HOUR", 20), 3600),  # transfers (PaymentIntents), per IP
 }
 
 # Celery: settings for money (RELIABILITY.md): late acks, no prefetch, JSON only, time limits.

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from common.errors import ApplicationError
+from common.ratelimit import client_ip, rate_limit_hit
 from payments.errors import (
     FundingPending,
     FundingUnavailable,
@@ -37,6 +38,26 @@ from payments.web.forms import AmountForm, DetailsForm, PayForm
 from payments.web.status import status_context
 
 S = Transfer.Status
+
+
+def rate_limited(scope):
+    """Count this view's POSTs per client address in `scope` (common.ratelimit; shared across processes); past the
+    limit, a 429 page in the visitor's language with Retry-After, and the view does not run."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if request.method == "POST":
+                wait = rate_limit_hit(scope=scope, ident=client_ip(request))
+                if wait:
+                    response = render(request, "payments/rate_limited.html", {"minutes": -(-wait // 60)}, status=429)
+                    response["Retry-After"] = str(wait)
+                    return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
 
 
 def referrer_policy(policy):
@@ -79,6 +100,7 @@ def language(request, code):
 
 @referrer_policy("same-origin")
 @require_http_methods(["GET", "POST"])
+@rate_limited("web-quote")
 def start(request):
     if request.method == "POST":
         form = AmountForm(request.POST)
@@ -156,6 +178,7 @@ def _pay_url(transfer):
 # idempotency key: sending it again then lands on the same transfer.
 @cache_control(private=True, no_cache=True)
 @require_http_methods(["GET", "POST"])
+@rate_limited("web-transfer")
 def details(request, quote_id):
     made_here = request.session.get(SESSION_TRANSFERS, {}).get(str(quote_id))
     if made_here and request.method == "GET":
