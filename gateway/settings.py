@@ -240,3 +240,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"web3": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }
+
+# Staff in admin (staff/, docs/runbook.md "Staff access"): roles, reasons and four-eyes on money actions, an
+# append-only audit trail, two-factor (TOTP) login and a lockout after repeated failed logins (django-axes, counted
+# in the database so every web process shares it).
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes", "staff"]
+MIDDLEWARE += ["django_otp.middleware.OTPMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOCKOUT_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "staff/lockout.html"
+AXES_CLIENT_IP_CALLABLE = "staff.security.client_ip"
+# Behind our proxy the client's address is the last X-Forwarded-For hop (the one the proxy appended).
+STAFF_CLIENT_IP_FROM_PROXY = env_bool("DJANGO_BEHIND_PROXY")
+OTP_TOTP_ISSUER = "tulpar"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True

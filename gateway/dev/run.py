@@ -14,7 +14,7 @@ import sys
 
 from honcho.manager import Manager
 
-from gateway.dev import envfile, services
+from gateway.dev import envfile, services, totp
 
 REPO = services.REPO
 VAR = envfile.var_dir()
@@ -35,6 +35,7 @@ RUNTIME_VARS = (
     "BATCH_GAS_BASE", "BATCH_GAS_PER_PAYOUT", "PAYOUT_GAS_LIMIT", "SETTLEMENT_TRACK_MS",
     "PAYOUT_REBROADCAST_AFTER_SECONDS", "FEE_BUMP_PERMILLE", "LOG_LEVEL", "RATE_API_PER_MINUTE",
     "RATE_API_AUTH_FAILURES_PER_HOUR", "RATE_WEB_QUOTES_PER_HOUR", "RATE_WEB_TRANSFERS_PER_HOUR", "RATE_LIMIT_NAMESPACE",
+    "ADMIN_LOGIN_FAILURE_LIMIT", "ADMIN_LOCKOUT_MINUTES",
 )
 
 
@@ -49,6 +50,7 @@ def dev_secrets():
         "STRIPE_PUBLISHABLE_KEY": lambda: "pk_test_" + secrets.token_hex(12),
         "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(16),
         "DEV_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+        "DEV_ADMIN_TOTP_KEY": lambda: secrets.token_hex(20),
     }
     changed = False
     for name, make in generated.items():
@@ -120,6 +122,8 @@ def main():
 tulpar is starting:
   sender form     {base}/
   admin           {base}/admin/   user: admin   password: {env['DEV_ADMIN_PASSWORD']}
+                  two-factor code: `{PY} -m gateway.dev.totp` prints the current one, or add
+                  {totp.uri(env['DEV_ADMIN_TOTP_KEY'])} to an authenticator app
   API docs        {base}/api/v1/docs/
   demo API key    Authorization: Api-Key {demo_key}
   try it          curl -s -X POST {base}/api/v1/quotes -H 'Authorization: Api-Key {demo_key}' \\
