@@ -12,7 +12,9 @@ Faults:
   children: no clean-up, no rollback handlers) once it has received --kill-every tasks (`Task ... received`),
   then starts a new one; any worker or beat that dies otherwise is restarted too;
 - optionally `--failpoints` (onchain.failpoints: TULPAR_FAILPOINTS in the workers' environment) kills pool
-  processes at the named points between claim, sign, commit, broadcast and finalisation;
+  processes at the named points between claim, sign, commit, broadcast and finalisation; passes are counted
+  across all the campaign's workers (a state directory in the run's temporary directory) and a probability is
+  drawn from --seed, so the same arguments kill at the same passes;
 - the redis-server is SIGKILLed and started again on the same port once, when half the transfers have arrived;
 - with --restart-postgres (and pg_ctlcluster present), PostgreSQL is restarted once. This restarts the whole
   server, other users' sessions included: do not pass it on a shared machine.
@@ -39,10 +41,18 @@ if __package__ in (None, ""):  # run as a file: python bench/kill_campaign.py
 
 from bench import common  # noqa: E402 - after the path fix above
 from bench.common import say  # noqa: E402
+from onchain import failpoints  # noqa: E402
 
 ORPHAN_AFTER = 20
-DEFAULT_FAILPOINTS = ("batch.claimed=0.05,batch.signed=0.05,batch.committed=0.05,send.before_broadcast=0.05,"
-                      "send.after_broadcast=0.05,track.before_final=0.05")
+DEFAULT_FAILPOINTS = ",".join(f"{point}=p0.05" for point in failpoints.POINTS)
+
+
+def failpoints_spec(value):
+    try:
+        failpoints.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def parse_args():
@@ -51,15 +61,16 @@ def parse_args():
     p.add_argument("--rate", type=float, default=20, help="funded transfers arriving per second (default 20)")
     p.add_argument("--kill-every", type=int, default=50, help="SIGKILL a worker after it received this many tasks")
     p.add_argument("--concurrency", type=int, default=2, help="pool size of each of the two workers (default 2)")
-    p.add_argument("--failpoints", nargs="?", const=DEFAULT_FAILPOINTS, default="",
-                   help=f"TULPAR_FAILPOINTS for the workers (flag alone: {DEFAULT_FAILPOINTS})")
+    p.add_argument("--failpoints", nargs="?", const=DEFAULT_FAILPOINTS, default="", type=failpoints_spec,
+                   help="TULPAR_FAILPOINTS for the workers, e.g. batch.signed=1/4/9,send.after_broadcast=every20 "
+                        f"(onchain/failpoints.py); probabilities drawn from --seed (flag alone: {DEFAULT_FAILPOINTS})")
     p.add_argument("--restart-postgres", action="store_true",
                    help="restart the PostgreSQL server once (pg_ctlcluster; affects everyone using that server)")
     p.add_argument("--no-resume", dest="resume_halted", action="store_false",
                    help="leave halted wallets halted (by default the campaign resumes them, as an operator would, "
                         "and counts the halts)")
     p.add_argument("--max-seconds", type=int, default=1500, help="bound on the whole run (default 1500)")
-    p.add_argument("--seed", type=int, default=20261122)
+    p.add_argument("--seed", type=int, default=20261122, help="transfers' amounts and failpoint draws")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) and print its path")
     return p.parse_args()
 
@@ -111,7 +122,10 @@ class Campaign:
         self.orphaned = Counter()
         self.orphan_seen = set()
         self.halts = Counter()
-        self.worker_env = {"TULPAR_FAILPOINTS": args.failpoints} if args.failpoints else {}
+        # One failpoint count for every worker of the run, restarted ones included (onchain/failpoints.py).
+        self.failpoint_state = stack.tmp / "failpoints"
+        self.worker_env = {"TULPAR_FAILPOINTS": args.failpoints, "TULPAR_FAILPOINTS_STATE": str(self.failpoint_state),
+                           "TULPAR_FAILPOINTS_SEED": str(args.seed)} if args.failpoints else {}
 
     # --- processes ------------------------------------------------------------------------------------------------
 
@@ -258,7 +272,7 @@ def main():
         stack.stop_celery()
         double, lost, equal, ledger_units, chain_units = common.integrity(token, campaign.ids)
         logs = [p for paths in stack.log_files.values() for p in paths]
-        failpoint_kills = sum(open(p, encoding="utf-8", errors="replace").read().count("exited with 'signal 9") for p in logs)
+        failpoint_kills = Counter(name for name, _, _ in failpoints.kills(campaign.failpoint_state))
         from onchain.models import Batch, OperatorAlert
 
         say(f"kill.transfers: {len(campaign.ids)}")
@@ -267,7 +281,7 @@ def main():
         say(f"kill.lost_payouts: {lost}")
         say(f"kill.ledger_equals_chain: {equal}")
         say(f"kill.kills: {campaign.kills}")
-        say(f"kill.failpoint_kills: {failpoint_kills}")
+        say(f"kill.failpoint_kills: {sum(failpoint_kills.values())}")
         say(f"kill.other_restarts: {campaign.deaths}")
         say(f"kill.wallet_halts: {sum(campaign.halts.values())}")
         say(f"kill.redis_restarts: {campaign.redis_restarts}")
@@ -277,6 +291,9 @@ def main():
         say(f"# {batches.count()} batches, {sum(b.send_attempts for b in batches)} send task starts; tasks received "
             f"{dict(campaign.names.most_common())}")
         say(f"# locks still held by a killed worker's token {ORPHAN_AFTER} s after the kill: {dict(campaign.orphaned)}")
+        if args.failpoints:
+            say(f"# failpoint kills by point: {dict(failpoint_kills)}; passes by point: "
+                f"{ {p: failpoints.passes(campaign.failpoint_state, p) for p in failpoints.parse(args.failpoints)} }")
         for event in ("batch_signed", "batch_final"):
             gap, at = common.longest_gap(common.event_times(logs, event))
             say(f"# longest gap between consecutive {event} lines: {gap:.1f}s (from {at:%H:%M:%S})" if at else

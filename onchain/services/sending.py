@@ -25,7 +25,7 @@ def batch_send(*, batch_id):
     batch = Batch.objects.get(pk=batch_id)
     if batch.status not in (Batch.Status.SIGNED, Batch.Status.BROADCAST):
         return batch
-    tx_broadcast(tx=batch.attempts.order_by("-id").first())
+    tx_broadcast(tx=batch.attempts.order_by("-id").first(), via="send")
     return batch
 
 
@@ -40,9 +40,11 @@ def _ours_at_nonce(w3, tx):
     return False
 
 
-def tx_broadcast(*, tx):
+def tx_broadcast(*, tx, via="track"):
+    """`via` names the caller's failpoints: "send" for the send task, "track" (the default) for the tracker's
+    rebroadcasts and replacements (onchain.failpoints)."""
     w3 = client.web3()
-    failpoint("send.before_broadcast")
+    failpoint(f"{via}.before_broadcast")
     try:
         w3.eth.send_raw_transaction(bytes(tx.raw_tx))
     except (Web3RPCError, ValueError) as exc:
@@ -60,7 +62,7 @@ def tx_broadcast(*, tx):
             if "insufficient funds" in message:
                 alert_raise(kind="low_gas", wallet=tx.wallet, message=f"node refused {tx.tx_hash}: {exc}"[:500])
             return False
-    failpoint("send.after_broadcast")
+    failpoint(f"{via}.after_broadcast")
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=tx.batch_id)

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from web3 import Web3
 
 from gateway.dev import services
-from onchain import client
+from onchain import client, failpoints
 from onchain.models import Batch, ChainTransaction, HotWallet, Payout
 from onchain.services.reconcile import TRANSFER_TOPIC, payouts_paid_on_chain
 from tests.conftest import new_recipient, wait_for
@@ -154,26 +153,25 @@ def dead_url():
 
 @contextlib.contextmanager
 def silent_server():
-    """A TCP server that accepts connections and never answers (an RPC that hangs). Yields its URL."""
+    """A TCP server that takes connections and never answers (an RPC that hangs): the kernel completes each
+    handshake into the listen backlog and nothing ever reads. Yields (url, connections); `connections()` is how
+    many connections clients have made so far, exactly (it drains the backlog without blocking)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    sock.settimeout(0.2)
-    held, stop = [], threading.Event()
+    sock.setblocking(False)
+    held = []
 
-    def accept():
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
+    def connections():
+        with contextlib.suppress(BlockingIOError):
+            while True:
                 held.append(sock.accept()[0])
+        return len(held)
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", connections
     finally:
-        stop.set()
-        thread.join(2)
         for conn in held:
             conn.close()
         sock.close()
@@ -181,6 +179,15 @@ def silent_server():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Redis and Celery
+
+
+def failpoints_env(state_dir, spec):
+    """The environment that arms onchain.failpoints in the workers of one test: the spec, parsed here first (a
+    typo fails the test at once, not inside a worker), and the test's own state directory, so every worker of
+    the test (a restarted one included) counts passes in one shared sequence."""
+    failpoints.parse(spec)
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    return {"TULPAR_FAILPOINTS": spec, "TULPAR_FAILPOINTS_STATE": str(state_dir)}
 
 
 def redis_start(port, data_dir):
@@ -200,10 +207,9 @@ class CeleryRig:
     either, the single-runner locks the dead process held lapse on their own within their 10 s TTL
     (onchain/locks.py), so a killed tick delays settlement by seconds."""
 
-    def __init__(self, *, env, log_dir, pool="solo", concurrency=1, first_worker_env=None, worker_env=None):
+    def __init__(self, *, env, log_dir, pool="solo", concurrency=1):
         self.env, self.log_dir = env, Path(log_dir)
         self.pool, self.concurrency = pool, concurrency
-        self.first_worker_env, self.worker_env = first_worker_env or {}, worker_env or {}
         self.worker = self.beat = None
         self.starts = 0
         self.deaths = []  # exit codes of workers that died on their own
@@ -217,23 +223,24 @@ class CeleryRig:
     def kills(self):
         return len(self.deaths) + self.child_deaths
 
-    def _count_child_deaths(self):
-        path = self.log_dir / "worker.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return text.count("exited with 'signal 9 (SIGKILL)'")
+    def log_count(self, needle, name="worker.log"):
+        path = self.log_dir / name
+        return path.read_text(errors="replace").count(needle) if path.exists() else 0
+
+    def count_child_deaths(self):
+        """Pool processes the worker reported killed, read from its log now."""
+        return self.log_count("exited with 'signal 9 (SIGKILL)'")
 
     def _log(self, name):
         return open(self.log_dir / name, "ab")  # noqa: SIM115 - handed to the child process
 
     def start_worker(self):
-        extra = self.first_worker_env if self.starts == 0 else self.worker_env
         self.starts += 1
         cmd = [sys.executable, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "--pool", self.pool,
                "--concurrency", str(self.concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
                "-n", f"faults-{os.getpid()}-{self.starts}@%h"]
         with self._log("worker.log") as log:
-            self.worker = subprocess.Popen(cmd, cwd=services.REPO, env=dict(self.env, **extra), stdout=log,
-                                           stderr=subprocess.STDOUT)
+            self.worker = subprocess.Popen(cmd, cwd=services.REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def start_beat(self):
         cmd = [sys.executable, "-m", "celery", "-A", "gateway", "beat", "-l", "info",
@@ -252,7 +259,7 @@ class CeleryRig:
         if self.worker.poll() is not None:
             self.deaths.append(self.worker.returncode)
             self.start_worker()
-        if self.pool != "solo" and (seen := self._count_child_deaths()) > self.child_deaths:
+        if self.pool != "solo" and (seen := self.count_child_deaths()) > self.child_deaths:
             self.child_deaths = seen
 
     def run_until(self, predicate, timeout, what):
