@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django_fsm",
     "onchain",
     "payments",
+    # Last: its ready() undoes what the other apps' imports did to the interpreter (common/apps.py).
+    "common",
 ]
 
 MIDDLEWARE = [
@@ -55,6 +57,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Before anything reads the body (CSRF reads form posts); after the locale, so its page is translated.
+    "common.http.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -125,10 +129,19 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY") else None
 
+# Request bodies (common/http.py, common/parsers.py). Ours are a few kB (forms, partner JSON, Stripe events):
+# anything over the limit is refused with 413 before it is read; Django's own form-parsing limit matches it.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+# JSON nested deeper than this is refused with 400 before parsing (our documents nest three levels).
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+# Paths whose refusals are RFC 9457 problem details; the rest (web forms, admin) get a page.
+PROBLEM_DETAILS_PATH_PREFIXES = ["/api/", "/webhooks/"]
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["payments.api.auth.PartnerApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
