@@ -1,4 +1,4 @@
-"""Middleware at the HTTP edge: the request-body size limit."""
+"""Middleware at the HTTP edge: the request-body size limit and the Permissions-Policy header."""
 
 import io
 
@@ -70,3 +70,22 @@ class RequestBodyLimitMiddleware:
             return problem_response(status, code, title, detail)
         return render(request, "request_refused.html", {"status": status, "title": title, **context}, status=status)
 
+
+class PermissionsPolicyMiddleware:
+    """Set the Permissions-Policy header (settings.PERMISSIONS_POLICY: feature → allowed origins, empty for none) on
+    every response that has not set its own."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.header = ", ".join(
+            f"{feature}=({' '.join(_origin(o) for o in origins)})" for feature, origins in settings.PERMISSIONS_POLICY.items())
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.header:
+            response.headers.setdefault("Permissions-Policy", self.header)
+        return response
+
+
+def _origin(origin):
+    return origin if origin in ("self", "*") else f'"{origin}"'

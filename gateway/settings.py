@@ -4,8 +4,10 @@ import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,6 +24,12 @@ def env_int(name, default):
 
 def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def origin(url):
+    """scheme://host[:port] of a URL: what CSP and Permissions-Policy name sources by."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -46,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_fsm",
+    "csp",
     "onchain",
     "payments",
     # Last: its ready() undoes what the other apps' imports did to the interpreter (common/apps.py).
@@ -54,6 +63,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside WhiteNoise and the body limit, so static files and refusals get the headers too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "common.http.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -63,7 +76,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -193,10 +205,41 @@ STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
 STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+# Frames Stripe.js opens (the card element, 3-D Secure); Stripe's CSP guide adds hooks.stripe.com to js.stripe.com.
+# A stand-in (localstripe) serves everything from the Stripe.js origin.
+STRIPE_FRAME_ORIGINS = env_list("STRIPE_FRAME_ORIGINS", ",".join(
+    [origin(STRIPE_JS_URL)] + (["https://hooks.stripe.com"] if origin(STRIPE_JS_URL) == "https://js.stripe.com" else [])))
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
 # Countries whose cards we refuse before charging (Russian-issued cards do not work abroad).
 CARD_COUNTRIES_REFUSED = env_list("CARD_COUNTRIES_REFUSED", "RU")
+
+# Content-Security-Policy on every response (django-csp): scripts from us and Stripe.js only, no inline code, frames
+# only Stripe's, never framed ourselves. The API docs (gateway/urls.py) loosen styles and images for their own pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, origin(STRIPE_JS_URL)],
+        "frame-src": STRIPE_FRAME_ORIGINS,
+        "connect-src": [SELF, origin(STRIPE_API_BASE)],
+        "img-src": [SELF],
+        "style-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Permissions-Policy (common/http.py): browser features no page of ours uses are off; the Payment Request API only
+# for us and Stripe.js (wallet buttons).
+PERMISSIONS_POLICY = {
+    **{feature: [] for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media", "fullscreen", "geolocation",
+        "gyroscope", "magnetometer", "microphone", "midi", "picture-in-picture", "publickey-credentials-get",
+        "screen-wake-lock", "sync-xhr", "usb", "xr-spatial-tracking", "browsing-topics")},
+    "payment": ["self", origin(STRIPE_JS_URL)],
+}
 
 # Quotes and the transfer lifecycle.
 QUOTE_TTL_SECONDS = min(max(env_int("QUOTE_TTL_SECONDS", 600), 60), 3600)
