@@ -1,7 +1,7 @@
 """One exception family for the domain, one handler that renders RFC 9457 problem details."""
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -24,6 +24,12 @@ class ApplicationError(Exception):
 def problem(status, code, title, detail, **extra):
     body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail, **extra}
     return Response(body, status=status, content_type="application/problem+json")
+
+
+def problem_response(status, code, title, detail, **extra):
+    """The same problem detail as a plain Django response, for code that runs outside DRF (middleware)."""
+    body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail, **extra}
+    return JsonResponse(body, status=status, content_type="application/problem+json")
 
 
 def _flatten(errors, prefix=""):

@@ -4,8 +4,10 @@ import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,6 +24,12 @@ def env_int(name, default):
 
 def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def origin(url):
+    """scheme://host[:port] of a URL: what CSP and Permissions-Policy name sources by."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -46,20 +54,28 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_fsm",
+    "csp",
     "onchain",
     "payments",
+    # Last: its ready() undoes what the other apps' imports did to the interpreter (common/apps.py).
+    "common",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside WhiteNoise and the body limit, so static files and refusals get the headers too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "common.http.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Before anything reads the body (CSRF reads form posts); after the locale, so its page is translated.
+    "common.http.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -125,10 +141,19 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY") else None
 
+# Request bodies (common/http.py, common/parsers.py). Ours are a few kB (forms, partner JSON, Stripe events):
+# anything over the limit is refused with 413 before it is read; Django's own form-parsing limit matches it.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+# JSON nested deeper than this is refused with 400 before parsing (our documents nest three levels).
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+# Paths whose refusals are RFC 9457 problem details; the rest (web forms, admin) get a page.
+PROBLEM_DETAILS_PATH_PREFIXES = ["/api/", "/webhooks/"]
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["payments.api.auth.PartnerApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
@@ -192,10 +217,41 @@ STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
 STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+# Frames Stripe.js opens (the card element, 3-D Secure); Stripe's CSP guide adds hooks.stripe.com to js.stripe.com.
+# A stand-in (localstripe) serves everything from the Stripe.js origin.
+STRIPE_FRAME_ORIGINS = env_list("STRIPE_FRAME_ORIGINS", ",".join(
+    [origin(STRIPE_JS_URL)] + (["https://hooks.stripe.com"] if origin(STRIPE_JS_URL) == "https://js.stripe.com" else [])))
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
 # Countries whose cards we refuse before charging (Russian-issued cards do not work abroad).
 CARD_COUNTRIES_REFUSED = env_list("CARD_COUNTRIES_REFUSED", "RU")
+
+# Content-Security-Policy on every response (django-csp): scripts from us and Stripe.js only, no inline code, frames
+# only Stripe's, never framed ourselves. The API docs (gateway/urls.py) loosen styles and images for their own pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, origin(STRIPE_JS_URL)],
+        "frame-src": STRIPE_FRAME_ORIGINS,
+        "connect-src": [SELF, origin(STRIPE_API_BASE)],
+        "img-src": [SELF],
+        "style-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Permissions-Policy (common/http.py): browser features no page of ours uses are off; the Payment Request API only
+# for us and Stripe.js (wallet buttons).
+PERMISSIONS_POLICY = {
+    **{feature: [] for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media", "fullscreen", "geolocation",
+        "gyroscope", "magnetometer", "microphone", "midi", "picture-in-picture", "publickey-credentials-get",
+        "screen-wake-lock", "sync-xhr", "usb", "xr-spatial-tracking", "browsing-topics")},
+    "payment": ["self", origin(STRIPE_JS_URL)],
+}
 
 # Quotes and the transfer lifecycle.
 QUOTE_TTL_SECONDS = min(max(env_int("QUOTE_TTL_SECONDS", 600), 60), 3600)

@@ -103,6 +103,8 @@ def webhook_event(payload, signature):
         raise WebhookRefused("The Stripe-Signature header does not verify for this body.") from exc
     except (AttributeError, TypeError) as exc:  # verified, but the JSON is not an object (e.g. an array)
         raise WebhookRefused("The body is not a Stripe event.") from exc
+    except RecursionError as exc:  # verified, but nested deeper than the parser goes: not an event Stripe sends
+        raise WebhookRefused("The body is nested too deeply to be a Stripe event.") from exc
     try:
         return event["id"], event["type"], event["data"]["object"]
     except (KeyError, TypeError) as exc:

@@ -1,0 +1,100 @@
+"""The deployment file gives each service only what it needs (RELIABILITY.md "hot-wallet key", ASVS 6.4 and 14):
+only the worker, which signs, receives HOT_WALLET_* variables; and Django trusts X-Forwarded-Proto only where
+its port is reachable solely through the reverse proxy that sets that header.
+
+Docker is not available where the suite runs, so the file is read as data (PyYAML, with compose's `<<` merges):
+the variables a service gets are its `environment` keys plus those listed in its env files' committed templates
+(`<file>.example`: the real files hold secrets and are never committed)."""
+
+from pathlib import Path
+
+import yaml
+
+from gateway.dev.services import REPO
+
+COMPOSE = REPO / "compose.yaml"
+SIGNING = "HOT_WALLET_"
+
+
+def services():
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def env_files(service):
+    declared = service.get("env_file", [])
+    declared = [declared] if isinstance(declared, str | dict) else declared
+    return [Path(item["path"] if isinstance(item, dict) else item) for item in declared]
+
+
+def variables(service):
+    """Every variable name the service is given: its environment (a mapping or KEY=value list) and, for each env
+    file, the names in the committed template beside it."""
+    environment = service.get("environment", {})
+    names = set(environment) if isinstance(environment, dict) else {item.split("=", 1)[0] for item in environment}
+    for path in env_files(service):
+        template = REPO / f"{path}.example"
+        assert template.exists(), f"{path} has no committed template {template.name} saying what goes in it"
+        for line in template.read_text().splitlines():
+            line = line.strip().removeprefix("export ").strip()
+            if line and not line.startswith("#") and "=" in line:
+                names.add(line.split("=", 1)[0].strip())
+    return names
+
+
+def published_ports(service):
+    return [str(port.get("published", port) if isinstance(port, dict) else port) for port in service.get("ports", [])]
+
+
+def test_only_the_worker_gets_the_hot_wallet_key():
+    """The worker signs, so it alone gets HOT_WALLET_* (key, keystore, password); web, beat, migrate and the rest
+    get none, whether through `environment` or an env file."""
+    found = {name: sorted(v for v in variables(service) if v.startswith(SIGNING)) for name, service in services().items()}
+    assert found.pop("worker"), "the worker has no HOT_WALLET_PRIVATE_KEY to sign with"
+    assert {name: names for name, names in found.items() if names} == {}
+
+
+def test_env_files_holding_the_key_are_the_workers_alone():
+    """An env file whose template lists a HOT_WALLET_* variable is referenced by the worker and nothing else
+    (so adding it to another service later is caught even before a variable is counted)."""
+    users = {}
+    for name, service in services().items():
+        for path in env_files(service):
+            users.setdefault(path, set()).add(name)
+    signing_files = {path for path in users
+                     if any(line.strip().startswith(SIGNING) for line in (REPO / f"{path}.example").read_text().splitlines())}
+    assert signing_files, "no env file carries the hot-wallet key"
+    assert all(users[path] == {"worker"} for path in signing_files), users
+
+
+def _trusts_proxy(service):
+    environment = service.get("environment", {})
+    environment = environment if isinstance(environment, dict) else dict(i.split("=", 1) for i in environment if "=" in i)
+    return str(environment.get("DJANGO_BEHIND_PROXY", "0")).lower() in {"1", "true", "yes", "on"}
+
+
+def test_forwarded_proto_is_trusted_only_behind_the_proxy():
+    """A service with DJANGO_BEHIND_PROXY publishes no port of its own (else anyone could send X-Forwarded-Proto
+    straight to it); the published ports belong to a proxy that forwards to web."""
+    all_services = services()
+    for name, service in all_services.items():
+        if _trusts_proxy(service):
+            assert not published_ports(service), f"{name} trusts X-Forwarded-Proto but publishes {published_ports(service)}"
+    web = all_services["web"]
+    if _trusts_proxy(web):
+        proxies = [name for name, service in all_services.items() if published_ports(service) and name != "web"]
+        assert proxies, "web trusts a proxy, but no proxy is published"
+        for name in proxies:
+            depends = all_services[name].get("depends_on", {})
+            assert "web" in depends, f"{name} publishes ports but does not front web"
+
+
+def test_the_proxy_overwrites_forwarded_headers_and_limits_bodies():
+    """The web port is published through Caddy, whose Caddyfile sets X-Forwarded-Proto itself (not passing a
+    client's through) and refuses request bodies over the app's limit before they reach gunicorn."""
+    proxy = next((s for s in services().values() if published_ports(s) and "caddy" in str(s.get("image", ""))), None)
+    assert proxy is not None, "no Caddy proxy publishes the web port"
+    mounted = [v.split(":")[0] for v in proxy.get("volumes", []) if isinstance(v, str) and "Caddyfile" in v]
+    assert mounted, "the proxy does not mount a Caddyfile"
+    caddyfile = (REPO / mounted[0]).read_text()
+    assert "header_up X-Forwarded-Proto {scheme}" in caddyfile
+    assert "max_size" in caddyfile and "reverse_proxy web:8000" in caddyfile
