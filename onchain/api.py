@@ -7,6 +7,8 @@ onchain never imports payments. Both rules are import-linter contracts (pyprojec
 - Hear:    implement `PayoutListener` and register it at start-up (`payout_listener_register`); the engine
            reports final and failed payouts through it, inside its own transaction.
 - Read:    `payout_settlement(s)`, `payout_is_dead`, `float_covers`, `wallet_balances`.
+- Check:   `recipient_check` refuses an address no payout may go to (RecipientRefused, translated reason), asking the
+           node for its code (ChainUnavailable when it does not answer); call it before storing what pays it.
 - Dev:     `devchain_bootstrap` deploys the dev token on a local chain (make run, tests, benchmarks).
 """
 
@@ -14,6 +16,7 @@ from onchain.listener import PayoutListener, payout_listener_override, payout_li
 from onchain.selectors import Settlement, payout_is_dead, payout_settlement, payout_settlements
 from onchain.services.devchain import devchain_bootstrap
 from onchain.services.payouts import payout_request
+from onchain.services.recipients import recipient_check
 from onchain.services.treasury import float_covers, wallet_balances
 
 __all__ = [
@@ -27,5 +30,6 @@ __all__ = [
     "payout_request",
     "payout_settlement",
     "payout_settlements",
+    "recipient_check",
     "wallet_balances",
 ]
