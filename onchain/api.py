@@ -8,6 +8,8 @@ onchain never imports payments. Both rules are import-linter contracts (pyprojec
            reports final and failed payouts through it, inside its own transaction.
 - Read:    `payout_settlement(s)`, `payout_is_dead`, `float_covers`, `wallet_balances`.
 - Tell:    `operator_alert_raise` puts a condition in front of operators (admin → Operator alerts).
+- Check:   `recipient_check` refuses an address no payout may go to (RecipientRefused, translated reason), asking the
+           node for its code (ChainUnavailable when it does not answer); call it before storing what pays it.
 - Dev:     `devchain_bootstrap` deploys the dev token on a local chain (make run, tests, benchmarks).
 """
 
@@ -16,6 +18,7 @@ from onchain.selectors import Settlement, payout_is_dead, payout_settlement, pay
 from onchain.services.alerts import alert_raise
 from onchain.services.devchain import devchain_bootstrap
 from onchain.services.payouts import payout_request
+from onchain.services.recipients import recipient_check
 from onchain.services.treasury import float_covers, wallet_balances
 
 
@@ -36,5 +39,6 @@ __all__ = [
     "payout_request",
     "payout_settlement",
     "payout_settlements",
+    "recipient_check",
     "wallet_balances",
 ]

@@ -30,3 +30,16 @@ class SignerUnavailable(OnchainError):
 class FeeCeilingReached(OnchainError):
     code = "fee-ceiling-reached"
     title = "Network fees are above the configured ceiling"
+
+
+class RecipientRefused(OnchainError):
+    """An address no payout may go to (`onchain.api.recipient_check`); `kind` names why, `detail` says it to a
+    person (translated)."""
+
+    status = 422
+    code = "recipient-refused"
+    title = "This address cannot receive payouts"
+
+    def __init__(self, detail=None, *, kind, field=None):
+        super().__init__(detail, field=field)
+        self.kind = kind

@@ -10,7 +10,7 @@ sent or transactions we can rebroadcast byte for byte. docs/settlement.md has th
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django_fsm import transition
 
 from common.status import StatusField, StatusModel, StatusQuerySet
@@ -221,6 +221,14 @@ class PayoutQuerySet(StatusQuerySet):
         return self._move(source=[Payout.Status.QUEUED, Payout.Status.BATCHED], target=Payout.Status.FAILED,
                           failure_reason=reason[:300])
 
+    def mark_requeued(self):
+        """batched → queued, only for payouts of a batch that reverted on chain (final): that transaction spent the
+        batch's nonce, so none of its attempts can ever be mined, and it paid nothing. The payout leaves the batch
+        and waits for a new one (a new batch id and nonce). A payout of any other batch, or a failed one (its caller
+        may have refunded it), never goes back."""
+        return self.filter(batch__status=Batch.Status.REVERTED)._move(
+            source=[Payout.Status.BATCHED], target=Payout.Status.QUEUED, batch=None, requeues=F("requeues") + 1)
+
 
 class Payout(StatusModel):
     class Status(models.TextChoices):
@@ -238,6 +246,9 @@ class Payout(StatusModel):
     status = StatusField(default=Status.QUEUED, choices=Status.choices)
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts")
     failure_reason = models.CharField(max_length=300, blank=True)
+    requeues = models.PositiveSmallIntegerField(
+        default=0, editable=False,
+        help_text="Times put back in the queue because its batch reverted over another payout (mark_requeued).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

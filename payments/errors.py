@@ -60,6 +60,14 @@ class WalletRefused(PaymentsError):
     title = _("This wallet cannot receive payouts")
 
 
+class WalletCheckUnavailable(PaymentsError):
+    """The recipient's address could not be checked on the chain (the node did not answer): nothing was stored."""
+
+    status = 503
+    code = "wallet-check-unavailable"
+    title = _("The wallet address could not be checked")
+
+
 class CardRefused(PaymentsError):
     code = "card-refused"
     title = _("This card cannot be used")

@@ -67,7 +67,8 @@ contract KGST {
         return true;
     }
 
-    function _transfer(address from, address to, uint256 amount) private {
+    /// @dev `internal virtual` so the blacklist variant below can refuse accounts; KGST itself is unchanged.
+    function _transfer(address from, address to, uint256 amount) internal virtual {
         if (to == address(0)) revert ERC20InvalidReceiver(address(0));
         uint256 fromBalance = balanceOf[from];
         if (fromBalance < amount) revert ERC20InsufficientBalance(from, fromBalance, amount);
@@ -76,5 +77,32 @@ contract KGST {
             balanceOf[to] += amount; // cannot overflow: sum of balances <= totalSupply
         }
         emit Transfer(from, to, amount);
+    }
+}
+
+/// @title KGST with an issuer blacklist (dev and test stand-in)
+/// @notice Real stablecoins let their issuer freeze accounts (USDC's `blacklist`, USDT's `addBlackList`,
+/// A7A5's blacklist): a transfer from or to a listed account reverts. A batch paying such a recipient
+/// reverts whole, which is what the settlement engine's isolation of failing payouts is tested against.
+/// KGST itself stays without the check, so its gas figures are those of a plain ERC-20.
+contract KGSTWithBlacklist is KGST {
+    mapping(address => bool) public isBlacklisted;
+
+    event BlacklistSet(address indexed account, bool listed);
+
+    error Blacklisted(address account);
+
+    constructor(string memory name_, string memory symbol_, uint8 decimals_) KGST(name_, symbol_, decimals_) {}
+
+    function setBlacklisted(address account, bool listed) external {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        isBlacklisted[account] = listed;
+        emit BlacklistSet(account, listed);
+    }
+
+    function _transfer(address from, address to, uint256 amount) internal override {
+        if (isBlacklisted[from]) revert Blacklisted(from);
+        if (isBlacklisted[to]) revert Blacklisted(to);
+        super._transfer(from, to, amount);
     }
 }

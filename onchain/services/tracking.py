@@ -3,10 +3,13 @@
 A batch is final when its block is at or below the chain's `finalized` block (where the chain has the tag)
 or `confirmations` deep, and that block is still canonical. Only then are its payouts confirmed and the
 caller told, in the same database transaction. A batch whose block leaves the canonical chain goes back to
-`broadcast` and its mined attempt's exact bytes are sent again.
+`broadcast` and its mined attempt's exact bytes are sent again. A batch that reverted is settled once its block is
+final: the payouts the token refuses fail, the others go back to the queue when the rest is shown to pay
+(onchain.services.isolation; docs/settlement.md says why that cannot pay twice).
 """
 
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,13 +18,14 @@ from django.utils import timezone
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from onchain import client
-from onchain.errors import FeeCeilingReached
+from onchain.errors import FeeCeilingReached, OnchainError
 from onchain.failpoints import failpoint
 from onchain.listener import payout_listener
 from onchain.models import Batch, Chain, ChainTransaction, HotWallet, Payout
 from onchain.services.alerts import alert_raise, wallet_halt
 from onchain.services.attempts import attempt_sign
 from onchain.services.fees import fee_bump, fee_quote, fees_of
+from onchain.services.isolation import revert_isolate
 from onchain.services.sending import tx_broadcast
 
 log = logging.getLogger(__name__)
@@ -114,6 +118,8 @@ def _check_mined(w3, batch, final):
         return 0
     if batch.block_number > final:
         return 0
+    # A reverted batch: find the payout(s) that made it revert by simulation, before any lock (it reads the node).
+    isolation = None if batch.succeeded else revert_isolate(w3, batch)
     with transaction.atomic():
         batch = Batch.objects.select_for_update(of=("self",)).select_related("mined_tx").get(pk=batch.pk)
         if batch.status != Batch.Status.MINED or batch.block_hash != canonical:
@@ -127,14 +133,44 @@ def _check_mined(w3, batch, final):
             payout_listener().payouts_final(references=references, tx_hash=batch.mined_tx.tx_hash)
             failpoint("track.before_final")
         else:
+            if isolation is None:  # it read as succeeded before the lock: look again on the next pass
+                return 0
             batch.mark_reverted(now)
             batch.save()
-            reason = "transaction reverted on chain"
-            batch.payouts.all().mark_failed(reason)
-            payout_listener().payouts_failed(references=references, reason=reason)
-            alert_raise(kind="reconciliation", wallet=batch.wallet, message=f"batch {batch.pk} reverted on chain")
+            _settle_reverted(batch, isolation)
     log.info("batch_final batch=%s count=%s succeeded=%s", batch.pk, batch.count, batch.succeeded)
     return 1
+
+
+def _settle_reverted(batch, isolation):
+    """Inside the tracker's transaction, with the batch just marked reverted: its culprits fail (the caller is told
+    why), the payouts the isolation cleared go back to the queue for a new batch, any other payout fails. Safe
+    because the reverted transaction is final: it spent the batch's nonce, so no attempt of this batch can ever be
+    mined, and it paid nothing (docs/settlement.md)."""
+    payouts = {p.pk: p for p in batch.payouts.filter(status=Payout.Status.BATCHED)}
+    attempt = batch.mined_tx
+    gas = f"gas used {attempt.gas_used} of {attempt.gas_limit}"
+    failing = defaultdict(list)  # reason → payouts
+    culprits = [payouts.pop(pk) for pk in isolation.culprits if pk in payouts]
+    for payout in culprits:
+        failing[f"batch reverted on chain: {isolation.culprits[payout.pk]}"].append(payout)
+    requeue = [payouts.pop(pk) for pk in isolation.requeue if pk in payouts]
+    if payouts:  # neither culprits nor cleared: they fail with the isolation's explanation
+        failing[f"batch reverted on chain ({gas}): {isolation.unexplained or 'not isolated'}"].extend(payouts.values())
+    for reason, failed in failing.items():
+        moved = Payout.objects.filter(pk__in=[p.pk for p in failed]).mark_failed(reason)
+        if moved != len(failed):  # impossible under the batch's row lock
+            raise OnchainError(f"{len(failed) - moved} payouts of batch {batch.pk} left `batched` meanwhile")
+        payout_listener().payouts_failed(references=[p.reference for p in failed], reason=reason)
+    if requeue and Payout.objects.filter(pk__in=[p.pk for p in requeue]).mark_requeued() != len(requeue):
+        raise OnchainError(f"payouts of batch {batch.pk} could not go back to the queue")
+    others = len(payouts)
+    alert_raise(kind="reconciliation", wallet=batch.wallet, message=(
+        f"batch {batch.pk} reverted on chain ({gas}): {len(culprits)} payout(s) the token refuses failed, "
+        f"{len(requeue)} re-queued, {others} failed" + (f": {isolation.unexplained}" if others else ""))[:500])
+    log.warning("batch_reverted batch=%s tx_hash=%s gas_used=%s culprits=%s requeued=%s failed_otherwise=%s",
+                batch.pk, attempt.tx_hash, attempt.gas_used, ",".join(p.reference for p in culprits), len(requeue),
+                others)
 
 
 def _unmine(w3, batch):

@@ -6,14 +6,27 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from payments.errors import FundingPending, FundingUnavailable, IdempotencyMismatch, QuoteAlreadyUsed, WalletRefused
+from onchain.api import recipient_check
+from onchain.errors import ChainUnavailable, RecipientRefused
+from payments.errors import (
+    FundingPending,
+    FundingUnavailable,
+    IdempotencyMismatch,
+    QuoteAlreadyUsed,
+    WalletCheckUnavailable,
+    WalletRefused,
+)
 from payments.models import Transfer
 from payments.providers import stripe_rail
 from payments.services.quotes import quote_get_usable
 from payments.services.screening import wallet_is_denied
 
 log = logging.getLogger(__name__)
+WALLET_FIELD = "recipient.wallet_address"
+WALLET_CHECK_RETRY = gettext_lazy("We could not check this wallet address on the blockchain just now. Nothing was "
+                                  "saved: please try again in a minute.")
 
 
 def request_fingerprint(data):
@@ -46,7 +59,8 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     if existing:
         return existing, False
     if wallet_is_denied(recipient["wallet_address"]):
-        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field="recipient.wallet_address")
+        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=WALLET_FIELD)
+    _wallet_check(recipient["wallet_address"])
     try:
         with transaction.atomic():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True)
@@ -70,6 +84,18 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
         raise
     log.info("transfer_created transfer_id=%s partner=%s", transfer.id, partner)
     return transfer, True
+
+
+def _wallet_check(address):
+    """onchain's recipient check, before any transaction (it asks the node): an address no payout may go to is
+    refused beside the wallet field; a node that does not answer is a 503 asking to retry, never an accept."""
+    try:
+        recipient_check(address)
+    except RecipientRefused as exc:
+        log.info("transfer_wallet_refused kind=%s address=%s", exc.kind, address)
+        raise WalletRefused(exc.detail, field=WALLET_FIELD) from exc
+    except ChainUnavailable as exc:
+        raise WalletCheckUnavailable(WALLET_CHECK_RETRY, field=WALLET_FIELD) from exc
 
 
 def transfer_funding_prepare(*, transfer):

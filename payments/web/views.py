@@ -181,6 +181,7 @@ def _pay_url(transfer):
 @rate_limited("web-transfer")
 def details(request, quote_id):
     made_here = request.session.get(SESSION_TRANSFERS, {}).get(str(quote_id))
+    status = 200
     if made_here and request.method == "GET":
         # Back to the details of a transfer this browser made: carry on with it (its pay page, or its status).
         return redirect("web:pay", token=made_here)
@@ -202,6 +203,7 @@ def details(request, quote_id):
                               {"transfer": exc.transfer, "pay_url": _pay_url(exc.transfer)}, status=503)
             except ApplicationError as exc:
                 form.add_service_error(exc)
+                status = 503 if exc.status == 503 else 200  # e.g. the wallet could not be checked: retry later
             else:
                 _remember(request, quote_id, transfer)
                 return redirect(_pay_url(transfer))
@@ -212,7 +214,8 @@ def details(request, quote_id):
     except (QuoteNotFound, QuoteExpired, QuoteAlreadyUsed) as exc:
         return _quote_problem(request, exc)
     seconds_left = max(int((quote.expires_at - timezone.now()).total_seconds()), 0)
-    return render(request, "payments/details.html", {"form": form, "quote": quote, "seconds_left": seconds_left})
+    return render(request, "payments/details.html", {"form": form, "quote": quote, "seconds_left": seconds_left},
+                  status=status)
 
 
 # 3. Card payment ---------------------------------------------------------------------------------

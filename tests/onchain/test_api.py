@@ -59,8 +59,11 @@ def test_override_reports_elsewhere_inside_the_block_only():
 
 @pytest.fixture
 def settling(api, pricing, stripe_server, chain):
-    """Make n partner transfers settling, their payouts signed, sent and mined (not yet final: the dev chain
-    uses the `finalized` tag, which trails the head by dozens of blocks)."""
+    """Make n partner transfers settling, their payouts signed, sent and mined, and kept from finality: the dev
+    chain's `finalized` block trails the head by only two blocks, so without this an earlier batch could turn final
+    while a later one is being mined (and the wait below would never end)."""
+    Chain.objects.filter(pk=chain["chain"].pk).update(use_finalized_tag=False, confirmations=10_000)
+
     def make(n):
         transfers = []
         for i in range(n):

@@ -1,0 +1,128 @@
+"""Who may receive a payout: the addresses a payout must never go to are refused before a transfer is accepted.
+
+BatchPayout pays all or nothing, so one payout that cannot be paid reverts every payout of its batch (up to
+BATCH_MAX_SIZE) and spends the gas; some addresses are worse, because paying them succeeds and the money is gone
+(the zero address of a token that allows it, a contract that cannot move tokens). `recipient_check` refuses:
+
+- the zero address and every address below SYSTEM_ADDRESS_CEILING (0x10000): the precompiles (0x01-0x11 up to
+  Prague, P256VERIFY at 0x100), BNB Chain's precompiles (0x64-0x69) and its system contracts (0x1000-0x3000).
+  Nobody holds a key for an address with 144 leading zero bits, so no person is refused by the range;
+- our own tokens, batch contracts and hot wallets (retired ones too), from our tables, without asking the node;
+- any address with code (`eth_getCode`, latest), except an EIP-7702 delegation designator (exactly 0xef0100 + a
+  20-byte address): that account is still an externally owned account whose key moves its tokens, an ERC-20
+  transfer to it runs no code, and wallets upgrade ordinary users this way, so it is accepted;
+- an address the token itself refuses (an issuer blacklist, as USDT, USDC and A7A5 have): one base unit simulated
+  from where payouts are paid (`eth_call` of `transfer` from the batch contract, or the hot wallet without one),
+  counted only when the same call to a control address passes (so a short float or a token that refuses every
+  call is not blamed on the recipient).
+
+The node is asked outside any database transaction. A node that does not answer raises ChainUnavailable (a 503 for
+the caller: retry), never a silent accept. An address can still turn bad after it was accepted (code deployed at
+it, a blacklist entry): the tracker then isolates the payout that made its batch revert (onchain.services.isolation).
+"""
+
+import logging
+
+import requests
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from eth_utils import keccak, to_checksum_address
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from onchain import client
+from onchain.errors import ChainUnavailable, RecipientRefused
+from onchain.models import HotWallet, Token
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ADDRESS_CEILING = 0x10000
+DELEGATION_PREFIX = bytes.fromhex("ef0100")  # EIP-7702: 0xef0100 || address, 23 bytes
+# A fixed address nobody holds (the last 20 bytes of a hash): what a recipient's simulated transfer is compared to.
+CONTROL_ADDRESS = to_checksum_address(keccak(text="tulpar recipient control address")[-20:])
+RPC_FAILURES = (requests.RequestException, Web3RPCError)
+
+REASONS = {
+    "zero": _("This is the zero address: nobody owns it and money sent to it is lost. "
+              "Check the recipient's wallet address."),
+    "system": _("This is a reserved address of the blockchain itself, not a wallet. "
+                "Check the recipient's wallet address."),
+    "token": _("This is the address of the %(symbol)s token contract, not a wallet. "
+               "Enter the recipient's own wallet address."),
+    "ours": _("This address belongs to our payout system, not to the recipient. "
+              "Enter the recipient's own wallet address."),
+    "contract": _("This address is a smart contract, not a personal wallet: we pay only to personal wallets. "
+                  "Check the address with the recipient."),
+    "blacklisted": _("The %(symbol)s token does not accept transfers to this address (its issuer may have blocked "
+                     "it). Check the address with the recipient."),
+}
+
+
+def _refuse(kind, **params):
+    reason = str(REASONS[kind])
+    raise RecipientRefused(reason % params if params else reason, kind=kind)
+
+
+def is_delegation(code):
+    """An EIP-7702 delegated EOA's code: the designator and nothing else."""
+    return len(code) == 23 and bytes(code[:3]) == DELEGATION_PREFIX
+
+
+def recipient_check(address, *, symbol="KGST"):
+    """Refuse (RecipientRefused, with a translated reason for the person who typed `address`) an address no payout of
+    `symbol` may go to; return None when it may receive payouts. Raises ChainUnavailable when the node does not
+    answer. Call outside any transaction: it reads the chain."""
+    value = int(address, 16)
+    if value == 0:
+        _refuse("zero")
+    if value < SYSTEM_ADDRESS_CEILING:
+        _refuse("system")
+    address = to_checksum_address(address)
+    ours = Token.objects.filter(address=address).first()
+    if ours is not None:
+        _refuse("token", symbol=ours.symbol)
+    if Token.objects.filter(batch_contract=address).exists() or HotWallet.objects.filter(address=address).exists():
+        _refuse("ours")
+    token = Token.objects.select_related("chain").filter(symbol=symbol).first()
+    w3 = client.web3()
+    try:
+        code = w3.eth.get_code(address, "latest")
+        if code and not is_delegation(code):
+            _refuse("contract")
+        payer = payer_of(token)
+        if payer and token_refuses(w3, token, payer, address, 1):
+            _refuse("blacklisted", symbol=token.symbol)
+    except RPC_FAILURES as exc:
+        log.warning("recipient_check_unavailable address=%s error=%s", address, type(exc).__name__)
+        raise ChainUnavailable("The chain's node did not answer; the address could not be checked.") from exc
+
+
+def payer_of(token):
+    """Where payouts of `token` are paid from: its batch contract, or (batching off) the first active hot wallet."""
+    if token is None:
+        return None
+    if settings.SETTLEMENT_BATCHING and token.batch_contract:
+        return token.batch_contract
+    return (HotWallet.objects.filter(chain=token.chain, is_active=True, halted=False).order_by("id")
+            .values_list("address", flat=True).first())
+
+
+def transfer_refusal(w3, token, payer, to, amount):
+    """Why `token.transfer(to, amount)` sent by `payer` would fail at the latest block (the revert data, or a note
+    that it returned something else than true), or None when it would pass. Node failures propagate."""
+    data = client.erc20(token.address).encode_abi("transfer", [to, amount])
+    try:
+        returned = w3.eth.call({"from": payer, "to": token.address, "data": data}, "latest")
+    except ContractLogicError as exc:
+        return f"reverts {exc.data or exc.message or 'without data'}"[:120]
+    if len(returned) < 32 or int.from_bytes(returned[:32], "big") != 1:
+        return "returns false"
+    return None
+
+
+def token_refuses(w3, token, payer, to, amount):
+    """Why the token refuses `amount` from `payer` to `to` while it accepts the same to a control address, else None
+    (it passes, or it fails for everyone: a short balance is not the recipient's doing). Node failures propagate."""
+    refusal = transfer_refusal(w3, token, payer, to, amount)
+    if refusal is None or transfer_refusal(w3, token, payer, CONTROL_ADDRESS, amount) is not None:
+        return None
+    return f"the token refuses transfers to {to} ({refusal})"
