@@ -8,7 +8,11 @@ class PaymentsConfig(AppConfig):
 
     def ready(self):
         # Start-up wiring, not a signal: onchain reports final and failed payouts to the transfers' state machine.
+        from django.core import checks
+
         from onchain.api import payout_listener_register
         from payments.pipeline import TransferPayoutListener
+        from payments.providers.stripe_rail import api_version_check
 
         payout_listener_register(TransferPayoutListener())
+        checks.register(api_version_check, "payments")
