@@ -9,6 +9,7 @@ COPY common ./common
 COPY gateway ./gateway
 COPY payments ./payments
 COPY onchain ./onchain
+COPY staff ./staff
 COPY templates ./templates
 COPY static ./static
 COPY locale ./locale

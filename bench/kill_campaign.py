@@ -159,13 +159,13 @@ class Campaign:
 
     def feed(self, n):
         """n funded transfers, committed, then their `transfer_advance` tasks (what transfer_mark_funded does)."""
-        from payments.tasks import transfer_advance
+        from payments.pipeline import advance_task
 
         transfers = common.seed_transfers(token=self.token, n=n, rng=self.rng, status="funded", tag="kill")
         self.ids += [t.pk for t in transfers]
         for transfer in transfers:
             try:
-                transfer_advance.delay(str(transfer.pk))
+                advance_task.delay(str(transfer.pk))
             except Exception:  # noqa: BLE001 - Redis down: the transfer is committed, the sweeper re-sends it
                 self.names["lost_at_publish"] += 1
 

@@ -133,6 +133,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "common.errors.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["payments.api.auth.PartnerKeyThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
@@ -145,6 +146,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# Rate limits (common/ratelimit.py): scope → (requests, seconds), counted in Redis so every process shares them.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}}
+RATE_LIMIT_NAMESPACE = os.environ.get("RATE_LIMIT_NAMESPACE", "tulpar")
+RATE_LIMITS = {
+    "api-key": (env_int("RATE_API_PER_MINUTE", 300), 60),  # every API request, per partner key
+    "api-auth-failures": (env_int("RATE_API_AUTH_FAILURES_PER_HOUR", 20), 3600),  # bad API keys, per client IP
+    "web-quote": (env_int("RATE_WEB_QUOTES_PER_HOUR", 60), 3600),  # quotes from the sender form, per IP
+    "web-transfer": (env_int("RATE_WEB_TRANSFERS_PER_HOUR", 20), 3600),  # transfers (PaymentIntents), per IP
 }
 
 # Celery: settings for money (RELIABILITY.md): late acks, no prefetch, JSON only, time limits.
@@ -246,3 +258,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"web3": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }
+
+# Staff in admin (staff/, docs/runbook.md "Staff access"): roles, reasons and four-eyes on money actions, an
+# append-only audit trail, two-factor (TOTP) login and a lockout after repeated failed logins (django-axes, counted
+# in the database so every web process shares it).
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes", "staff"]
+MIDDLEWARE += ["django_otp.middleware.OTPMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOCKOUT_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "staff/lockout.html"
+AXES_CLIENT_IP_CALLABLE = "staff.security.client_ip"
+# Behind our proxy the client's address is the last X-Forwarded-For hop (the one the proxy appended).
+STAFF_CLIENT_IP_FROM_PROXY = env_bool("DJANGO_BEHIND_PROXY")
+OTP_TOTP_ISSUER = "tulpar"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True

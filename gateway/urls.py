@@ -3,6 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from payments.webhooks import stripe_webhook
+from staff.admin_site import StaffAdminSite
+
+# Two-factor admin (django-otp): a staff session counts only once a TOTP device verified it.
+admin.site.__class__ = StaffAdminSite
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -1,17 +1,16 @@
 """Operator views of settlement: hot wallets (live balances, nonce, halt/resume with a reason), batches with
-their attempts and replacements, payouts, alerts. Money rows are read-only; actions call services."""
+their attempts and replacements, payouts, alerts. Money rows are read-only; actions need their own permission and
+a reason (staff.admin_actions) and call services (onchain/guarded.py)."""
 
 from decimal import Decimal
 
-from django import forms
-from django.contrib import admin, messages
-from django.utils import timezone
+from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin
+from onchain import guarded
 from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, Token
-from onchain.services.alerts import wallet_resume
-from onchain.services.tracking import nonce_resync
 from onchain.services.treasury import wallet_balances
+from staff.admin_actions import GuardedActionsMixin, guarded_action_response
 
 
 @admin.register(Chain)
@@ -25,29 +24,16 @@ class TokenAdmin(admin.ModelAdmin):
     list_display = ["symbol", "chain", "address", "decimals", "batch_contract", "low_float_base_units"]
 
 
-class HotWalletForm(forms.ModelForm):
-    class Meta:
-        model = HotWallet
-        fields = ["chain", "address", "key_env", "is_active", "halted", "halt_reason", "max_tx_base_units",
-                  "daily_limit_base_units", "low_gas_wei"]
-
-    def clean(self):
-        data = super().clean()
-        if data.get("halted") and not (data.get("halt_reason") or "").strip():
-            self.add_error("halt_reason", "Say why sending is halted: the next operator needs to know.")
-        return data
-
-
 @admin.register(HotWallet)
-class HotWalletAdmin(admin.ModelAdmin):
-    form = HotWalletForm
+class HotWalletAdmin(GuardedActionsMixin, admin.ModelAdmin):
     list_display = ["address", "chain", "is_active", "halted", "halt_reason", "next_nonce", "in_flight",
                     "token_balance", "gas_balance"]
     list_filter = ["halted", "is_active"]
-    readonly_fields = ["next_nonce", "in_flight", "token_balance", "gas_balance"]
+    # The halt changes only through the actions (a reason each; resuming a nonce halt needs a second person).
+    readonly_fields = ["halted", "halt_reason", "next_nonce", "in_flight", "token_balance", "gas_balance"]
     fields = ["chain", "address", "key_env", "is_active", "halted", "halt_reason", "max_tx_base_units",
               "daily_limit_base_units", "low_gas_wei", "next_nonce", "in_flight", "token_balance", "gas_balance"]
-    actions = ["resume", "resync_nonce"]
+    actions = ["halt", "resume", "resync_nonce"]
 
     def _balances(self, obj):
         # Read live, once per row and request; an unreachable node shows "unavailable", not an error page.
@@ -73,20 +59,26 @@ class HotWalletAdmin(admin.ModelAdmin):
     def in_flight(self, obj):
         return obj.batches.filter(status__in=[Batch.Status.SIGNED, Batch.Status.BROADCAST, Batch.Status.MINED]).count()
 
-    @admin.action(description="Resume sending (clear the halt)")
-    def resume(self, request, queryset):
-        for wallet in queryset:
-            wallet_resume(wallet_id=wallet.pk)
-        self.message_user(request, f"{queryset.count()} wallet(s) resumed.", messages.SUCCESS)
+    @admin.action(description="Halt sending (queued payouts wait)", permissions=["halt"])
+    def halt(self, request, queryset):
+        return guarded_action_response(self, request, queryset, guarded.HALT)
 
-    @admin.action(description="Resync nonce from the chain (only with nothing in flight)")
+    @admin.action(description="Resume sending (a nonce halt needs a second person)", permissions=["resume"])
+    def resume(self, request, queryset):
+        return guarded_action_response(self, request, queryset, guarded.RESUME)
+
+    @admin.action(description="Resync nonce from the chain (only with nothing in flight)", permissions=["resync_nonce"])
     def resync_nonce(self, request, queryset):
-        for wallet in queryset:
-            try:
-                nonce = nonce_resync(wallet_id=wallet.pk)
-                self.message_user(request, f"{wallet.address}: next nonce {nonce}.", messages.SUCCESS)
-            except ValueError as exc:
-                self.message_user(request, f"{wallet.address}: {exc}", messages.ERROR)
+        return guarded_action_response(self, request, queryset, guarded.RESYNC_NONCE)
+
+    def has_halt_permission(self, request):
+        return request.user.has_perm(guarded.HALT.permission)
+
+    def has_resume_permission(self, request):
+        return request.user.has_perm(guarded.RESUME.permission)
+
+    def has_resync_nonce_permission(self, request):
+        return request.user.has_perm(guarded.RESYNC_NONCE.permission)
 
 
 class AttemptInline(admin.TabularInline):
@@ -130,12 +122,14 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OperatorAlert)
-class OperatorAlertAdmin(ReadOnlyAdmin):
+class OperatorAlertAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     list_display = ["created_at", "kind", "wallet", "token", "message", "resolved_at"]
     list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
     actions = ["resolve"]
 
-    @admin.action(description="Mark resolved")
+    @admin.action(description="Mark resolved", permissions=["resolve"])
     def resolve(self, request, queryset):
-        done = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
-        self.message_user(request, f"{done} alert(s) resolved.", messages.SUCCESS)
+        return guarded_action_response(self, request, queryset, guarded.RESOLVE)
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm(guarded.RESOLVE.permission)

@@ -77,6 +77,10 @@ class HotWallet(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "address"], name="hot_wallet_unique_per_chain")]
+        # Staff actions (onchain/guarded.py), each its own permission; staff/roles.py grants them.
+        permissions = [("halt_wallet", "Can halt sending from a hot wallet"),
+                       ("resume_wallet", "Can resume a halted hot wallet (a nonce halt with a second person)"),
+                       ("resync_nonce", "Can resync a hot wallet's nonce from the chain")]
 
     def __str__(self):
         return f"{self.address} on {self.chain.name}"
@@ -268,6 +272,7 @@ class OperatorAlert(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["resolved_at", "kind"])]
+        permissions = [("resolve_alert", "Can mark an operator alert resolved")]
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.message}"

@@ -1,13 +1,13 @@
-"""Operator views: queues by status, held transfers released or rejected with a reason, quotes, rates, ledger."""
+"""Operator views: queues by status, held transfers released (with a second person) or rejected with a reason,
+quotes, rates, ledger. Actions need their own permission and a reason (staff.admin_actions); payments/guarded.py
+says what each does."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from common.admin import ReadOnlyAdmin
-from common.errors import ApplicationError
-from payments import pipeline
-from payments.errors import TransferNotPayable
+from payments import guarded
 from payments.models import (
     Corridor,
     JournalEntry,
@@ -20,10 +20,11 @@ from payments.models import (
     Transfer,
 )
 from payments.selectors import transfer_settlement
+from staff.admin_actions import GuardedActionsMixin, guarded_action_response
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "status", "source", "target", "recipient_wallet", "partner", "created_at"]
     list_filter = ["status", "quote__source_currency", "partner", "created_at"]
     search_fields = ["id", "sender_name", "sender_phone", "sender_email", "recipient_name", "recipient_phone",
@@ -50,44 +51,29 @@ class TransferAdmin(ReadOnlyAdmin):
         return format_html("{} base units to {}<br>tx {} ({} confirmations, payout {})", data.amount_base_units,
                            data.to_address, data.tx_hash or "not signed yet", data.confirmations, data.status)
 
-    def has_change_permission(self, request, obj=None):
-        # Needed for actions; every field stays read-only.
-        return request.user.has_perm("payments.change_transfer")
-
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields] + ["settlement"]
 
-    @admin.action(description="Release held transfers (screening cleared)")
+    @admin.action(description="Release held transfers (a second person approves)", permissions=["release"])
     def release(self, request, queryset):
-        self._each(request, queryset, lambda t: pipeline.transfer_release(transfer_id=t.pk), "released")
+        return guarded_action_response(self, request, queryset, guarded.RELEASE)
 
-    @admin.action(description="Reject and refund held transfers")
+    @admin.action(description="Reject and refund held transfers", permissions=["reject"])
     def reject(self, request, queryset):
-        reason = f"rejected by operator {request.user.get_username()}"
-        self._each(request, queryset.filter(status=Transfer.Status.HELD),
-                   lambda t: pipeline.transfer_reject(transfer_id=t.pk, reason=reason), "rejected")
+        return guarded_action_response(self, request, queryset, guarded.REJECT)
 
-    @admin.action(description="Refund failed settlements (payout failed for good)")
+    @admin.action(description="Refund failed settlements (payout failed for good)", permissions=["refund"])
     def refund(self, request, queryset):
-        failed = queryset.filter(status=Transfer.Status.SETTLEMENT_FAILED)
-        self._each(request, failed, lambda t: self._refund(t), "refunded")
+        return guarded_action_response(self, request, queryset, guarded.REFUND)
 
-    @staticmethod
-    def _refund(transfer):
-        result = pipeline.transfer_refund(transfer_id=transfer.pk)
-        if result.status != Transfer.Status.REFUNDED:
-            raise TransferNotPayable("Its payout may still be mined: not refundable yet.")
+    def has_release_permission(self, request):
+        return request.user.has_perm(guarded.RELEASE.permission)
 
-    def _each(self, request, queryset, action, verb):
-        done = 0
-        for transfer in queryset:
-            try:
-                action(transfer)
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{transfer.pk}: {exc.detail}", messages.ERROR)
-        if done:
-            self.message_user(request, f"{done} transfer(s) {verb}.", messages.SUCCESS)
+    def has_reject_permission(self, request):
+        return request.user.has_perm(guarded.REJECT.permission)
+
+    def has_refund_permission(self, request):
+        return request.user.has_perm(guarded.REFUND.permission)
 
 
 @admin.register(Quote)

@@ -177,6 +177,10 @@ class Transfer(StatusModel):
                                     name="transfer_idempotency_web"),
         ]
         indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["partner", "-created_at"])]
+        # Staff actions (payments/guarded.py), each its own permission; staff/roles.py grants them.
+        permissions = [("release_transfer", "Can release a held transfer (with a second person)"),
+                       ("reject_transfer", "Can reject a held transfer (it is refunded)"),
+                       ("refund_transfer", "Can refund a transfer whose settlement failed")]
 
     def __str__(self):
         return f"transfer {self.id} ({self.status})"

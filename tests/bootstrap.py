@@ -35,6 +35,7 @@ env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
 env["TULPAR_VAR_DIR"] = str(_TMP)
 # One database per run, so runs on one machine (CI, a developer, a helper) never drop each other's.
 env["TEST_DATABASE_NAME"] = f"test_tulpar_{os.getpid()}"
+env["RATE_LIMIT_NAMESPACE"] = f"test-{os.getpid()}"
 # Our own queue, so a `make run` on the same Redis never takes the suite's tasks (nor the reverse).
 env["CELERY_QUEUE"] = f"tulpar-test-{os.getpid()}"
 env["FUNDING_POLL_SECONDS"] = "5"

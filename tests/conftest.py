@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from decimal import Decimal
 
 import httpx
@@ -25,6 +26,13 @@ def wait_for(predicate, timeout=60.0, interval=0.25, what="condition"):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(autouse=True)
+def rate_limit_namespace(settings):
+    """Each test counts its own rate limits (they live in the shared Redis): no test is throttled by another's
+    requests, in this run or a parallel one."""
+    settings.RATE_LIMIT_NAMESPACE = f"test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.dev.services import REPO
 
-PACKAGES = ["common", "gateway", "onchain", "payments"]
+PACKAGES = ["common", "gateway", "onchain", "payments", "staff"]
 LINT = Path(sys.executable).with_name("lint-imports")
 
 
@@ -24,7 +24,7 @@ def lint(root, *contracts):
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    """A copy of the four root packages and the contracts, to break on purpose."""
+    """A copy of the root packages and the contracts, to break on purpose."""
     root = tmp_path_factory.mktemp("arch")
     shutil.copy(REPO / "pyproject.toml", root)
     for package in PACKAGES:

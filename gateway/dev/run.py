@@ -14,7 +14,7 @@ import sys
 
 from honcho.manager import Manager
 
-from gateway.dev import envfile, services
+from gateway.dev import envfile, services, totp
 
 REPO = services.REPO
 VAR = envfile.var_dir()
@@ -33,7 +33,9 @@ RUNTIME_VARS = (
     "QUOTE_TTL_SECONDS", "FUNDING_WINDOW_SECONDS", "FUNDING_POLL_SECONDS", "FUNDING_POLL_AFTER_SECONDS",
     "WALLET_DENYLIST", "SANCTIONS_SAMPLE_FILE", "SETTLEMENT_BATCHING", "BATCH_MAX_SIZE", "BATCH_MAX_AGE_MS",
     "BATCH_GAS_BASE", "BATCH_GAS_PER_PAYOUT", "PAYOUT_GAS_LIMIT", "SETTLEMENT_TRACK_MS",
-    "PAYOUT_REBROADCAST_AFTER_SECONDS", "FEE_BUMP_PERMILLE", "LOG_LEVEL", "STRIPE_REQUEST_THREE_D_SECURE",
+    "PAYOUT_REBROADCAST_AFTER_SECONDS", "FEE_BUMP_PERMILLE", "LOG_LEVEL", "RATE_API_PER_MINUTE",
+    "RATE_API_AUTH_FAILURES_PER_HOUR", "RATE_WEB_QUOTES_PER_HOUR", "RATE_WEB_TRANSFERS_PER_HOUR", "RATE_LIMIT_NAMESPACE",
+    "ADMIN_LOGIN_FAILURE_LIMIT", "ADMIN_LOCKOUT_MINUTES", "STRIPE_REQUEST_THREE_D_SECURE",
     "CARD_ATTEMPTS_PER_TRANSFER", "VELOCITY_LIMITS", "FIRST_TRANSFERS_COUNT", "FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS",
     "LARGE_AMOUNT_KGS", "LARGE_AMOUNT_PAYOUT_DELAY_SECONDS",
 )
@@ -50,6 +52,7 @@ def dev_secrets():
         "STRIPE_PUBLISHABLE_KEY": lambda: "pk_test_" + secrets.token_hex(12),
         "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(16),
         "DEV_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+        "DEV_ADMIN_TOTP_KEY": lambda: secrets.token_hex(20),
     }
     changed = False
     for name, make in generated.items():
@@ -124,6 +127,8 @@ def main():
 tulpar is starting:
   sender form     {base}/
   admin           {base}/admin/   user: admin   password: {env['DEV_ADMIN_PASSWORD']}
+                  two-factor code: `{PY} -m gateway.dev.totp` prints the current one, or add
+                  {totp.uri(env['DEV_ADMIN_TOTP_KEY'])} to an authenticator app
   API docs        {base}/api/v1/docs/
   demo API key    Authorization: Api-Key {demo_key}
   try it          curl -s -X POST {base}/api/v1/quotes -H 'Authorization: Api-Key {demo_key}' \\

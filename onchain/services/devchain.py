@@ -9,7 +9,7 @@ from django.db import transaction
 
 from onchain import client
 from onchain.contracts.compile import load_artifact
-from onchain.models import Chain, HotWallet, Token
+from onchain.models import Chain, HotWallet, ReconciliationCursor, Token
 from onchain.services.treasury import treasury_check
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
         token = Token.objects.get(chain=chain, symbol="KGST")
         # A fresh chain: any nonce we had recorded is stale.
         HotWallet.objects.filter(chain=chain).update(next_nonce=None)
+    # The chain's history before this database registered the token is not ours to reconcile (a dev chain kept
+    # across a database reset, or tests that share one anvil and flush the tables between cases): start at the head.
+    ReconciliationCursor.objects.get_or_create(token=token, defaults={"last_block": w3.eth.block_number})
     registered = []
     for address, key_env in wallets:
         wallet, _ = HotWallet.objects.update_or_create(chain=chain, address=address,

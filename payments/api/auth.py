@@ -1,8 +1,9 @@
 """Partner authentication: `Authorization: Api-Key <key>`, keys stored hashed."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 
+from common.ratelimit import client_ip, rate_limit_exceeded, rate_limit_hit
 from payments.models import PartnerAPIKey
 
 
@@ -13,19 +14,39 @@ class PartnerApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
+        # Guessing keys: an address past its failures gets 429 before any key is even looked up.
+        ip = client_ip(request)
+        wait = rate_limit_exceeded(scope="api-auth-failures", ident=ip)
+        if wait:
+            raise exceptions.Throttled(wait=wait, detail="Too many requests with invalid API keys.")
         scheme, _, key = header.partition(" ")
         if scheme != self.keyword or not key.strip():
+            rate_limit_hit(scope="api-auth-failures", ident=ip)
             raise exceptions.AuthenticationFailed("Use the header `Authorization: Api-Key <key>`.")
         try:
             api_key = PartnerAPIKey.objects.get_from_key(key.strip())
         except PartnerAPIKey.DoesNotExist:
             api_key = None
         if api_key is None or api_key.has_expired or api_key.revoked or not api_key.partner.is_active:
+            rate_limit_hit(scope="api-auth-failures", ident=ip)
             raise exceptions.AuthenticationFailed("The API key is not valid.")
         return api_key.partner, api_key
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="api"'
+
+
+class PartnerKeyThrottle(throttling.BaseThrottle):
+    """Every request of a partner key counts against `api-key` (shared across processes); 429 with Retry-After."""
+
+    def allow_request(self, request, view):
+        if request.auth is None:
+            return True  # unauthenticated requests are refused (401) or counted per IP by the authentication
+        self._wait = rate_limit_hit(scope="api-key", ident=f"key:{request.auth.pk}")
+        return self._wait is None
+
+    def wait(self):
+        return self._wait
 
 
 class PartnerApiKeyScheme(OpenApiAuthenticationExtension):

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from common.errors import ApplicationError
+from common.ratelimit import client_ip, rate_limit_hit
 from payments.errors import (
     CardAttemptsExhausted,
     FundingPending,
@@ -39,6 +40,26 @@ from payments.web.forms import AmountForm, DetailsForm, PayForm
 from payments.web.status import status_context
 
 S = Transfer.Status
+
+
+def rate_limited(scope):
+    """Count this view's POSTs per client address in `scope` (common.ratelimit; shared across processes); past the
+    limit, a 429 page in the visitor's language with Retry-After, and the view does not run."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if request.method == "POST":
+                wait = rate_limit_hit(scope=scope, ident=client_ip(request))
+                if wait:
+                    response = render(request, "payments/rate_limited.html", {"minutes": -(-wait // 60)}, status=429)
+                    response["Retry-After"] = str(wait)
+                    return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
 
 
 def referrer_policy(policy):
@@ -81,6 +102,7 @@ def language(request, code):
 
 @referrer_policy("same-origin")
 @require_http_methods(["GET", "POST"])
+@rate_limited("web-quote")
 def start(request):
     if request.method == "POST":
         form = AmountForm(request.POST)
@@ -158,6 +180,7 @@ def _pay_url(transfer):
 # idempotency key: sending it again then lands on the same transfer.
 @cache_control(private=True, no_cache=True)
 @require_http_methods(["GET", "POST"])
+@rate_limited("web-transfer")
 def details(request, quote_id):
     made_here = request.session.get(SESSION_TRANSFERS, {}).get(str(quote_id))
     if made_here and request.method == "GET":
@@ -209,16 +232,6 @@ def _go(request, url):
     return redirect(url)
 
 
-def _client_ip(request):
-    """The sender's address: behind our proxy (DJANGO_BEHIND_PROXY), the hop it appended to X-Forwarded-For (the
-    earlier ones are whatever the client wrote); else the connection's."""
-    if settings.SECURE_PROXY_SSL_HEADER:
-        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-        if hops:
-            return hops[-1]
-    return request.META.get("REMOTE_ADDR") or None
-
-
 @referrer_policy("same-origin")
 @never_cache
 @require_http_methods(["GET", "POST"])
@@ -238,7 +251,7 @@ def pay(request, token):
     if request.method == "POST" and funding_error is None and not attempts_exhausted and form.is_valid():
         try:
             intent = transfer_pay_card(transfer=transfer, card_token=form.cleaned_data["card_token"],
-                                       client_ip=_client_ip(request))
+                                       client_ip=client_ip(request) or None)
         except TransferNotPayable:
             return _go(request, status_url)  # paid meanwhile (a double click) or expired
         except CardAttemptsExhausted:

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from onchain.models import Batch, HotWallet, OperatorAlert
+from tests.helpers import staff_login
 from tests.onchain.helpers import build, queue, recording_listener
 
 pytestmark = pytest.mark.django_db
@@ -11,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator(client):
-    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
+    staff_login(client, get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
     with recording_listener():
         yield client
 
@@ -31,17 +32,16 @@ def test_settlement_pages_render_with_batches_attempts_and_alerts(operator, chai
 
 
 def test_halting_a_wallet_requires_a_reason_and_resume_clears_it(operator, chain):
-    """Ticking `halted` without a reason is refused next to the field; the resume action clears the halt."""
+    """Halting without a reason is refused next to the field; with one, the wallet is halted with that reason; the
+    resume action (with a reason) clears the halt."""
     wallet = chain["wallet"]
-    url = f"/admin/onchain/hotwallet/{wallet.pk}/change/"
-    form = {"chain": wallet.chain_id, "address": wallet.address, "key_env": wallet.key_env, "is_active": "on",
-            "halted": "on", "halt_reason": ""}
-    response = operator.post(url, form)
-    assert response.status_code == 200 and "Say why sending is halted" in response.content.decode()
+    action = {"action": "halt", "_selected_action": [wallet.pk], "post": "yes"}
+    response = operator.post("/admin/onchain/hotwallet/", {**action, "reason": ""})
+    assert response.status_code == 200 and "Give a reason" in response.content.decode()
     assert not HotWallet.objects.get(pk=wallet.pk).halted
-    operator.post(url, {**form, "halt_reason": "investigating"})
-    assert HotWallet.objects.get(pk=wallet.pk).halted
-    operator.post("/admin/onchain/hotwallet/", {"action": "resume", "_selected_action": [wallet.pk]})
+    operator.post("/admin/onchain/hotwallet/", {**action, "reason": "investigating"})
+    assert HotWallet.objects.get(pk=wallet.pk).halt_reason == "investigating"
+    operator.post("/admin/onchain/hotwallet/", {**action, "action": "resume", "reason": "all clear"})
     assert not HotWallet.objects.get(pk=wallet.pk).halted
 
 

@@ -542,7 +542,7 @@ def test_foreign_transaction_from_a_hot_wallet_halts_it_and_fails_reconciliation
     Our own payouts stay paid exactly once."""
     token, ch, w3, wallet = chain["token"], chain["chain"], chain["w3"], chain["wallet"]
     # Reconcile from here on: the dev token (reused across tests) carries earlier tests' payouts.
-    ReconciliationCursor.objects.create(token=token, last_block=w3.eth.block_number)
+    ReconciliationCursor.objects.update_or_create(token=token, defaults={"last_block": w3.eth.block_number})
     queue_many("clean", 3)
     (batch,) = build(token)
     send([batch])

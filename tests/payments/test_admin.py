@@ -8,7 +8,7 @@ from payments.models import Transfer
 from payments.services.quotes import quote_create
 from payments.services.transfers import transfer_create
 from tests.conftest import new_recipient
-from tests.helpers import force_status
+from tests.helpers import force_status, staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def operator(client):
     user = get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
-    client.force_login(user)
-    return client
+    return staff_login(client, user)
 
 
 def make_transfer(currency="RUB", amount="15000.00", status=None, recipient_name="Gulnara Usenova", key=None):
@@ -47,9 +46,21 @@ def test_transfer_queue_filters_by_status_and_currency_and_searches(operator, pr
 
 
 def test_release_action_moves_a_held_transfer_to_settling_with_a_payout(operator, pricing, chain):
-    """Releasing a held transfer queues exactly one payout for the quoted som and moves it to settling."""
+    """Releasing a held transfer (requested with a reason, approved by a second person) queues exactly one payout
+    for the quoted som and moves it to settling."""
+    from django.test import Client
+
+    from staff.models import ApprovalRequest
+
     held = make_transfer(status="held")
-    response = operator.post("/admin/payments/transfer/", {"action": "release", "_selected_action": [held.pk]})
+    response = operator.post("/admin/payments/transfer/", {"action": "release", "_selected_action": [held.pk],
+                                                           "post": "yes", "reason": "name match cleared"})
+    assert response.status_code == 302
+    second = staff_login(Client(), get_user_model().objects.create_superuser("ops2", "ops2@example.com",
+                                                                             "a-long-password-123"))
+    request = ApprovalRequest.objects.get(target_id=str(held.pk))
+    response = second.post("/admin/staff/approvalrequest/", {"action": "approve", "_selected_action": [request.pk],
+                                                             "post": "yes", "reason": "agreed"})
     assert response.status_code == 302
     held.refresh_from_db()
     assert held.status == "settling"

@@ -1,4 +1,5 @@
-"""Local set-up for `make run`: token on anvil, funded hot wallet, rates, admin, demo partner, Stripe webhook."""
+"""Local set-up for `make run`: token on anvil, funded hot wallet, rates, admin (with its TOTP device), demo partner,
+Stripe webhook."""
 
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from eth_account import Account
 from onchain.api import devchain_bootstrap, wallet_balances
 from payments.models import Partner
 from payments.services.setup import corridors_seed, partner_create, rates_seed
+from staff.services import totp_device_provision
 
 
 class Command(BaseCommand):
@@ -23,8 +25,10 @@ class Command(BaseCommand):
     def handle(self, *args, demo_key_file, **options):
         key = os.environ.get("HOT_WALLET_PRIVATE_KEY")
         password = os.environ.get("DEV_ADMIN_PASSWORD")
-        if not key or not password:
-            raise CommandError("HOT_WALLET_PRIVATE_KEY and DEV_ADMIN_PASSWORD must be set (make run sets them).")
+        totp_key = os.environ.get("DEV_ADMIN_TOTP_KEY")
+        if not key or not password or not totp_key:
+            raise CommandError("HOT_WALLET_PRIVATE_KEY, DEV_ADMIN_PASSWORD and DEV_ADMIN_TOTP_KEY must be set "
+                               "(make run sets them).")
         address = Account.from_key(key).address
         chain, token, wallet = devchain_bootstrap(hot_wallet_address=address)
         held, gas = wallet_balances(wallet, token)
@@ -37,6 +41,8 @@ class Command(BaseCommand):
         admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
         admin.set_password(password)
         admin.save()
+        # Admin always asks for a TOTP code; make run prints how to get this device's codes (gateway/dev/totp.py).
+        totp_device_provision(user=admin, key_hex=totp_key, name="make run")
 
         key_path = Path(demo_key_file)
         partner = Partner.objects.filter(name="demo").first()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onchain', '0002_chain_head_and_guarded_statuses'),
+        ('onchain', '0003_staff_action_permissions'),
     ]
 
     operations = [

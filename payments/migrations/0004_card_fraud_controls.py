@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0002_transfer_guarded_status'),
+        ('payments', '0003_staff_action_permissions'),
     ]
 
     operations = [

@@ -1,0 +1,58 @@
+"""Staff actions on transfers (run from admin through staff.services: permission, reason, four-eyes, audit trail).
+Registered in PaymentsConfig.ready(); each calls the pipeline's service."""
+
+from django.utils.translation import gettext as _
+
+from payments import pipeline
+from payments.errors import TransferNotPayable
+from payments.models import Transfer
+from staff.actions import GuardedAction
+
+S = Transfer.Status
+
+
+def _held_to_release(transfer):
+    if transfer.status != S.HELD:
+        raise TransferNotPayable(_("Only held transfers can be released."))
+
+
+def _held_to_reject(transfer):
+    if transfer.status != S.HELD:
+        raise TransferNotPayable("Only held transfers can be rejected.")
+
+
+def _sanctions_hold(transfer):
+    """Every hold screening makes today is a sanctions-list match (payments/services/screening.py), so every release
+    needs a second person. When the compliance work adds holds of other kinds, it decides here which of them one
+    person may release."""
+    return transfer.status == S.HELD
+
+
+def _release(transfer, *, reason, actor):
+    pipeline.transfer_release(transfer_id=transfer.pk)
+
+
+def _reject(transfer, *, reason, actor):
+    pipeline.transfer_reject(transfer_id=transfer.pk, reason=f"rejected by {actor.get_username()}: {reason}")
+
+
+def _settlement_failed(transfer):
+    if transfer.status != S.SETTLEMENT_FAILED:
+        raise TransferNotPayable("Only transfers whose settlement failed can be refunded here.")
+
+
+def _refund(transfer, *, reason, actor):
+    result = pipeline.transfer_refund(transfer_id=transfer.pk)
+    if result.status != S.REFUNDED:
+        raise TransferNotPayable("Its payout may still be mined: not refundable yet.")
+
+
+RELEASE = GuardedAction(permission="payments.release_transfer", model=Transfer, done="released",
+                        check=_held_to_release, perform=_release, four_eyes=_sanctions_hold,
+                        state=lambda t: f"{t.status}|{t.failure_reason}")
+REJECT = GuardedAction(permission="payments.reject_transfer", model=Transfer, done="rejected (refund queued)",
+                       check=_held_to_reject, perform=_reject)
+# The refund calls Stripe: outside any transaction (persist, then act), recorded once it returns.
+REFUND = GuardedAction(permission="payments.refund_transfer", model=Transfer, done="refunded",
+                       check=_settlement_failed, perform=_refund, atomic=False)
+ACTIONS = (RELEASE, REJECT, REFUND)

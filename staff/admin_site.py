@@ -1,0 +1,21 @@
+"""The admin site: django-otp's OTPAdminSite (a session counts only once an OTP device verified it), with a login
+form that picks the user's device itself when there is exactly one, so username, password and code go in one
+submit. gateway/urls.py installs it as admin.site's class."""
+
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+
+class StaffLoginForm(OTPAdminAuthenticationForm):
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is None:
+            # Only when there is one device: trying a code against several would count failures on each.
+            devices = list(devices_for_user(user, confirmed=True, for_verify=True))
+            if len(devices) == 1:
+                device = devices[0]
+        return device
+
+
+class StaffAdminSite(OTPAdminSite):
+    login_form = StaffLoginForm

@@ -1,0 +1,36 @@
+"""The dev-chain bootstrap isolates a database from the chain's earlier history."""
+
+import pytest
+
+from onchain.models import OperatorAlert, ReconciliationCursor
+from onchain.services import reconcile
+from tests.onchain.helpers import all_final, build, queue, recording_listener, send
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_reconciliation_starts_at_the_head_seen_when_the_token_was_registered(chain):
+    """A database registering the dev token on a chain that already carries payouts of an earlier database (a
+    flushed test case, a reset dev DB) reconciles from that moment on: no false 'not a payout of ours' alarm and
+    no halted wallet. (Before, the first pass looked 2,000 blocks back and halted every wallet, at random in the
+    suite, depending on when beat's reconciliation ran.)"""
+    token, w3 = chain["token"], chain["w3"]
+    with recording_listener():
+        queue("earlier-db-1")
+        send(build(token))
+        all_final(chain["chain"])
+    # A new database on the same chain: the earlier payout is on chain but not in our tables.
+    from django.core.management import call_command
+
+    call_command("flush", "--no-input", verbosity=0)
+    import os
+
+    from onchain.services.devchain import devchain_bootstrap
+
+    _chain, token, wallet = devchain_bootstrap(hot_wallet_address=os.environ["HOT_WALLET_ADDRESS"])
+    assert ReconciliationCursor.objects.get(token=token).last_block >= w3.eth.block_number - 1
+    for _ in range(3):
+        reconcile.reconcile(token_id=token.pk)
+    assert not OperatorAlert.objects.exists()
+    wallet.refresh_from_db()
+    assert not wallet.halted
