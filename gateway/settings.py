@@ -252,6 +252,23 @@ PERMISSIONS_POLICY = {
         "screen-wake-lock", "sync-xhr", "usb", "xr-spatial-tracking", "browsing-topics")},
     "payment": ["self", origin(STRIPE_JS_URL)],
 }
+# Card fraud controls (docs/architecture.md "Card funding"; README configuration table).
+# The Stripe API version the installed `stripe` SDK pins (`stripe.api_version`): every call sends it, and the webhook
+# endpoint must be set to it. `manage.py check` fails when an SDK upgrade changes the pin and this line was not.
+STRIPE_API_VERSION = "2026-10-28.endive"
+STRIPE_REQUEST_THREE_D_SECURE = os.environ.get("STRIPE_REQUEST_THREE_D_SECURE", "any")  # any | automatic | challenge
+CARD_ATTEMPTS_PER_TRANSFER = env_int("CARD_ATTEMPTS_PER_TRANSFER", 3)
+# "kind=count/seconds,count/seconds;…" for card (fingerprint), email, phone, wallet and ip (the pay page's client).
+VELOCITY_LIMITS = {
+    kind.strip(): [tuple(int(n) for n in w.split("/")) for w in windows.split(",") if w.strip()]
+    for kind, _, windows in (part.partition("=") for part in os.environ.get("VELOCITY_LIMITS", (
+        "card=3/3600,6/86400;email=5/3600,10/86400;phone=5/3600,10/86400;wallet=5/3600,10/86400;ip=10/3600")).split(";"))
+    if kind.strip()
+}
+FIRST_TRANSFERS_COUNT = env_int("FIRST_TRANSFERS_COUNT", 2)
+FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS = env_int("FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS", 3600)
+LARGE_AMOUNT_KGS = Decimal(os.environ.get("LARGE_AMOUNT_KGS", "100000"))
+LARGE_AMOUNT_PAYOUT_DELAY_SECONDS = env_int("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS", 6 * 3600)
 
 # Quotes and the transfer lifecycle.
 QUOTE_TTL_SECONDS = min(max(env_int("QUOTE_TTL_SECONDS", 600), 60), 3600)

@@ -8,11 +8,15 @@ class PaymentsConfig(AppConfig):
 
     def ready(self):
         # Start-up wiring, not a signal: onchain reports final and failed payouts to the transfers' state machine.
+        from django.core import checks
+
         from onchain.api import payout_listener_register
         from payments import guarded
         from payments.pipeline import TransferPayoutListener
+        from payments.providers.stripe_rail import api_version_check
         from staff.actions import guarded_actions_register
 
         payout_listener_register(TransferPayoutListener())
+        checks.register(api_version_check, "payments")
         # Staff actions on transfers, which admin runs and a second person may approve (staff/services.py).
         guarded_actions_register(*guarded.ACTIONS)

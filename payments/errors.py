@@ -132,3 +132,31 @@ class WebhookRefused(PaymentsError):
     status = 400
     code = "bad-webhook"
     title = "Webhook refused"
+
+
+class CardAttemptsExhausted(PaymentsError):
+    """The pay page took CARD_ATTEMPTS_PER_TRANSFER cards for this transfer; it can only be cancelled or expire."""
+
+    status = 409
+    code = "card-attempts-exhausted"
+    title = _("No card attempts left for this transfer")
+
+
+class VelocityLimited(PaymentsError):
+    """Too many card attempts for a card, sender, wallet or client within a window; `retry_after` in seconds."""
+
+    status = 429
+    code = "too-many-attempts"
+    title = _("Too many payment attempts")
+
+    def __init__(self, detail=None, *, retry_after, field=None):
+        super().__init__(detail, field=field)
+        self.retry_after = retry_after
+
+
+class TransferRefused(PaymentsError):
+    """The sender, card or wallet is frozen (a dispute or a fraud warning); which one is not said."""
+
+    status = 403
+    code = "transfer-refused"
+    title = _("We cannot accept this transfer")

@@ -128,6 +128,7 @@ class Transfer(StatusModel):
         REJECTED = "rejected", "rejected by screening"
         REFUNDED = "refunded", "refunded"
         SETTLEMENT_FAILED = "settlement_failed", "settlement failed, operator decides"
+        CHARGED_BACK = "charged_back", "card payment disputed before payout, nothing paid"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="transfers")
@@ -147,6 +148,15 @@ class Transfer(StatusModel):
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     payment_client_secret = models.CharField(max_length=255, blank=True)
     funded_at = models.DateTimeField(null=True, blank=True)
+    # The card that paid (from its PaymentMethod at the pay page, then from the succeeded charge) and the pay page's
+    # attempts; no card number ever reaches us, only Stripe's fingerprint and the issuing country.
+    card_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    card_country = models.CharField(max_length=2, blank=True)
+    charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    card_attempts = models.PositiveSmallIntegerField(default=0)
+    last_card_token = models.CharField(max_length=255, blank=True)
+    # Funded card payments of new senders and large amounts are paid out no earlier than this (the sweeper moves them).
+    release_after = models.DateTimeField(null=True, blank=True)
     refund_id = models.CharField(max_length=255, blank=True)
     payout_reference = models.CharField(max_length=64, blank=True, help_text="onchain.Payout.reference")
     failure_reason = models.CharField(max_length=300, blank=True)
@@ -213,6 +223,13 @@ class Transfer(StatusModel):
     def mark_refunded(self, refund_id):
         self.refund_id = refund_id
 
+    @transition(field=status, source=[Status.AWAITING_FUNDING, Status.FUNDED, Status.HELD, Status.REJECTED],
+                target=Status.CHARGED_BACK)
+    def mark_charged_back(self, reason):
+        """The cardholder's bank took the payment back (a dispute) before any payout: nothing will be paid, and
+        nothing can be refunded (Stripe refuses refunds on a disputed charge)."""
+        self.failure_reason = reason[:300]
+
 
 class StripeEvent(models.Model):
     """Each Stripe event id is applied once: the unique id makes a redelivery a no-op."""
@@ -224,6 +241,75 @@ class StripeEvent(models.Model):
 
     def __str__(self):
         return f"{self.event_type} {self.event_id}"
+
+
+class CardDispute(models.Model):
+    """A dispute or an early fraud warning Stripe reported on a transfer's charge: applied once per Stripe object."""
+
+    class Kind(models.TextChoices):
+        DISPUTE = "dispute", "dispute (chargeback)"
+        EARLY_FRAUD_WARNING = "early_fraud_warning", "early fraud warning"
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    transfer = models.ForeignKey(Transfer, null=True, blank=True, on_delete=models.PROTECT, related_name="disputes")
+    charge_id = models.CharField(max_length=255, blank=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    amount_minor = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    reason = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.kind} {self.stripe_id}"
+
+
+class Freeze(models.Model):
+    """An identity that may not send or receive: set by a dispute or an early fraud warning (or an operator),
+    consulted when a transfer is created, at the pay page, at funding and at screening. Lifted, never deleted."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "sender email"
+        PHONE = "phone", "sender phone"
+        CARD = "card", "card fingerprint"
+        WALLET = "wallet", "recipient wallet"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    value = models.CharField(max_length=254, help_text="normalised: email lower-case, phone E.164, wallet lower-case")
+    reason = models.CharField(max_length=300)
+    source = models.CharField(max_length=255, blank=True, help_text="what froze it, e.g. a Stripe dispute id")
+    transfer = models.ForeignKey(Transfer, null=True, blank=True, on_delete=models.PROTECT, related_name="freezes")
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=150, blank=True)
+    lift_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], condition=Q(lifted_at__isnull=True),
+                                               name="one_active_freeze_per_identity")]
+        indexes = [models.Index(fields=["kind", "value"])]
+
+    def __str__(self):
+        return f"{self.kind} {self.value}{' (lifted)' if self.lifted_at else ''}"
+
+
+class VelocityCounter(models.Model):
+    """Card attempts per identity (kind, sha256 of the normalised value) in one fixed window; incremented with an
+    atomic upsert in the attempt's transaction, so every process shares the count (payments/services/fraud.py)."""
+
+    kind = models.CharField(max_length=10)
+    key = models.CharField(max_length=64)
+    window_seconds = models.PositiveIntegerField()
+    window_start = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "key", "window_seconds", "window_start"],
+                                               name="one_counter_per_window")]
+
+    def __str__(self):
+        return f"{self.kind} {self.key[:8]}… {self.count} since {self.window_start:%Y-%m-%d %H:%M}"
 
 
 class LedgerAccount(models.Model):

@@ -13,16 +13,24 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from onchain.api import operator_alert_raise, payout_is_dead, payout_request
 from onchain.errors import ChainUnavailable, SettlementNotConfigured
-from payments.errors import CardRefused, FundingUnavailable, ProcessorRequestRefused, ScreeningUndecided, TransferNotPayable
-from payments.models import Transfer
+from payments.errors import (
+    CardAttemptsExhausted,
+    CardRefused,
+    FundingUnavailable,
+    ProcessorRequestRefused,
+    ScreeningUndecided,
+    TransferNotPayable,
+)
+from payments.models import CardDispute, Transfer
 from payments.providers import stripe_rail
-from payments.services import ledger
+from payments.services import fraud, ledger
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
 from payments.services.transfers import transfer_funding_prepare
 
@@ -41,20 +49,58 @@ def _after_commit(task, transfer_id):
 
 # Funding -----------------------------------------------------------------------------------------
 
-def transfer_pay_card(*, transfer, card_token):
-    """Web flow: the browser tokenised the card with Stripe.js; refuse cards from refused countries
-    before charging, then set the card on the PaymentIntent and confirm it."""
+def _card_attempt_claim(transfer, token):
+    """Count this token as one of the transfer's card attempts, race-free (one conditional UPDATE); True for a new
+    attempt, False for a token that already passed every check (a double submit: Stripe replays its answers)."""
+    claimed = (Transfer.objects.filter(pk=transfer.pk, card_attempts__lt=settings.CARD_ATTEMPTS_PER_TRANSFER)
+               .exclude(last_card_token=token).update(card_attempts=F("card_attempts") + 1))
+    if claimed:
+        return True
+    if Transfer.objects.filter(pk=transfer.pk, last_card_token=token).exists():
+        return False
+    raise CardAttemptsExhausted(attempts_exhausted_message())
+
+
+def attempts_exhausted_message():
+    return _("This transfer can no longer be paid: the card was tried too many times. It will be cancelled "
+             "automatically and nothing was charged; start a new transfer to send money.")
+
+
+def card_attempts_left(transfer):
+    return max(settings.CARD_ATTEMPTS_PER_TRANSFER - transfer.card_attempts, 0)
+
+
+def _country_refused_message():
+    return _("Cards issued in Russia cannot be used for international transfers. "
+             "Please pay with a card issued in another country.")
+
+
+def transfer_pay_card(*, transfer, card_token, client_ip=None):
+    """Web flow: the browser tokenised the card with Stripe.js. The token counts as one of the transfer's card
+    attempts (CARD_ATTEMPTS_PER_TRANSFER); it becomes a PaymentMethod, whose card tells its issuing country and
+    fingerprint: a refused country or a frozen card, sender or wallet is refused before any charge, and the attempt
+    counts against the velocity limits (card, email, phone, wallet, client IP). Then ONE confirm call carries the card
+    and the 3-D Secure request; a card that supports 3-D Secure returns `requires_action` for Stripe.js."""
     if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
         raise TransferNotPayable(_("This transfer is not waiting for a payment."))
+    new_attempt = _card_attempt_claim(transfer, card_token)
     try:
-        country, method_id = stripe_rail.card_country(card_token)
+        method_id, card = stripe_rail.card_payment_method(transfer_id=transfer.id, token=card_token)
     except ProcessorRequestRefused as exc:
         raise CardRefused(_("The card details could not be read: please enter them again."), field="card") from exc
-    if country in settings.CARD_COUNTRIES_REFUSED:
-        raise CardRefused(_("Cards issued in Russia cannot be used for international transfers. "
-                            "Please pay with a card issued in another country."), field="card")
+    Transfer.objects.filter(pk=transfer.pk, status=S.AWAITING_FUNDING).update(
+        card_fingerprint=card.fingerprint, card_country=card.country)
+    if card.country in settings.CARD_COUNTRIES_REFUSED or not card.country:
+        raise CardRefused(_country_refused_message(), field="card")
+    identities = fraud.transfer_identities(transfer, card_fingerprint=card.fingerprint)
+    frozen = fraud.identities_frozen(identities)
+    if frozen:
+        log.warning("card_payment_refused transfer_id=%s frozen=%s", transfer.id, fraud.frozen_detail(frozen))
+        raise CardRefused(_("We cannot accept this payment. Please contact support."), field="card")
+    if new_attempt:
+        fraud.velocity_consume(identities + ([("ip", client_ip)] if client_ip else []))
+        Transfer.objects.filter(pk=transfer.pk).update(last_card_token=card_token)
     try:
-        # A declined card raises CardDeclined (a CardRefused on the card field) with the issuer's message.
         intent = stripe_rail.payment_intent_pay(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id,
                                                 payment_method_id=method_id)
     except ProcessorRequestRefused:
@@ -73,9 +119,33 @@ def _matches_quote(transfer, payment_intent):
             and (payment_intent.currency or "").upper() == transfer.quote.source_currency)
 
 
+MISMATCH, REFUSED = "mismatch", "refused"
+
+
+def _funding_refusal(transfer, intent):
+    """Why a succeeded payment must not fund this transfer, as (kind, reason), or None. Checked on every funding path
+    (webhook, poller, pay page) with the PaymentIntent as Stripe holds it, its latest charge's card included."""
+    if not _matches_quote(transfer, intent):
+        currency = (intent.currency or "XXX")[:3].upper()
+        return MISMATCH, (f"captured {intent.amount} {currency} minor units, the quote asks {transfer.source_minor} "
+                          f"{transfer.quote.source_currency}: refunded in full")
+    country = intent.card.country if intent.card else ""
+    if not country:
+        return REFUSED, "the charge does not say which country issued the card: refunded in full"
+    if country in settings.CARD_COUNTRIES_REFUSED:
+        return REFUSED, f"card issued in {country}, a refused country (CARD_COUNTRIES_REFUSED): refunded in full"
+    frozen = fraud.identities_frozen(fraud.transfer_identities(transfer, card_fingerprint=intent.card.fingerprint))
+    if frozen:
+        log.warning("payment_frozen_identity transfer_id=%s frozen=%s", transfer.id, fraud.frozen_detail(frozen))
+        return REFUSED, f"{fraud.frozen_reason(frozen)}: refunded in full"
+    return None
+
+
 def transfer_mark_funded(*, payment_intent):
     """Apply a succeeded PaymentIntent (from the webhook, the poller or the pay view): once, whoever comes first.
-    A captured payment that does not match the quote is never funded: its refund is scheduled after commit."""
+    `payment_intent` is a stripe_rail.PaymentIntentState read from the API, with its charge's card. A payment that
+    does not match the quote, or whose card is from a refused country or frozen (or the sender or wallet is), is
+    never funded: its refund is scheduled after commit. A funded transfer gets its payout release time."""
     if payment_intent.status != "succeeded":
         return None
     with transaction.atomic():
@@ -86,44 +156,62 @@ def transfer_mark_funded(*, payment_intent):
             return None
         if transfer.status != S.AWAITING_FUNDING:
             return transfer
-        if not _matches_quote(transfer, payment_intent):
-            log.error("payment_intent_mismatch transfer_id=%s payment_intent=%s amount=%s currency=%s",
-                      transfer.id, payment_intent.id, payment_intent.amount, payment_intent.currency)
+        refusal = _funding_refusal(transfer, payment_intent)
+        if refusal:
+            log.error("payment_refused transfer_id=%s payment_intent=%s kind=%s reason=%s", transfer.id,
+                      payment_intent.id, *refusal)
             _after_commit(funding_refuse_task, transfer.id)
             return transfer
-        transfer.mark_funded(timezone.now())
+        now = timezone.now()
+        transfer.card_country = payment_intent.card.country
+        transfer.card_fingerprint = payment_intent.card.fingerprint or transfer.card_fingerprint
+        transfer.charge_id = payment_intent.charge_id
+        transfer.mark_funded(now)
+        transfer.release_after = fraud.payout_release_after(transfer, funded_at=now)
         transfer.save()
         ledger.ledger_post_funding(transfer=transfer)
         _after_commit(advance_task, transfer.id)
-    log.info("transfer_funded transfer_id=%s payment_intent=%s", transfer.id, payment_intent.id)
+    log.info("transfer_funded transfer_id=%s payment_intent=%s release_after=%s", transfer.id, payment_intent.id,
+             transfer.release_after)
     return transfer
 
 
 def transfer_funding_refuse(*, transfer_id):
-    """A captured payment that does not match its quote goes back in full. Stripe is asked first (outside any lock;
-    the refund's key derives from the transfer, so a retry gets the same refund), then the capture and the refund
-    are booked as two balanced entries, the transfer ends `refunded` and operators get an alert. The poller finds
-    the same mismatch again if this task is lost."""
+    """A captured payment we do not accept (it does not match its quote; its card is from a refused country; the card,
+    sender or wallet is frozen) goes back in full. Stripe is asked first (outside any lock; the refund's key derives
+    from the transfer, so a retry gets the same refund), then the capture and the refund are booked as two balanced
+    entries, the transfer ends `refunded` and operators get an alert. If the cardholder's bank has already taken the
+    payment back (a dispute: Stripe refuses the refund), the transfer ends `charged_back` instead. The poller finds
+    the same payment again if this task is lost."""
     transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
     if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
         return transfer
     intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
-    if intent.status != "succeeded" or _matches_quote(transfer, intent):
+    refusal = _funding_refusal(transfer, intent) if intent.status == "succeeded" else None
+    if refusal is None:
         return transfer
+    kind, reason = refusal
     currency = (intent.currency or "XXX")[:3].upper()
-    reason = (f"captured {intent.amount} {currency} minor units, the quote asks {transfer.source_minor} "
-              f"{transfer.quote.source_currency}: refunded in full")
-    refund = stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=intent.id)
+    disputed = CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE, payment_intent_id=intent.id).first()
+    refund = None if disputed else stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=intent.id)
     with transaction.atomic():
         transfer = _locked(transfer_id)
         if transfer.status != S.AWAITING_FUNDING:
             return transfer
-        transfer.mark_funding_refused(refund.id, reason)
-        transfer.save()
-        ledger.ledger_post_unmatched_payment(transfer=transfer, amount_minor=intent.amount, currency=currency,
-                                            refund_id=refund.id)
-        operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: {reason} (refund {refund.id})")
-    log.error("transfer_funding_refused transfer_id=%s refund=%s %s", transfer.id, refund.id, reason)
+        if disputed:
+            reason = f"{reason.removesuffix(': refunded in full')}; charged back by the card's bank ({disputed.stripe_id})"
+            transfer.mark_charged_back(reason)
+            transfer.save()
+            ledger.ledger_post_returned_capture(transfer=transfer, amount_minor=intent.amount, currency=currency,
+                                                 refused=kind == REFUSED, chargeback=disputed.stripe_id)
+        else:
+            transfer.mark_funding_refused(refund.id, reason)
+            transfer.save()
+            ledger.ledger_post_returned_capture(transfer=transfer, amount_minor=intent.amount, currency=currency,
+                                                 refused=kind == REFUSED, refund_id=refund.id)
+        operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: {reason}"
+                                                     + (f" (refund {refund.id})" if refund else ""))
+    log.error("transfer_funding_refused transfer_id=%s refund=%s %s", transfer.id, getattr(refund, "id", None), reason)
     return transfer
 
 
@@ -164,7 +252,9 @@ def funding_poll():
 # Screening and settlement ------------------------------------------------------------------------
 
 def transfer_advance(*, transfer_id):
-    """A funded transfer is screened; clear ones get their payout queued in the same transaction."""
+    """A funded transfer is screened; clear ones get their payout queued in the same transaction, unless their
+    payout release time (payout delay for new senders and large amounts) is still ahead: then they stay `funded`
+    and the sweeper brings them back when it is due (transfers_due_for_advance)."""
     with transaction.atomic():
         transfer = _locked(transfer_id)
         if transfer.status != S.FUNDED:
@@ -178,6 +268,9 @@ def transfer_advance(*, transfer_id):
             transfer.mark_held(outcome.reason)
             transfer.save()
         elif outcome.decision == CLEAR:
+            if transfer.release_after and transfer.release_after > timezone.now():
+                log.info("transfer_payout_delayed transfer_id=%s release_after=%s", transfer.id, transfer.release_after)
+                return transfer
             _settle(transfer)
         else:
             raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
@@ -261,16 +354,104 @@ class TransferPayoutListener:
             log.error("transfer_settlement_failed transfer_id=%s reason=%s", transfer.id, reason)
 
 
+def transfers_due_for_advance(*, now):
+    """Funded transfers whose screening/payout step is due: their task may have been lost after commit (10 s ago),
+    or their payout release time has come."""
+    return Transfer.objects.filter(status=S.FUNDED, updated_at__lt=now - timedelta(seconds=10)).filter(
+        Q(release_after__isnull=True) | Q(release_after__lte=now))
+
+
 def transfers_sweep():
-    """Outbox sweeper: re-send the next step for transfers whose task was lost after commit."""
-    cutoff = timezone.now() - timedelta(seconds=10)
+    """Outbox sweeper: re-send the next step for transfers whose task was lost after commit, and advance funded
+    transfers whose payout delay has passed (no long Celery ETAs: the table says what is due)."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=10)
     # A crash between the transfer's commit and its PaymentIntent: create it with the same idempotency key.
     for transfer in Transfer.objects.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
         transfer_funding_prepare(transfer=transfer)
-    for transfer_id in Transfer.objects.filter(status=S.FUNDED, updated_at__lt=cutoff).values_list("id", flat=True):
+    for transfer_id in transfers_due_for_advance(now=now).values_list("id", flat=True):
         advance_task.delay(str(transfer_id))
     for transfer_id in Transfer.objects.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
         refund_task.delay(str(transfer_id))
+    fraud.velocity_prune(now=now)
+
+
+# Disputes and early fraud warnings ---------------------------------------------------------------
+
+NOT_PAID_OUT = (S.FUNDED, S.HELD, S.REJECTED)
+PAID_OUT = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED)
+
+
+def card_dispute_record(*, kind, dispute, charge):
+    """Stripe reported a dispute (`charge.dispute.created`) or an early fraud warning
+    (`radar.early_fraud_warning.created`) on a charge. Runs in the webhook's transaction, once per Stripe object:
+    freezes the transfer's sender (email, phone), card (fingerprint) and wallet, raises an operator alert, and
+    - a dispute: books the disputed amount from card_clearing to disputes_receivable; a transfer not paid out yet
+      ends `charged_back` (the bank took the money back, so nothing is paid and its funding is unwound);
+    - a fraud warning: a transfer not paid out yet is rejected and refunded in full.
+    `dispute` is a stripe_rail.DisputeState, `charge` a ChargeState read from Stripe (or None)."""
+    intent_id = dispute.payment_intent or (charge.payment_intent if charge else "")
+    candidates = Transfer.objects.select_for_update(of=("self",)).select_related("quote")
+    transfer = (candidates.filter(payment_intent_id=intent_id).first() if intent_id else None) or \
+        candidates.filter(charge_id=dispute.charge).first()
+    try:
+        with transaction.atomic():
+            CardDispute.objects.create(stripe_id=dispute.id, kind=kind, transfer=transfer, charge_id=dispute.charge,
+                                       payment_intent_id=intent_id, amount_minor=dispute.amount,
+                                       currency=dispute.currency, reason=dispute.reason)
+    except IntegrityError:
+        log.info("card_dispute_duplicate stripe_id=%s", dispute.id)
+        return transfer
+    what = "dispute" if kind == CardDispute.Kind.DISPUTE else "early fraud warning"
+    if transfer is None:
+        operator_alert_raise(kind="funding", message=f"Stripe {what} {dispute.id} on charge {dispute.charge}: "
+                                                     "no transfer of ours has this payment")
+        return None
+    fingerprint = (charge.card.fingerprint if charge and charge.card else "") or transfer.card_fingerprint
+    frozen = fraud.identities_freeze(pairs=fraud.transfer_identities(transfer, card_fingerprint=fingerprint),
+                                     reason=f"{what} {dispute.id} ({dispute.reason or 'no reason given'})",
+                                     source=dispute.id, transfer=transfer)
+    status = transfer.status
+    if kind == CardDispute.Kind.DISPUTE:
+        action = _dispute_apply(transfer, dispute)
+    else:
+        action = _fraud_warning_apply(transfer, dispute)
+    operator_alert_raise(kind="funding", message=(
+        f"transfer {transfer.id} ({status}): Stripe {what} {dispute.id} ({dispute.reason or 'no reason given'}); "
+        f"{action}; froze {', '.join(f.kind for f in frozen) or 'nothing new'}")[:500])
+    log.error("card_dispute transfer_id=%s stripe_id=%s kind=%s action=%s", transfer.id, dispute.id, kind, action)
+    return transfer
+
+
+def _dispute_apply(transfer, dispute):
+    amount = dispute.amount if dispute.amount is not None else transfer.source_minor
+    currency = dispute.currency or transfer.quote.source_currency
+    if transfer.status in NOT_PAID_OUT:
+        ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
+        ledger.ledger_post_charged_back(transfer=transfer, dispute_id=dispute.id)
+        transfer.mark_charged_back(f"card payment disputed ({dispute.reason or 'no reason given'}) before payout: "
+                                   "nothing paid out")
+        transfer.save()
+        return "not paid out: charged back, nothing will be paid, its funding unwound"
+    if transfer.status in PAID_OUT:
+        ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
+        return "already paid out: the disputed amount is booked to disputes_receivable; answer the dispute in Stripe"
+    if transfer.status == S.AWAITING_FUNDING:
+        return "not funded yet: the funding check refuses it and it ends charged back"
+    return "nothing to book"
+
+
+def _fraud_warning_apply(transfer, warning):
+    if transfer.status in (S.FUNDED, S.HELD):
+        transfer.mark_rejected("refused by our risk checks (card payment reported as fraud)")
+        transfer.save()
+        _after_commit(refund_task, transfer.id)
+        return "not paid out: rejected, full refund scheduled"
+    if transfer.status == S.AWAITING_FUNDING:
+        return "not funded yet: the funding check refunds it"
+    if transfer.status in PAID_OUT:
+        return "already paid out: consider refunding it in Stripe before a dispute comes (docs/runbook.md)"
+    return "nothing to do"
 
 
 # The steps' tasks: thin, named, retried only on the transient errors listed. -------------------------

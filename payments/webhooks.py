@@ -1,4 +1,9 @@
-"""Stripe webhook endpoint: verify, record the event id once, dispatch by type."""
+"""Stripe webhook endpoint: verify, record the event id once, dispatch by type.
+
+An event tells us to look; what we act on is read from Stripe's API (outside any transaction, before the event's
+transaction opens): the PaymentIntent with its charge's card for `payment_intent.succeeded`, the disputed charge for
+`charge.dispute.created` and `radar.early_fraud_warning.created`. If Stripe does not answer, the event is refused
+with a 503 and Stripe delivers it again."""
 
 import logging
 
@@ -8,25 +13,54 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from payments import pipeline
-from payments.errors import WebhookRefused
-from payments.models import StripeEvent
+from payments.errors import FundingUnavailable, ProcessorRequestRefused, WebhookRefused
+from payments.models import CardDispute, StripeEvent
 from payments.providers import stripe_rail
 
 log = logging.getLogger(__name__)
 
 
-def _problem(status, detail):
-    return JsonResponse({"type": "https://tulpar.example/problems/bad-webhook", "title": "Webhook refused",
-                         "status": status, "detail": detail}, status=status, content_type="application/problem+json")
+def _problem(status, detail, title="Webhook refused", slug="bad-webhook"):
+    return JsonResponse({"type": f"https://tulpar.example/problems/{slug}", "title": title, "status": status,
+                         "detail": detail}, status=status, content_type="application/problem+json")
 
 
-def _on_payment_intent_succeeded(intent):
+def _on_payment_intent_succeeded(event_intent, intent):
+    if intent is None:
+        log.warning("stripe_webhook_unknown_payment_intent payment_intent=%s", event_intent.id)
+        return
+    seen = (event_intent.status, event_intent.amount, event_intent.currency.lower())
+    if seen != (intent.status, intent.amount, intent.currency.lower()):
+        # A signed event that disagrees with Stripe's own record: act on neither; the poller reads Stripe again.
+        log.warning("stripe_webhook_disagrees payment_intent=%s event=%s stripe=%s", intent.id, seen,
+                    (intent.status, intent.amount, intent.currency))
+        return
     pipeline.transfer_mark_funded(payment_intent=intent)
 
 
+def _on_dispute(kind):
+    def handle(dispute, charge):
+        pipeline.card_dispute_record(kind=kind, dispute=dispute, charge=charge)
+
+    return handle
+
+
+def _charge_of(dispute):
+    return stripe_rail.charge_retrieve(dispute.charge)
+
+
+def _payment_intent_of(event_intent):
+    return stripe_rail.payment_intent_retrieve(event_intent.id)
+
+
 # event type: (shape check, typed in the provider: a signed event with anything else is a 400, never a 500 that
-# Stripe would retry for days; handler)
-HANDLERS = {"payment_intent.succeeded": (stripe_rail.payment_intent_state, _on_payment_intent_succeeded)}
+# Stripe would retry for days; what to read from Stripe first, outside the transaction; handler)
+HANDLERS = {
+    "payment_intent.succeeded": (stripe_rail.payment_intent_state, _payment_intent_of, _on_payment_intent_succeeded),
+    "charge.dispute.created": (stripe_rail.dispute_state, _charge_of, _on_dispute(CardDispute.Kind.DISPUTE)),
+    "radar.early_fraud_warning.created": (stripe_rail.early_fraud_warning_state, _charge_of,
+                                          _on_dispute(CardDispute.Kind.EARLY_FRAUD_WARNING)),
+}
 
 
 @csrf_exempt
@@ -34,11 +68,22 @@ HANDLERS = {"payment_intent.succeeded": (stripe_rail.payment_intent_state, _on_p
 def stripe_webhook(request):
     try:
         event_id, event_type, obj = stripe_rail.webhook_event(request.body, request.headers.get("Stripe-Signature", ""))
-        check, handler = HANDLERS.get(event_type, (None, None))
+        check, read, handler = HANDLERS.get(event_type, (None, None, None))
         obj = check(obj) if check else obj
     except WebhookRefused as exc:
         log.warning("stripe_webhook_refused reason=%s", exc.detail)
         return _problem(exc.status, exc.detail)
+    if handler and StripeEvent.objects.filter(event_id=event_id).exists():
+        log.info("stripe_webhook_duplicate event=%s", event_id)
+        return HttpResponse(status=200)
+    fetched = None
+    if read:
+        try:
+            fetched = read(obj)
+        except ProcessorRequestRefused:
+            log.warning("stripe_webhook_object_unknown event=%s type=%s", event_id, event_type)
+        except FundingUnavailable as exc:
+            return _problem(503, exc.detail, title="Stripe did not answer", slug="funding-unavailable")
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -49,5 +94,5 @@ def stripe_webhook(request):
             log.info("stripe_webhook_duplicate event=%s", event_id)
             return HttpResponse(status=200)
         if handler:
-            handler(obj)
+            handler(obj, fetched)
     return HttpResponse(status=200)

@@ -41,6 +41,9 @@ env["CELERY_QUEUE"] = f"tulpar-test-{os.getpid()}"
 env["FUNDING_POLL_SECONDS"] = "5"
 env["FUNDING_POLL_AFTER_SECONDS"] = "3"
 env["CHAIN_CONFIRMATIONS"] = "2"
+# No payout hold for the suite's transfers (the Celery worker reads these too); the fraud tests set their own.
+env["FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS"] = "0"
+env["LARGE_AMOUNT_PAYOUT_DELAY_SECONDS"] = "0"
 env["STRIPE_SECRET_KEY"] = "sk_test_" + secrets.token_hex(8)
 env["STRIPE_PUBLISHABLE_KEY"] = "pk_test_" + secrets.token_hex(8)
 env["STRIPE_WEBHOOK_SECRET"] = "whsec_" + secrets.token_hex(16)

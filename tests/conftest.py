@@ -128,12 +128,29 @@ def celery_processes(django_db_setup, django_db_blocker):
 def stripe_webhook_to(live_server, stripe_server):
     """Point localstripe's webhooks at this test's live server."""
     httpx.post(f"{settings.STRIPE_API_BASE}/_config/webhooks/tulpar", timeout=10, data={
-        "url": f"{live_server.url}/webhooks/stripe", "secret": settings.STRIPE_WEBHOOK_SECRET}).raise_for_status()
+        "url": f"{live_server.url}/webhooks/stripe", "secret": settings.STRIPE_WEBHOOK_SECRET,
+        "api_version": settings.STRIPE_API_VERSION}).raise_for_status()
     return live_server
 
 
+def stripe_requests(path_contains=""):
+    """The API requests localstripe received since it was last emptied (our launcher's request log)."""
+    response = httpx.get(f"{settings.STRIPE_API_BASE}/_config/requests", timeout=10)
+    response.raise_for_status()
+    return [r for r in response.json() if path_contains in r["path"]]
+
+
+def authenticate_3ds(intent, success=True):
+    """What Stripe.js does when a PaymentIntent needs 3-D Secure and the cardholder completes (or fails) it."""
+    response = httpx.post(f"{settings.STRIPE_API_BASE}/v1/payment_intents/{intent['id']}/_authenticate",
+                          params={"success": "true" if success else "false"}, timeout=10,
+                          json={"key": settings.STRIPE_PUBLISHABLE_KEY, "client_secret": intent["client_secret"]})
+    return response
+
+
 def pay_on_stripe(payment_intent_id, card="4242424242424242"):
-    """What a partner app does with Stripe.js: a card payment method on the PaymentIntent, then confirm."""
+    """What a partner app does with Stripe.js: a card payment method on the PaymentIntent, then confirm, and the
+    3-D Secure step when the PaymentIntent asks for it."""
     base, key = settings.STRIPE_API_BASE, settings.STRIPE_SECRET_KEY
     auth = {"Authorization": f"Bearer {key}"}
     pm = httpx.post(f"{base}/v1/payment_methods", headers=auth, timeout=10, data={
@@ -143,6 +160,9 @@ def pay_on_stripe(payment_intent_id, card="4242424242424242"):
                data={"payment_method": pm.json()["id"]}).raise_for_status()
     confirmed = httpx.post(f"{base}/v1/payment_intents/{payment_intent_id}/confirm", headers=auth, timeout=10)
     confirmed.raise_for_status()
+    if confirmed.json()["status"] == "requires_action":  # 3-D Secure requested: the cardholder completes it
+        confirmed = authenticate_3ds(confirmed.json())
+        confirmed.raise_for_status()
     return confirmed.json()
 
 

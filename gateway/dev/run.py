@@ -37,6 +37,9 @@ RUNTIME_VARS = (
     "RATE_API_AUTH_FAILURES_PER_HOUR", "RATE_WEB_QUOTES_PER_HOUR", "RATE_WEB_TRANSFERS_PER_HOUR", "RATE_LIMIT_NAMESPACE",
     "ADMIN_LOGIN_FAILURE_LIMIT", "ADMIN_LOCKOUT_MINUTES", "REQUEST_BODY_MAX_BYTES", "JSON_MAX_DEPTH",
     "STRIPE_FRAME_ORIGINS",
+    "STRIPE_REQUEST_THREE_D_SECURE",
+    "CARD_ATTEMPTS_PER_TRANSFER", "VELOCITY_LIMITS", "FIRST_TRANSFERS_COUNT", "FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS",
+    "LARGE_AMOUNT_KGS", "LARGE_AMOUNT_PAYOUT_DELAY_SECONDS",
 )
 
 
@@ -79,6 +82,9 @@ def main():
     env.setdefault("DJANGO_DEBUG", "1")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    # The payout hold for new senders and large amounts, short enough to watch a demo transfer complete.
+    env.setdefault("FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS", "30")
+    env.setdefault("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS", "60")
     started = []
 
     def log(name):

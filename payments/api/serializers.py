@@ -83,9 +83,13 @@ class TransferOutputSerializer(serializers.ModelSerializer):
         return {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet}
 
     def get_funding(self, obj) -> dict:
+        # card_attempts_left: what the pay page still takes for this transfer (CARD_ATTEMPTS_PER_TRANSFER);
+        # payout_not_before: a new sender's or a large transfer's payout delay, once funded.
         return {"method": "card", "payment_intent_id": obj.payment_intent_id or None,
                 "client_secret": obj.payment_client_secret or None,
-                "amount": str(obj.quote.source_amount), "currency": obj.quote.source_currency}
+                "amount": str(obj.quote.source_amount), "currency": obj.quote.source_currency,
+                "card_attempts_left": max(settings.CARD_ATTEMPTS_PER_TRANSFER - obj.card_attempts, 0),
+                "payout_not_before": obj.release_after.isoformat() if obj.release_after else None}
 
     def get_settlement(self, obj) -> dict | None:
         # A list view hands in the whole page's settlements (one query for all); a single transfer reads its own.

@@ -1,8 +1,10 @@
 """Card funding through Stripe: the one module that talks to the Stripe API, and the only one that imports its SDK.
 
 Every mutating call carries an idempotency key derived from the transfer, so a retry after a
-dropped response, a timeout or a crash asks Stripe for the same object again. Stripe's exceptions never leave
-this module: each call raises our own errors (payments.errors), so callers speak the domain.
+dropped response, a timeout or a crash asks Stripe for the same object again. Every call is pinned to the API version
+the SDK was built for (settings.STRIPE_API_VERSION, checked against `stripe.api_version` by `manage.py check`).
+Stripe's exceptions never leave this module: each call raises our own errors (payments.errors), so callers speak the
+domain; and what we read of Stripe's objects leaves it typed (PaymentIntentState, CardFacts, DisputeState).
 """
 
 import functools
@@ -11,11 +13,28 @@ from dataclasses import dataclass
 
 import stripe
 from django.conf import settings
+from django.core import checks
 from django.utils.translation import gettext as _
 
 from payments.errors import CardDeclined, FundingUnavailable, ProcessorRequestRefused, WebhookRefused
 
 log = logging.getLogger(__name__)
+
+
+def decline_message():
+    """The one message every decline gets, in the language active when raised."""
+    return _("The payment was declined. Please try another card or contact your bank.")
+
+
+def api_version_check(app_configs=None, **kwargs):
+    """`manage.py check`: the version we write down (settings, docs, the webhook endpoint) is the SDK's pin."""
+    if settings.STRIPE_API_VERSION == stripe.api_version:
+        return []
+    return [checks.Error(
+        f"STRIPE_API_VERSION is {settings.STRIPE_API_VERSION!r} but the installed stripe SDK pins {stripe.api_version!r}.",
+        hint="After an SDK upgrade: set STRIPE_API_VERSION to the new pin, update README.md and docs/architecture.md, "
+             "and move the Stripe webhook endpoint to that version (docs/runbook.md).",
+        id="payments.E001")]
 
 
 @functools.cache
@@ -24,6 +43,7 @@ def client():
         settings.STRIPE_SECRET_KEY,
         http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS, allow_sync_methods=True),
         base_addresses={"api": settings.STRIPE_API_BASE},
+        stripe_version=settings.STRIPE_API_VERSION,
         max_network_retries=2,
     )
 
@@ -35,19 +55,29 @@ def _call(fn, *args, **kwargs):
         log.warning("stripe_unavailable error=%s", type(exc).__name__)
         raise FundingUnavailable("The card processor did not answer; try again in a moment.") from exc
     except stripe.CardError as exc:
-        raise CardDeclined(exc.user_message or _("The card was declined."), field="card") from exc
+        # One message for every decline: the issuer's reason (insufficient funds, lost, stolen, wrong CVC…) tells a
+        # card tester which stolen numbers are live. Operators find the reason in the log and on Stripe.
+        log.info("stripe_card_declined code=%s decline_code=%s", exc.code, getattr(exc.error, "decline_code", None))
+        raise CardDeclined(decline_message(), field="card") from exc
     except stripe.InvalidRequestError as exc:
         log.info("stripe_request_refused code=%s", exc.code)
         raise ProcessorRequestRefused(exc.user_message or "The card processor refused this request.") from exc
 
 
+def _three_d_secure():
+    return {"card": {"request_three_d_secure": settings.STRIPE_REQUEST_THREE_D_SECURE}}
+
+
 def payment_intent_create(*, transfer_id, amount_minor, currency):
+    # 3-D Secure is requested on the PaymentIntent itself, so it also applies when a partner app confirms it with
+    # Stripe.js on its side (and again in our own confirm call).
     return _call(
         client().v1.payment_intents.create,
         params={
             "amount": amount_minor,
             "currency": currency.lower(),
             "payment_method_types": ["card"],
+            "payment_method_options": _three_d_secure(),
             "metadata": {"transfer_id": str(transfer_id)},
         },
         options={"idempotency_key": f"transfer-{transfer_id}-payment-intent"},
@@ -55,22 +85,29 @@ def payment_intent_create(*, transfer_id, amount_minor, currency):
 
 
 def payment_intent_retrieve(payment_intent_id):
-    return _call(client().v1.payment_intents.retrieve, payment_intent_id)
+    """The PaymentIntent with its latest charge (whose card tells the issuing country), typed."""
+    return payment_intent_state(_call(client().v1.payment_intents.retrieve, payment_intent_id,
+                                      params={"expand": ["latest_charge"]}))
+
+
+def card_payment_method(*, transfer_id, token):
+    """A PaymentMethod from the Stripe.js token (`type=card&card[token]=tok_…`), and what its card says."""
+    method = _call(client().v1.payment_methods.create, params={"type": "card", "card": {"token": token}},
+                   options={"idempotency_key": f"transfer-{transfer_id}-pm-{token}"})
+    card = _get(method, "card")
+    return method.id, CardFacts(country=_text(_get(card, "country")).upper(), fingerprint=_text(_get(card, "fingerprint")))
 
 
 def payment_intent_pay(*, transfer_id, payment_intent_id, payment_method_id):
-    """Set the payment method, then confirm: two calls, each with its own stable key."""
-    _call(
-        client().v1.payment_intents.update,
-        payment_intent_id,
-        params={"payment_method": payment_method_id},
-        options={"idempotency_key": f"transfer-{transfer_id}-pm-{payment_method_id}"},
-    )
-    return _call(
+    """One confirm call: the payment method and the 3-D Secure request together (the key is per payment method, so a
+    double submit replays the first answer, and another card is a new attempt)."""
+    return payment_intent_state(_call(
         client().v1.payment_intents.confirm,
         payment_intent_id,
+        params={"payment_method": payment_method_id, "payment_method_options": _three_d_secure(),
+                "expand": ["latest_charge"]},
         options={"idempotency_key": f"transfer-{transfer_id}-confirm-{payment_method_id}"},
-    )
+    ))
 
 
 def payment_intent_cancel(*, transfer_id, payment_intent_id):
@@ -78,14 +115,10 @@ def payment_intent_cancel(*, transfer_id, payment_intent_id):
                  options={"idempotency_key": f"transfer-{transfer_id}-cancel"})
 
 
-def card_country(token_or_method_id):
-    """The issuing country of a tokenized card (`tok_…`) or payment method (`pm_…`/`card_…`), and the id to charge."""
-    if token_or_method_id.startswith("tok_"):
-        token = _call(client().v1.tokens.retrieve, token_or_method_id)
-        return token.card.country, token.card.id
-    method = _call(client().v1.payment_methods.retrieve, token_or_method_id)
-    card = getattr(method, "card", None) or method
-    return getattr(card, "country", None), method.id
+def charge_retrieve(charge_id):
+    """A charge's PaymentIntent and card (for disputes and fraud warnings, which name the charge)."""
+    charge = _call(client().v1.charges.retrieve, charge_id)
+    return ChargeState(id=charge.id, payment_intent=_text(_get(charge, "payment_intent")), card=_card_facts(charge))
 
 
 def refund_create(*, transfer_id, payment_intent_id):
@@ -112,14 +145,50 @@ def webhook_event(payload, signature):
         raise WebhookRefused("The body is not a Stripe event (it needs id, type and data.object).") from exc
 
 
+def _get(obj, name):
+    return getattr(obj, name, None) if isinstance(obj, stripe.StripeObject) else None
+
+
+def _text(value):
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What a card's PaymentMethod or charge says about it: issuing country, fingerprint, 3-D Secure outcome."""
+
+    country: str
+    fingerprint: str
+    three_d_secure: str = ""
+
+
+def _card_facts(charge):
+    card = _get(_get(charge, "payment_method_details"), "card")
+    if card is None:
+        return None
+    return CardFacts(country=_text(_get(card, "country")).upper(), fingerprint=_text(_get(card, "fingerprint")),
+                     three_d_secure=_text(_get(_get(card, "three_d_secure"), "result")))
+
+
+@dataclass(frozen=True)
+class ChargeState:
+    id: str
+    payment_intent: str
+    card: CardFacts | None
+
+
 @dataclass(frozen=True)
 class PaymentIntentState:
-    """What the funding steps read of a PaymentIntent, typed (a webhook's object is whatever its JSON was)."""
+    """What the funding steps read of a PaymentIntent, typed (a webhook's object is whatever its JSON was). From the
+    API (retrieve, confirm) it also carries its latest charge's id and card; from an event's object it does not."""
 
     id: str
     amount: int
     currency: str
     status: str
+    client_secret: str = ""
+    charge_id: str = ""
+    card: CardFacts | None = None
 
 
 def payment_intent_state(obj):
@@ -128,4 +197,43 @@ def payment_intent_state(obj):
     values = {k: getattr(obj, k, None) for k in fields} if isinstance(obj, stripe.StripeObject) else {}
     if not values or any(not isinstance(values[k], t) or isinstance(values[k], bool) for k, t in fields.items()):
         raise WebhookRefused("A payment_intent event needs data.object with id, amount, currency and status.")
-    return PaymentIntentState(**values)
+    charge = _get(obj, "latest_charge")
+    return PaymentIntentState(**values, client_secret=_text(_get(obj, "client_secret")),
+                              charge_id=_text(charge) or _text(_get(charge, "id")), card=_card_facts(charge))
+
+
+@dataclass(frozen=True)
+class DisputeState:
+    """A dispute or an early fraud warning, as the funding steps read it."""
+
+    id: str
+    charge: str
+    payment_intent: str
+    amount: int | None
+    currency: str
+    reason: str
+
+
+def _dispute_like(obj, *, what, reason_field):
+    values = {k: _get(obj, k) for k in ("id", "charge", "payment_intent", "amount", "currency", reason_field)}
+    charge = values["charge"] if isinstance(values["charge"], str) else _get(values["charge"], "id")
+    if not isinstance(values["id"], str) or not values["id"] or not isinstance(charge, str) or not charge:
+        raise WebhookRefused(f"A {what} event needs data.object with an id and its charge.")
+    amount = values["amount"]
+    if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
+        raise WebhookRefused(f"A {what} event's amount must be an integer.")
+    intent = values["payment_intent"]
+    return DisputeState(id=values["id"], charge=charge,
+                        payment_intent=intent if isinstance(intent, str) else _text(_get(intent, "id")),
+                        amount=amount, currency=_text(values["currency"]).upper(),
+                        reason=_text(values[reason_field])[:100])
+
+
+def dispute_state(obj):
+    """`charge.dispute.*` → DisputeState; anything else → WebhookRefused."""
+    return _dispute_like(obj, what="dispute", reason_field="reason")
+
+
+def early_fraud_warning_state(obj):
+    """`radar.early_fraud_warning.*` → DisputeState (no amount: nothing moved yet); anything else → WebhookRefused."""
+    return _dispute_like(obj, what="fraud warning", reason_field="fraud_type")

@@ -104,13 +104,39 @@ def ledger_post_refund(*, transfer, refund_id):
     return ledger_post(transfer=transfer, kind="refund", lines=lines, memo=f"refund {refund_id}")
 
 
-def ledger_post_unmatched_payment(*, transfer, amount_minor, currency, refund_id):
-    """Money captured that the quote did not ask for, and its full refund: in and out of `unmatched_funds`, so the
-    card clearing account still agrees with Stripe."""
-    ledger_post(transfer=transfer, kind="unmatched_capture", memo=f"PaymentIntent {transfer.payment_intent_id}",
-                lines=[("card_clearing", currency, amount_minor), ("unmatched_funds", currency, -amount_minor)])
-    return ledger_post(transfer=transfer, kind="unmatched_refund", memo=f"refund {refund_id}",
-                       lines=[("unmatched_funds", currency, amount_minor), ("card_clearing", currency, -amount_minor)])
+def ledger_post_returned_capture(*, transfer, amount_minor, currency, refused=False, refund_id=None, chargeback=None):
+    """Money captured that we do not accept, and its way back: in and out of a suspense account, so the card clearing
+    account still agrees with Stripe. `unmatched_funds` for a payment that does not match its quote,
+    `refused_funds` for a refused card (country, frozen identity). It goes back by our refund (`refund_id`), or by
+    the card's bank when it was disputed first (`chargeback`, the dispute's id)."""
+    prefix, account = ("refused", "refused_funds") if refused else ("unmatched", "unmatched_funds")
+    ledger_post(transfer=transfer, kind=f"{prefix}_capture", memo=f"PaymentIntent {transfer.payment_intent_id}",
+                lines=[("card_clearing", currency, amount_minor), (account, currency, -amount_minor)])
+    kind, memo = (f"{prefix}_chargeback", f"dispute {chargeback}") if chargeback else (f"{prefix}_refund",
+                                                                                        f"refund {refund_id}")
+    return ledger_post(transfer=transfer, kind=kind, memo=memo,
+                       lines=[(account, currency, amount_minor), ("card_clearing", currency, -amount_minor)])
+
+
+def ledger_post_dispute(*, transfer, amount_minor, currency, dispute_id):
+    """The cardholder's bank disputed the payment and Stripe took the disputed amount from our balance: it leaves
+    card_clearing for disputes_receivable (what we may win back; written off to chargeback_loss when lost)."""
+    return ledger_post(transfer=transfer, kind="dispute", memo=f"dispute {dispute_id}",
+                       lines=[("disputes_receivable", currency, amount_minor), ("card_clearing", currency, -amount_minor)])
+
+
+def ledger_post_charged_back(*, transfer, dispute_id):
+    """A disputed transfer that was never paid out: the bank's chargeback stands in for our refund. The funding entry
+    is unwound against disputes_receivable (fee, conversion, and the som owed to the recipient)."""
+    q = transfer.quote
+    total = to_minor(q.source_amount, q.source_currency)
+    fee = to_minor(q.fee, q.source_currency)
+    som = to_minor(q.target_amount, q.target_currency)
+    lines = [("disputes_receivable", q.source_currency, -total), ("fee_revenue", q.source_currency, fee)]
+    if total - fee:
+        lines.append(("fx_position", q.source_currency, total - fee))
+    lines += [("fx_position", q.target_currency, -som), ("recipient_payable", q.target_currency, som)]
+    return ledger_post(transfer=transfer, kind="charged_back", lines=lines, memo=f"dispute {dispute_id}")
 
 
 def account_balance(code, currency):

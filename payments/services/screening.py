@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import icu
 from django.conf import settings
 
+from payments.services.fraud import frozen_reason, identities_frozen, transfer_identities
+
 CLEAR, HOLD, REJECT = "clear", "hold", "reject"
 
 
@@ -58,6 +60,9 @@ def screening_check(*, transfer):
     names, _ = _lists()
     if wallet_is_denied(transfer.recipient_wallet):
         return Outcome(REJECT, "recipient wallet is on a denylist")
+    frozen = identities_frozen(transfer_identities(transfer))  # a dispute or fraud warning froze sender, card or wallet
+    if frozen:
+        return Outcome(REJECT, frozen_reason(frozen))
     for role, name in (("sender", transfer.sender_name), ("recipient", transfer.recipient_name)):
         if _normalise(name) in names:
             return Outcome(HOLD, f"{role} name matches a sanctions list entry")

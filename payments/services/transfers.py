@@ -15,11 +15,13 @@ from payments.errors import (
     FundingUnavailable,
     IdempotencyMismatch,
     QuoteAlreadyUsed,
+    TransferRefused,
     WalletCheckUnavailable,
     WalletRefused,
 )
 from payments.models import Transfer
 from payments.providers import stripe_rail
+from payments.services.fraud import frozen_detail, identities_frozen
 from payments.services.quotes import quote_get_usable
 from payments.services.screening import wallet_is_denied
 
@@ -45,13 +47,25 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
     and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
     is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
-    (a retry, the pay page or the sweeper prepares the PaymentIntent later with the same idempotency key)."""
+    (a retry, the pay page or the sweeper prepares the PaymentIntent later with the same idempotency key).
+    A sender (email, phone) or wallet frozen after a dispute or a fraud warning is refused (not a replay of a
+    transfer made before the freeze: that answers as before)."""
+    if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint):
+        _refuse_frozen(sender=sender, recipient=recipient)
     transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          quote_id=quote_id, sender=sender, recipient=recipient)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
         raise FundingPending(exc.detail, transfer=transfer) from exc
+
+
+def _refuse_frozen(*, sender, recipient):
+    frozen = identities_frozen([("email", sender["email"]), ("phone", sender["phone"]),
+                                ("wallet", recipient["wallet_address"])])
+    if frozen:
+        log.warning("transfer_refused frozen=%s", frozen_detail(frozen))
+        raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
 
 
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient):

@@ -11,10 +11,10 @@ from payments.models import Transfer
 
 S = Transfer.Status
 # Nothing moves these on by itself, so the pages stop polling.
-TERMINAL = frozenset({S.COMPLETED, S.EXPIRED, S.REFUNDED, S.SETTLEMENT_FAILED})
+TERMINAL = frozenset({S.COMPLETED, S.EXPIRED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK})
 # Held transfers wait for a person; poll them gently.
 SLOW = frozenset({S.HELD})
-FAILED = frozenset({S.EXPIRED, S.REJECTED, S.REFUNDED, S.SETTLEMENT_FAILED})
+FAILED = frozenset({S.EXPIRED, S.REJECTED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK})
 
 DONE, CURRENT, FAILURE, PENDING = "done", "current", "failed", "pending"
 
@@ -43,6 +43,8 @@ SENDER_HEADLINES = {
                                   "Refunds take a few days to show on your statement.")),
     S.SETTLEMENT_FAILED: (_("Payout problem"), _("The on-chain payout did not go through. Our team has been alerted "
                                                  "and will either retry it or refund you in full.")),
+    S.CHARGED_BACK: (_("Payment disputed"), _("The bank that issued your card took this payment back, so nothing was "
+                                              "sent. If you did not ask your bank for this, please contact us.")),
 }
 
 RECIPIENT_HEADLINES = {
@@ -55,6 +57,7 @@ RECIPIENT_HEADLINES = {
     S.REJECTED: (_("Cancelled"), _("This transfer could not be completed and the sender is being refunded.")),
     S.REFUNDED: (_("Cancelled"), _("This transfer could not be completed and the sender was refunded.")),
     S.SETTLEMENT_FAILED: (_("Delayed"), _("The payout to your wallet is delayed. Our team is working on it.")),
+    S.CHARGED_BACK: (_("Cancelled"), _("This transfer was cancelled and nothing was sent.")),
 }
 
 
@@ -81,6 +84,9 @@ def transfer_timeline(transfer, *, audience="sender"):
         checks = Step(checks.key, checks.label, DONE)
         payout = Step(payout.key, payout.label, DONE)
         delivered = Step(delivered.key, delivered.label, DONE, transfer.completed_at)
+    elif status == S.CHARGED_BACK:
+        checks = Step(checks.key, _("Payment taken back by the card's bank") if audience == "sender" else _("Cancelled"),
+                      FAILURE)
     elif status in (S.SETTLEMENT_FAILED, S.REFUNDED):
         checks = Step(checks.key, checks.label, DONE)
         payout = Step(payout.key, _("On-chain payout failed"), FAILURE)

@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from common.errors import ApplicationError
 from common.ratelimit import client_ip, rate_limit_hit
 from payments.errors import (
+    CardAttemptsExhausted,
     FundingPending,
     FundingUnavailable,
     IdempotencyMismatch,
@@ -28,9 +29,10 @@ from payments.errors import (
     QuoteExpired,
     QuoteNotFound,
     TransferNotPayable,
+    VelocityLimited,
 )
 from payments.models import Transfer
-from payments.pipeline import transfer_pay_card
+from payments.pipeline import attempts_exhausted_message, card_attempts_left, transfer_pay_card
 from payments.selectors import transfer_settlement
 from payments.services.quotes import quote_create, quote_get_usable, quote_price
 from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
@@ -242,17 +244,24 @@ def pay(request, token):
     if transfer.status != S.AWAITING_FUNDING:
         return _go(request, status_url)
     form = PayForm(request.POST if request.method == "POST" else None)
-    funding_error = None
-    if not transfer.payment_intent_id:
+    funding_error, retry_after = None, None
+    attempts_exhausted = card_attempts_left(transfer) == 0
+    if not transfer.payment_intent_id and not attempts_exhausted:
         try:
             transfer = transfer_funding_prepare(transfer=transfer)
         except FundingUnavailable as exc:
             funding_error = exc.detail
-    if request.method == "POST" and funding_error is None and form.is_valid():
+    if request.method == "POST" and funding_error is None and not attempts_exhausted and form.is_valid():
         try:
-            intent = transfer_pay_card(transfer=transfer, card_token=form.cleaned_data["card_token"])
+            intent = transfer_pay_card(transfer=transfer, card_token=form.cleaned_data["card_token"],
+                                       client_ip=client_ip(request) or None)
         except TransferNotPayable:
             return _go(request, status_url)  # paid meanwhile (a double click) or expired
+        except CardAttemptsExhausted:
+            attempts_exhausted = True
+        except VelocityLimited as exc:
+            retry_after = exc.retry_after
+            form.add_service_error(exc)
         except FundingUnavailable as exc:
             funding_error = exc.detail
         except ApplicationError as exc:
@@ -264,21 +273,37 @@ def pay(request, token):
             return _go(request, status_url)
     if request.method == "POST" and _wants_json(request):
         # The processor's own detail is English; the script shows this list to the sender as it is.
+        if attempts_exhausted:
+            return JsonResponse({"errors": [attempts_exhausted_message()]}, status=409)
         errors = ([_("The card processor could not be reached. Nothing was charged and your transfer is saved.")]
                   if funding_error else [str(m) for ms in form.errors.values() for m in ms])
-        return JsonResponse({"errors": errors}, status=503 if funding_error else 422)
+        response = JsonResponse({"errors": errors}, status=503 if funding_error else (429 if retry_after else 422))
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
+        return response
     funding_deadline = transfer.created_at + timedelta(seconds=settings.FUNDING_WINDOW_SECONDS)
     context = {
         "transfer": transfer,
         "quote": transfer.quote,
         "form": form,
         "funding_error": funding_error,
+        "attempts_exhausted": attempts_exhausted,
         "stripe_js_url": settings.STRIPE_JS_URL,
         "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "seconds_left": max(int((funding_deadline - timezone.now()).total_seconds()), 0),
     }
-    status = 503 if funding_error else (422 if form.errors else 200)
-    return render(request, "payments/pay.html", context, status=status)
+    if funding_error:
+        status = 503
+    elif retry_after:
+        status = 429
+    elif attempts_exhausted and request.method == "POST":
+        status = 409
+    else:
+        status = 422 if form.errors else 200
+    response = render(request, "payments/pay.html", context, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 # 4–5. Status pages -------------------------------------------------------------------------------

@@ -55,9 +55,15 @@
           return response.json().catch(function () { return {}; });
         }).then(function (body) {
           if (body.confirm) {
-            // The bank asks for 3-D Secure: Stripe.js shows it; the status page follows the outcome.
-            return stripe.confirmCardPayment(body.confirm).then(function () {
-              window.location.assign(body.redirect);
+            // The bank asks for 3-D Secure: Stripe.js shows it; the status page follows the outcome. A failed
+            // authentication or a decline after it reads as every decline does (never the issuer's own words).
+            return stripe.confirmCardPayment(body.confirm).then(function (result) {
+              var intent = result && result.paymentIntent;
+              if ((result && result.error) || (intent && intent.status === "requires_payment_method")) {
+                showError(form.dataset.errorDeclined);
+              } else {
+                window.location.assign(body.redirect);
+              }
             });
           } else if (body.redirect) {
             window.location.assign(body.redirect);

@@ -1,4 +1,4 @@
-"""Card funding on localstripe through the pay service: card country refused before charging, declines,
+"""Card funding on localstripe through the pay service: card country refused before charging, 3-D Secure, declines,
 double submits, and the poller covering a lost webhook."""
 
 from decimal import Decimal
@@ -10,9 +10,10 @@ from django.conf import settings
 from payments import pipeline
 from payments.errors import CardRefused, TransferNotPayable
 from payments.models import JournalEntry, Transfer
+from payments.providers import stripe_rail
 from payments.services.quotes import quote_create
 from payments.services.transfers import transfer_create, transfer_funding_prepare
-from tests.conftest import new_recipient
+from tests.conftest import authenticate_3ds, new_recipient
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +42,18 @@ def transfer(pricing, stripe_server):
     return transfer_funding_prepare(transfer=created)
 
 
+def funded_from_stripe(transfer):
+    """What the webhook or the poller does once the PaymentIntent succeeded."""
+    return pipeline.transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
+
+
 def test_good_card_funds_the_transfer_once(transfer):
-    """A tokenised card is set on the PaymentIntent and confirmed; the transfer is funded with one ledger entry."""
-    pipeline.transfer_pay_card(transfer=transfer, card_token=card_token())
+    """A tokenised card is confirmed with 3-D Secure requested: the PaymentIntent waits for the cardholder, and once
+    they authenticate it succeeds and the transfer is funded with one ledger entry."""
+    assert pipeline.transfer_pay_card(transfer=transfer, card_token=card_token()).status == "requires_action"
+    assert authenticate_3ds(intent(transfer.payment_intent_id)).json()["status"] == "succeeded"
+    funded_from_stripe(transfer)
+    funded_from_stripe(transfer)
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.FUNDED
     assert intent(transfer.payment_intent_id)["status"] == "succeeded"
@@ -52,7 +62,7 @@ def test_good_card_funds_the_transfer_once(transfer):
 
 
 def test_card_from_a_refused_country_is_never_charged(transfer, settings):
-    """A card whose issuing country is refused (RU in production; localstripe's test cards say US) is refused
+    """A card whose issuing country is refused (RU in production; Stripe's basic test cards are US cards) is refused
     before any charge: the PaymentIntent keeps no payment method and the transfer stays unfunded."""
     settings.CARD_COUNTRIES_REFUSED = ["US"]
     with pytest.raises(CardRefused, match="another country"):
@@ -62,24 +72,34 @@ def test_card_from_a_refused_country_is_never_charged(transfer, settings):
     assert intent(transfer.payment_intent_id)["status"] == "requires_payment_method"
 
 
-def test_declined_card_funds_nothing(transfer):
-    """A declined card is reported as CardRefused, posts nothing and leaves the transfer waiting for funding.
-    (Paying the same PaymentIntent again with another card works on Stripe; localstripe cannot confirm a
-    PaymentIntent a second time after a failed charge, so that half is not tested here.)"""
-    with pytest.raises(CardRefused):
-        pipeline.transfer_pay_card(transfer=transfer, card_token=card_token("4000000000000341"))
+def test_declined_card_funds_nothing_and_another_card_can_pay(transfer):
+    """A card declined after its 3-D Secure step posts nothing and leaves the transfer waiting for funding; the same
+    PaymentIntent is then paid with another card (a new attempt, one confirm call carrying the new card)."""
+    pipeline.transfer_pay_card(transfer=transfer, card_token=card_token("4000000000000341"))
+    declined = authenticate_3ds(intent(transfer.payment_intent_id))
+    assert declined.status_code == 402
+    assert intent(transfer.payment_intent_id)["status"] == "requires_payment_method"
+    assert funded_from_stripe(transfer) is None
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.AWAITING_FUNDING
     assert not JournalEntry.objects.filter(transfer=transfer).exists()
-    assert intent(transfer.payment_intent_id)["status"] == "requires_payment_method"
+
+    assert pipeline.transfer_pay_card(transfer=transfer, card_token=card_token()).status == "requires_action"
+    assert authenticate_3ds(intent(transfer.payment_intent_id)).json()["status"] == "succeeded"
+    funded_from_stripe(transfer)
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.FUNDED and transfer.card_attempts == 2
 
 
 def test_double_submit_charges_once(transfer):
-    """Submitting the same token twice (a double click) charges once and leaves the transfer funded."""
+    """Submitting the same token twice (a double click) confirms once (Stripe replays the keyed calls), charges once
+    and leaves the transfer funded."""
     token = card_token()
     stale = Transfer.objects.get(pk=transfer.pk)  # the second request read the row before the first paid
-    pipeline.transfer_pay_card(transfer=transfer, card_token=token)
-    pipeline.transfer_pay_card(transfer=stale, card_token=token)
+    assert pipeline.transfer_pay_card(transfer=transfer, card_token=token).status == "requires_action"
+    assert pipeline.transfer_pay_card(transfer=stale, card_token=token).status == "requires_action"
+    authenticate_3ds(intent(transfer.payment_intent_id))
+    funded_from_stripe(transfer)
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.FUNDED
     with pytest.raises(TransferNotPayable):

@@ -52,7 +52,9 @@ class Command(BaseCommand):
             key_path.chmod(0o600)
 
         if "127.0.0.1" in settings.STRIPE_API_BASE or "localhost" in settings.STRIPE_API_BASE:
+            # The endpoint gets the API version our SDK pins, as the production endpoint must (docs/runbook.md).
             response = httpx.post(f"{settings.STRIPE_API_BASE}/_config/webhooks/tulpar", timeout=10, data={
-                "url": f"{settings.PUBLIC_BASE_URL}/webhooks/stripe", "secret": settings.STRIPE_WEBHOOK_SECRET})
+                "url": f"{settings.PUBLIC_BASE_URL}/webhooks/stripe", "secret": settings.STRIPE_WEBHOOK_SECRET,
+                "api_version": settings.STRIPE_API_VERSION})
             response.raise_for_status()
         self.stdout.write("Local set-up done.")
