@@ -21,3 +21,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 app = Celery("gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _survive_redis_loss_with_unacked_messages():
+    """kombu 5.7's Redis channel, closed after the broker connection dropped while a message was unacknowledged,
+    tries to restore that message through a connection that is already gone and dies on an AttributeError
+    (`'NoneType' object has no attribute 'hostname'`), which takes the whole worker down ("Unrecoverable error").
+    Raise the connection error it is instead: the consumer's clean-up ignores those and reconnects. The message
+    stays in the unacked set (restored after the visibility timeout); every step is re-derived from the tables by
+    beat's sweepers anyway (tests/onchain/test_faults.py, Redis flushed and restarted)."""
+    import redis
+    from kombu.transport import redis as kombu_redis
+
+    original = kombu_redis.Channel._connparams
+
+    def _connparams(self, asynchronous=False):
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection is already closed")
+        return original(self, asynchronous=asynchronous)
+
+    kombu_redis.Channel._connparams = _connparams
+
+
+_survive_redis_loss_with_unacked_messages()
