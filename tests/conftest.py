@@ -29,6 +29,17 @@ def wait_for(predicate, timeout=60.0, interval=0.25, what="condition"):
 
 
 @pytest.fixture(autouse=True)
+def default_language():
+    """Every test starts and ends in the default language: a request or test that activates another one (a page
+    answered in Russian) must not make later tests' messages Russian."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def rate_limit_namespace(settings):
     """Each test counts its own rate limits (they live in the shared Redis): no test is throttled by another's
     requests, in this run or a parallel one."""
