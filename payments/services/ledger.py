@@ -91,17 +91,23 @@ def ledger_post_payouts(*, transfers, tx_hash):
     return entries
 
 
-def ledger_post_refund(*, transfer, refund_id):
-    """Money returned to the card in full, fee included; the som leg is unwound."""
+def _funding_unwound(transfer, *, money_back_from):
+    """The funding entry's lines reversed, the money leaving `money_back_from` (the card, or a disputes receivable
+    when the bank's chargeback stands in for our refund): fee, conversion and the som owed to the recipient."""
     q = transfer.quote
     total = to_minor(q.source_amount, q.source_currency)
     fee = to_minor(q.fee, q.source_currency)
     som = to_minor(q.target_amount, q.target_currency)
-    lines = [("card_clearing", q.source_currency, -total), ("fee_revenue", q.source_currency, fee)]
+    lines = [(money_back_from, q.source_currency, -total), ("fee_revenue", q.source_currency, fee)]
     if total - fee:
         lines.append(("fx_position", q.source_currency, total - fee))
-    lines += [("fx_position", q.target_currency, -som), ("recipient_payable", q.target_currency, som)]
-    return ledger_post(transfer=transfer, kind="refund", lines=lines, memo=f"refund {refund_id}")
+    return lines + [("fx_position", q.target_currency, -som), ("recipient_payable", q.target_currency, som)]
+
+
+def ledger_post_refund(*, transfer, refund_id):
+    """Money returned to the card in full, fee included; the som leg is unwound."""
+    return ledger_post(transfer=transfer, kind="refund", lines=_funding_unwound(transfer, money_back_from="card_clearing"),
+                       memo=f"refund {refund_id}")
 
 
 def ledger_post_returned_capture(*, transfer, amount_minor, currency, refused=False, refund_id=None, chargeback=None):
@@ -127,16 +133,9 @@ def ledger_post_dispute(*, transfer, amount_minor, currency, dispute_id):
 
 def ledger_post_charged_back(*, transfer, dispute_id):
     """A disputed transfer that was never paid out: the bank's chargeback stands in for our refund. The funding entry
-    is unwound against disputes_receivable (fee, conversion, and the som owed to the recipient)."""
-    q = transfer.quote
-    total = to_minor(q.source_amount, q.source_currency)
-    fee = to_minor(q.fee, q.source_currency)
-    som = to_minor(q.target_amount, q.target_currency)
-    lines = [("disputes_receivable", q.source_currency, -total), ("fee_revenue", q.source_currency, fee)]
-    if total - fee:
-        lines.append(("fx_position", q.source_currency, total - fee))
-    lines += [("fx_position", q.target_currency, -som), ("recipient_payable", q.target_currency, som)]
-    return ledger_post(transfer=transfer, kind="charged_back", lines=lines, memo=f"dispute {dispute_id}")
+    is unwound against disputes_receivable."""
+    return ledger_post(transfer=transfer, kind="charged_back", memo=f"dispute {dispute_id}",
+                       lines=_funding_unwound(transfer, money_back_from="disputes_receivable"))
 
 
 def account_balance(code, currency):
