@@ -1,9 +1,13 @@
 """The dev-chain bootstrap isolates a database from the chain's earlier history."""
 
+import os
+
 import pytest
+from django.core.management import call_command
 
 from onchain.models import OperatorAlert, ReconciliationCursor
 from onchain.services import reconcile
+from onchain.services.devchain import devchain_bootstrap
 from tests.onchain.helpers import all_final, build, queue, recording_listener, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,13 +24,7 @@ def test_reconciliation_starts_at_the_head_seen_when_the_token_was_registered(ch
         send(build(token))
         all_final(chain["chain"])
     # A new database on the same chain: the earlier payout is on chain but not in our tables.
-    from django.core.management import call_command
-
     call_command("flush", "--no-input", verbosity=0)
-    import os
-
-    from onchain.services.devchain import devchain_bootstrap
-
     _chain, token, wallet = devchain_bootstrap(hot_wallet_address=os.environ["HOT_WALLET_ADDRESS"])
     assert ReconciliationCursor.objects.get(token=token).last_block >= w3.eth.block_number - 1
     for _ in range(3):
