@@ -313,30 +313,49 @@ class VelocityCounter(models.Model):
 
 
 class LedgerAccount(models.Model):
+    """One account per (code, currency), and per partner for a partner's own accounts (its prefunded balance)."""
+
     code = models.CharField(max_length=64)
     currency = models.CharField(max_length=3)
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_accounts")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["code", "currency"], name="ledger_account_unique")]
+        constraints = [
+            # NULLs are distinct, hence one constraint for the house's accounts and one for partners' accounts.
+            models.UniqueConstraint(fields=["code", "currency"], condition=Q(partner__isnull=True),
+                                    name="ledger_account_unique"),
+            models.UniqueConstraint(fields=["code", "currency", "partner"], condition=Q(partner__isnull=False),
+                                    name="ledger_partner_account_unique"),
+        ]
 
     def __str__(self):
-        return f"{self.code}:{self.currency}"
+        return f"{self.code}:{self.currency}" + (f":{self.partner_id}" if self.partner_id else "")
 
 
 class JournalEntry(models.Model):
-    """One balanced posting; (transfer, kind) is unique so a retried step posts once."""
+    """One balanced posting, for one step of one transfer ((transfer, kind) unique, so a retried step posts once), or
+    for a movement of no transfer (a partner's top-up or withdrawal, a reconciliation adjustment) under its own
+    `reference` ((kind, reference) unique)."""
 
-    transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="journal_entries")
+    transfer = models.ForeignKey(Transfer, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="journal_entries")
     kind = models.CharField(max_length=32)
+    reference = models.CharField(max_length=100, blank=True)
     memo = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["transfer", "kind"], name="one_entry_per_step")]
+        constraints = [
+            models.UniqueConstraint(fields=["transfer", "kind"], name="one_entry_per_step"),
+            models.UniqueConstraint(fields=["kind", "reference"], condition=Q(transfer__isnull=True),
+                                    name="one_entry_per_reference"),
+            models.CheckConstraint(condition=Q(transfer__isnull=False) | ~Q(reference=""),
+                                   name="entry_has_transfer_or_reference"),
+        ]
         verbose_name_plural = "journal entries"
 
     def __str__(self):
-        return f"{self.kind} for {self.transfer_id}"
+        return f"{self.kind} for {self.transfer_id or self.reference}"
 
 
 class Posting(models.Model):

@@ -12,7 +12,7 @@ from payments.models import JournalEntry, LedgerAccount, Posting, to_minor
 def _check_balanced(kind, lines):
     """Every entry, single or bulk, passes here: non-zero integer amounts, debits = credits per currency."""
     totals = defaultdict(int)
-    for _code, currency, amount in lines:
+    for _code, currency, amount, *_partner in lines:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
             raise LedgerImbalance(f"Posting amounts are non-zero integers, got {amount!r}.")
         totals[currency] += amount
@@ -20,29 +20,35 @@ def _check_balanced(kind, lines):
         raise LedgerImbalance(f"Entry {kind} does not balance: {dict(totals)}")
 
 
-def ledger_post(*, transfer, kind, lines, memo=""):
-    """Post `lines` [(account_code, currency, amount_minor)] (debit +, credit −) once for (transfer, kind).
+def ledger_post(*, kind, lines, transfer=None, reference="", memo=""):
+    """Post `lines` [(account_code, currency, amount_minor[, partner])] (debit +, credit −) once for (transfer, kind),
+    or, for a movement of no transfer, once for (kind, reference). A line naming a partner posts to that partner's
+    own account of that code.
 
     Returns the entry; posting the same step again returns the first entry and changes nothing.
     """
+    if (transfer is None) == (not reference):
+        raise LedgerImbalance("An entry belongs to a transfer or carries a reference, not both or neither.")
     _check_balanced(kind, lines)
-    existing = JournalEntry.objects.filter(transfer=transfer, kind=kind).first()
+    key = {"transfer": transfer, "kind": kind} if transfer is not None else {
+        "transfer__isnull": True, "kind": kind, "reference": reference}
+    existing = JournalEntry.objects.filter(**key).first()
     if existing:
         return existing
     try:
         with transaction.atomic():
-            entry = JournalEntry.objects.create(transfer=transfer, kind=kind, memo=memo)
+            entry = JournalEntry.objects.create(transfer=transfer, kind=kind, reference=reference, memo=memo)
             Posting.objects.bulk_create(
-                Posting(entry=entry, account=_account(code, currency), amount_minor=amount)
-                for code, currency, amount in lines
+                Posting(entry=entry, account=ledger_account(code, currency, *partner), amount_minor=amount)
+                for code, currency, amount, *partner in lines
             )
     except IntegrityError:
-        return JournalEntry.objects.get(transfer=transfer, kind=kind)
+        return JournalEntry.objects.get(**key)
     return entry
 
 
-def _account(code, currency):
-    account, _ = LedgerAccount.objects.get_or_create(code=code, currency=currency)
+def ledger_account(code, currency, partner=None):
+    account, _ = LedgerAccount.objects.get_or_create(code=code, currency=currency, partner=partner)
     return account
 
 
@@ -85,7 +91,7 @@ def ledger_post_payouts(*, transfers, tx_hash):
     for (_transfer, lines), entry in zip(todo, entries, strict=True):
         for code, currency, amount in lines:
             if (code, currency) not in accounts:
-                accounts[(code, currency)] = _account(code, currency)
+                accounts[(code, currency)] = ledger_account(code, currency)
             postings.append(Posting(entry=entry, account=accounts[(code, currency)], amount_minor=amount))
     Posting.objects.bulk_create(postings)
     return entries
@@ -138,6 +144,7 @@ def ledger_post_charged_back(*, transfer, dispute_id):
                        lines=_funding_unwound(transfer, money_back_from="disputes_receivable"))
 
 
-def account_balance(code, currency):
-    return Posting.objects.filter(account__code=code, account__currency=currency).aggregate(
+def account_balance(code, currency, partner=None):
+    """Debits less credits, in minor units: a house account, or the partner's own account of that code."""
+    return Posting.objects.filter(account__code=code, account__currency=currency, account__partner=partner).aggregate(
         s=Sum("amount_minor"))["s"] or 0
