@@ -160,3 +160,11 @@ class TransferRefused(PaymentsError):
     status = 403
     code = "transfer-refused"
     title = _("We cannot accept this transfer")
+
+
+class UnknownLedgerAccount(LedgerImbalance):
+    """A posting to an account code the chart of accounts (payments.services.ledger.ACCOUNTS) does not list, or a
+    partner's own account for a code that has none (or a house account for one that is per partner)."""
+
+    code = "ledger-unknown-account"
+    title = "Unknown ledger account"

@@ -343,6 +343,9 @@ class JournalEntry(models.Model):
     reference = models.CharField(max_length=100, blank=True)
     memo = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Inserted False, its postings added, then set True; the database then refuses an unbalanced entry and any later
+    # change (the ledger_triggers migration; docs/ledger.md). Balances count posted entries only.
+    posted = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

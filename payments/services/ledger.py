@@ -1,12 +1,80 @@
-"""Double-entry ledger: every movement is one balanced journal entry, posted once per step."""
+"""Double-entry ledger: every movement is one balanced journal entry, posted once per step.
+
+An entry is written in three steps in one transaction: the entry unposted, its postings, then the entry marked
+posted. The database refuses to mark an entry posted unless its postings balance in every currency, and refuses any
+change to a posted entry or its postings (the ledger_triggers migration). `_check_balanced` refuses the same
+mistakes first, with a readable error; the database is the last line. Balances count posted entries only.
+"""
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from payments.errors import LedgerImbalance
+from payments.errors import LedgerImbalance, UnknownLedgerAccount
 from payments.models import JournalEntry, LedgerAccount, Posting, to_minor
+
+ASSET, LIABILITY, INCOME, EXPENSE, EQUITY = "asset", "liability", "income", "expense", "equity"
+DEBIT_NORMAL = {ASSET, EXPENSE}  # the others are credit-normal
+
+
+@dataclass(frozen=True)
+class AccountKind:
+    """What an account code is. `may_go_negative`: whether its balance may cross to the side opposite its normal
+    one (a debit balance on a liability, a credit balance on an asset). `per_partner`: each partner has its own
+    account of this code and a line must name the partner; house accounts must not."""
+
+    kind: str
+    holds: str
+    may_go_negative: bool = False
+    per_partner: bool = False
+
+    @property
+    def debit_normal(self):
+        return self.kind in DEBIT_NORMAL
+
+
+# The chart of accounts: every code a posting may name (docs/ledger.md, "Accounts", says the same in words).
+ACCOUNTS = {
+    "card_clearing": AccountKind(ASSET, "card money captured at Stripe, not yet refunded or taken by a dispute"),
+    "customer_funds": AccountKind(ASSET, "money paid into our safeguarding bank account (partners' top-ups), "
+                                         "not yet paid back"),
+    "disputes_receivable": AccountKind(ASSET, "money Stripe took for an open dispute, which we may win back"),
+    "kgst_treasury": AccountKind(ASSET, "KGST held in the treasury wallet, from which the float is topped up"),
+    "kgst_float": AccountKind(ASSET, "KGST in the payout float; payouts credit it, its top-ups are not booked yet, "
+                                     "so it runs negative by what has been paid out", may_go_negative=True),
+    "payouts_in_transit": AccountKind(ASSET, "som sent on chain whose block is not final yet"),
+    "partner_balance": AccountKind(LIABILITY, "a partner's prefunded balance: what we owe the partner",
+                                   per_partner=True),
+    "recipient_payable": AccountKind(LIABILITY, "som owed to the recipients of funded transfers, until paid out"),
+    "refunds_payable": AccountKind(LIABILITY, "refunds owed to senders, asked of Stripe and not yet confirmed"),
+    "unmatched_funds": AccountKind(LIABILITY, "a capture that does not match its quote, to be returned"),
+    "refused_funds": AccountKind(LIABILITY, "a capture refused at funding (card country, freeze), to be returned"),
+    "fee_revenue": AccountKind(INCOME, "fees earned"),
+    "chargeback_loss": AccountKind(EXPENSE, "disputes lost after the som was paid out"),
+    "fx_position": AccountKind(EQUITY, "the conversion: source currency sold (credit) and som bought (debit), one "
+                                       "account per currency", may_go_negative=True),
+}
+
+
+def account_kind(code):
+    """The chart's entry for `code`; an unknown code raises UnknownLedgerAccount."""
+    try:
+        return ACCOUNTS[code]
+    except KeyError:
+        raise UnknownLedgerAccount(f"No ledger account {code!r}: the chart of accounts is ACCOUNTS in "
+                                   "payments/services/ledger.py (and docs/ledger.md).") from None
+
+
+def _check_accounts(lines):
+    """Every code is in the chart; a partner's own account names its partner, a house account names none."""
+    for code, _currency, _amount, *partner in lines:
+        named = bool(partner) and partner[0] is not None
+        if account_kind(code).per_partner and not named:
+            raise UnknownLedgerAccount(f"{code!r} is a partner's own account: the line names the partner.")
+        if named and not ACCOUNTS[code].per_partner:
+            raise UnknownLedgerAccount(f"{code!r} is a house account: a partner has no account of its own there.")
 
 
 def _check_balanced(kind, lines):
@@ -20,6 +88,12 @@ def _check_balanced(kind, lines):
         raise LedgerImbalance(f"Entry {kind} does not balance: {dict(totals)}")
 
 
+def ledger_account(code, currency, partner=None):
+    """The account of `code` in `currency` (the partner's own when `partner`), created on first use."""
+    account, _ = LedgerAccount.objects.get_or_create(code=code, currency=currency, partner=partner)
+    return account
+
+
 def ledger_post(*, kind, lines, transfer=None, reference="", memo=""):
     """Post `lines` [(account_code, currency, amount_minor[, partner])] (debit +, credit −) once for (transfer, kind),
     or, for a movement of no transfer, once for (kind, reference). A line naming a partner posts to that partner's
@@ -30,6 +104,7 @@ def ledger_post(*, kind, lines, transfer=None, reference="", memo=""):
     if (transfer is None) == (not reference):
         raise LedgerImbalance("An entry belongs to a transfer or carries a reference, not both or neither.")
     _check_balanced(kind, lines)
+    _check_accounts(lines)
     key = {"transfer": transfer, "kind": kind} if transfer is not None else {
         "transfer__isnull": True, "kind": kind, "reference": reference}
     existing = JournalEntry.objects.filter(**key).first()
@@ -42,14 +117,15 @@ def ledger_post(*, kind, lines, transfer=None, reference="", memo=""):
                 Posting(entry=entry, account=ledger_account(code, currency, *partner), amount_minor=amount)
                 for code, currency, amount, *partner in lines
             )
+            JournalEntry.objects.filter(pk=entry.pk).update(posted=True)
+            entry.posted = True
     except IntegrityError:
-        return JournalEntry.objects.get(**key)
+        # Another transaction posted this step first (its unique key); anything else the database refused is raised.
+        existing = JournalEntry.objects.filter(**key).first()
+        if existing is None:
+            raise
+        return existing
     return entry
-
-
-def ledger_account(code, currency, partner=None):
-    account, _ = LedgerAccount.objects.get_or_create(code=code, currency=currency, partner=partner)
-    return account
 
 
 def ledger_post_funding(*, transfer):
@@ -77,23 +153,29 @@ def ledger_post_payout(*, transfer, tx_hash):
 
 
 def ledger_post_payouts(*, transfers, tx_hash):
-    """`ledger_post_payout` for a whole batch in three statements: one balanced entry per transfer, once.
-    Each entry's lines pass the same balance check as `ledger_post`, before anything is written."""
+    """`ledger_post_payout` for a whole batch in a few statements, whatever its size: which are posted already, the
+    entries (unposted), their postings, then one UPDATE that posts them all (the database checks each one's balance).
+    Each entry's lines pass the same checks as `ledger_post`, before anything is written."""
     done = set(JournalEntry.objects.filter(transfer__in=transfers, kind="payout").values_list("transfer_id", flat=True))
     todo = [(t, _payout_lines(t)) for t in transfers if t.pk not in done]
     for _transfer, lines in todo:
         _check_balanced("payout", lines)
+        _check_accounts(lines)
     if not todo:
         return []
-    entries = JournalEntry.objects.bulk_create(
-        JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hash}") for t, _lines in todo)
-    postings, accounts = [], {}
-    for (_transfer, lines), entry in zip(todo, entries, strict=True):
-        for code, currency, amount in lines:
-            if (code, currency) not in accounts:
-                accounts[(code, currency)] = ledger_account(code, currency)
-            postings.append(Posting(entry=entry, account=accounts[(code, currency)], amount_minor=amount))
-    Posting.objects.bulk_create(postings)
+    with transaction.atomic(savepoint=False):
+        entries = JournalEntry.objects.bulk_create(
+            JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hash}") for t, _lines in todo)
+        postings, accounts = [], {}
+        for (_transfer, lines), entry in zip(todo, entries, strict=True):
+            for code, currency, amount in lines:
+                if (code, currency) not in accounts:
+                    accounts[(code, currency)] = ledger_account(code, currency)
+                postings.append(Posting(entry=entry, account=accounts[(code, currency)], amount_minor=amount))
+        Posting.objects.bulk_create(postings)
+        JournalEntry.objects.filter(pk__in=[e.pk for e in entries]).update(posted=True)
+    for entry in entries:
+        entry.posted = True
     return entries
 
 
@@ -145,6 +227,7 @@ def ledger_post_charged_back(*, transfer, dispute_id):
 
 
 def account_balance(code, currency, partner=None):
-    """Debits less credits, in minor units: a house account, or the partner's own account of that code."""
-    return Posting.objects.filter(account__code=code, account__currency=currency, account__partner=partner).aggregate(
-        s=Sum("amount_minor"))["s"] or 0
+    """Debits less credits of posted entries, in minor units: a house account, or the partner's own account of that
+    code."""
+    return Posting.objects.filter(account__code=code, account__currency=currency, account__partner=partner,
+                                  entry__posted=True).aggregate(s=Sum("amount_minor"))["s"] or 0

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
-from payments.errors import LedgerImbalance
+from payments.errors import LedgerImbalance, UnknownLedgerAccount
 from payments.models import JournalEntry, LedgerAccount, Posting
 from payments.services.ledger import (
     account_balance,
@@ -57,10 +57,10 @@ def entry_totals_by_currency(entry):
 
 
 @pytest.mark.parametrize("lines", [
-    [("a", "RUB", 100), ("b", "RUB", -99)],
-    [("a", "RUB", 100)],
-    [("a", "RUB", 100), ("b", "KGS", -100)],  # balanced in sum, not per currency
-    [("a", "RUB", 100), ("b", "RUB", -100), ("c", "KGS", 5)],
+    [("card_clearing", "RUB", 100), ("fee_revenue", "RUB", -99)],
+    [("card_clearing", "RUB", 100)],
+    [("card_clearing", "RUB", 100), ("fee_revenue", "KGS", -100)],  # balanced in sum, not per currency
+    [("card_clearing", "RUB", 100), ("fee_revenue", "RUB", -100), ("fx_position", "KGS", 5)],
 ], ids=["off-by-one", "single-line", "cross-currency", "one-currency-unbalanced"])
 def test_unbalanced_entry_is_refused(transfer, lines):
     """An entry whose debits and credits differ in any currency raises LedgerImbalance and writes nothing."""
@@ -70,11 +70,11 @@ def test_unbalanced_entry_is_refused(transfer, lines):
 
 
 @pytest.mark.parametrize("lines", [
-    [("a", "RUB", 0), ("b", "RUB", 0)],
-    [("a", "RUB", 100), ("b", "RUB", -100), ("c", "RUB", 0)],
-    [("a", "RUB", 1.5), ("b", "RUB", -1.5)],
-    [("a", "RUB", 100.0), ("b", "RUB", -100.0)],
-    [("a", "RUB", Decimal("100")), ("b", "RUB", Decimal("-100"))],
+    [("card_clearing", "RUB", 0), ("fee_revenue", "RUB", 0)],
+    [("card_clearing", "RUB", 100), ("fee_revenue", "RUB", -100), ("fx_position", "RUB", 0)],
+    [("card_clearing", "RUB", 1.5), ("fee_revenue", "RUB", -1.5)],
+    [("card_clearing", "RUB", 100.0), ("fee_revenue", "RUB", -100.0)],
+    [("card_clearing", "RUB", Decimal("100")), ("fee_revenue", "RUB", Decimal("-100"))],
 ], ids=["all-zero", "one-zero", "float-fraction", "float-whole", "decimal"])
 def test_zero_or_non_integer_amount_is_refused(transfer, lines):
     """Posting amounts must be non-zero integers of minor units: zero, float and Decimal raise and write nothing."""
@@ -85,12 +85,12 @@ def test_zero_or_non_integer_amount_is_refused(transfer, lines):
 
 def test_same_step_posts_once(transfer):
     """Posting the same (transfer, kind) twice returns the first entry and adds no postings, even with other lines."""
-    first = ledger_post(transfer=transfer, kind="test", lines=[("a", "RUB", 100), ("b", "RUB", -100)])
-    again = ledger_post(transfer=transfer, kind="test", lines=[("a", "RUB", 500), ("b", "RUB", -500)])
+    first = ledger_post(transfer=transfer, kind="test", lines=[("card_clearing", "RUB", 100), ("fee_revenue", "RUB", -100)])
+    again = ledger_post(transfer=transfer, kind="test", lines=[("card_clearing", "RUB", 500), ("fee_revenue", "RUB", -500)])
     assert again.pk == first.pk
     assert JournalEntry.objects.filter(transfer=transfer, kind="test").count() == 1
     assert Posting.objects.count() == 2
-    assert account_balance("a", "RUB") == 100
+    assert account_balance("card_clearing", "RUB") == 100
 
 
 def test_funding_entry_amounts(transfer):
@@ -159,3 +159,34 @@ def test_entries_of_different_transfers_are_separate(pricing):
     ledger_post_funding(transfer=second)
     assert JournalEntry.objects.filter(kind="funding").count() == 2
     assert account_balance("card_clearing", "RUB") == 2 * 1500000
+
+
+@pytest.mark.parametrize("lines", [
+    [("card_clearing", "RUB", 100), ("petty_cash", "RUB", -100)],
+    [("card_clearing", "RUB", 100), ("partner_balance", "RUB", -100)],  # a partner's own account, no partner named
+], ids=["unknown-code", "partner-account-without-partner"])
+def test_account_outside_the_chart_is_refused(transfer, lines):
+    """A line to a code the chart of accounts does not list, or to a partner's own account without its partner, raises
+    UnknownLedgerAccount and writes nothing (no entry, no posting, no account)."""
+    with pytest.raises(UnknownLedgerAccount):
+        ledger_post(transfer=transfer, kind="test", lines=lines)
+    assert nothing_written()
+
+
+def test_house_account_with_a_partner_is_refused(transfer):
+    """Only per-partner codes (partner_balance) have partners' own accounts: card_clearing for a partner is refused."""
+    with pytest.raises(UnknownLedgerAccount):
+        ledger_post(transfer=transfer, kind="test",
+                    lines=[("card_clearing", "RUB", 100, transfer.partner), ("fee_revenue", "RUB", -100)])
+    assert nothing_written()
+
+
+def test_partner_line_posts_to_the_partners_own_account(pricing):
+    """A line naming a partner posts to that partner's own partner_balance account; the entry is posted."""
+    partner, _ = partner_create(name="topup-partner")
+    entry = ledger_post(kind="topup", reference="topup:1",
+                        lines=[("customer_funds", "RUB", 5000), ("partner_balance", "RUB", -5000, partner)])
+    assert entry.posted and JournalEntry.objects.get(pk=entry.pk).posted
+    assert account_balance("partner_balance", "RUB", partner) == -5000
+    assert account_balance("partner_balance", "RUB") == 0
+

@@ -1,0 +1,198 @@
+"""The database keeps the books: a journal entry is inserted unposted, its postings are added, then it is marked
+posted; marking it posted is refused unless it has postings and they sum to zero in every currency, and once posted
+the entry, its postings and the identity of the accounts they name can no longer change (docs/ledger.md,
+"Enforcement").
+
+One design on both engines: SQLite (`make run`) has no deferred triggers, so a deferred constraint trigger on
+PostgreSQL would mean two designs to test and explain; the posted flag gives the same rule, checked at the same
+moment, on both. Every refusal says "ledger:" and is an integrity error on both (SQLSTATE 23000; SQLite's
+RAISE(ABORT) is a constraint error).
+
+SQLite drops a table's triggers when Django rebuilds the table (most AlterField/AddField): a later migration that
+rebuilds payments_journalentry, payments_posting or payments_ledgeraccount on SQLite must create them again
+(tests/payments/test_ledger_tamper.py migrates a SQLite database from scratch and fails if they are missing).
+"""
+
+from django.db import migrations, models
+
+POSTGRESQL = [
+    """
+    CREATE OR REPLACE FUNCTION ledger_entry_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        unbalanced text;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.posted THEN
+                RAISE EXCEPTION 'ledger: a journal entry is inserted unposted, its postings added, then posted'
+                    USING ERRCODE = '23000';
+            END IF;
+            RETURN NEW;
+        END IF;
+        IF OLD.posted THEN
+            RAISE EXCEPTION 'ledger: journal entry % is posted: it cannot be changed or deleted', OLD.id
+                USING ERRCODE = '23000';
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        IF NEW.posted THEN
+            IF NOT EXISTS (SELECT 1 FROM payments_posting WHERE entry_id = NEW.id) THEN
+                RAISE EXCEPTION 'ledger: journal entry % has no postings', NEW.id USING ERRCODE = '23000';
+            END IF;
+            SELECT string_agg(currency, ', ') INTO unbalanced FROM (
+                SELECT a.currency FROM payments_posting p JOIN payments_ledgeraccount a ON a.id = p.account_id
+                WHERE p.entry_id = NEW.id GROUP BY a.currency HAVING sum(p.amount_minor) <> 0) AS c;
+            IF unbalanced IS NOT NULL THEN
+                RAISE EXCEPTION 'ledger: journal entry % does not balance in %', NEW.id, unbalanced
+                    USING ERRCODE = '23000';
+            END IF;
+        END IF;
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_entry_guard BEFORE INSERT OR UPDATE OR DELETE ON payments_journalentry
+        FOR EACH ROW EXECUTE FUNCTION ledger_entry_guard()
+    """,
+    # FOR SHARE: a posting inserted while another transaction posts its entry waits for that transaction and then
+    # sees the entry posted (and the posting transaction, waiting on this lock, sees the new posting in its sum).
+    """
+    CREATE OR REPLACE FUNCTION ledger_posting_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        is_posted boolean;
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            SELECT posted INTO is_posted FROM payments_journalentry WHERE id = OLD.entry_id FOR SHARE;
+            IF is_posted THEN
+                RAISE EXCEPTION 'ledger: journal entry % is posted: its postings cannot be changed or deleted',
+                    OLD.entry_id USING ERRCODE = '23000';
+            END IF;
+            IF TG_OP = 'DELETE' THEN
+                RETURN OLD;
+            END IF;
+        END IF;
+        SELECT posted INTO is_posted FROM payments_journalentry WHERE id = NEW.entry_id FOR SHARE;
+        IF is_posted THEN
+            RAISE EXCEPTION 'ledger: journal entry % is posted: no posting can be added to it', NEW.entry_id
+                USING ERRCODE = '23000';
+        END IF;
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_posting_guard BEFORE INSERT OR UPDATE OR DELETE ON payments_posting
+        FOR EACH ROW EXECUTE FUNCTION ledger_posting_guard()
+    """,
+    """
+    CREATE OR REPLACE FUNCTION ledger_account_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM payments_posting p JOIN payments_journalentry e ON e.id = p.entry_id
+                   WHERE p.account_id = OLD.id AND e.posted) THEN
+            RAISE EXCEPTION 'ledger: account % has posted postings: its code, currency and partner are fixed',
+                OLD.id USING ERRCODE = '23000';
+        END IF;
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_account_guard BEFORE UPDATE OF id, code, currency, partner_id ON payments_ledgeraccount
+        FOR EACH ROW EXECUTE FUNCTION ledger_account_guard()
+    """,
+]
+
+POSTGRESQL_REVERSE = [
+    "DROP TRIGGER IF EXISTS ledger_account_guard ON payments_ledgeraccount",
+    "DROP TRIGGER IF EXISTS ledger_posting_guard ON payments_posting",
+    "DROP TRIGGER IF EXISTS ledger_entry_guard ON payments_journalentry",
+    "DROP FUNCTION IF EXISTS ledger_account_guard()",
+    "DROP FUNCTION IF EXISTS ledger_posting_guard()",
+    "DROP FUNCTION IF EXISTS ledger_entry_guard()",
+]
+
+_POSTED = "(SELECT posted FROM payments_journalentry WHERE id = {}.entry_id)"
+
+SQLITE = [
+    """
+    CREATE TRIGGER ledger_entry_insert BEFORE INSERT ON payments_journalentry WHEN NEW.posted BEGIN
+        SELECT RAISE(ABORT, 'ledger: a journal entry is inserted unposted, its postings added, then posted');
+    END
+    """,
+    """
+    CREATE TRIGGER ledger_entry_update BEFORE UPDATE ON payments_journalentry WHEN OLD.posted BEGIN
+        SELECT RAISE(ABORT, 'ledger: a posted journal entry cannot be changed or deleted');
+    END
+    """,
+    """
+    CREATE TRIGGER ledger_entry_post BEFORE UPDATE ON payments_journalentry
+    WHEN NOT OLD.posted AND NEW.posted AND (
+        NOT EXISTS (SELECT 1 FROM payments_posting WHERE entry_id = NEW.id)
+        OR EXISTS (SELECT 1 FROM payments_posting p JOIN payments_ledgeraccount a ON a.id = p.account_id
+                   WHERE p.entry_id = NEW.id GROUP BY a.currency HAVING sum(p.amount_minor) <> 0))
+    BEGIN
+        SELECT RAISE(ABORT, 'ledger: a journal entry is posted only with postings that balance in every currency');
+    END
+    """,
+    """
+    CREATE TRIGGER ledger_entry_delete BEFORE DELETE ON payments_journalentry WHEN OLD.posted BEGIN
+        SELECT RAISE(ABORT, 'ledger: a posted journal entry cannot be changed or deleted');
+    END
+    """,
+    f"""
+    CREATE TRIGGER ledger_posting_insert BEFORE INSERT ON payments_posting WHEN {_POSTED.format("NEW")} BEGIN
+        SELECT RAISE(ABORT, 'ledger: the journal entry is posted: no posting can be added to it');
+    END
+    """,
+    f"""
+    CREATE TRIGGER ledger_posting_update BEFORE UPDATE ON payments_posting
+    WHEN {_POSTED.format("OLD")} OR {_POSTED.format("NEW")} BEGIN
+        SELECT RAISE(ABORT, 'ledger: the journal entry is posted: its postings cannot be changed or deleted');
+    END
+    """,
+    f"""
+    CREATE TRIGGER ledger_posting_delete BEFORE DELETE ON payments_posting WHEN {_POSTED.format("OLD")} BEGIN
+        SELECT RAISE(ABORT, 'ledger: the journal entry is posted: its postings cannot be changed or deleted');
+    END
+    """,
+    """
+    CREATE TRIGGER ledger_account_update BEFORE UPDATE OF id, code, currency, partner_id ON payments_ledgeraccount
+    WHEN EXISTS (SELECT 1 FROM payments_posting p JOIN payments_journalentry e ON e.id = p.entry_id
+                 WHERE p.account_id = OLD.id AND e.posted)
+    BEGIN
+        SELECT RAISE(ABORT, 'ledger: the account has posted postings: its code, currency and partner are fixed');
+    END
+    """,
+]
+
+SQLITE_REVERSE = [f"DROP TRIGGER IF EXISTS {name}" for name in (
+    "ledger_entry_insert", "ledger_entry_update", "ledger_entry_post", "ledger_entry_delete",
+    "ledger_posting_insert", "ledger_posting_update", "ledger_posting_delete", "ledger_account_update")]
+
+TRIGGERS = {"postgresql": (POSTGRESQL, POSTGRESQL_REVERSE), "sqlite": (SQLITE, SQLITE_REVERSE)}
+
+
+def _run(statements_of):
+    def run(apps, schema_editor):
+        vendor = schema_editor.connection.vendor
+        if vendor not in TRIGGERS:
+            raise RuntimeError(f"The ledger's triggers are written for {', '.join(TRIGGERS)}, not {vendor}.")
+        for statement in statements_of(TRIGGERS[vendor]):
+            schema_editor.execute(statement, params=None)  # None: '%' is not a placeholder
+    return run
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('payments', '0005_ledger_partner_accounts_and_references'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='journalentry',
+            name='posted',
+            field=models.BooleanField(db_default=False, default=False),
+        ),
+        # Every entry written before this migration was balanced by the service and is part of the books.
+        migrations.RunSQL("UPDATE payments_journalentry SET posted = TRUE", migrations.RunSQL.noop),
+        migrations.RunPython(_run(lambda pair: pair[0]), _run(lambda pair: pair[1])),
+    ]
