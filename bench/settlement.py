@@ -297,41 +297,42 @@ def listener_cost(token, rng, n):
     breakdown of the fastest call: [(statement kind, count, ms)], Python ms)."""
     from django.db import connection, transaction
 
-    from payments.models import JournalEntry, Posting, Quote, Transfer
     from payments.pipeline import TransferPayoutListener
-
-    transfers = common.seed_transfers(token=token, n=n, rng=rng, status="settling", tag="listener", with_payouts=False)
-    refs = [str(t.pk) for t in transfers]
 
     class Rollback(Exception):
         pass
 
-    best = None
-    for _ in range(3):
-        statements = []
+    # The seeded transfers and their entries are rolled back with everything else (posted entries cannot be deleted):
+    # the ledger the integrity check reads keeps no trace of them.
+    try:
+        with transaction.atomic():
+            transfers = common.seed_transfers(token=token, n=n, rng=rng, status="settling", tag="listener",
+                                              with_payouts=False)
+            refs = [str(t.pk) for t in transfers]
+            best = None
+            for _ in range(3):
+                statements = []
 
-        def timed(execute, sql, params, many, context, statements=statements):
-            began = time.perf_counter()
-            try:
-                return execute(sql, params, many, context)
-            finally:
-                statements.append((" ".join(sql.split()[:3])[:40], time.perf_counter() - began))
+                def timed(execute, sql, params, many, context, statements=statements):
+                    began = time.perf_counter()
+                    try:
+                        return execute(sql, params, many, context)
+                    finally:
+                        statements.append((" ".join(sql.split()[:3])[:40], time.perf_counter() - began))
 
-        try:
-            with transaction.atomic(), connection.execute_wrapper(timed):
-                began = time.perf_counter()
-                TransferPayoutListener().payouts_final(references=refs, tx_hash="0x" + "ab" * 32)
-                took = time.perf_counter() - began
-                raise Rollback
-        except Rollback:
-            pass
-        if best is None or took < best[0]:
-            best = (took, statements)
-    with transaction.atomic():  # leave no trace in the ledger the integrity check reads
-        Posting.objects.filter(entry__transfer__in=transfers).delete()
-        JournalEntry.objects.filter(transfer__in=transfers).delete()
-        Transfer.objects.filter(pk__in=refs).delete()
-        Quote.objects.filter(pk__in=[t.quote_id for t in transfers]).delete()
+                try:
+                    with transaction.atomic(), connection.execute_wrapper(timed):
+                        began = time.perf_counter()
+                        TransferPayoutListener().payouts_final(references=refs, tx_hash="0x" + "ab" * 32)
+                        took = time.perf_counter() - began
+                        raise Rollback
+                except Rollback:
+                    pass
+                if best is None or took < best[0]:
+                    best = (took, statements)
+            raise Rollback
+    except Rollback:
+        pass
     took, statements = best
     kinds = defaultdict(lambda: [0, 0.0])
     for kind, seconds in statements:
