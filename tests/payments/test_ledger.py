@@ -190,3 +190,17 @@ def test_partner_line_posts_to_the_partners_own_account(pricing):
     assert account_balance("partner_balance", "RUB", partner) == -5000
     assert account_balance("partner_balance", "RUB") == 0
 
+
+
+def test_docs_list_every_account_of_the_chart_with_its_kind():
+    """docs/ledger.md "Accounts" lists exactly the chart's codes, each with its kind and whether it may go negative."""
+    import re
+    from pathlib import Path
+
+    from payments.services.ledger import ACCOUNTS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ledger.md").read_text()
+    section = text.split("## Accounts", 1)[1].split("\n## ", 1)[0]
+    rows = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| `([a-z_]+)` \| ([a-z]+)[^|]*\|[^|]*\|[^|]*\| (yes|no)", section,
+                                                   re.M)}
+    assert rows == {code: (spec.kind, "yes" if spec.may_go_negative else "no") for code, spec in ACCOUNTS.items()}
