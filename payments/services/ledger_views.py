@@ -81,6 +81,12 @@ def ledger_trial_balance():
     return list(by_currency.values())
 
 
+def ledger_wrong_side_accounts():
+    """The trial balance's rows whose balance sits on a side their account may not reach (an overdrawn partner
+    balance, a recipient paid more than owed): what an invariant check or an operator looks for first."""
+    return [row for block in ledger_trial_balance() for row in block.rows if row.wrong_side]
+
+
 def transfer_journal(*, transfer):
     """The transfer's posted entries, oldest first, each with its postings and their accounts."""
     return list(JournalEntry.objects.filter(transfer=transfer, posted=True).order_by("created_at", "pk")

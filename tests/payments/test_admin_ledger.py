@@ -11,7 +11,7 @@ from django.test import Client
 
 from payments.models import JournalEntry, LedgerAccount, Posting
 from payments.services.ledger import ledger_post, ledger_post_funding, ledger_post_payout, ledger_post_refund
-from payments.services.ledger_views import money_format, transfer_money_now
+from payments.services.ledger_views import ledger_wrong_side_accounts, money_format, transfer_money_now
 from payments.services.setup import partner_create
 from tests.helpers import staff_login
 from tests.payments.test_admin import make_transfer
@@ -82,6 +82,9 @@ def test_trial_balance_flags_an_account_on_the_side_it_may_not_reach(operator, p
     page = operator.get(TRIAL).content.decode()
     assert "on the wrong side for this account" in trial_row(page, "RUB", "partner_balance:overdrawn")
     assert "on the wrong side for this account" in trial_row(page, "RUB", "card_clearing")
+    assert "on the wrong side" not in trial_row(page, "RUB", "total")
+    assert sorted((r.account.code, r.balance) for r in ledger_wrong_side_accounts()) == [
+        ("card_clearing", -500), ("partner_balance", 500)]
 
 
 def test_ledger_account_list_links_to_the_trial_balance_and_shows_kinds(operator, pricing):
