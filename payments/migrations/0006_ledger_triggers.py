@@ -15,73 +15,104 @@ rebuilds payments_journalentry, payments_posting or payments_ledgeraccount on SQ
 
 from django.db import migrations, models
 
+# PostgreSQL: statement-level triggers over transition tables, so a batch (ledger_post_payouts: hundreds of entries,
+# twice as many postings) is checked by a few queries per statement rather than a few per row.
 POSTGRESQL = [
     """
-    CREATE OR REPLACE FUNCTION ledger_entry_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION ledger_entry_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM inserted WHERE posted) THEN
+            RAISE EXCEPTION 'ledger: a journal entry is inserted unposted, its postings added, then posted'
+                USING ERRCODE = '23000';
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_entry_inserted AFTER INSERT ON payments_journalentry REFERENCING NEW TABLE AS inserted
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_entry_inserted()
+    """,
+    """
+    CREATE OR REPLACE FUNCTION ledger_entry_updated() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
-        unbalanced text;
+        bad text;
+    BEGIN
+        SELECT string_agg(id::text, ', ') INTO bad FROM before_rows WHERE posted;
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'ledger: journal entry % is posted: it cannot be changed or deleted', bad
+                USING ERRCODE = '23000';
+        END IF;
+        SELECT string_agg(id::text, ', ') INTO bad FROM after_rows n
+            WHERE n.posted AND NOT EXISTS (SELECT 1 FROM payments_posting p WHERE p.entry_id = n.id);
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'ledger: journal entry % has no postings', bad USING ERRCODE = '23000';
+        END IF;
+        SELECT string_agg(entry_id::text || ' in ' || currency, ', ') INTO bad FROM (
+            SELECT p.entry_id, a.currency FROM after_rows n
+            JOIN payments_posting p ON p.entry_id = n.id JOIN payments_ledgeraccount a ON a.id = p.account_id
+            WHERE n.posted GROUP BY p.entry_id, a.currency HAVING sum(p.amount_minor) <> 0) AS c;
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'ledger: journal entry % does not balance', bad USING ERRCODE = '23000';
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_entry_updated AFTER UPDATE ON payments_journalentry
+        REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_entry_updated()
+    """,
+    """
+    CREATE OR REPLACE FUNCTION ledger_entry_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM deleted WHERE posted) THEN
+            RAISE EXCEPTION 'ledger: a posted journal entry cannot be changed or deleted' USING ERRCODE = '23000';
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER ledger_entry_deleted AFTER DELETE ON payments_journalentry REFERENCING OLD TABLE AS deleted
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_entry_deleted()
+    """,
+    # The entries the statement's postings belong to are locked FOR SHARE first: a posting written while another
+    # transaction posts its entry waits for that transaction and then sees the entry posted (and the posting
+    # transaction, waiting on this lock, then counts the new posting in its sum).
+    """
+    CREATE OR REPLACE FUNCTION ledger_postings_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        touched bigint[];
+        bad text;
     BEGIN
         IF TG_OP = 'INSERT' THEN
-            IF NEW.posted THEN
-                RAISE EXCEPTION 'ledger: a journal entry is inserted unposted, its postings added, then posted'
-                    USING ERRCODE = '23000';
-            END IF;
-            RETURN NEW;
+            SELECT array_agg(DISTINCT entry_id) INTO touched FROM after_rows;
+        ELSIF TG_OP = 'DELETE' THEN
+            SELECT array_agg(DISTINCT entry_id) INTO touched FROM before_rows;
+        ELSE
+            SELECT array_agg(DISTINCT entry_id) INTO touched FROM (
+                SELECT entry_id FROM before_rows UNION SELECT entry_id FROM after_rows) AS t;
         END IF;
-        IF OLD.posted THEN
-            RAISE EXCEPTION 'ledger: journal entry % is posted: it cannot be changed or deleted', OLD.id
-                USING ERRCODE = '23000';
+        PERFORM 1 FROM payments_journalentry WHERE id = ANY (touched) ORDER BY id FOR SHARE;
+        SELECT string_agg(id::text, ', ') INTO bad FROM payments_journalentry WHERE id = ANY (touched) AND posted;
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'ledger: journal entry % is posted: its postings cannot be added, changed or deleted',
+                bad USING ERRCODE = '23000';
         END IF;
-        IF TG_OP = 'DELETE' THEN
-            RETURN OLD;
-        END IF;
-        IF NEW.posted THEN
-            IF NOT EXISTS (SELECT 1 FROM payments_posting WHERE entry_id = NEW.id) THEN
-                RAISE EXCEPTION 'ledger: journal entry % has no postings', NEW.id USING ERRCODE = '23000';
-            END IF;
-            SELECT string_agg(currency, ', ') INTO unbalanced FROM (
-                SELECT a.currency FROM payments_posting p JOIN payments_ledgeraccount a ON a.id = p.account_id
-                WHERE p.entry_id = NEW.id GROUP BY a.currency HAVING sum(p.amount_minor) <> 0) AS c;
-            IF unbalanced IS NOT NULL THEN
-                RAISE EXCEPTION 'ledger: journal entry % does not balance in %', NEW.id, unbalanced
-                    USING ERRCODE = '23000';
-            END IF;
-        END IF;
-        RETURN NEW;
+        RETURN NULL;
     END $$
     """,
     """
-    CREATE TRIGGER ledger_entry_guard BEFORE INSERT OR UPDATE OR DELETE ON payments_journalentry
-        FOR EACH ROW EXECUTE FUNCTION ledger_entry_guard()
-    """,
-    # FOR SHARE: a posting inserted while another transaction posts its entry waits for that transaction and then
-    # sees the entry posted (and the posting transaction, waiting on this lock, sees the new posting in its sum).
-    """
-    CREATE OR REPLACE FUNCTION ledger_posting_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-        is_posted boolean;
-    BEGIN
-        IF TG_OP <> 'INSERT' THEN
-            SELECT posted INTO is_posted FROM payments_journalentry WHERE id = OLD.entry_id FOR SHARE;
-            IF is_posted THEN
-                RAISE EXCEPTION 'ledger: journal entry % is posted: its postings cannot be changed or deleted',
-                    OLD.entry_id USING ERRCODE = '23000';
-            END IF;
-            IF TG_OP = 'DELETE' THEN
-                RETURN OLD;
-            END IF;
-        END IF;
-        SELECT posted INTO is_posted FROM payments_journalentry WHERE id = NEW.entry_id FOR SHARE;
-        IF is_posted THEN
-            RAISE EXCEPTION 'ledger: journal entry % is posted: no posting can be added to it', NEW.entry_id
-                USING ERRCODE = '23000';
-        END IF;
-        RETURN NEW;
-    END $$
+    CREATE TRIGGER ledger_postings_inserted AFTER INSERT ON payments_posting REFERENCING NEW TABLE AS after_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_changed()
     """,
     """
-    CREATE TRIGGER ledger_posting_guard BEFORE INSERT OR UPDATE OR DELETE ON payments_posting
-        FOR EACH ROW EXECUTE FUNCTION ledger_posting_guard()
+    CREATE TRIGGER ledger_postings_updated AFTER UPDATE ON payments_posting
+        REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_changed()
+    """,
+    """
+    CREATE TRIGGER ledger_postings_deleted AFTER DELETE ON payments_posting REFERENCING OLD TABLE AS before_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_changed()
     """,
     """
     CREATE OR REPLACE FUNCTION ledger_account_guard() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -102,15 +133,22 @@ POSTGRESQL = [
 
 POSTGRESQL_REVERSE = [
     "DROP TRIGGER IF EXISTS ledger_account_guard ON payments_ledgeraccount",
-    "DROP TRIGGER IF EXISTS ledger_posting_guard ON payments_posting",
-    "DROP TRIGGER IF EXISTS ledger_entry_guard ON payments_journalentry",
+    "DROP TRIGGER IF EXISTS ledger_postings_inserted ON payments_posting",
+    "DROP TRIGGER IF EXISTS ledger_postings_updated ON payments_posting",
+    "DROP TRIGGER IF EXISTS ledger_postings_deleted ON payments_posting",
+    "DROP TRIGGER IF EXISTS ledger_entry_inserted ON payments_journalentry",
+    "DROP TRIGGER IF EXISTS ledger_entry_updated ON payments_journalentry",
+    "DROP TRIGGER IF EXISTS ledger_entry_deleted ON payments_journalentry",
     "DROP FUNCTION IF EXISTS ledger_account_guard()",
-    "DROP FUNCTION IF EXISTS ledger_posting_guard()",
-    "DROP FUNCTION IF EXISTS ledger_entry_guard()",
+    "DROP FUNCTION IF EXISTS ledger_postings_changed()",
+    "DROP FUNCTION IF EXISTS ledger_entry_inserted()",
+    "DROP FUNCTION IF EXISTS ledger_entry_updated()",
+    "DROP FUNCTION IF EXISTS ledger_entry_deleted()",
 ]
 
 _POSTED = "(SELECT posted FROM payments_journalentry WHERE id = {}.entry_id)"
 
+# SQLite has row-level triggers only (one writer at a time, so no lock is needed either).
 SQLITE = [
     """
     CREATE TRIGGER ledger_entry_insert BEFORE INSERT ON payments_journalentry WHEN NEW.posted BEGIN
