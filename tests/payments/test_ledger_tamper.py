@@ -202,3 +202,47 @@ def test_balances_count_posted_entries_only(pricing):
     draft = JournalEntry.objects.create(kind="test", reference="draft:1")
     Posting.objects.create(entry=draft, account=entry.postings.get(amount_minor=100).account, amount_minor=5000)
     assert account_balance("card_clearing", "RUB") == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_posting_racing_the_posting_of_its_entry_is_refused_on_postgresql():
+    """PostgreSQL: a posting inserted into an entry while another transaction is marking it posted waits for that
+    transaction, then is refused; the posted entry keeps exactly its balanced postings."""
+    import threading
+    import time
+
+    books = Books("default")
+    books.card, books.fee = books.account("card_clearing", "RUB"), books.account("fee_revenue", "RUB")
+    entry_id = books.entry("tamper:race")
+    books.posting(entry_id, books.card, 100)
+    books.posting(entry_id, books.fee, -100)
+    db = connections["default"]
+    poster, writer = (db.get_new_connection(db.get_connection_params()) for _ in range(2))
+    try:
+        poster.execute("UPDATE payments_journalentry SET posted = TRUE WHERE id = %s", [entry_id])  # not committed
+        writer_pid = writer.execute("SELECT pg_backend_pid()").fetchone()[0]
+        outcome = {}
+
+        def write():
+            try:
+                writer.execute("INSERT INTO payments_posting (entry_id, account_id, amount_minor) VALUES (%s, %s, 5)",
+                               [entry_id, books.card])
+                writer.commit()
+                outcome["result"] = "inserted"
+            except Exception as exc:  # noqa: BLE001 - the refusal is the outcome under test
+                writer.rollback()
+                outcome["result"] = str(exc)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not books.run("SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'", [writer_pid]):
+            assert time.monotonic() < deadline and thread.is_alive(), outcome
+            time.sleep(0.01)
+        poster.commit()
+        thread.join(30)
+    finally:
+        poster.close()
+        writer.close()
+    assert outcome["result"].startswith("ledger:"), outcome
+    assert books.books() == [(entry_id, True, books.card, 100), (entry_id, True, books.fee, -100)]
