@@ -1,16 +1,15 @@
 """The database keeps the books: a journal entry is inserted unposted, its postings are added, then it is marked
 posted; marking it posted is refused unless it has postings and they sum to zero in every currency, and once posted
 the entry, its postings and the identity of the accounts they name can no longer change (docs/ledger.md,
-"Enforcement").
+"Enforcement"). On PostgreSQL this migration installs the triggers.
 
 One design on both engines: SQLite (`make run`) has no deferred triggers, so a deferred constraint trigger on
 PostgreSQL would mean two designs to test and explain; the posted flag gives the same rule, checked at the same
 moment, on both. Every refusal says "ledger:" and is an integrity error on both (SQLSTATE 23000; SQLite's
 RAISE(ABORT) is a constraint error).
 
-SQLite drops a table's triggers when Django rebuilds the table (most AlterField/AddField): a later migration that
-rebuilds payments_journalentry, payments_posting or payments_ledgeraccount on SQLite must create them again
-(tests/payments/test_ledger_tamper.py migrates a SQLite database from scratch and fails if they are missing).
+On SQLite the same rules are row-level triggers that `manage.py migrate` installs after every run
+(payments/ledger_triggers.py: SQLite rebuilds a table to alter it, which its triggers would refuse or lose).
 """
 
 from django.db import migrations, models
@@ -146,74 +145,14 @@ POSTGRESQL_REVERSE = [
     "DROP FUNCTION IF EXISTS ledger_entry_deleted()",
 ]
 
-_POSTED = "(SELECT posted FROM payments_journalentry WHERE id = {}.entry_id)"
-
-# SQLite has row-level triggers only (one writer at a time, so no lock is needed either).
-SQLITE = [
-    """
-    CREATE TRIGGER ledger_entry_insert BEFORE INSERT ON payments_journalentry WHEN NEW.posted BEGIN
-        SELECT RAISE(ABORT, 'ledger: a journal entry is inserted unposted, its postings added, then posted');
-    END
-    """,
-    """
-    CREATE TRIGGER ledger_entry_update BEFORE UPDATE ON payments_journalentry WHEN OLD.posted BEGIN
-        SELECT RAISE(ABORT, 'ledger: a posted journal entry cannot be changed or deleted');
-    END
-    """,
-    """
-    CREATE TRIGGER ledger_entry_post BEFORE UPDATE ON payments_journalentry
-    WHEN NOT OLD.posted AND NEW.posted AND (
-        NOT EXISTS (SELECT 1 FROM payments_posting WHERE entry_id = NEW.id)
-        OR EXISTS (SELECT 1 FROM payments_posting p JOIN payments_ledgeraccount a ON a.id = p.account_id
-                   WHERE p.entry_id = NEW.id GROUP BY a.currency HAVING sum(p.amount_minor) <> 0))
-    BEGIN
-        SELECT RAISE(ABORT, 'ledger: a journal entry is posted only with postings that balance in every currency');
-    END
-    """,
-    """
-    CREATE TRIGGER ledger_entry_delete BEFORE DELETE ON payments_journalentry WHEN OLD.posted BEGIN
-        SELECT RAISE(ABORT, 'ledger: a posted journal entry cannot be changed or deleted');
-    END
-    """,
-    f"""
-    CREATE TRIGGER ledger_posting_insert BEFORE INSERT ON payments_posting WHEN {_POSTED.format("NEW")} BEGIN
-        SELECT RAISE(ABORT, 'ledger: the journal entry is posted: no posting can be added to it');
-    END
-    """,
-    f"""
-    CREATE TRIGGER ledger_posting_update BEFORE UPDATE ON payments_posting
-    WHEN {_POSTED.format("OLD")} OR {_POSTED.format("NEW")} BEGIN
-        SELECT RAISE(ABORT, 'ledger: the journal entry is posted: its postings cannot be changed or deleted');
-    END
-    """,
-    f"""
-    CREATE TRIGGER ledger_posting_delete BEFORE DELETE ON payments_posting WHEN {_POSTED.format("OLD")} BEGIN
-        SELECT RAISE(ABORT, 'ledger: the journal entry is posted: its postings cannot be changed or deleted');
-    END
-    """,
-    """
-    CREATE TRIGGER ledger_account_update BEFORE UPDATE OF id, code, currency, partner_id ON payments_ledgeraccount
-    WHEN EXISTS (SELECT 1 FROM payments_posting p JOIN payments_journalentry e ON e.id = p.entry_id
-                 WHERE p.account_id = OLD.id AND e.posted)
-    BEGIN
-        SELECT RAISE(ABORT, 'ledger: the account has posted postings: its code, currency and partner are fixed');
-    END
-    """,
-]
-
-SQLITE_REVERSE = [f"DROP TRIGGER IF EXISTS {name}" for name in (
-    "ledger_entry_insert", "ledger_entry_update", "ledger_entry_post", "ledger_entry_delete",
-    "ledger_posting_insert", "ledger_posting_update", "ledger_posting_delete", "ledger_account_update")]
-
-TRIGGERS = {"postgresql": (POSTGRESQL, POSTGRESQL_REVERSE), "sqlite": (SQLITE, SQLITE_REVERSE)}
-
-
-def _run(statements_of):
+def _run(statements):
     def run(apps, schema_editor):
         vendor = schema_editor.connection.vendor
-        if vendor not in TRIGGERS:
-            raise RuntimeError(f"The ledger's triggers are written for {', '.join(TRIGGERS)}, not {vendor}.")
-        for statement in statements_of(TRIGGERS[vendor]):
+        if vendor == "sqlite":
+            return  # installed after every migrate (payments/ledger_triggers.py says why)
+        if vendor != "postgresql":
+            raise RuntimeError(f"The ledger's triggers are written for PostgreSQL and SQLite, not {vendor}.")
+        for statement in statements:
             schema_editor.execute(statement, params=None)  # None: '%' is not a placeholder
     return run
 
@@ -232,5 +171,5 @@ class Migration(migrations.Migration):
         ),
         # Every entry written before this migration was balanced by the service and is part of the books.
         migrations.RunSQL("UPDATE payments_journalentry SET posted = TRUE", migrations.RunSQL.noop),
-        migrations.RunPython(_run(lambda pair: pair[0]), _run(lambda pair: pair[1])),
+        migrations.RunPython(_run(POSTGRESQL), _run(POSTGRESQL_REVERSE)),
     ]

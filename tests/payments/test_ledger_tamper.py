@@ -246,3 +246,34 @@ def test_posting_racing_the_posting_of_its_entry_is_refused_on_postgresql():
         writer.close()
     assert outcome["result"].startswith("ledger:"), outcome
     assert books.books() == [(entry_id, True, books.card, 100), (entry_id, True, books.fee, -100)]
+
+
+def test_sqlite_migrations_rebuild_ledger_tables_and_the_triggers_come_back(tmp_path, django_db_blocker,
+                                                                           migrated_sqlite):
+    """SQLite: migrating back before the ledger triggers' migration (which rebuilds payments_journalentry without
+    its `posted` column, under triggers that name it) and forward again works; the triggers are gone while the column
+    is, and in place again afterwards, refusing a change to a posted posting."""
+    import importlib
+    from pathlib import Path
+
+    import payments.migrations
+    from payments.ledger_triggers import NAMES
+
+    name = next(Path(payments.migrations.__file__).parent.glob("*_ledger_triggers.py")).stem
+    (_app, previous), = importlib.import_module(f"payments.migrations.{name}").Migration.dependencies
+    path = tmp_path / "remigrated.sqlite3"
+    shutil.copy(migrated_sqlite, path)
+    with django_db_blocker.unblock():
+        _add_sqlite_alias(path)
+        try:
+            books = Books(SQLITE_ALIAS)
+            installed = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ledger_%%' ORDER BY name"
+            assert [n for (n,) in books.run(installed)] == sorted(NAMES)
+            call_command("migrate", "payments", previous, database=SQLITE_ALIAS, verbosity=0, interactive=False)
+            assert books.run(installed) == []
+            call_command("migrate", database=SQLITE_ALIAS, verbosity=0, interactive=False)
+            assert [n for (n,) in books.run(installed)] == sorted(NAMES)
+            entry_id = books.posted_entry()
+            books.refused("UPDATE payments_posting SET amount_minor = 1 WHERE entry_id = %s", [entry_id])
+        finally:
+            _drop_sqlite_alias()
