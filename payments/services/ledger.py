@@ -2,9 +2,9 @@
 
 An entry is written in three steps in one transaction: the entry unposted, its postings, then the entry marked
 posted. The database refuses to mark an entry posted unless its postings balance in every currency, and refuses any
-change to a posted entry or its postings (PostgreSQL: the ledger_triggers migration; SQLite:
-payments/ledger_triggers.py). `_check_balanced` refuses the same
-mistakes first, with a readable error; the database is the last line. Balances count posted entries only.
+change to a posted entry or its postings (PostgreSQL: the ledger_triggers migration; SQLite: payments/ledger_triggers.py).
+`_check_balanced` refuses the same mistakes first, with a readable error; the database is the last line. Balances
+count posted entries only.
 """
 
 from collections import defaultdict
