@@ -31,6 +31,11 @@ class Partner(models.Model):
     # DRF treats the authenticated partner as request.user.
     is_authenticated = True
 
+    class Meta:
+        # Staff actions on a partner's prefunded balance (payments/guarded_balances.py); staff/roles.py grants them.
+        permissions = [("topup_partner_balance", "Can record a partner's top-up of its balance"),
+                       ("withdraw_partner_balance", "Can record a withdrawal from a partner's balance")]
+
     def __str__(self):
         return self.name
 
@@ -130,6 +135,10 @@ class Transfer(StatusModel):
         SETTLEMENT_FAILED = "settlement_failed", "settlement failed, operator decides"
         CHARGED_BACK = "charged_back", "card payment disputed before payout, nothing paid"
 
+    class FundingMethod(models.TextChoices):
+        CARD = "card", "card (Stripe PaymentIntent)"
+        BALANCE = "balance", "the partner's prefunded balance"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="transfers")
     quote = models.OneToOneField(Quote, on_delete=models.PROTECT, related_name="transfer")
@@ -144,6 +153,8 @@ class Transfer(StatusModel):
     recipient_phone = models.CharField(max_length=20)
     recipient_wallet = AddressField()
 
+    # Funded by card (a Stripe PaymentIntent) or at creation from the partner's prefunded balance (services/balances.py).
+    funding_method = models.CharField(max_length=8, choices=FundingMethod.choices, default=FundingMethod.CARD)
     # Card funding through a Stripe PaymentIntent (amounts as the quote's, in minor units).
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     payment_client_secret = models.CharField(max_length=255, blank=True)

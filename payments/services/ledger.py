@@ -52,17 +52,24 @@ def ledger_account(code, currency, partner=None):
     return account
 
 
-def ledger_post_funding(*, transfer):
-    """Card money captured: the fee is earned, the rest buys som owed to the recipient."""
+def funding_lines(transfer, *, money_in="card_clearing", partner=None):
+    """The funding entry's lines: the quoted amount came in through `money_in` (card clearing, or the partner's own
+    `partner_balance` when `partner` is given); the fee is earned, the rest buys som owed to the recipient."""
     q = transfer.quote
     total = to_minor(q.source_amount, q.source_currency)
     fee = to_minor(q.fee, q.source_currency)
     som = to_minor(q.target_amount, q.target_currency)
-    lines = [("card_clearing", q.source_currency, total), ("fee_revenue", q.source_currency, -fee)]
+    money = (money_in, q.source_currency, total) + ((partner,) if partner is not None else ())
+    lines = [money, ("fee_revenue", q.source_currency, -fee)]
     if total - fee:
         lines.append(("fx_position", q.source_currency, -(total - fee)))
-    lines += [("fx_position", q.target_currency, som), ("recipient_payable", q.target_currency, -som)]
-    return ledger_post(transfer=transfer, kind="funding", lines=lines, memo=f"PaymentIntent {transfer.payment_intent_id}")
+    return lines + [("fx_position", q.target_currency, som), ("recipient_payable", q.target_currency, -som)]
+
+
+def ledger_post_funding(*, transfer):
+    """Card money captured: the fee is earned, the rest buys som owed to the recipient."""
+    return ledger_post(transfer=transfer, kind="funding", lines=funding_lines(transfer),
+                       memo=f"PaymentIntent {transfer.payment_intent_id}")
 
 
 def _payout_lines(transfer):
