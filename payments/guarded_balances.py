@@ -24,7 +24,7 @@ def balance_topup_action(*, currency, amount, reference):
     def perform(partner, *, reason, actor):
         entry = balances.balance_topup(partner=partner, currency=currency, amount=amount, reference=reference,
                                        memo=_memo(actor, reason))
-        return (f"top-up of {number_format(amount, 2)} {currency} recorded (bank reference {reference}, journal "
+        return (f"top-up of {number_format(amount, 2, force_grouping=True)} {currency} recorded (bank reference {reference}, journal "
                 f"entry #{entry.pk}); balance now {_balance(partner, currency)}")
 
     return GuardedAction(permission=TOPUP_PERMISSION, model=Partner, done="topped up", perform=perform)
@@ -34,7 +34,7 @@ def balance_withdraw_action(*, currency, amount, reference):
     def perform(partner, *, reason, actor):
         entry = balances.balance_withdraw(partner=partner, currency=currency, amount=amount, reference=reference,
                                           memo=_memo(actor, reason))
-        return (f"withdrawal of {number_format(amount, 2)} {currency} recorded (bank reference {reference}, journal "
+        return (f"withdrawal of {number_format(amount, 2, force_grouping=True)} {currency} recorded (bank reference {reference}, journal "
                 f"entry #{entry.pk}); balance now {_balance(partner, currency)}")
 
     return GuardedAction(permission=WITHDRAW_PERMISSION, model=Partner, done="withdrawn", perform=perform)
@@ -42,4 +42,4 @@ def balance_withdraw_action(*, currency, amount, reference):
 
 def _balance(partner, currency):
     amount = balances.from_minor(balances.balance_get(partner=partner, currency=currency), currency)
-    return f"{number_format(amount, 2)} {currency}"
+    return f"{number_format(amount, 2, force_grouping=True)} {currency}"

@@ -52,7 +52,7 @@ def from_minor(amount_minor, currency):
 
 
 def _shown(amount_minor, currency):
-    return f"{number_format(from_minor(amount_minor, currency), MINOR_DIGITS[currency])} {currency}"
+    return f"{number_format(from_minor(amount_minor, currency), MINOR_DIGITS[currency], force_grouping=True)} {currency}"
 
 
 # Reads -------------------------------------------------------------------------------------------------------------

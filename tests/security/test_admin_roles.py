@@ -125,7 +125,8 @@ ROLE_PERMISSIONS = {
     "compliance officer": {"payments.release_transfer", "payments.reject_transfer"},
     "treasury": {"onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
-                 "payments.change_corridor", "payments.add_rate", "payments.change_rate"},
+                 "payments.change_corridor", "payments.add_rate", "payments.change_rate",
+                 "payments.topup_partner_balance", "payments.withdraw_partner_balance"},
     "auditor": set(),
 }
 
