@@ -24,8 +24,8 @@ def balance_topup_action(*, currency, amount, reference):
     def perform(partner, *, reason, actor):
         entry = balances.balance_topup(partner=partner, currency=currency, amount=amount, reference=reference,
                                        memo=_memo(actor, reason))
-        return (f"top-up of {number_format(amount, 2, force_grouping=True)} {currency} recorded (bank reference {reference}, journal "
-                f"entry #{entry.pk}); balance now {_balance(partner, currency)}")
+        return (f"top-up of {_shown(amount, currency)} recorded (bank reference {reference}, journal entry "
+                f"#{entry.pk}); balance now {_balance(partner, currency)}")
 
     return GuardedAction(permission=TOPUP_PERMISSION, model=Partner, done="topped up", perform=perform)
 
@@ -34,12 +34,15 @@ def balance_withdraw_action(*, currency, amount, reference):
     def perform(partner, *, reason, actor):
         entry = balances.balance_withdraw(partner=partner, currency=currency, amount=amount, reference=reference,
                                           memo=_memo(actor, reason))
-        return (f"withdrawal of {number_format(amount, 2, force_grouping=True)} {currency} recorded (bank reference {reference}, journal "
-                f"entry #{entry.pk}); balance now {_balance(partner, currency)}")
+        return (f"withdrawal of {_shown(amount, currency)} recorded (bank reference {reference}, journal entry "
+                f"#{entry.pk}); balance now {_balance(partner, currency)}")
 
     return GuardedAction(permission=WITHDRAW_PERMISSION, model=Partner, done="withdrawn", perform=perform)
 
 
-def _balance(partner, currency):
-    amount = balances.from_minor(balances.balance_get(partner=partner, currency=currency), currency)
+def _shown(amount, currency):
     return f"{number_format(amount, 2, force_grouping=True)} {currency}"
+
+
+def _balance(partner, currency):
+    return _shown(balances.from_minor(balances.balance_get(partner=partner, currency=currency), currency), currency)

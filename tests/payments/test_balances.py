@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from payments import pipeline
@@ -19,7 +18,7 @@ from payments.services import balances
 from payments.services.ledger import account_balance, funding_lines
 from payments.services.quotes import quote_create
 from payments.services.setup import partner_create
-from payments.services.transfers import request_fingerprint, transfer_create
+from payments.services.transfers import transfer_create
 from staff.models import AuditEntry
 from tests.conftest import QUOTE_BODY, new_recipient, stripe_requests, token_balance, wait_for
 from tests.helpers import staff_login
