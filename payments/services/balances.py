@@ -48,7 +48,8 @@ ADVANCE_TASK = "payments.transfer_advance"
 
 def from_minor(amount_minor, currency):
     """Integer minor units → Decimal major units of `currency` (exact)."""
-    return Decimal(amount_minor).scaleb(-MINOR_DIGITS[currency])
+    digits = MINOR_DIGITS[currency]
+    return Decimal(amount_minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
 
 
 def _shown(amount_minor, currency):

@@ -174,6 +174,16 @@ def test_a_balance_that_does_not_cover_the_transfer_is_refused_and_the_quote_sta
     assert owed(partner) == 0
 
 
+def test_the_insufficient_balance_problem_follows_the_requests_language(api, partner, pricing):
+    """A partner app asking in Russian gets the refusal's detail in Russian (the catalog's entry, not the English)."""
+    topup(partner, "100.00")
+    quote = quote_for(api)
+    response = api.post("/api/v1/transfers", body(quote["id"]), format="json", HTTP_IDEMPOTENCY_KEY="ru-1",
+                        HTTP_ACCEPT_LANGUAGE="ru")
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith("Ваш баланс в RUB составляет 100,00")
+
+
 def test_a_partner_without_a_balance_in_the_quotes_currency_is_refused(api, partner, pricing):
     """A partner that holds a USD balance but none in rubles cannot fund a ruble transfer from a balance: a 409
     no-balance problem that names the currency; nothing is created or posted."""
@@ -332,7 +342,11 @@ def test_balances_need_an_api_key_and_are_in_the_openapi_schema(client, pricing)
     schema = client.get("/api/v1/schema/?format=json").json()
     assert "/api/v1/balances" in schema["paths"]
     assert "/api/v1/balances/{currency}/statement" in schema["paths"]
-    assert set(schema["components"]["schemas"]["MethodEnum"]["enum"]) == {"card", "balance"}
+    components = schema["components"]["schemas"]
+    method = components["FundingInput"]["properties"]["method"]
+    enum = components[method["allOf"][0]["$ref"].rsplit("/", 1)[-1]]["enum"] if "allOf" in method else method["enum"]
+    assert set(enum) == {"card", "balance"}
+    assert "funding" in components["TransferInput"]["properties"]
 
 
 # Admin ---------------------------------------------------------------------------------------------------------
@@ -378,6 +392,7 @@ def test_a_withdrawal_over_the_balance_is_refused_in_admin_and_posts_nothing(par
     assert AuditEntry.objects.get(action="payments.withdraw_partner_balance").outcome == "refused"
     _record(client, partner, "withdraw", amount="500.00", reference="OUT-2")
     assert owed(partner) == 0
+    assert "<li>0.00 RUB</li>" in client.get(f"/admin/payments/partner/{partner.pk}/change/").content.decode()
 
 
 def test_a_reason_is_required_and_staff_without_the_permission_get_403(partner):
