@@ -184,7 +184,7 @@ def _movement(*, kind, partner, currency, amount, reference, memo):
     reference = " ".join(str(reference or "").split())
     if not reference or len(reference) > REFERENCE_MAX:
         raise BalanceInputInvalid(_("Enter the bank transfer's reference (1 to %(max)s characters).")
-                                   % {"max": REFERENCE_MAX}, field="reference")
+                                  % {"max": REFERENCE_MAX}, field="reference")
     key = f"{kind}:{partner.pk}:{reference}"
     with transaction.atomic():
         account = balance_account_lock(partner=partner, currency=currency, create=kind == TOPUP)

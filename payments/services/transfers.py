@@ -127,7 +127,8 @@ def _wallet_check(address):
 def transfer_funding_prepare(*, transfer):
     """Make sure the transfer has its PaymentIntent. Runs after the transfer row is committed, so a crash
     between the two leaves a transfer that a retry (or the sweeper) completes with the same idempotency key."""
-    if transfer.payment_intent_id or transfer.status != Transfer.Status.AWAITING_FUNDING:
+    if (transfer.payment_intent_id or transfer.status != Transfer.Status.AWAITING_FUNDING
+            or transfer.funding_method != Transfer.FundingMethod.CARD):
         return transfer
     intent = stripe_rail.payment_intent_create(
         transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)
