@@ -130,3 +130,4 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["transfer__id"]
     inlines = [PostingInline]
+from payments import admin_recon  # noqa: E402,F401
