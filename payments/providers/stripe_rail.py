@@ -130,8 +130,11 @@ def refund_create(*, transfer_id, payment_intent_id):
 # call per transfer. Stripe's lists filter on `created` only (no status filter), so the status is checked here; the
 # window is also checked here, so a server that ignores the filter (stripe-mock) cannot widen it.
 
+LIST_PAGE_SIZE = 100  # Stripe's maximum
+
+
 def _listed(resource, *, created_gte, created_lt, **params):
-    params = {**params, "limit": 100, "created": {"gte": created_gte, "lt": created_lt}}
+    params = {**params, "limit": LIST_PAGE_SIZE, "created": {"gte": created_gte, "lt": created_lt}}
 
     def fetch():
         return [obj for obj in resource.list(params=params).auto_paging_iter()

@@ -55,6 +55,11 @@ def _major(minor, currency):
     return Decimal(minor).scaleb(-MINOR_DIGITS.get(currency, 2))
 
 
+def _text(amount):
+    """A Decimal as people write it: no exponent, no trailing zeros beyond the point."""
+    return f"{amount.normalize():f}"
+
+
 # Items -------------------------------------------------------------------------------------------
 
 def difference_record(*, kind, subject, currency, expected, actual, detail, halts_payouts=False):
@@ -374,10 +379,10 @@ def treasury_reconcile(*, symbol="KGST"):
     diff, position = reading.difference_base_units, reading.position
     shortfall = diff < 0
     detail = (f"{position.symbol} held by our wallets and batch contract at block {position.block}: "
-              f"{reading.major(position.held_base_units)}; the ledger's float {_major(reading.ledger_minor, 'KGS')} "
-              f"less {reading.major(position.moving_base_units)} moving in batches not yet final says "
-              f"{reading.major(reading.expected_base_units)}: {'short' if shortfall else 'over'} by "
-              f"{reading.major(abs(diff))}")
+              f"{_text(reading.major(position.held_base_units))}; the ledger's float "
+              f"{_text(_major(reading.ledger_minor, 'KGS'))} less {_text(reading.major(position.moving_base_units))} "
+              f"moving in batches not yet final says {_text(reading.major(reading.expected_base_units))}: "
+              f"{'short' if shortfall else 'over'} by {_text(reading.major(abs(diff)))}")
     item = difference_record(kind=Kind.TREASURY, subject=f"{position.symbol} float", currency="KGS",
                              expected=reading.major(reading.expected_base_units),
                              actual=reading.major(position.held_base_units), detail=detail, halts_payouts=shortfall)
