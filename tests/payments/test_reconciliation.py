@@ -19,7 +19,7 @@ from onchain.services.batches import batches_build
 from onchain.services.sending import batch_send
 from payments import pipeline
 from payments.guarded_recon import RESOLVE
-from payments.models import JournalEntry, ReconciliationItem, Transfer
+from payments.models import JournalEntry, PartnerStatement, ReconciliationItem, Transfer
 from payments.providers import stripe_rail
 from payments.services import ledger
 from payments.services.quotes import quote_create
@@ -35,6 +35,7 @@ from payments.services.transfers import transfer_create, transfer_funding_prepar
 from staff.models import AuditEntry
 from staff.services import ReasonRequired, action_perform, roles_sync
 from tests.conftest import new_recipient, pay_on_stripe, stripe_requests, token_balance, wait_for
+from tests.helpers import staff_login
 
 pytestmark = pytest.mark.django_db
 Kind = ReconciliationItem.Kind
@@ -304,9 +305,44 @@ def test_a_treasury_surplus_is_an_item_that_does_not_halt(chain):
     on, so nobody can stop them by sending us tokens."""
     treasury_dev_book_opening()
     token = chain["token"]
-    receipt = chain["w3"].eth.wait_for_transaction_receipt(client.erc20(token.address).functions.mint(token.batch_contract, 7 * 10**16).transact(
-        {"from": chain["w3"].eth.accounts[0]}), timeout=30)
+    minted = client.erc20(token.address).functions.mint(token.batch_contract, 7 * 10**16).transact(
+        {"from": chain["w3"].eth.accounts[0]})
+    receipt = chain["w3"].eth.wait_for_transaction_receipt(minted, timeout=30)
     assert receipt["status"] == 1
     item = treasury_reconcile()
     assert (item.kind, item.halts_payouts, item.actual - item.expected) == (Kind.TREASURY, False, Decimal("0.07"))
     assert payouts_halted() == []
+
+
+# Admin -------------------------------------------------------------------------------------------
+
+def test_admin_lists_items_and_resolves_only_with_a_reason(client, partner):
+    """An operator sees the item with both figures and the difference; the resolve action's blank reason re-renders
+    the confirmation page with the error beside the field and resolves nothing; with a reason it is resolved."""
+    partner_statement_record(partner=partner, currency="RUB", as_of=timezone.localdate() - timedelta(days=1),
+                             closing_balance=Decimal("250.00"))
+    item = ReconciliationItem.objects.get()
+    operator = staff_login(client, staff_user("olga"))
+    page = operator.get("/admin/payments/reconciliationitem/").content.decode()
+    assert item.subject in page and "-250" not in page and "250" in page
+    blank = operator.post("/admin/payments/reconciliationitem/", {"action": "resolve", "_selected_action": [item.pk],
+                                                                  "post": "yes", "reason": ""})
+    assert blank.status_code == 200 and "Give a reason" in blank.content.decode()
+    assert ReconciliationItem.objects.get(pk=item.pk).status == "open"
+    done = operator.post("/admin/payments/reconciliationitem/", {"action": "resolve", "_selected_action": [item.pk],
+                                                                 "post": "yes", "reason": "statement misread"})
+    assert done.status_code == 302
+    assert ReconciliationItem.objects.get(pk=item.pk).resolution == "statement misread"
+
+
+def test_an_operator_records_a_partner_statement_in_admin(client, partner):
+    """The add form records the statement under the operator's name and compares a past day at once."""
+    _top_up(partner, 30_000, "topup:admin")
+    operator = staff_login(client, staff_user("olga"))
+    response = operator.post("/admin/payments/partnerstatement/add/", {
+        "partner": partner.pk, "currency": "RUB", "as_of": str(timezone.localdate()),
+        "closing_balance": "300.00", "reference": "acme-nov"})
+    assert response.status_code == 302
+    statement = PartnerStatement.objects.get()
+    assert (statement.recorded_by, statement.closing_balance, statement.compared_at) == ("olga", Decimal("300.00"), None)
+    assert partner_statements_reconcile(now=timezone.now() + timedelta(days=1)) == []
