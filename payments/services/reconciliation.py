@@ -369,12 +369,14 @@ def treasury_reconcile(*, symbol="KGST"):
     is booked (treasury_funding_record) there is nothing to reconcile against: operators get an alert instead."""
     if ReconciliationItem.objects.open().filter(halts_payouts=True).exists():
         payouts_halt(key=TREASURY_HALT_KEY, reason="an open treasury reconciliation difference")
+    reading = treasury_read(symbol=symbol)
+    if reading is None:
+        return None  # no settlement token registered, or the books moved under every reading: next pass
     if not JournalEntry.objects.filter(kind=TREASURY_FUNDING).exists():
         operator_alert_raise(kind="reconciliation", message="KGST treasury: no opening balance is booked, so the "
                              "float cannot be reconciled with the chain (docs/runbook.md, Reconciliation differences)")
         return None
-    reading = treasury_read(symbol=symbol)
-    if reading is None or reading.difference_base_units == 0:
+    if reading.difference_base_units == 0:
         return None
     diff, position = reading.difference_base_units, reading.position
     shortfall = diff < 0

@@ -247,10 +247,9 @@ def _mined(w3, tx_hash):
         return None
 
 
-def test_a_booked_float_matches_the_chain_with_payouts_in_flight(chain, settings):
+def test_a_booked_float_matches_the_chain_with_payouts_in_flight(chain):
     """Opening balance booked: no difference, also while a batch has paid on chain but is not final yet (its payout
     entries come at finality)."""
-    settings.BATCH_MAX_AGE_MS = 0
     assert treasury_dev_book_opening() is not None
     assert treasury_reconcile() is None
     payout_request(reference="recon-in-flight", to_address=new_recipient(), amount=Decimal("1234.56"))
@@ -346,3 +345,21 @@ def test_an_operator_records_a_partner_statement_in_admin(client, partner):
     statement = PartnerStatement.objects.get()
     assert (statement.recorded_by, statement.closing_balance, statement.compared_at) == ("olga", Decimal("300.00"), None)
     assert partner_statements_reconcile(now=timezone.now() + timedelta(days=1)) == []
+
+
+def test_the_treasury_funding_command_books_once_per_reference():
+    """`manage.py treasury_funding` posts kgst_float against treasury_capital under its reference (a withdrawal with a
+    negative amount); the same reference again changes nothing; bad amounts are refused with nothing posted."""
+    from django.core.management import CommandError, call_command
+
+    call_command("treasury_funding", "1000.50", reference="0xfund", by="tima", reason="opening balance")
+    call_command("treasury_funding", "1000.50", reference="0xfund", by="tima", reason="opening balance")
+    call_command("treasury_funding", "-0.50", reference="sweep-1", by="tima", reason="sweep")
+    assert ledger.account_balance("kgst_float", "KGS") == 100_000
+    assert ledger.account_balance("treasury_capital", "KGS") == -100_000
+    assert sorted(JournalEntry.objects.values_list("kind", "reference")) == [
+        ("treasury_funding", "treasury:0xfund"), ("treasury_withdrawal", "treasury:sweep-1")]
+    for bad in ("0", "1.001", "lots"):
+        with pytest.raises(CommandError):
+            call_command("treasury_funding", bad, reference=f"bad-{bad}", by="tima", reason="x")
+    assert JournalEntry.objects.count() == 2

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
+from payments.errors import PaymentsError
 from payments.services.reconciliation import treasury_funding_record
 
 
@@ -24,5 +25,7 @@ class Command(BaseCommand):
             amount = Decimal(amount)
             entry = treasury_funding_record(amount=amount, reference=reference, memo=f"{by}: {reason}")
         except (InvalidOperation, ValueError) as exc:
-            raise CommandError(f"not an amount in som: {amount}") from exc
+            raise CommandError(f"not an amount in som (two decimals at most): {amount}") from exc
+        except PaymentsError as exc:  # zero
+            raise CommandError(exc.detail) from exc
         self.stdout.write(f"{entry.kind} {entry.reference}: {amount} KGS (entry {entry.pk})")
