@@ -130,4 +130,7 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["transfer__id"]
     inlines = [PostingInline]
-from payments import admin_balances  # noqa: E402,F401
+from payments import (
+    admin_balances,  # noqa: E402,F401
+    admin_recon,  # noqa: E402,F401
+)
