@@ -209,6 +209,11 @@ CELERY_BEAT_SCHEDULE = {
                          "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
     "settlement-reconcile": {"task": "onchain.tasks.settlement_reconcile", "schedule": timedelta(seconds=30)},
     "treasury-check": {"task": "onchain.tasks.treasury_check", "schedule": timedelta(seconds=60)},
+    # Reconciliation (payments/services/reconciliation.py): the ledger against Stripe, partners' statements, the chain.
+    "reconcile-card": {"task": "payments.tasks.reconcile_card", "schedule": timedelta(hours=1)},
+    "reconcile-partner-statements": {"task": "payments.tasks.reconcile_partner_statements",
+                                     "schedule": timedelta(minutes=15)},
+    "reconcile-treasury": {"task": "payments.tasks.reconcile_treasury", "schedule": timedelta(seconds=60)},
 }
 
 # Card funding through Stripe (localstripe locally).
@@ -274,6 +279,10 @@ LARGE_AMOUNT_PAYOUT_DELAY_SECONDS = env_int("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS",
 QUOTE_TTL_SECONDS = min(max(env_int("QUOTE_TTL_SECONDS", 600), 60), 3600)
 FUNDING_WINDOW_SECONDS = env_int("FUNDING_WINDOW_SECONDS", 1800)
 FUNDING_POLL_AFTER_SECONDS = env_int("FUNDING_POLL_AFTER_SECONDS", 10)
+# Card reconciliation looks at Stripe objects created in [now − LAG − WINDOW, now − LAG): the lag leaves payments whose
+# webhook, poll or refund task is still under way to a later run; the window overlaps runs (items are not duplicated).
+RECONCILIATION_WINDOW_HOURS = env_int("RECONCILIATION_WINDOW_HOURS", 48)
+RECONCILIATION_LAG_SECONDS = env_int("RECONCILIATION_LAG_SECONDS", 900)
 # Per-corridor pricing defaults; seed_rates writes them into the Corridor table, admin edits them.
 CORRIDOR_DEFAULTS = {
     "RUB": {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,

@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin
 from onchain import guarded
-from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, Token
+from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, PayoutHalt, Token
 from onchain.services.treasury import wallet_balances
 from staff.admin_actions import GuardedActionsMixin, guarded_action_response
 
@@ -133,3 +133,11 @@ class OperatorAlertAdmin(GuardedActionsMixin, ReadOnlyAdmin):
 
     def has_resolve_permission(self, request):
         return request.user.has_perm(guarded.RESOLVE.permission)
+
+
+@admin.register(PayoutHalt)
+class PayoutHaltAdmin(ReadOnlyAdmin):
+    """Halts of all payouts (a treasury reconciliation difference): set and cleared by their owner's service, never
+    here. While one is listed no new batch is signed."""
+
+    list_display = ["key", "reason", "created_at"]

@@ -6,8 +6,12 @@ onchain never imports payments. Both rules are import-linter contracts (pyprojec
 - Ask:     `payout_request` queues a payout once per caller reference, inside the caller's transaction.
 - Hear:    implement `PayoutListener` and register it at start-up (`payout_listener_register`); the engine
            reports final and failed payouts through it, inside its own transaction.
-- Read:    `payout_settlement(s)`, `payout_is_dead`, `float_covers`, `wallet_balances`.
+- Read:    `payout_settlement(s)`, `payout_is_dead`, `float_covers`, `wallet_balances`, `treasury_position`.
 - Tell:    `operator_alert_raise` puts a condition in front of operators (admin → Operator alerts).
+- Stop:    `payouts_halt(key=, reason=)` stops signing new batches until `payouts_resume(key=)` (batches already
+           signed go on to finality); `payouts_halted` lists the reasons. Each caller owns its key.
+- Measure: `treasury_position` reads what the chain holds of the float at one block, and what our batches not yet
+           final had already moved by then (for reconciliation against the caller's books).
 - Check:   `recipient_check` refuses an address no payout may go to (RecipientRefused, translated reason), asking the
            node for its code (ChainUnavailable when it does not answer); call it before storing what pays it.
 - Dev:     `devchain_bootstrap` deploys the dev token on a local chain (make run, tests, benchmarks).
@@ -17,9 +21,10 @@ from onchain.listener import PayoutListener, payout_listener_override, payout_li
 from onchain.selectors import Settlement, payout_is_dead, payout_settlement, payout_settlements
 from onchain.services.alerts import alert_raise
 from onchain.services.devchain import devchain_bootstrap
+from onchain.services.halts import payouts_halt, payouts_halted, payouts_resume
 from onchain.services.payouts import payout_request
 from onchain.services.recipients import recipient_check
-from onchain.services.treasury import float_covers, wallet_balances
+from onchain.services.treasury import TreasuryPosition, float_covers, treasury_position, wallet_balances
 
 
 def operator_alert_raise(*, kind, message):
@@ -30,6 +35,7 @@ def operator_alert_raise(*, kind, message):
 __all__ = [
     "PayoutListener",
     "Settlement",
+    "TreasuryPosition",
     "devchain_bootstrap",
     "float_covers",
     "operator_alert_raise",
@@ -39,6 +45,10 @@ __all__ = [
     "payout_request",
     "payout_settlement",
     "payout_settlements",
+    "payouts_halt",
+    "payouts_halted",
+    "payouts_resume",
     "recipient_check",
+    "treasury_position",
     "wallet_balances",
 ]

@@ -307,3 +307,16 @@ class ReconciliationCursor(models.Model):
 
     def __str__(self):
         return f"{self.token}: reconciled to block {self.last_block}"
+
+
+class PayoutHalt(models.Model):
+    """While any row exists, no new batch is signed (onchain.services.batches): payouts wait in the queue; batches
+    already signed are still sent, tracked and made final. Set and cleared by whoever owns the reason (`key`), through
+    onchain.api (`payouts_halt`, `payouts_resume`), e.g. payments' treasury reconciliation."""
+
+    key = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"payouts halted ({self.key}): {self.reason}"

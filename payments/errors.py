@@ -162,6 +162,45 @@ class TransferRefused(PaymentsError):
     title = _("We cannot accept this transfer")
 
 
+class InsufficientBalance(PaymentsError):
+    """A partner's prefunded balance does not cover a transfer or a withdrawal: nothing was created or posted."""
+
+    status = 409
+    code = "insufficient-balance"
+    title = _("The balance does not cover this amount")
+
+
+class BalanceMissing(InsufficientBalance):
+    """The partner holds no balance with us in that currency (never topped up)."""
+
+    code = "no-balance"
+    title = _("No balance in this currency")
+
+
+class FundingMethodRefused(PaymentsError):
+    """A funding method this caller cannot use (a prefunded balance for a transfer of no partner)."""
+
+    status = 400
+    code = "funding-method-refused"
+    title = _("This funding method is not available")
+
+
+class BalanceReferenceUsed(PaymentsError):
+    """A top-up or withdrawal whose bank reference is already recorded for this partner (a form sent twice)."""
+
+    status = 409
+    code = "balance-reference-used"
+    title = _("This bank reference is already recorded")
+
+
+class BalanceInputInvalid(PaymentsError):
+    """A top-up or withdrawal with no usable currency, amount or bank reference."""
+
+    status = 400
+    code = "balance-input-invalid"
+    title = _("Invalid top-up or withdrawal")
+
+
 class UnknownLedgerAccount(LedgerImbalance):
     """A posting to an account code the chart of accounts (payments.services.ledger.ACCOUNTS) does not list, or a
     partner's own account for a code that has none (or a house account for one that is per partner)."""

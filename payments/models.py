@@ -31,6 +31,11 @@ class Partner(models.Model):
     # DRF treats the authenticated partner as request.user.
     is_authenticated = True
 
+    class Meta:
+        # Staff actions on a partner's prefunded balance (payments/guarded_balances.py); staff/roles.py grants them.
+        permissions = [("topup_partner_balance", "Can record a partner's top-up of its balance"),
+                       ("withdraw_partner_balance", "Can record a withdrawal from a partner's balance")]
+
     def __str__(self):
         return self.name
 
@@ -130,6 +135,10 @@ class Transfer(StatusModel):
         SETTLEMENT_FAILED = "settlement_failed", "settlement failed, operator decides"
         CHARGED_BACK = "charged_back", "card payment disputed before payout, nothing paid"
 
+    class FundingMethod(models.TextChoices):
+        CARD = "card", "card (Stripe PaymentIntent)"
+        BALANCE = "balance", "the partner's prefunded balance"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="transfers")
     quote = models.OneToOneField(Quote, on_delete=models.PROTECT, related_name="transfer")
@@ -144,6 +153,8 @@ class Transfer(StatusModel):
     recipient_phone = models.CharField(max_length=20)
     recipient_wallet = AddressField()
 
+    # Funded by card (a Stripe PaymentIntent) or at creation from the partner's prefunded balance (services/balances.py).
+    funding_method = models.CharField(max_length=8, choices=FundingMethod.choices, default=FundingMethod.CARD)
     # Card funding through a Stripe PaymentIntent (amounts as the quote's, in minor units).
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     payment_client_secret = models.CharField(max_length=255, blank=True)
@@ -378,3 +389,77 @@ class Posting(models.Model):
 def to_minor(amount, currency):
     """Decimal major units → integer minor units of `currency`, refusing anything finer than it allows."""
     return to_units(amount, MINOR_DIGITS[currency])
+
+
+class ReconciliationItemQuerySet(StatusQuerySet):
+    def open(self):
+        return self.filter(status=ReconciliationItem.Status.OPEN)
+
+
+class ReconciliationItem(StatusModel):
+    """A difference a reconciliation job found between our books and an outside record (Stripe, a partner's statement,
+    the chain), in major units of `currency`: `expected` is what our ledger says, `actual` what the outside record
+    says. One open item per (kind, subject); a job that sees the same subject again updates it (last_seen_at).
+    An operator resolves it with a reason (payments/guarded.py); docs/runbook.md says what each kind means."""
+
+    class Kind(models.TextChoices):
+        CARD_PAYMENT = "card_payment", "card payment (Stripe PaymentIntent)"
+        CARD_REFUND = "card_refund", "card refund (Stripe refund)"
+        CARD_DISPUTE = "card_dispute", "card dispute (Stripe dispute)"
+        PARTNER_BALANCE = "partner_balance", "partner balance vs its statement"
+        TREASURY = "treasury", "KGST float vs the chain"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        RESOLVED = "resolved", "resolved"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(max_length=200, help_text="What differs: a Stripe id, a partner statement, a token.")
+    currency = models.CharField(max_length=4)
+    expected = models.DecimalField(max_digits=40, decimal_places=18, help_text="What our ledger says.")
+    actual = models.DecimalField(max_digits=40, decimal_places=18, help_text="What Stripe, the partner or the chain says.")
+    detail = models.CharField(max_length=500)
+    halts_payouts = models.BooleanField(default=False, help_text="A treasury shortfall: payouts stop until resolved.")
+    status = StatusField(default=Status.OPEN, choices=Status.choices)
+    detected_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+    resolution = models.TextField(blank=True, help_text="The operator's reason.")
+
+    objects = ReconciliationItemQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "subject"], condition=Q(status="open"),
+                                               name="one_open_item_per_subject")]
+        indexes = [models.Index(fields=["status", "kind"])]
+        permissions = [("resolve_reconciliation_item", "Can resolve a reconciliation difference (with a reason)")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.subject}: {self.difference:+f} {self.currency} ({self.status})"
+
+    @property
+    def difference(self):
+        return (self.actual - self.expected).normalize()
+
+    @transition(field=status, source=Status.OPEN, target=Status.RESOLVED)
+    def mark_resolved(self, *, by, reason, at):
+        self.resolved_by, self.resolution, self.resolved_at = by, reason, at
+
+
+class PartnerStatement(models.Model):
+    """A partner's closing balance with us at the end of `as_of` (TIME_ZONE), from the partner's own books, typed in
+    by an operator. The partner-balance job compares it once with the ledger's balance at the same moment."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="statements")
+    currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES)
+    as_of = models.DateField(help_text="The statement's date: its closing balance, end of that day.")
+    closing_balance = models.DecimalField(max_digits=14, decimal_places=2)
+    reference = models.CharField(max_length=200, blank=True, help_text="The statement's own reference or file name.")
+    recorded_by = models.CharField(max_length=150, blank=True, editable=False)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    compared_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ledger_balance = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
+
+    def __str__(self):
+        return f"{self.partner} {self.currency} {self.as_of}: {self.closing_balance}"

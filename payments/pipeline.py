@@ -30,7 +30,7 @@ from payments.errors import (
 )
 from payments.models import CardDispute, Transfer
 from payments.providers import stripe_rail
-from payments.services import fraud, ledger
+from payments.services import balances, fraud, ledger
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
 from payments.services.transfers import transfer_funding_prepare
 
@@ -319,6 +319,8 @@ def transfer_refund(*, transfer_id):
     transfer = Transfer.objects.get(pk=transfer_id)
     if not _refundable(transfer):
         return transfer
+    if transfer.funding_method == Transfer.FundingMethod.BALANCE:  # back to the partner's balance, not to a card
+        return balances.balance_refund(transfer_id=transfer.id, refundable=_refundable)
     refund = stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
     with transaction.atomic():
         transfer = _locked(transfer_id)

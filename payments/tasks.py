@@ -4,6 +4,7 @@ that schedules them; importing it here registers them with the worker."""
 from celery import shared_task
 
 from payments import pipeline
+from payments.services import reconciliation
 
 
 @shared_task
@@ -14,3 +15,18 @@ def funding_poll():
 @shared_task
 def transfers_sweep():
     pipeline.transfers_sweep()
+
+
+@shared_task
+def reconcile_card():
+    reconciliation.card_reconcile()
+
+
+@shared_task
+def reconcile_partner_statements():
+    reconciliation.partner_statements_reconcile()
+
+
+@shared_task
+def reconcile_treasury():
+    reconciliation.treasury_reconcile()

@@ -7,14 +7,19 @@ VIEWED_APPS = ("payments", "onchain", "staff")
 
 ROLES = {
     # Day-to-day operations: refunds of failed settlements, stopping a wallet, clearing alerts.
-    "operator": ("payments.refund_transfer", "onchain.halt_wallet", "onchain.resolve_alert"),
+    # Reconciliation: resolving differences (with a reason) and typing in partners' statements.
+    "operator": ("payments.refund_transfer", "onchain.halt_wallet", "onchain.resolve_alert",
+                 "payments.resolve_reconciliation_item", "payments.add_partnerstatement"),
     # Screening decisions: release (with a second officer) or reject held transfers.
     "compliance officer": ("payments.release_transfer", "payments.reject_transfer"),
     # The float and the hot wallets: halts and resumes (a nonce halt with a second treasurer), nonces, wallet and
-    # token settings, margins, fees and rates.
+    # token settings, margins, fees and rates; partners' prefunded balances.
     "treasury": ("onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
-                 "payments.change_corridor", "payments.add_rate", "payments.change_rate"),
+                 "payments.change_corridor", "payments.add_rate", "payments.change_rate",
+                 # partners' prefunded balances: their top-ups and withdrawals, with the bank's reference
+                 "payments.topup_partner_balance", "payments.withdraw_partner_balance",
+                 "payments.resolve_reconciliation_item"),
     # Reads everything, changes nothing.
     "auditor": (),
 }

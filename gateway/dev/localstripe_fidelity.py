@@ -22,6 +22,9 @@ resource classes (before its server module builds the routes) so that they behav
   `GET /v1/radar/early_fraud_warnings/{id}` answer. A disputed charge cannot be refunded (`charge_disputed`).
 - `Idempotency-Key`: the same key with the same parameters replays the first answer (a 200 or a card decline);
   with other parameters it is refused (`idempotency_error`), as on Stripe.
+- `GET /v1/payment_intents`, `/v1/refunds` and `/v1/disputes` take Stripe's `created` filter (`gt`, `gte`, `lt`,
+  `lte`, or an exact timestamp) and list newest first, as Stripe does (localstripe refuses `created` on these lists),
+  so `starting_after` pages through them as the SDK's auto-pagination expects.
 - Events carry the API version the webhook endpoint was registered with (`api_version` in
   `POST /_config/webhooks/{id}`), or `--api-version`.
 
@@ -385,6 +388,37 @@ class EarlyFraudWarning(R.StripeObject):
         raise UserError(405, "Method Not Allowed")
 
 
+# Lists -------------------------------------------------------------------------------------------
+
+def _created_filter(created):
+    """Stripe's `created` list filter: an exact timestamp, or a dict of gt/gte/lt/lte bounds."""
+    if created is None:
+        return lambda obj: True
+    if not isinstance(created, dict):
+        created = {"eq": created}
+    bounds = {}
+    for op, value in created.items():
+        value = R.try_convert_to_int(value)
+        if op not in ("gt", "gte", "lt", "lte", "eq") or not isinstance(value, int):
+            raise UserError(400, f"Invalid created[{op}]: must be a Unix timestamp", {"param": f"created[{op}]"})
+        bounds[op] = value
+    tests = {"gt": lambda c, v: c > v, "gte": lambda c, v: c >= v, "lt": lambda c, v: c < v,
+             "lte": lambda c, v: c <= v, "eq": lambda c, v: c == v}
+    return lambda obj: all(tests[op](obj.created, v) for op, v in bounds.items())
+
+
+def _listing(original):
+    """A list endpoint that also takes `created` and answers newest first (Stripe's order)."""
+
+    def api_list_all(cls, url, created=None, limit=None, starting_after=None, **kwargs):
+        keep = _created_filter(created)
+        li = original(cls, url, limit=limit, starting_after=starting_after, **kwargs)
+        li._list = sorted((obj for obj in li._list if keep(obj)), key=lambda obj: obj.created, reverse=True)
+        return li
+
+    return classmethod(api_list_all)
+
+
 # Events ------------------------------------------------------------------------------------------
 
 _event_init = R.Event.__init__
@@ -425,6 +459,8 @@ def install(*, api_version=None):
     _replace_extra_api(_pi_authenticate, R.PaymentIntent._api_authenticate)
     R.Refund.__init__ = refund_init
     R.Event.__init__ = event_init
+    for cls in (R.PaymentIntent, R.Refund, Dispute):
+        cls._api_list_all = _listing(cls._api_list_all.__func__)
 
 
 def add_routes(server):

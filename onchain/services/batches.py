@@ -19,7 +19,7 @@ from onchain import client
 from onchain.errors import OnchainError
 from onchain.failpoints import failpoint
 from onchain.listener import payout_listener
-from onchain.models import Batch, HotWallet, Payout, Token
+from onchain.models import Batch, HotWallet, Payout, PayoutHalt, Token
 from onchain.services.alerts import alert_raise
 from onchain.services.attempts import attempt_sign
 from onchain.services.fees import fee_quote
@@ -32,6 +32,8 @@ def batches_build(*, token_id, force=False):
     """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches, each
     committed; sending them is the caller's next step."""
     token = Token.objects.select_related("chain").get(pk=token_id)
+    if PayoutHalt.objects.exists():
+        return []  # payouts are halted (onchain.services.halts): they wait in the queue
     queued = Payout.objects.filter(token=token, status=Payout.Status.QUEUED)
     oldest = queued.order_by("created_at").values_list("created_at", flat=True).first()
     if oldest is None:
@@ -70,6 +72,8 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         wallet = HotWallet.objects.select_for_update(skip_locked=True).filter(pk=wallet_id, halted=False).first()
         if wallet is None:
             return None  # another builder holds this wallet, or it was halted meanwhile
+        if PayoutHalt.objects.exists():
+            return None  # payouts were halted since this pass began
         payouts = list(Payout.objects.select_for_update(skip_locked=True)
                        .filter(token=token, status=Payout.Status.QUEUED).order_by("created_at")[:size])
         payouts = _within_limits(wallet, token, payouts, batching)

@@ -2,14 +2,16 @@
 that refuses quotes the float cannot cover (against the snapshot, so quoting never waits on the chain)."""
 
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
+from web3.exceptions import TransactionNotFound
 
 from common.money import to_units
 from onchain import client
-from onchain.models import HotWallet, OperatorAlert, Payout, Token, TreasurySnapshot
+from onchain.models import Batch, HotWallet, OperatorAlert, Payout, Token, TreasurySnapshot
 from onchain.services.alerts import alert_raise
 
 log = logging.getLogger(__name__)
@@ -71,3 +73,58 @@ def wallet_balances(wallet, token=None):
         holder = token.batch_contract if settings.SETTLEMENT_BATCHING and token.batch_contract else wallet.address
         held = client.erc20(token.address).functions.balanceOf(holder).call()
     return held, gas
+
+
+@dataclass(frozen=True)
+class TreasuryPosition:
+    """What the chain holds of a token, at one block, and what left it without being final yet.
+
+    held_base_units     the token balance of the batch contract and every hot wallet of the chain, at `block`
+    moving_base_units   what our batches not yet final (signed, broadcast or mined) had already paid out at `block`:
+                        its payers reported nothing yet, so the caller's books still count it as held
+    in_flight_base_units everything in those batches, paid or not yet
+    """
+
+    symbol: str
+    decimals: int
+    block: int
+    held_base_units: int
+    moving_base_units: int
+    in_flight_base_units: int
+    holders: tuple
+
+
+def treasury_position(*, symbol="KGST"):
+    """Measure the float for reconciliation. The block is read first, so a batch signed after this reads the
+    database can only be mined above it; balances and receipts are read at that block."""
+    token = Token.objects.select_related("chain").filter(symbol=symbol).first()
+    if token is None:
+        return None
+    w3 = client.web3()
+    block = w3.eth.block_number
+    in_flight = list(Batch.objects.filter(token=token, status__in=[Batch.Status.SIGNED, Batch.Status.BROADCAST,
+                                                                   Batch.Status.MINED]).prefetch_related("attempts"))
+    holders = [w.address for w in HotWallet.objects.filter(chain=token.chain).order_by("id")]
+    if token.batch_contract:
+        holders.append(token.batch_contract)
+    erc20 = client.erc20(token.address)
+    held = sum(erc20.functions.balanceOf(h).call(block_identifier=block) for h in holders)
+    moving = sum(batch.total_base_units for batch in in_flight if _paid_by(w3, batch, block))
+    return TreasuryPosition(symbol=token.symbol, decimals=token.decimals, block=block, held_base_units=int(held),
+                            moving_base_units=int(moving),
+                            in_flight_base_units=int(sum(b.total_base_units for b in in_flight)),
+                            holders=tuple(holders))
+
+
+def _paid_by(w3, batch, block):
+    """Had this batch's transaction moved its tokens at `block`?"""
+    if batch.status == Batch.Status.MINED:
+        return bool(batch.succeeded) and batch.block_number <= block
+    for attempt in batch.attempts.all():
+        try:
+            receipt = w3.eth.get_transaction_receipt(attempt.tx_hash)
+        except TransactionNotFound:
+            continue
+        if receipt["blockNumber"] <= block:
+            return receipt["status"] == 1
+    return False

@@ -56,10 +56,17 @@ class RecipientSerializer(serializers.Serializer):
     wallet_address = WalletField(max_length=42)
 
 
+class FundingInputSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(choices=Transfer.FundingMethod.choices, default=Transfer.FundingMethod.CARD,
+                                     help_text="`card` (default): pay the PaymentIntent with Stripe.js. `balance`: "
+                                               "funded at once from your prefunded balance in the quote's currency.")
+
+
 class TransferInputSerializer(serializers.Serializer):
     quote_id = serializers.UUIDField()
     sender = SenderSerializer()
     recipient = RecipientSerializer()
+    funding = FundingInputSerializer(required=False)
 
 
 class TransferOutputSerializer(serializers.ModelSerializer):
@@ -85,10 +92,11 @@ class TransferOutputSerializer(serializers.ModelSerializer):
     def get_funding(self, obj) -> dict:
         # card_attempts_left: what the pay page still takes for this transfer (CARD_ATTEMPTS_PER_TRANSFER);
         # payout_not_before: a new sender's or a large transfer's payout delay, once funded.
-        return {"method": "card", "payment_intent_id": obj.payment_intent_id or None,
+        card = obj.funding_method == Transfer.FundingMethod.CARD
+        return {"method": obj.funding_method, "payment_intent_id": obj.payment_intent_id or None,
                 "client_secret": obj.payment_client_secret or None,
                 "amount": str(obj.quote.source_amount), "currency": obj.quote.source_currency,
-                "card_attempts_left": max(settings.CARD_ATTEMPTS_PER_TRANSFER - obj.card_attempts, 0),
+                "card_attempts_left": max(settings.CARD_ATTEMPTS_PER_TRANSFER - obj.card_attempts, 0) if card else None,
                 "payout_not_before": obj.release_after.isoformat() if obj.release_after else None}
 
     def get_settlement(self, obj) -> dict | None:

@@ -7,3 +7,11 @@ urlpatterns = [
     path("transfers", views.TransferListCreateApi.as_view(), name="api-transfers"),
     path("transfers/<uuid:pk>", views.TransferDetailApi.as_view(), name="api-transfer-detail"),
 ]
+
+# Partner prefunded balances (payments/api/balances.py).
+from payments.api import balances  # noqa: E402
+
+urlpatterns += [
+    path("balances", balances.BalancesApi.as_view(), name="api-balances"),
+    path("balances/<str:currency>/statement", balances.BalanceStatementApi.as_view(), name="api-balance-statement"),
+]

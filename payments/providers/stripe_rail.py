@@ -126,6 +126,67 @@ def refund_create(*, transfer_id, payment_intent_id):
                  options={"idempotency_key": f"transfer-{transfer_id}-refund"})
 
 
+# Lists for reconciliation: one listing per object kind over a window, paged by the SDK (`starting_after`), never one
+# call per transfer. Stripe's lists filter on `created` only (no status filter), so the status is checked here; the
+# window is also checked here, so a server that ignores the filter (stripe-mock) cannot widen it.
+
+LIST_PAGE_SIZE = 100  # Stripe's maximum
+
+
+def _listed(resource, *, created_gte, created_lt, **params):
+    params = {**params, "limit": LIST_PAGE_SIZE, "created": {"gte": created_gte, "lt": created_lt}}
+
+    def fetch():
+        return [obj for obj in resource.list(params=params).auto_paging_iter()
+                if isinstance(_get(obj, "created"), int) and created_gte <= obj.created < created_lt]
+
+    return _call(fetch)
+
+
+def payment_intents_succeeded(*, created_gte, created_lt):
+    """Succeeded PaymentIntents created in [created_gte, created_lt) (Unix seconds), with their transfer id."""
+    return [ListedPaymentIntent(state=payment_intent_state(obj),
+                                transfer_id=_text(_get(_get(obj, "metadata"), "transfer_id")))
+            for obj in _listed(client().v1.payment_intents, created_gte=created_gte, created_lt=created_lt)
+            if _get(obj, "status") == "succeeded"]
+
+
+def refunds_succeeded(*, created_gte, created_lt):
+    """Succeeded refunds created in [created_gte, created_lt): a pending or failed refund has returned nothing yet."""
+    return [refund for refund in map(refund_state, _listed(client().v1.refunds, created_gte=created_gte,
+                                                           created_lt=created_lt))
+            if refund.status == "succeeded"]
+
+
+def disputes_listed(*, created_gte, created_lt):
+    """Disputes created in [created_gte, created_lt), whatever their status (each was booked when opened)."""
+    return [dispute_state(obj) for obj in _listed(client().v1.disputes, created_gte=created_gte,
+                                                  created_lt=created_lt)]
+
+
+def refund_retrieve(refund_id):
+    """A refund Stripe knows, or None: for the few the listing did not show (reconciliation's exceptions)."""
+    try:
+        return refund_state(_call(client().v1.refunds.retrieve, refund_id))
+    except ProcessorRequestRefused:
+        return None
+
+
+def dispute_retrieve(dispute_id):
+    try:
+        return dispute_state(_call(client().v1.disputes.retrieve, dispute_id))
+    except ProcessorRequestRefused:
+        return None
+
+
+def payment_intent_find(payment_intent_id):
+    """payment_intent_retrieve, or None when Stripe does not know it."""
+    try:
+        return payment_intent_retrieve(payment_intent_id)
+    except ProcessorRequestRefused:
+        return None
+
+
 def webhook_event(payload, signature):
     """Verify the `Stripe-Signature` (HMAC-SHA256 over `t.payload`, 5-minute tolerance) and parse the event:
     (id, type, data.object). Raises WebhookRefused for anything that is not a verified event."""
@@ -200,6 +261,31 @@ def payment_intent_state(obj):
     charge = _get(obj, "latest_charge")
     return PaymentIntentState(**values, client_secret=_text(_get(obj, "client_secret")),
                               charge_id=_text(charge) or _text(_get(charge, "id")), card=_card_facts(charge))
+
+
+@dataclass(frozen=True)
+class ListedPaymentIntent:
+    state: PaymentIntentState
+    transfer_id: str  # metadata.transfer_id: set on every PaymentIntent we create
+
+
+@dataclass(frozen=True)
+class RefundState:
+    id: str
+    amount: int
+    currency: str
+    status: str
+    payment_intent: str
+    charge: str
+
+
+def refund_state(obj):
+    charge, intent = _get(obj, "charge"), _get(obj, "payment_intent")
+    amount = _get(obj, "amount")
+    return RefundState(id=_text(_get(obj, "id")), amount=amount if isinstance(amount, int) else 0,
+                       currency=_text(_get(obj, "currency")).upper(), status=_text(_get(obj, "status")),
+                       payment_intent=_text(intent) or _text(_get(intent, "id")),
+                       charge=_text(charge) or _text(_get(charge, "id")))
 
 
 @dataclass(frozen=True)

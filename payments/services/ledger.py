@@ -39,12 +39,12 @@ class AccountKind:
 # The chart of accounts: every code a posting may name (docs/ledger.md, "Accounts", says the same in words).
 ACCOUNTS = {
     "card_clearing": AccountKind(ASSET, "card money captured at Stripe, not yet refunded or taken by a dispute"),
-    "customer_funds": AccountKind(ASSET, "money paid into our safeguarding bank account (partners' top-ups), "
-                                         "not yet paid back"),
+    "partner_settlement_bank": AccountKind(ASSET, "our bank account that partners' prefunding arrives in and "
+                                                  "withdrawals leave from"),
     "disputes_receivable": AccountKind(ASSET, "money Stripe took for an open dispute, which we may win back"),
     "kgst_treasury": AccountKind(ASSET, "KGST held in the treasury wallet, from which the float is topped up"),
-    "kgst_float": AccountKind(ASSET, "KGST in the payout float; payouts credit it, its top-ups are not booked yet, "
-                                     "so it runs negative by what has been paid out", may_go_negative=True),
+    "kgst_float": AccountKind(ASSET, "KGST in the payout float: the treasury's funding debits it, payouts credit it; "
+                                     "negative until the opening balance is booked", may_go_negative=True),
     "payouts_in_transit": AccountKind(ASSET, "som sent on chain whose block is not final yet"),
     "partner_balance": AccountKind(LIABILITY, "a partner's prefunded balance: what we owe the partner",
                                    per_partner=True),
@@ -54,6 +54,8 @@ ACCOUNTS = {
     "refused_funds": AccountKind(LIABILITY, "a capture refused at funding (card country, freeze), to be returned"),
     "fee_revenue": AccountKind(INCOME, "fees earned"),
     "chargeback_loss": AccountKind(EXPENSE, "disputes lost after the som was paid out"),
+    "treasury_capital": AccountKind(EQUITY, "KGST the treasury put into the float (credit), less what it took out",
+                                    may_go_negative=True),
     "fx_position": AccountKind(EQUITY, "the conversion: source currency sold (credit) and som bought (debit), one "
                                        "account per currency", may_go_negative=True),
 }
@@ -129,17 +131,24 @@ def ledger_post(*, kind, lines, transfer=None, reference="", memo=""):
     return entry
 
 
-def ledger_post_funding(*, transfer):
-    """Card money captured: the fee is earned, the rest buys som owed to the recipient."""
+def funding_lines(transfer, *, money_in="card_clearing", partner=None):
+    """The funding entry's lines: the quoted amount came in through `money_in` (card clearing, or the partner's own
+    `partner_balance` when `partner` is given); the fee is earned, the rest buys som owed to the recipient."""
     q = transfer.quote
     total = to_minor(q.source_amount, q.source_currency)
     fee = to_minor(q.fee, q.source_currency)
     som = to_minor(q.target_amount, q.target_currency)
-    lines = [("card_clearing", q.source_currency, total), ("fee_revenue", q.source_currency, -fee)]
+    money = (money_in, q.source_currency, total) + ((partner,) if partner is not None else ())
+    lines = [money, ("fee_revenue", q.source_currency, -fee)]
     if total - fee:
         lines.append(("fx_position", q.source_currency, -(total - fee)))
-    lines += [("fx_position", q.target_currency, som), ("recipient_payable", q.target_currency, -som)]
-    return ledger_post(transfer=transfer, kind="funding", lines=lines, memo=f"PaymentIntent {transfer.payment_intent_id}")
+    return lines + [("fx_position", q.target_currency, som), ("recipient_payable", q.target_currency, -som)]
+
+
+def ledger_post_funding(*, transfer):
+    """Card money captured: the fee is earned, the rest buys som owed to the recipient."""
+    return ledger_post(transfer=transfer, kind="funding", lines=funding_lines(transfer),
+                       memo=f"PaymentIntent {transfer.payment_intent_id}")
 
 
 def _payout_lines(transfer):

@@ -99,7 +99,7 @@ def _phrases():
     return {
         "card_clearing": (_("%(amount)s on card clearing (held at Stripe)"),
                           _("%(amount)s more returned to the card than was taken (card clearing)")),
-        "customer_funds": (_("%(amount)s in our safeguarding bank account"), None),
+        "partner_settlement_bank": (_("%(amount)s in our safeguarding bank account"), None),
         "disputes_receivable": (_("%(amount)s taken by Stripe for a dispute, which we may win back"), None),
         "kgst_treasury": (_("%(amount)s of KGST in the treasury"), None),
         "kgst_float": (None, _("%(amount)s paid out on chain from the KGST float")),

@@ -1,4 +1,5 @@
-"""Creating transfers idempotently and starting their card funding."""
+"""Creating transfers idempotently and starting their funding: a card (Stripe PaymentIntent), or at once from the
+partner's prefunded balance (services/balances.py)."""
 
 import hashlib
 import json
@@ -11,6 +12,7 @@ from django.utils.translation import gettext_lazy
 from onchain.api import recipient_check
 from onchain.errors import ChainUnavailable, RecipientRefused
 from payments.errors import (
+    FundingMethodRefused,
     FundingPending,
     FundingUnavailable,
     IdempotencyMismatch,
@@ -21,6 +23,7 @@ from payments.errors import (
 )
 from payments.models import Transfer
 from payments.providers import stripe_rail
+from payments.services.balances import balance_fund, balance_funding_check
 from payments.services.fraud import frozen_detail, identities_frozen
 from payments.services.quotes import quote_get_usable
 from payments.services.screening import wallet_is_denied
@@ -43,17 +46,24 @@ def _replay(*, partner, idempotency_key, fingerprint):
     return existing
 
 
-def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient):
+def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None):
     """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
     and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
     is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
     (a retry, the pay page or the sweeper prepares the PaymentIntent later with the same idempotency key).
     A sender (email, phone) or wallet frozen after a dispute or a fraud warning is refused (not a replay of a
-    transfer made before the freeze: that answers as before)."""
+    transfer made before the freeze: that answers as before).
+    `funding` {"method": "balance"} (a partner's transfer only) funds it in the inserting transaction from the
+    partner's balance: a balance that does not cover it is refused and nothing is created (balances.balance_fund)."""
+    method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
+    if method not in Transfer.FundingMethod.values:
+        raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
+    if method == Transfer.FundingMethod.BALANCE:
+        balance_funding_check(partner=partner)
     if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint):
         _refuse_frozen(sender=sender, recipient=recipient)
     transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
-                                         quote_id=quote_id, sender=sender, recipient=recipient)
+                                         quote_id=quote_id, sender=sender, recipient=recipient, method=method)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -68,7 +78,7 @@ def _refuse_frozen(*, sender, recipient):
         raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
 
 
-def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient):
+def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method):
     existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
     if existing:
         return existing, False
@@ -88,8 +98,10 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],
                 recipient_name=recipient["name"], recipient_phone=recipient["phone"],
-                recipient_wallet=recipient["wallet_address"],
+                recipient_wallet=recipient["wallet_address"], funding_method=method,
             )
+            if method == Transfer.FundingMethod.BALANCE:
+                balance_fund(transfer=transfer)
     except IntegrityError:
         # A concurrent request with the same key won the insert: answer as a replay of it.
         existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -115,7 +127,8 @@ def _wallet_check(address):
 def transfer_funding_prepare(*, transfer):
     """Make sure the transfer has its PaymentIntent. Runs after the transfer row is committed, so a crash
     between the two leaves a transfer that a retry (or the sweeper) completes with the same idempotency key."""
-    if transfer.payment_intent_id or transfer.status != Transfer.Status.AWAITING_FUNDING:
+    if (transfer.payment_intent_id or transfer.status != Transfer.Status.AWAITING_FUNDING
+            or transfer.funding_method != Transfer.FundingMethod.CARD):
         return transfer
     intent = stripe_rail.payment_intent_create(
         transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)

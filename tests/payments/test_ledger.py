@@ -185,7 +185,7 @@ def test_partner_line_posts_to_the_partners_own_account(pricing):
     """A line naming a partner posts to that partner's own partner_balance account; the entry is posted."""
     partner, _ = partner_create(name="topup-partner")
     entry = ledger_post(kind="topup", reference="topup:1",
-                        lines=[("customer_funds", "RUB", 5000), ("partner_balance", "RUB", -5000, partner)])
+                        lines=[("partner_settlement_bank", "RUB", 5000), ("partner_balance", "RUB", -5000, partner)])
     assert entry.posted and JournalEntry.objects.get(pk=entry.pk).posted
     assert account_balance("partner_balance", "RUB", partner) == -5000
     assert account_balance("partner_balance", "RUB") == 0

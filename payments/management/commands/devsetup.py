@@ -12,6 +12,7 @@ from eth_account import Account
 
 from onchain.api import devchain_bootstrap, wallet_balances
 from payments.models import Partner
+from payments.services.reconciliation import treasury_dev_book_opening
 from payments.services.setup import corridors_seed, partner_create, rates_seed
 from staff.services import totp_device_provision
 
@@ -34,6 +35,11 @@ class Command(BaseCommand):
         held, gas = wallet_balances(wallet, token)
         self.stdout.write(f"KGST token {token.address} on chain {chain.chain_id}; hot wallet {wallet.address} holds "
                           f"{held // 10**token.decimals:,} KGST and {gas // 10**18} ETH for gas")
+        # The dev float is minted with no ledger entry: book it as treasury funding, so the treasury reconciliation
+        # (beat) finds the books and the chain in agreement.
+        opening = treasury_dev_book_opening(symbol=token.symbol)
+        if opening is not None:
+            self.stdout.write(f"booked the dev float as treasury funding ({opening.reference})")
         corridors_seed()
         rates_seed()
 

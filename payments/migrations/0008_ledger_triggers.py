@@ -160,7 +160,7 @@ def _run(statements):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0005_ledger_partner_accounts_and_references'),
+        ('payments', '0007_reconciliation'),
     ]
 
     operations = [
