@@ -189,7 +189,7 @@ def test_resolving_needs_a_reason_is_audited_and_an_accepted_difference_stays_re
 
 def _top_up(partner, rub_minor, reference):
     ledger.ledger_post(kind="partner_topup", reference=reference, lines=[
-        ("partner_bank", "RUB", rub_minor), ("partner_balance", "RUB", -rub_minor, partner)])
+        ("partner_settlement_bank", "RUB", rub_minor), ("partner_balance", "RUB", -rub_minor, partner)])
 
 
 def test_a_partner_statement_is_compared_once_its_day_is_over(partner):
