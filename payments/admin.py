@@ -130,7 +130,4 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["transfer__id"]
     inlines = [PostingInline]
-from payments import (
-    admin_balances,  # noqa: E402,F401
-    admin_recon,  # noqa: E402,F401
-)
+from payments import admin_balances, admin_recon  # noqa: E402,F401 (registered after the models' admins)
