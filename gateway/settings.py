@@ -274,6 +274,8 @@ LARGE_AMOUNT_PAYOUT_DELAY_SECONDS = env_int("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS",
 QUOTE_TTL_SECONDS = min(max(env_int("QUOTE_TTL_SECONDS", 600), 60), 3600)
 FUNDING_WINDOW_SECONDS = env_int("FUNDING_WINDOW_SECONDS", 1800)
 FUNDING_POLL_AFTER_SECONDS = env_int("FUNDING_POLL_AFTER_SECONDS", 10)
+# The sweeper reads a pending refund again this often (its refund.updated webhook may be lost).
+REFUND_POLL_SECONDS = 60
 # Per-corridor pricing defaults; seed_rates writes them into the Corridor table, admin edits them.
 CORRIDOR_DEFAULTS = {
     "RUB": {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,

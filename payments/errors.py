@@ -160,3 +160,12 @@ class TransferRefused(PaymentsError):
     status = 403
     code = "transfer-refused"
     title = _("We cannot accept this transfer")
+
+
+class TransferNotCancellable(PaymentsError):
+    """Settlement has started (or the card payment is being processed right now): the cancel is refused, nothing
+    changes."""
+
+    status = 409
+    code = "transfer-not-cancellable"
+    title = _("This transfer can no longer be cancelled")
