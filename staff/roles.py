@@ -6,8 +6,8 @@ hand. docs/runbook.md ("Staff access") says who does what. Permissions are named
 VIEWED_APPS = ("payments", "onchain", "staff")
 
 ROLES = {
-    # Day-to-day operations: refunds of failed settlements, stopping a wallet, clearing alerts.
-    "operator": ("payments.refund_transfer", "onchain.halt_wallet", "onchain.resolve_alert"),
+    # Day-to-day operations: refunds of failed settlements, cancelling before settlement, stopping a wallet, alerts.
+    "operator": ("payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet", "onchain.resolve_alert"),
     # Screening decisions: release (with a second officer) or reject held transfers.
     "compliance officer": ("payments.release_transfer", "payments.reject_transfer"),
     # The float and the hot wallets: halts and resumes (a nonce halt with a second treasurer), nonces, wallet and
