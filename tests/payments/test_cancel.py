@@ -18,7 +18,7 @@ from payments.services.ledger import account_balance
 from staff.models import AuditEntry
 from tests.conftest import pay_on_stripe, stripe_requests
 from tests.helpers import force_status, staff_login
-from tests.payments.test_api import assert_problem, new_quote, other_api, stripe_get, transfer_body  # noqa: F401 (fixture)
+from tests.payments.test_api import assert_problem, new_quote, stripe_get, transfer_body
 from tests.payments.test_refunds import funded_with, kinds, make_transfer
 
 pytestmark = pytest.mark.django_db
@@ -127,10 +127,17 @@ def test_cancel_after_settlement_started_is_refused_and_changes_nothing(api, pri
     assert len(stripe_mutations()) == calls
 
 
-def test_cancel_of_another_partners_transfer_is_not_found(api, other_api, pricing, stripe_server):
+def test_cancel_of_another_partners_transfer_is_not_found(api, pricing, stripe_server):
     """Another partner's transfer answers 404 (not 403: its existence is not revealed) and stays as it is."""
+    from rest_framework.test import APIClient
+
+    from payments.services.setup import partner_create
+
     transfer = api_transfer(api)
-    assert_problem(cancel(other_api, transfer), 404)
+    _, key = partner_create(name="globex")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    assert_problem(cancel(other, transfer), 404)
     assert fresh(transfer).status == S.AWAITING_FUNDING
     assert intent_status(transfer) != "canceled"
 
