@@ -407,9 +407,21 @@ def _refund_refused(transfer_id, detail):
         transfer = _locked(transfer_id)
         if transfer.status != S.REFUNDING or transfer.refund_id:
             return transfer
-        if CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE, payment_intent_id=transfer.payment_intent_id,
-                                      transfer=transfer).exists():
+        disputed = CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE,
+                                              payment_intent_id=transfer.payment_intent_id).first()
+        prefix = refunds.returned_capture(transfer)
+        if disputed and prefix:
+            # A capture refused at funding, then disputed: the bank's chargeback returns it instead of our refund.
+            transfer.mark_charged_back(f"{transfer.failure_reason}; charged back by the card's bank "
+                                       f"({disputed.stripe_id})")
+            transfer.save()
+            ledger.ledger_post_returned_capture(
+                transfer=transfer, amount_minor=disputed.amount_minor or transfer.source_minor,
+                currency=disputed.currency or transfer.quote.source_currency, refused=prefix == "refused",
+                chargeback=disputed.stripe_id)
             return transfer
+        if disputed:
+            return transfer  # the dispute itself charges a funded transfer back (card_dispute_record)
         _refund_failed(transfer, "", f"the refund was refused: {detail}")
     return transfer
 

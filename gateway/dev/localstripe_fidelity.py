@@ -25,7 +25,8 @@ resource classes (before its server module builds the routes) so that they behav
   a refund of a charge made with 4000000000007726 begins `pending` and turns `succeeded` a moment later
   (`refund.updated`); one with 4000000000005126 begins `succeeded` and turns `failed` a moment later
   (`failure_reason` expired_or_canceled_card; `refund.updated` and `refund.failed`). A failed refund no longer
-  counts in the charge's `amount_refunded`.
+  counts in the charge's `amount_refunded`; a refund of more than is left to refund is refused
+  (`charge_already_refunded`).
 - `Idempotency-Key`: the same key with the same parameters replays the first answer (a 200 or a card decline);
   with other parameters it is refused (`idempotency_error`), as on Stripe.
 - Events carry the API version the webhook endpoint was registered with (`api_version` in
@@ -332,6 +333,12 @@ def refund_init(self, charge=None, payment_intent=None, amount=None, metadata=No
     if disputed is not None and charge_disputed(disputed):
         raise UserError(400, f"Charge {charge_id} has been charged back; cannot issue a refund.",
                         {"code": "charge_disputed"})
+    if disputed is not None:
+        remaining = disputed.amount - charge_amount_refunded(disputed)
+        requested = R.try_convert_to_int(amount) if amount is not None else remaining
+        if remaining <= 0 or (isinstance(requested, int) and requested > remaining):
+            raise UserError(400, f"Charge {charge_id} has already been refunded.",
+                            {"code": "charge_already_refunded"})
     _refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, metadata=metadata, **kwargs)
     self.failure_reason = None
     self.failure_balance_transaction = None

@@ -33,7 +33,7 @@ class RefundRailMissing(PaymentsError):
     title = "No refund rail for this transfer"
 
 
-def _returned_capture(transfer):
+def returned_capture(transfer):
     """'refused' or 'unmatched' when the payment was captured but never funded the transfer (refused at funding; its
     capture sits in a suspense account), else None (a funded transfer: its funding entry is unwound)."""
     kind = (JournalEntry.objects.filter(transfer=transfer, kind__in=RETURNED_CAPTURES)
@@ -67,7 +67,7 @@ class CardRefundRail:
     def book_succeeded(self, *, transfer, refund):
         """The refund succeeded: a funded transfer's funding entry is unwound (`refund`); a capture refused at funding
         leaves its suspense account (`refused_refund` / `unmatched_refund`)."""
-        prefix = _returned_capture(transfer)
+        prefix = returned_capture(transfer)
         if prefix:
             return ledger_post_returned_capture(transfer=transfer, amount_minor=refund.amount, currency=refund.currency,
                                                 refused=prefix == "refused", refund_id=refund.id)
@@ -77,7 +77,7 @@ class CardRefundRail:
         """The refund failed: the money is at Stripe again (or never left), owed to the sender: `refund_failed`
         credits refunds_payable. Whichever way it got there, the transfer's journal ends the same: card_clearing
         holds the payment, refunds_payable owes it, every other account of the transfer is back to zero."""
-        prefix = _returned_capture(transfer)
+        prefix = returned_capture(transfer)
         if prefix:
             capture = Posting.objects.filter(entry__transfer=transfer, entry__kind=f"{prefix}_capture",
                                              account__code="card_clearing").select_related("account").get()

@@ -281,3 +281,21 @@ def test_a_signed_refund_event_with_a_malformed_object_is_a_400(client, obj):
     payload = event_json(obj, type_="refund.updated")
     assert deliver(client, payload, sign(payload)).status_code == 400
     assert not StripeEvent.objects.exists()
+
+
+def test_a_refund_stripe_refuses_ends_refund_failed_with_the_money_owed_to_the_sender(pricing, stripe_server):
+    """The charge was already refunded outside the gateway (e.g. in Stripe's dashboard), so Stripe refuses our
+    refund (charge_already_refunded): the transfer ends `refund_failed`, its funding unwound into refunds_payable
+    (card_clearing still holds the payment as far as our books know), and operators get an alert to sort it out."""
+    transfer = rejected_with()
+    httpx.post(f"{settings.STRIPE_API_BASE}/v1/refunds", timeout=10, data={"payment_intent": transfer.payment_intent_id},
+               headers={"Authorization": f"Bearer {settings.STRIPE_SECRET_KEY}"}).raise_for_status()
+    after = pipeline.transfer_refund(transfer_id=transfer.pk)
+    assert after.status == S.REFUND_FAILED and not after.refund_id
+    assert "already been refunded" in after.failure_reason
+    assert kinds(transfer) == ["funding", "refund_failed"]
+    total = transfer.source_minor
+    assert balances() == {**{k: 0 for k in balances()}, "card_clearing:USD": total, "refunds_payable:USD": -total}
+    assert OperatorAlert.objects.filter(kind="funding", message__contains=str(transfer.pk)).count() == 1
+    pipeline.transfer_refund(transfer_id=transfer.pk)  # again: nothing more
+    assert kinds(transfer) == ["funding", "refund_failed"]
