@@ -1,7 +1,8 @@
 """The transfer state machine's driver: what moves a transfer forward, and what runs next.
 
 quote → awaiting_funding → funded → (screening) → settling → completed
-Failure paths: expired (unfunded), held (review), rejected → refunded, settlement_failed.
+Failure paths: expired or cancelled (unfunded), held (review), rejected → refunding → refunded (or refund_failed),
+settlement_failed; a cancel before settlement ends cancelled (unpaid) or goes refunding (paid).
 The transitions themselves are guarded on the model (`Transfer.mark_*`, `Transfer.objects.mark_completed`);
 this module takes the row lock, applies one transition, posts the ledger entry, and schedules the next step
 after commit. The Celery tasks for those steps live at the bottom of this module, beside the code that

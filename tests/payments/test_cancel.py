@@ -169,6 +169,7 @@ def test_the_sender_cancels_from_the_status_page_after_confirming(pricing, strip
     assert f'href="/t/{transfer.sender_token}/cancel"' in status_page
     page, token = _confirm_page(web, transfer)
     assert page.status_code == 200
+    assert page["Referrer-Policy"] == "same-origin"  # a form: under no-referrer the POST's Origin is null (CSRF)
     assert 'id="cancel-form"' in page.content.decode() and "nothing will be charged" in page.content.decode()
     assert fresh(transfer).status == S.AWAITING_FUNDING  # the page itself changes nothing
     response = web.post(f"/t/{transfer.sender_token}/cancel", {"csrfmiddlewaretoken": token})
