@@ -7,6 +7,7 @@
   message on the page and in admin) and changes nothing; another partner's transfer is not found (404).
 All against the real PostgreSQL and localstripe."""
 
+import httpx
 import pytest
 from django.test import Client
 
@@ -70,7 +71,7 @@ def test_a_cancelled_transfer_can_no_longer_be_paid(api, pricing, stripe_server)
     """The cancelled PaymentIntent refuses a payment at Stripe, and the funding step would not fund it anyway."""
     transfer = api_transfer(api)
     cancel(api, transfer)
-    with pytest.raises(Exception, match="400"):
+    with pytest.raises(httpx.HTTPStatusError, match="400"):
         pay_on_stripe(transfer.payment_intent_id)
     assert fresh(transfer).status == S.CANCELLED
 
