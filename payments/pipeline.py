@@ -348,8 +348,20 @@ def transfer_refund(*, transfer_id):
     try:
         refund = rail.retrieve(transfer.refund_id) if transfer.refund_id else rail.create(transfer)
     except ProcessorRequestRefused as exc:
+        if _charge_disputed(transfer):
+            # Stripe refuses refunds of a disputed charge: the dispute's webhook charges the transfer back (the sweeper
+            # asks again meanwhile). Not a failed refund: the bank is returning the money.
+            log.warning("transfer_refund_charge_disputed transfer_id=%s", transfer.id)
+            return transfer
         return _refund_refused(transfer_id, exc.detail)
     return refund_apply(refund=refund, transfer_id=transfer_id)
+
+
+def _charge_disputed(transfer):
+    if not transfer.payment_intent_id:
+        return False
+    charge_id = transfer.charge_id or stripe_rail.payment_intent_retrieve(transfer.payment_intent_id).charge_id
+    return bool(charge_id) and stripe_rail.charge_retrieve(charge_id).disputed
 
 
 def refund_apply(*, refund, transfer_id=None):

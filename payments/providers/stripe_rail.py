@@ -118,7 +118,8 @@ def payment_intent_cancel(*, transfer_id, payment_intent_id):
 def charge_retrieve(charge_id):
     """A charge's PaymentIntent and card (for disputes and fraud warnings, which name the charge)."""
     charge = _call(client().v1.charges.retrieve, charge_id)
-    return ChargeState(id=charge.id, payment_intent=_text(_get(charge, "payment_intent")), card=_card_facts(charge))
+    return ChargeState(id=charge.id, payment_intent=_text(_get(charge, "payment_intent")), card=_card_facts(charge),
+                       disputed=_get(charge, "disputed") is True)
 
 
 def refund_create(*, transfer_id, payment_intent_id):
@@ -182,6 +183,7 @@ class ChargeState:
     id: str
     payment_intent: str
     card: CardFacts | None
+    disputed: bool = False
 
 
 @dataclass(frozen=True)

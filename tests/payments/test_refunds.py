@@ -299,3 +299,20 @@ def test_a_refund_stripe_refuses_ends_refund_failed_with_the_money_owed_to_the_s
     assert OperatorAlert.objects.filter(kind="funding", message__contains=str(transfer.pk)).count() == 1
     pipeline.transfer_refund(transfer_id=transfer.pk)  # again: nothing more
     assert kinds(transfer) == ["funding", "refund_failed"]
+
+
+def test_a_refund_refused_because_the_charge_was_disputed_waits_for_the_dispute(client, pricing, stripe_server):
+    """The card's bank disputed the charge before our refund (its webhook not here yet): Stripe refuses the refund,
+    which is not a failed refund; the transfer stays `refunding` with nothing posted, and the dispute, when its event
+    comes, charges it back (funding unwound against disputes_receivable); no refund is ever made."""
+    transfer = rejected_with("4000000000000259")  # Stripe's dispute test card: the charge is disputed a moment later
+    dispute = wait_for(lambda: (stripe_get("/v1/disputes")["data"] or [None])[0], timeout=15, what="the dispute")
+    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDING
+    assert fresh(transfer).status == S.REFUNDING and kinds(transfer) == ["funding"]
+    payload = event_json(dispute, type_="charge.dispute.created")
+    assert deliver(client, payload, sign(payload)).status_code == 200
+    assert fresh(transfer).status == S.CHARGED_BACK
+    assert kinds(transfer) == ["charged_back", "dispute", "funding"]
+    assert account_balance("card_clearing", "USD") == 0 and account_balance("recipient_payable", "KGS") == 0
+    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
+    assert not stripe_get("/v1/refunds")["data"]
