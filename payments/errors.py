@@ -199,3 +199,12 @@ class BalanceInputInvalid(PaymentsError):
     status = 400
     code = "balance-input-invalid"
     title = _("Invalid top-up or withdrawal")
+
+
+class TransferNotCancellable(PaymentsError):
+    """Settlement has started (or the card payment is being processed right now): the cancel is refused, nothing
+    changes."""
+
+    status = 409
+    code = "transfer-not-cancellable"
+    title = _("This transfer can no longer be cancelled")
