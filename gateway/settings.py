@@ -283,6 +283,8 @@ FUNDING_POLL_AFTER_SECONDS = env_int("FUNDING_POLL_AFTER_SECONDS", 10)
 # webhook, poll or refund task is still under way to a later run; the window overlaps runs (items are not duplicated).
 RECONCILIATION_WINDOW_HOURS = env_int("RECONCILIATION_WINDOW_HOURS", 48)
 RECONCILIATION_LAG_SECONDS = env_int("RECONCILIATION_LAG_SECONDS", 900)
+# The sweeper reads a pending refund again this often (its refund.updated webhook may be lost).
+REFUND_POLL_SECONDS = 60
 # Per-corridor pricing defaults; seed_rates writes them into the Corridor table, admin edits them.
 CORRIDOR_DEFAULTS = {
     "RUB": {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,

@@ -31,7 +31,7 @@ class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
                      "recipient_wallet", "payment_intent_id"]
     list_select_related = ["quote", "partner"]
     date_hierarchy = "created_at"
-    actions = ["release", "reject", "refund"]
+    actions = ["release", "reject", "refund", "cancel"]
     readonly_fields = ["settlement"]
     exclude = ["payment_client_secret", "sender_token", "recipient_token", "request_fingerprint"]
 
@@ -65,6 +65,13 @@ class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     @admin.action(description="Refund failed settlements (payout failed for good)", permissions=["refund"])
     def refund(self, request, queryset):
         return guarded_action_response(self, request, queryset, guarded.REFUND)
+
+    @admin.action(description="Cancel before settlement (refunded in full if paid)", permissions=["cancel"])
+    def cancel(self, request, queryset):
+        return guarded_action_response(self, request, queryset, guarded.CANCEL)
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm(guarded.CANCEL.permission)
 
     def has_release_permission(self, request):
         return request.user.has_perm(guarded.RELEASE.permission)

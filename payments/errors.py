@@ -201,6 +201,15 @@ class BalanceInputInvalid(PaymentsError):
     title = _("Invalid top-up or withdrawal")
 
 
+class TransferNotCancellable(PaymentsError):
+    """Settlement has started (or the card payment is being processed right now): the cancel is refused, nothing
+    changes."""
+
+    status = 409
+    code = "transfer-not-cancellable"
+    title = _("This transfer can no longer be cancelled")
+
+
 class UnknownLedgerAccount(LedgerImbalance):
     """A posting to an account code the chart of accounts (payments.services.ledger.ACCOUNTS) does not list, or a
     partner's own account for a code that has none (or a house account for one that is per partner)."""

@@ -4,7 +4,7 @@ Registered in PaymentsConfig.ready(); each calls the pipeline's service."""
 from django.utils.translation import gettext as _
 
 from payments import pipeline
-from payments.errors import TransferNotPayable
+from payments.errors import TransferNotCancellable, TransferNotPayable
 from payments.models import Transfer
 from staff.actions import GuardedAction
 
@@ -37,14 +37,38 @@ def _reject(transfer, *, reason, actor):
 
 
 def _settlement_failed(transfer):
+    if transfer.status in (S.REFUNDING, S.REFUNDED, S.REFUND_FAILED):
+        raise TransferNotPayable(f"Already {transfer.status}: a transfer is refunded once.")
+    if transfer.status in (S.AWAITING_FUNDING, S.EXPIRED, S.CANCELLED):
+        raise TransferNotPayable("This transfer was never paid: there is nothing to refund.")
     if transfer.status != S.SETTLEMENT_FAILED:
-        raise TransferNotPayable("Only transfers whose settlement failed can be refunded here.")
+        raise TransferNotPayable("Only transfers whose settlement failed can be refunded here (cancel a transfer "
+                                 "before settlement instead).")
 
 
 def _refund(transfer, *, reason, actor):
     result = pipeline.transfer_refund(transfer_id=transfer.pk)
+    if result.status == S.REFUNDING:
+        return "refund asked for; Stripe reports it pending (the transfer becomes refunded when it succeeds)"
+    if result.status == S.REFUND_FAILED:
+        return f"the refund failed: {result.failure_reason}"
     if result.status != S.REFUNDED:
         raise TransferNotPayable("Its payout may still be mined: not refundable yet.")
+    return None
+
+
+def _cancellable(transfer):
+    if transfer.status in pipeline.CANCEL_TOO_LATE:
+        raise TransferNotCancellable(f"Settlement has started ({transfer.status}): it can no longer be cancelled.")
+    if not pipeline.transfer_cancellable(transfer):
+        raise TransferNotCancellable(f"Already {transfer.status}: nothing to cancel.")
+
+
+def _cancel(transfer, *, reason, actor):
+    result = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator")
+    if result.status == S.REFUNDING:
+        return "cancelled: refund in full queued"
+    return f"cancelled ({result.status})"
 
 
 RELEASE = GuardedAction(permission="payments.release_transfer", model=Transfer, done="released",
@@ -55,4 +79,8 @@ REJECT = GuardedAction(permission="payments.reject_transfer", model=Transfer, do
 # The refund calls Stripe: outside any transaction (persist, then act), recorded once it returns.
 REFUND = GuardedAction(permission="payments.refund_transfer", model=Transfer, done="refunded",
                        check=_settlement_failed, perform=_refund, atomic=False)
-ACTIONS = (RELEASE, REJECT, REFUND)
+# Cancel before settlement: an unpaid transfer's PaymentIntent is cancelled at Stripe (network: not atomic); a paid one
+# is refunded in full. The operator's reason goes to the audit trail, not to the transfer the sender sees.
+CANCEL = GuardedAction(permission="payments.cancel_transfer", model=Transfer, done="cancelled",
+                       check=_cancellable, perform=_cancel, atomic=False)
+ACTIONS = (RELEASE, REJECT, REFUND, CANCEL)

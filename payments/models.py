@@ -134,6 +134,9 @@ class Transfer(StatusModel):
         REFUNDED = "refunded", "refunded"
         SETTLEMENT_FAILED = "settlement_failed", "settlement failed, operator decides"
         CHARGED_BACK = "charged_back", "card payment disputed before payout, nothing paid"
+        REFUNDING = "refunding", "being refunded (refund asked for, not yet succeeded)"
+        REFUND_FAILED = "refund_failed", "refund failed, operator decides"
+        CANCELLED = "cancelled", "cancelled before payment"
 
     class FundingMethod(models.TextChoices):
         CARD = "card", "card (Stripe PaymentIntent)"
@@ -191,7 +194,8 @@ class Transfer(StatusModel):
         # Staff actions (payments/guarded.py), each its own permission; staff/roles.py grants them.
         permissions = [("release_transfer", "Can release a held transfer (with a second person)"),
                        ("reject_transfer", "Can reject a held transfer (it is refunded)"),
-                       ("refund_transfer", "Can refund a transfer whose settlement failed")]
+                       ("refund_transfer", "Can refund a transfer whose settlement failed"),
+                       ("cancel_transfer", "Can cancel a transfer before settlement (refunded in full if paid)")]
 
     def __str__(self):
         return f"transfer {self.id} ({self.status})"
@@ -204,10 +208,10 @@ class Transfer(StatusModel):
     def mark_funded(self, at):
         self.funded_at = at
 
-    @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.REFUNDED)
-    def mark_funding_refused(self, refund_id, reason):
-        """A payment that does not match the quote (amount or currency) was captured: it goes back in full."""
-        self.refund_id = refund_id
+    @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.REFUNDING)
+    def mark_funding_refused(self, reason):
+        """A captured payment we do not accept (it does not match the quote, a refused card country, a frozen
+        identity): it goes back in full, through `refunding` like every refund."""
         self.failure_reason = reason[:300]
 
     @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.EXPIRED)
@@ -230,12 +234,33 @@ class Transfer(StatusModel):
     def mark_settlement_failed(self, reason):
         self.failure_reason = reason[:300]
 
-    @transition(field=status, source=[Status.REJECTED, Status.SETTLEMENT_FAILED], target=Status.REFUNDED)
+    @transition(field=status, source=[Status.REJECTED, Status.SETTLEMENT_FAILED, Status.FUNDED, Status.HELD],
+                target=Status.REFUNDING)
+    def mark_refunding(self, reason=None):
+        """The money goes back: recorded before the refund is asked for (its idempotency key derives from the
+        transfer, so a crash after the call gets the same refund back). Rejected and failed settlements come here from
+        the refund task; funded and held transfers when the sender or an operator cancels them."""
+        if reason:
+            self.failure_reason = reason[:300]
+
+    @transition(field=status, source=Status.REFUNDING, target=Status.REFUNDED)
     def mark_refunded(self, refund_id):
+        """The refund's own status is `succeeded` (a pending refund is not refunded)."""
         self.refund_id = refund_id
 
-    @transition(field=status, source=[Status.AWAITING_FUNDING, Status.FUNDED, Status.HELD, Status.REJECTED],
-                target=Status.CHARGED_BACK)
+    @transition(field=status, source=[Status.REFUNDING, Status.REFUNDED], target=Status.REFUND_FAILED)
+    def mark_refund_failed(self, reason):
+        """The refund failed or was cancelled (also after it had succeeded: card refunds can fail days later); the
+        money is back with us and owed to the sender. An operator decides (docs/runbook.md)."""
+        self.failure_reason = reason[:300]
+
+    @transition(field=status, source=Status.AWAITING_FUNDING, target=Status.CANCELLED)
+    def mark_cancelled(self, reason):
+        """Cancelled before any payment, its PaymentIntent cancelled first: nothing was charged, nothing is posted."""
+        self.failure_reason = reason[:300]
+
+    @transition(field=status, source=[Status.AWAITING_FUNDING, Status.FUNDED, Status.HELD, Status.REJECTED,
+                                      Status.REFUNDING], target=Status.CHARGED_BACK)
     def mark_charged_back(self, reason):
         """The cardholder's bank took the payment back (a dispute) before any payout: nothing will be paid, and
         nothing can be refunded (Stripe refuses refunds on a disputed charge)."""

@@ -1,7 +1,8 @@
 """The transfer state machine's driver: what moves a transfer forward, and what runs next.
 
 quote → awaiting_funding → funded → (screening) → settling → completed
-Failure paths: expired (unfunded), held (review), rejected → refunded, settlement_failed.
+Failure paths: expired or cancelled (unfunded), held (review), rejected → refunding → refunded (or refund_failed),
+settlement_failed; a cancel before settlement ends cancelled (unpaid) or goes refunding (paid).
 The transitions themselves are guarded on the model (`Transfer.mark_*`, `Transfer.objects.mark_completed`);
 this module takes the row lock, applies one transition, posts the ledger entry, and schedules the next step
 after commit. The Celery tasks for those steps live at the bottom of this module, beside the code that
@@ -26,11 +27,12 @@ from payments.errors import (
     FundingUnavailable,
     ProcessorRequestRefused,
     ScreeningUndecided,
+    TransferNotCancellable,
     TransferNotPayable,
 )
-from payments.models import CardDispute, Transfer
+from payments.models import CardDispute, JournalEntry, Transfer
 from payments.providers import stripe_rail
-from payments.services import balances, fraud, ledger
+from payments.services import fraud, ledger, refunds
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
 from payments.services.transfers import transfer_funding_prepare
 
@@ -178,12 +180,14 @@ def transfer_mark_funded(*, payment_intent):
 
 def transfer_funding_refuse(*, transfer_id):
     """A captured payment we do not accept (it does not match its quote; its card is from a refused country; the card,
-    sender or wallet is frozen) goes back in full. Stripe is asked first (outside any lock; the refund's key derives
-    from the transfer, so a retry gets the same refund), then the capture and the refund are booked as two balanced
-    entries, the transfer ends `refunded` and operators get an alert. If the cardholder's bank has already taken the
-    payment back (a dispute: Stripe refuses the refund), the transfer ends `charged_back` instead. The poller finds
-    the same payment again if this task is lost."""
+    sender or wallet is frozen) goes back in full. The decision is committed first (the transfer moves to `refunding`,
+    the capture is booked into its suspense account, operators get an alert), then the refund is asked for like every
+    refund (transfer_refund: key derived from the transfer; only a `succeeded` refund ends it `refunded`). If the
+    cardholder's bank has already taken the payment back (a dispute: Stripe refuses the refund), the transfer ends
+    `charged_back` instead. The poller finds the same payment again if this task is lost."""
     transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
+    if transfer.status == S.REFUNDING:
+        return transfer_refund(transfer_id=transfer_id)
     if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
         return transfer
     intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
@@ -193,7 +197,6 @@ def transfer_funding_refuse(*, transfer_id):
     kind, reason = refusal
     currency = (intent.currency or "XXX")[:3].upper()
     disputed = CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE, payment_intent_id=intent.id).first()
-    refund = None if disputed else stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=intent.id)
     with transaction.atomic():
         transfer = _locked(transfer_id)
         if transfer.status != S.AWAITING_FUNDING:
@@ -205,29 +208,26 @@ def transfer_funding_refuse(*, transfer_id):
             ledger.ledger_post_returned_capture(transfer=transfer, amount_minor=intent.amount, currency=currency,
                                                  refused=kind == REFUSED, chargeback=disputed.stripe_id)
         else:
-            transfer.mark_funding_refused(refund.id, reason)
+            transfer.mark_funding_refused(reason)
             transfer.save()
-            ledger.ledger_post_returned_capture(transfer=transfer, amount_minor=intent.amount, currency=currency,
-                                                 refused=kind == REFUSED, refund_id=refund.id)
-        operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: {reason}"
-                                                     + (f" (refund {refund.id})" if refund else ""))
-    log.error("transfer_funding_refused transfer_id=%s refund=%s %s", transfer.id, getattr(refund, "id", None), reason)
-    return transfer
+            refunds.capture_book_returned(transfer=transfer, amount_minor=intent.amount, currency=currency,
+                                          refused=kind == REFUSED)
+        operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: {reason}")
+    log.error("transfer_funding_refused transfer_id=%s %s", transfer.id, reason)
+    return transfer if disputed else transfer_refund(transfer_id=transfer_id)
 
 
 def transfer_expire(*, transfer_id):
-    """Unfunded past the funding window: cancel the PaymentIntent first, so no late payment can land."""
+    """Unfunded past the funding window: cancel the PaymentIntent first, so no late payment can land. Nothing was
+    funded, so nothing is posted (docs/ledger.md)."""
     transfer = Transfer.objects.get(pk=transfer_id)
     if transfer.status != S.AWAITING_FUNDING:
         return transfer
-    if transfer.payment_intent_id:
-        intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
-        if intent.status == "succeeded":
-            return transfer_mark_funded(payment_intent=intent)
-        if intent.status not in ("canceled", "processing"):
-            stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
-        elif intent.status == "processing":
-            return transfer
+    stopped = _payment_intent_stop(transfer)
+    if stopped == "succeeded":
+        return transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
+    if stopped == "processing":
+        return transfer
     with transaction.atomic():
         transfer = _locked(transfer_id)
         if transfer.status == S.AWAITING_FUNDING:
@@ -304,6 +304,13 @@ def transfer_reject(*, transfer_id, reason):
     return transfer
 
 
+# Refunds and cancellation -----------------------------------------------------------------------
+# Every refund goes through `refunding`: the decision is committed first, then the rail (payments/services/refunds.py,
+# chosen in one place) is asked, with a key derived from the transfer; only a refund whose own status is `succeeded`
+# makes the transfer `refunded` and posts its entry. Pending refunds are followed to the end by the webhook (refund.*,
+# charge.refunded) and by the sweeper (lost webhooks); a failed one (also after it had succeeded) ends
+# `refund_failed` with an operator alert.
+
 def _refundable(transfer):
     """Rejected transfers, and failed settlements whose payout can no longer pay (failed, never in a live batch)."""
     if transfer.status == S.REJECTED:
@@ -314,22 +321,207 @@ def _refundable(transfer):
 
 
 def transfer_refund(*, transfer_id):
-    """Refund in full. The Stripe call carries a key derived from the transfer, so a retry after a crash
-    between the call and the commit gets the same refund back."""
-    transfer = Transfer.objects.get(pk=transfer_id)
-    if not _refundable(transfer):
+    """Refund in full, once. A rejected transfer or a dead settlement moves to `refunding` (committed before anything
+    is asked); a `refunding` transfer gets its refund asked for (or, once recorded, read again) and applied
+    (refund_apply). Anything else is left as it is: an unfunded transfer has nothing to refund, a refunded one is not
+    refunded twice. Safe to run again at any point: the refund's key derives from the transfer."""
+    transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
+    if transfer.status in (S.REJECTED, S.SETTLEMENT_FAILED):
+        with transaction.atomic():
+            transfer = _locked(transfer_id)
+            if not _refundable(transfer):
+                return transfer
+            try:
+                refunds.refund_rail(transfer)
+            except refunds.RefundRailMissing as exc:
+                log.error("transfer_refund_no_rail transfer_id=%s %s", transfer.id, exc.detail)
+                return transfer
+            transfer.mark_refunding()
+            transfer.save()
+    if transfer.status != S.REFUNDING:
         return transfer
-    if transfer.funding_method == Transfer.FundingMethod.BALANCE:  # back to the partner's balance, not to a card
-        return balances.balance_refund(transfer_id=transfer.id, refundable=_refundable)
-    refund = stripe_rail.refund_create(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
+    try:
+        rail = refunds.refund_rail(transfer)
+    except refunds.RefundRailMissing as exc:
+        log.error("transfer_refund_no_rail transfer_id=%s %s", transfer.id, exc.detail)
+        return transfer
+    try:
+        refund = rail.retrieve(transfer.refund_id) if transfer.refund_id else rail.create(transfer)
+    except ProcessorRequestRefused as exc:
+        if _charge_disputed(transfer):
+            # Stripe refuses refunds of a disputed charge: the dispute's webhook charges the transfer back (the sweeper
+            # asks again meanwhile). Not a failed refund: the bank is returning the money.
+            log.warning("transfer_refund_charge_disputed transfer_id=%s", transfer.id)
+            return transfer
+        return _refund_refused(transfer_id, exc.detail)
+    return refund_apply(refund=refund, transfer_id=transfer_id)
+
+
+def _charge_disputed(transfer):
+    if not transfer.payment_intent_id:
+        return False
+    charge_id = transfer.charge_id or stripe_rail.payment_intent_retrieve(transfer.payment_intent_id).charge_id
+    return bool(charge_id) and stripe_rail.charge_retrieve(charge_id).disputed
+
+
+def refund_apply(*, refund, transfer_id=None):
+    """Apply a refund as the rail holds it (a stripe_rail.RefundState read from the API), whoever read it: the refund
+    step, the webhook or the sweeper. Under the row lock: the refund id is recorded; `succeeded` → `refunded` and the
+    refund entry; `failed`/`canceled` → `refund_failed`, the `refund_failed` entry and an operator alert (from
+    `refunding`, or from `refunded` when a refund that had succeeded fails later); pending changes nothing. Applying
+    the same state again changes nothing."""
+    with transaction.atomic():
+        candidates = Transfer.objects.select_for_update(of=("self",)).select_related("quote")
+        if transfer_id:
+            transfer = candidates.filter(pk=transfer_id).first()
+        else:
+            # Ours by its id; or a refunding transfer whose refund our own commit has not recorded yet (the webhook can
+            # arrive before the refund step commits).
+            transfer = candidates.filter(refund_id=refund.id).first() or (
+                candidates.filter(payment_intent_id=refund.payment_intent, status=S.REFUNDING, refund_id="").first()
+                if refund.payment_intent else None)
+        if transfer is None:
+            log.warning("refund_unknown refund=%s payment_intent=%s", refund.id, refund.payment_intent)
+            return None
+        if transfer.refund_id and transfer.refund_id != refund.id:
+            log.warning("refund_not_ours transfer_id=%s refund=%s ours=%s", transfer.id, refund.id, transfer.refund_id)
+            return transfer
+        if transfer.status == S.REFUNDING:
+            transfer.refund_id = refund.id
+            if refund.succeeded:
+                transfer.mark_refunded(refund.id)
+                transfer.save()
+                refunds.refund_rail(transfer).book_succeeded(transfer=transfer, refund=refund)
+                log.info("transfer_refunded transfer_id=%s refund=%s", transfer.id, refund.id)
+            elif refund.failed:
+                _refund_failed(transfer, refund.id, f"refund {refund.id} {refund.status} "
+                                                    f"({refund.failure_reason or 'no reason given'})")
+            else:
+                transfer.save(update_fields=["refund_id", "updated_at"])  # still pending: looked at now
+        elif transfer.status == S.REFUNDED and refund.failed:
+            _refund_failed(transfer, refund.id, f"refund {refund.id} {refund.status} after it had succeeded "
+                                                f"({refund.failure_reason or 'no reason given'})")
+    return transfer
+
+
+def _refund_failed(transfer, refund_id, why):
+    transfer.mark_refund_failed(f"{why}: the money is back with us, owed to the sender")
+    transfer.save()
+    refunds.refund_rail(transfer).book_failed(transfer=transfer, refund_id=refund_id, note=why)
+    operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: refund failed: {why}; the money is owed "
+                                                 "to the sender (docs/runbook.md, refund failed)"[:500])
+    log.error("transfer_refund_failed transfer_id=%s refund=%s %s", transfer.id, refund_id, why)
+
+
+def _refund_refused(transfer_id, detail):
+    """The rail refused to make the refund at all (e.g. Stripe: the charge was disputed, or is already refunded). A
+    dispute moves the transfer itself (`charged_back`); anything else is a failed refund for an operator."""
     with transaction.atomic():
         transfer = _locked(transfer_id)
-        if _refundable(transfer):
-            transfer.mark_refunded(refund.id)
+        if transfer.status != S.REFUNDING or transfer.refund_id:
+            return transfer
+        disputed = CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE,
+                                              payment_intent_id=transfer.payment_intent_id).first()
+        prefix = refunds.returned_capture(transfer)
+        if disputed and prefix:
+            # A capture refused at funding, then disputed: the bank's chargeback returns it instead of our refund.
+            transfer.mark_charged_back(f"{transfer.failure_reason}; charged back by the card's bank "
+                                       f"({disputed.stripe_id})")
             transfer.save()
-            ledger.ledger_post_refund(transfer=transfer, refund_id=refund.id)
-    log.info("transfer_refunded transfer_id=%s refund=%s", transfer.id, refund.id)
+            ledger.ledger_post_returned_capture(
+                transfer=transfer, amount_minor=disputed.amount_minor or transfer.source_minor,
+                currency=disputed.currency or transfer.quote.source_currency, refused=prefix == "refused",
+                chargeback=disputed.stripe_id)
+            return transfer
+        if disputed:
+            return transfer  # the dispute itself charges a funded transfer back (card_dispute_record)
+        _refund_failed(transfer, "", f"the refund was refused: {detail}")
     return transfer
+
+
+def refunds_due(*, now):
+    """Refunding transfers to look at again: a refund not asked for yet (its task lost after commit, or the rail did
+    not answer) after 10 s; a pending refund every REFUND_POLL_SECONDS (its webhook may be lost)."""
+    return Transfer.objects.filter(status=S.REFUNDING).filter(
+        Q(refund_id="", updated_at__lt=now - timedelta(seconds=10))
+        | Q(updated_at__lt=now - timedelta(seconds=settings.REFUND_POLL_SECONDS))).order_by("updated_at")
+
+
+CANCEL_TOO_LATE = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED)
+# Already stopped: a cancel answers with the transfer as it is (a second cancel is not an error).
+CANCEL_DONE = (S.CANCELLED, S.EXPIRED, S.REJECTED, S.REFUNDING, S.REFUNDED, S.REFUND_FAILED, S.CHARGED_BACK)
+
+
+def transfer_cancellable(transfer):
+    """True while a cancel would still stop the transfer (before settlement: unpaid, funded or held)."""
+    return transfer.status in (S.AWAITING_FUNDING, S.FUNDED, S.HELD)
+
+
+def _too_late_message():
+    return _("This transfer can no longer be cancelled: the money is already on its way to the recipient.")
+
+
+def transfer_cancel(*, transfer_id, reason):
+    """Cancel before settlement, by the sender (API, web) or an operator (admin; `reason` says who and why).
+    - awaiting_funding: its PaymentIntent is cancelled first, so no late payment can land; the transfer ends
+      `cancelled`, nothing posted. If the payment turns out to have succeeded, the transfer is funded and the cancel
+      becomes a refund; while the payment is being processed the cancel is refused (try again).
+    - funded or held: `refunding` (committed with the reason), and the refund task returns the money in full.
+    - already stopped (cancelled, expired, rejected, refunding, refunded, …): returned as it is.
+    - settling, completed, settlement_failed: TransferNotCancellable (409), nothing changes.
+    Stripe is called outside any transaction; a Stripe that does not answer raises FundingUnavailable (503)."""
+    transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
+    if transfer.status in CANCEL_TOO_LATE:
+        raise TransferNotCancellable(_too_late_message())
+    if transfer.status in CANCEL_DONE:
+        return transfer
+    if transfer.status == S.AWAITING_FUNDING:
+        stopped = _payment_intent_stop(transfer)
+        if stopped == "processing":
+            raise TransferNotCancellable(_("Your card payment is being processed right now. Please try again in a "
+                                           "few minutes."))
+        if stopped == "succeeded":
+            intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+            transfer = transfer_mark_funded(payment_intent=intent) or transfer
+            if transfer.status == S.AWAITING_FUNDING:  # a payment we refuse: it is refunded anyway
+                return transfer_funding_refuse(transfer_id=transfer_id)
+    with transaction.atomic():
+        transfer = _locked(transfer_id)
+        if transfer.status == S.AWAITING_FUNDING:
+            transfer.mark_cancelled(reason)
+            transfer.save()
+            log.info("transfer_cancelled transfer_id=%s reason=%s", transfer.id, reason)
+        elif transfer.status in (S.FUNDED, S.HELD):
+            refunds.refund_rail(transfer)  # refuses (nothing changes) when no rail can return the money
+            transfer.mark_refunding(reason)
+            transfer.save()
+            _after_commit(refund_task, transfer.id)
+            log.info("transfer_cancelled_refunding transfer_id=%s reason=%s", transfer.id, reason)
+        elif transfer.status in CANCEL_TOO_LATE:
+            raise TransferNotCancellable(_too_late_message())
+    return transfer
+
+
+def _payment_intent_stop(transfer):
+    """Cancel the transfer's PaymentIntent unless it is already cancelled: "stopped", or "succeeded" (it was paid: it
+    must be funded, not cancelled) or "processing" (it may yet succeed). No PaymentIntent: "stopped" (none can be
+    paid; transfer_funding_prepare creates none for a transfer no longer awaiting funding)."""
+    if not transfer.payment_intent_id:
+        return "stopped"
+    intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+    if intent.status in ("succeeded", "processing"):
+        return intent.status
+    if intent.status != "canceled":
+        try:
+            stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
+        except ProcessorRequestRefused:
+            # It moved meanwhile (paid a moment ago): say what it is now.
+            intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+            if intent.status in ("succeeded", "processing"):
+                return intent.status
+            if intent.status != "canceled":
+                raise
+    return "stopped"
 
 
 class TransferPayoutListener:
@@ -363,6 +555,9 @@ def transfers_due_for_advance(*, now):
         Q(release_after__isnull=True) | Q(release_after__lte=now))
 
 
+REFUNDS_PER_SWEEP = 200
+
+
 def transfers_sweep():
     """Outbox sweeper: re-send the next step for transfers whose task was lost after commit, and advance funded
     transfers whose payout delay has passed (no long Celery ETAs: the table says what is due)."""
@@ -374,6 +569,8 @@ def transfers_sweep():
     for transfer_id in transfers_due_for_advance(now=now).values_list("id", flat=True):
         advance_task.delay(str(transfer_id))
     for transfer_id in Transfer.objects.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
+        refund_task.delay(str(transfer_id))
+    for transfer_id in refunds_due(now=now).values_list("id", flat=True)[:REFUNDS_PER_SWEEP]:
         refund_task.delay(str(transfer_id))
     fraud.velocity_prune(now=now)
 
@@ -428,7 +625,7 @@ def card_dispute_record(*, kind, dispute, charge):
 def _dispute_apply(transfer, dispute):
     amount = dispute.amount if dispute.amount is not None else transfer.source_minor
     currency = dispute.currency or transfer.quote.source_currency
-    if transfer.status in NOT_PAID_OUT:
+    if transfer.status in NOT_PAID_OUT or _refund_not_booked(transfer):
         ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
         ledger.ledger_post_charged_back(transfer=transfer, dispute_id=dispute.id)
         transfer.mark_charged_back(f"card payment disputed ({dispute.reason or 'no reason given'}) before payout: "
@@ -441,6 +638,13 @@ def _dispute_apply(transfer, dispute):
     if transfer.status == S.AWAITING_FUNDING:
         return "not funded yet: the funding check refuses it and it ends charged back"
     return "nothing to book"
+
+
+def _refund_not_booked(transfer):
+    """A funded transfer being refunded whose refund has not succeeded: the dispute stands in for it (Stripe fails a
+    pending refund of a disputed charge), so it is charged back like a transfer not paid out."""
+    return (transfer.status == S.REFUNDING and JournalEntry.objects.filter(transfer=transfer, kind="funding").exists()
+            and not JournalEntry.objects.filter(transfer=transfer, kind="refund").exists())
 
 
 def _fraud_warning_apply(transfer, warning):

@@ -2,8 +2,8 @@
 
 An event tells us to look; what we act on is read from Stripe's API (outside any transaction, before the event's
 transaction opens): the PaymentIntent with its charge's card for `payment_intent.succeeded`, the disputed charge for
-`charge.dispute.created` and `radar.early_fraud_warning.created`. If Stripe does not answer, the event is refused
-with a 503 and Stripe delivers it again."""
+`charge.dispute.created` and `radar.early_fraud_warning.created`, the refund for `refund.*` and `charge.refunded`.
+If Stripe does not answer, the event is refused with a 503 and Stripe delivers it again."""
 
 import logging
 
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from payments import pipeline
 from payments.errors import FundingUnavailable, ProcessorRequestRefused, WebhookRefused
-from payments.models import CardDispute, StripeEvent
+from payments.models import CardDispute, StripeEvent, Transfer
 from payments.providers import stripe_rail
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,24 @@ def _payment_intent_of(event_intent):
     return stripe_rail.payment_intent_retrieve(event_intent.id)
 
 
+def _refund_of(event_refund):
+    return stripe_rail.refund_retrieve(event_refund.id)
+
+
+def _refund_of_charge(charge):
+    """`charge.refunded` names the charge: the refund we look at is the one recorded on its transfer (a refund not
+    recorded yet is followed by its own refund.* events and by the sweeper)."""
+    transfer = Transfer.objects.filter(charge_id=charge.id).exclude(refund_id="").first() or (
+        Transfer.objects.filter(payment_intent_id=charge.payment_intent).exclude(refund_id="").first()
+        if charge.payment_intent else None)
+    return stripe_rail.refund_retrieve(transfer.refund_id) if transfer else None
+
+
+def _on_refund(event_object, refund):
+    if refund is not None:
+        pipeline.refund_apply(refund=refund)
+
+
 # event type: (shape check, typed in the provider: a signed event with anything else is a 400, never a 500 that
 # Stripe would retry for days; what to read from Stripe first, outside the transaction; handler)
 HANDLERS = {
@@ -60,6 +78,13 @@ HANDLERS = {
     "charge.dispute.created": (stripe_rail.dispute_state, _charge_of, _on_dispute(CardDispute.Kind.DISPUTE)),
     "radar.early_fraud_warning.created": (stripe_rail.early_fraud_warning_state, _charge_of,
                                           _on_dispute(CardDispute.Kind.EARLY_FRAUD_WARNING)),
+    # A refund's status moves after it is created (pending → succeeded, succeeded → failed): each of these reads the
+    # refund from Stripe and applies it (pipeline.refund_apply); the sweeper covers lost ones.
+    "charge.refunded": (stripe_rail.charge_ref, _refund_of_charge, _on_refund),
+    "refund.created": (stripe_rail.refund_state, _refund_of, _on_refund),
+    "refund.updated": (stripe_rail.refund_state, _refund_of, _on_refund),
+    "refund.failed": (stripe_rail.refund_state, _refund_of, _on_refund),
+    "charge.refund.updated": (stripe_rail.refund_state, _refund_of, _on_refund),
 }
 
 

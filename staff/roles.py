@@ -6,9 +6,9 @@ hand. docs/runbook.md ("Staff access") says who does what. Permissions are named
 VIEWED_APPS = ("payments", "onchain", "staff")
 
 ROLES = {
-    # Day-to-day operations: refunds of failed settlements, stopping a wallet, clearing alerts.
+    # Day-to-day operations: refunds of failed settlements, cancelling before settlement, stopping a wallet, alerts.
     # Reconciliation: resolving differences (with a reason) and typing in partners' statements.
-    "operator": ("payments.refund_transfer", "onchain.halt_wallet", "onchain.resolve_alert",
+    "operator": ("payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet", "onchain.resolve_alert",
                  "payments.resolve_reconciliation_item", "payments.add_partnerstatement"),
     # Screening decisions: release (with a second officer) or reject held transfers.
     "compliance officer": ("payments.release_transfer", "payments.reject_transfer"),

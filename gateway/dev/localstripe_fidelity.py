@@ -20,6 +20,13 @@ resource classes (before its server module builds the routes) so that they behav
   (product not received) or 4000000000001976 (inquiry) is then disputed (`charge.dispute.created`); one with
   4000000000005423 gets an early fraud warning (`radar.early_fraud_warning.created`). `GET /v1/disputes/{id}` and
   `GET /v1/radar/early_fraud_warnings/{id}` answer. A disputed charge cannot be refunded (`charge_disputed`).
+- Refunds run as on Stripe: `refund.created` and `charge.refunded` go out when a refund is made, and Stripe's
+  asynchronous refund test cards (docs.stripe.com/testing#refunds; in live mode card refunds are asynchronous):
+  a refund of a charge made with 4000000000007726 begins `pending` and turns `succeeded` a moment later
+  (`refund.updated`); one with 4000000000005126 begins `succeeded` and turns `failed` a moment later
+  (`failure_reason` expired_or_canceled_card; `refund.updated` and `refund.failed`). A failed refund no longer
+  counts in the charge's `amount_refunded`; a refund of more than is left to refund is refused
+  (`charge_already_refunded`).
 - `Idempotency-Key`: the same key with the same parameters replays the first answer (a 200 or a card decline);
   with other parameters it is refused (`idempotency_error`), as on Stripe.
 - `GET /v1/payment_intents`, `/v1/refunds` and `/v1/disputes` take Stripe's `created` filter (`gt`, `gte`, `lt`,
@@ -84,6 +91,11 @@ DISPUTES = {
 EARLY_FRAUD_WARNING = "4000000000005423"
 # Stripe files these a moment after the charge, so its payment_intent.succeeded goes out first.
 AFTER_CHARGE_SECONDS = 1.5
+
+# Stripe's asynchronous refund test cards: pending → succeeded, and succeeded → failed, "some time later".
+PENDING_REFUND_CARD = "4000000000007726"
+FAILING_REFUND_CARD = "4000000000005126"
+REFUND_MOVES_AFTER_SECONDS = 1.5
 
 THREE_D_SECURE_REQUESTS = ("automatic", "any", "challenge")
 STATE = {"api_version": None}
@@ -299,9 +311,9 @@ def payment_intent_on_success(self):
         _later(lambda: EarlyFraudWarning._open(charge))
 
 
-def _later(fn):
+def _later(fn, seconds=AFTER_CHARGE_SECONDS):
     try:
-        asyncio.get_running_loop().call_later(AFTER_CHARGE_SECONDS, fn)
+        asyncio.get_running_loop().call_later(seconds, fn)
     except RuntimeError:  # no loop (called outside the server): file it now
         fn()
 
@@ -324,7 +336,46 @@ def refund_init(self, charge=None, payment_intent=None, amount=None, metadata=No
     if disputed is not None and charge_disputed(disputed):
         raise UserError(400, f"Charge {charge_id} has been charged back; cannot issue a refund.",
                         {"code": "charge_disputed"})
+    if disputed is not None:
+        remaining = disputed.amount - charge_amount_refunded(disputed)
+        requested = R.try_convert_to_int(amount) if amount is not None else remaining
+        if remaining <= 0 or (isinstance(requested, int) and requested > remaining):
+            raise UserError(400, f"Charge {charge_id} has already been refunded.",
+                            {"code": "charge_already_refunded"})
     _refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, metadata=metadata, **kwargs)
+    self.failure_reason = None
+    self.failure_balance_transaction = None
+    self.pending_reason = None
+    refunded = store_get("charge", self.charge)
+    number = _card_number(refunded.payment_method) if refunded is not None else None
+    if number == PENDING_REFUND_CARD:
+        self.status = "pending"
+        self.pending_reason = "processing"
+        _later(lambda: _refund_moves(self, "succeeded"), REFUND_MOVES_AFTER_SECONDS)
+    elif number == FAILING_REFUND_CARD:
+        _later(lambda: _refund_moves(self, "failed", failure_reason="expired_or_canceled_card"),
+               REFUND_MOVES_AFTER_SECONDS)
+    R.schedule_webhook(R.Event("refund.created", self))
+    if refunded is not None:
+        R.schedule_webhook(R.Event("charge.refunded", refunded))
+
+
+def _refund_moves(refund, status, failure_reason=None):
+    """A refund's status changes later, as Stripe's asynchronous refunds do, with the events Stripe sends."""
+    refund.status = status
+    refund.pending_reason = None
+    if failure_reason:
+        refund.failure_reason = failure_reason
+        refund.failure_balance_transaction = R.BalanceTransaction(
+            amount=refund.amount, currency=refund.currency, description="REFUND FAILURE", exchange_rate=1.0,
+            reporting_category="refund", source=refund.id, type="refund").id  # localstripe knows no refund_failure
+    R.schedule_webhook(R.Event("refund.updated", refund))
+    if status == "failed":
+        R.schedule_webhook(R.Event("refund.failed", refund))
+
+
+def charge_amount_refunded(self):
+    return sum(r.amount for r in self.refunds._list if r.status not in ("failed", "canceled"))
 
 
 # Disputes and early fraud warnings ---------------------------------------------------------------
@@ -458,6 +509,7 @@ def install(*, api_version=None):
     _replace_extra_api(original_confirm, R.PaymentIntent._api_confirm)
     _replace_extra_api(_pi_authenticate, R.PaymentIntent._api_authenticate)
     R.Refund.__init__ = refund_init
+    R.Charge.amount_refunded = property(charge_amount_refunded)
     R.Event.__init__ = event_init
     for cls in (R.PaymentIntent, R.Refund, Dispute):
         cls._api_list_all = _listing(cls._api_list_all.__func__)

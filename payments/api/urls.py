@@ -6,6 +6,7 @@ urlpatterns = [
     path("quotes", views.QuoteCreateApi.as_view(), name="api-quotes"),
     path("transfers", views.TransferListCreateApi.as_view(), name="api-transfers"),
     path("transfers/<uuid:pk>", views.TransferDetailApi.as_view(), name="api-transfer-detail"),
+    path("transfers/<uuid:pk>/cancel", views.TransferCancelApi.as_view(), name="api-transfer-cancel"),
 ]
 
 # Partner prefunded balances (payments/api/balances.py).

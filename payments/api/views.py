@@ -1,5 +1,6 @@
 """Partner API: each view parses input, calls one service and renders the result."""
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -8,6 +9,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from payments import pipeline
 from payments.api.serializers import (
     QuoteInputSerializer,
     QuoteOutputSerializer,
@@ -70,6 +72,19 @@ class TransferListCreateApi(generics.ListAPIView):
             **data.validated_data)
         return Response(TransferOutputSerializer(transfer).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class TransferCancelApi(APIView):
+    @extend_schema(request=None, responses={200: TransferOutputSerializer}, operation_id="transfers_cancel",
+                   description="Cancel before settlement. Unpaid: the card payment is cancelled, status `cancelled`. "
+                               "Paid: refunded in full, status `refunding`, then `refunded`. Cancelling again answers "
+                               "with the transfer as it is; once settlement has started, 409 "
+                               "`transfer-not-cancellable` and nothing changes.")
+    def post(self, request, pk):
+        # Another partner's transfer is not found (404), as for reads: no hint that it exists.
+        transfer = get_object_or_404(_transfers(request.user), pk=pk)
+        transfer = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
+        return Response(TransferOutputSerializer(_transfers(request.user).get(pk=transfer.pk)).data)
 
 
 class TransferDetailApi(generics.RetrieveAPIView):

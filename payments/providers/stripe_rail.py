@@ -118,12 +118,20 @@ def payment_intent_cancel(*, transfer_id, payment_intent_id):
 def charge_retrieve(charge_id):
     """A charge's PaymentIntent and card (for disputes and fraud warnings, which name the charge)."""
     charge = _call(client().v1.charges.retrieve, charge_id)
-    return ChargeState(id=charge.id, payment_intent=_text(_get(charge, "payment_intent")), card=_card_facts(charge))
+    return ChargeState(id=charge.id, payment_intent=_text(_get(charge, "payment_intent")), card=_card_facts(charge),
+                       disputed=_get(charge, "disputed") is True)
 
 
 def refund_create(*, transfer_id, payment_intent_id):
-    return _call(client().v1.refunds.create, params={"payment_intent": payment_intent_id},
-                 options={"idempotency_key": f"transfer-{transfer_id}-refund"})
+    """A full refund of the transfer's PaymentIntent, as a RefundState. The key derives from the transfer: asked again
+    (a retry, a crash between this call and our commit) Stripe answers with the same refund."""
+    return refund_state(_call(client().v1.refunds.create, params={"payment_intent": payment_intent_id},
+                              options={"idempotency_key": f"transfer-{transfer_id}-refund"}))
+
+
+def refund_retrieve(refund_id):
+    """A refund as Stripe holds it now (its status moves: pending → succeeded, or succeeded → failed)."""
+    return refund_state(_call(client().v1.refunds.retrieve, refund_id))
 
 
 # Lists for reconciliation: one listing per object kind over a window, paged by the SDK (`starting_after`), never one
@@ -164,7 +172,7 @@ def disputes_listed(*, created_gte, created_lt):
                                                   created_lt=created_lt)]
 
 
-def refund_retrieve(refund_id):
+def refund_find(refund_id):
     """A refund Stripe knows, or None: for the few the listing did not show (reconciliation's exceptions)."""
     try:
         return refund_state(_call(client().v1.refunds.retrieve, refund_id))
@@ -236,6 +244,7 @@ class ChargeState:
     id: str
     payment_intent: str
     card: CardFacts | None
+    disputed: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,25 +276,6 @@ def payment_intent_state(obj):
 class ListedPaymentIntent:
     state: PaymentIntentState
     transfer_id: str  # metadata.transfer_id: set on every PaymentIntent we create
-
-
-@dataclass(frozen=True)
-class RefundState:
-    id: str
-    amount: int
-    currency: str
-    status: str
-    payment_intent: str
-    charge: str
-
-
-def refund_state(obj):
-    charge, intent = _get(obj, "charge"), _get(obj, "payment_intent")
-    amount = _get(obj, "amount")
-    return RefundState(id=_text(_get(obj, "id")), amount=amount if isinstance(amount, int) else 0,
-                       currency=_text(_get(obj, "currency")).upper(), status=_text(_get(obj, "status")),
-                       payment_intent=_text(intent) or _text(_get(intent, "id")),
-                       charge=_text(charge) or _text(_get(charge, "id")))
 
 
 @dataclass(frozen=True)
@@ -323,3 +313,56 @@ def dispute_state(obj):
 def early_fraud_warning_state(obj):
     """`radar.early_fraud_warning.*` → DisputeState (no amount: nothing moved yet); anything else → WebhookRefused."""
     return _dispute_like(obj, what="fraud warning", reason_field="fraud_type")
+
+
+@dataclass(frozen=True)
+class RefundState:
+    """A refund as the refund steps read it. `status`: pending, requires_action, succeeded, failed or canceled; only
+    `succeeded` means the money went back."""
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    payment_intent: str
+    charge: str
+    failure_reason: str = ""
+
+    @property
+    def succeeded(self):
+        return self.status == "succeeded"
+
+    @property
+    def failed(self):
+        return self.status in ("failed", "canceled")
+
+
+def refund_state(obj):
+    """A refund from an event or an API answer → RefundState; anything else → WebhookRefused."""
+    values = {k: _get(obj, k) for k in ("id", "status", "amount", "currency", "payment_intent", "charge",
+                                        "failure_reason")}
+    amount = values["amount"]
+    if (not isinstance(values["id"], str) or not values["id"] or not isinstance(values["status"], str)
+            or not isinstance(amount, int) or isinstance(amount, bool)):
+        raise WebhookRefused("A refund event needs data.object with id, status and amount.")
+    intent, charge = values["payment_intent"], values["charge"]
+    return RefundState(id=values["id"], status=values["status"], amount=amount,
+                       currency=_text(values["currency"]).upper(),
+                       payment_intent=intent if isinstance(intent, str) else _text(_get(intent, "id")),
+                       charge=charge if isinstance(charge, str) else _text(_get(charge, "id")),
+                       failure_reason=_text(values["failure_reason"])[:100])
+
+
+@dataclass(frozen=True)
+class ChargeRef:
+    """What a `charge.refunded` event names: the charge and its PaymentIntent."""
+
+    id: str
+    payment_intent: str
+
+
+def charge_ref(obj):
+    charge_id, intent = _get(obj, "id"), _get(obj, "payment_intent")
+    if not isinstance(charge_id, str) or not charge_id:
+        raise WebhookRefused("A charge event needs data.object with an id.")
+    return ChargeRef(id=charge_id, payment_intent=intent if isinstance(intent, str) else _text(_get(intent, "id")))

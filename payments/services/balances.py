@@ -32,7 +32,7 @@ from payments.errors import (
     FundingMethodRefused,
     InsufficientBalance,
 )
-from payments.models import MINOR_DIGITS, SOURCE_CURRENCIES, JournalEntry, LedgerAccount, Posting, Transfer, to_minor
+from payments.models import MINOR_DIGITS, SOURCE_CURRENCIES, JournalEntry, LedgerAccount, Posting, to_minor
 from payments.services.ledger import funding_lines, ledger_account, ledger_post
 
 log = logging.getLogger(__name__)
@@ -245,20 +245,13 @@ def balance_fund(*, transfer):
     return transfer
 
 
-def balance_refund(*, transfer_id, refundable):
-    """Refund a balance-funded transfer in full to its partner's balance (no card rail): the funding entry reversed
-    line by line (kind `refund`). `refundable(transfer)` is the pipeline's rule, checked under the transfer's row
-    lock; a transfer it refuses (already refunded, a payout that may still land) is returned unchanged."""
-    with transaction.atomic():
-        transfer = Transfer.objects.select_for_update(of=("self",)).select_related("quote", "partner").get(
-            pk=transfer_id)
-        if not refundable(transfer):
-            return transfer
-        balance_account_lock(partner=transfer.partner, currency=transfer.quote.source_currency)
-        lines = [(code, currency, -amount, *partner) for code, currency, amount, *partner in
-                 funding_lines(transfer, money_in=BALANCE, partner=transfer.partner)]
-        entry = ledger_post(transfer=transfer, kind="refund", lines=lines, memo="back to the partner balance")
-        transfer.mark_refunded(f"balance:{entry.pk}")
-        transfer.save()
+def balance_refund_book(*, transfer):
+    """A balance-funded transfer's money back to its partner's balance (no card rail): the funding entry reversed line
+    by line (kind `refund`), posted once. The caller holds the transfer's row lock (payments.pipeline.refund_apply);
+    the balance account is locked after it, the order every balance writer keeps."""
+    balance_account_lock(partner=transfer.partner, currency=transfer.quote.source_currency)
+    lines = [(code, currency, -amount, *partner) for code, currency, amount, *partner in
+             funding_lines(transfer, money_in=BALANCE, partner=transfer.partner)]
+    entry = ledger_post(transfer=transfer, kind="refund", lines=lines, memo="back to the partner balance")
     log.info("transfer_refunded transfer_id=%s method=balance entry=%s", transfer.id, entry.pk)
-    return transfer
+    return entry

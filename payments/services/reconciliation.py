@@ -216,7 +216,7 @@ def _refunds_check(refunds, window):
     for transfer in Transfer.objects.filter(pk__in=list(entries)).exclude(refund_id__in=listed):
         for currency, amount in entries[transfer.pk].items():
             ledger = -amount
-            refund = stripe_rail.refund_retrieve(transfer.refund_id) if transfer.refund_id else None
+            refund = stripe_rail.refund_find(transfer.refund_id) if transfer.refund_id else None
             if refund and refund.status == "succeeded" and (refund.currency, refund.amount) == (currency, ledger):
                 continue
             stripe = refund.amount if refund and refund.status == "succeeded" and refund.currency == currency else 0

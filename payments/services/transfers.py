@@ -132,8 +132,12 @@ def transfer_funding_prepare(*, transfer):
         return transfer
     intent = stripe_rail.payment_intent_create(
         transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)
-    Transfer.objects.filter(pk=transfer.pk, payment_intent_id="").update(
-        payment_intent_id=intent.id, payment_client_secret=intent.client_secret)
+    stored = Transfer.objects.filter(pk=transfer.pk, payment_intent_id="", status=Transfer.Status.AWAITING_FUNDING
+                                     ).update(payment_intent_id=intent.id, payment_client_secret=intent.client_secret)
     transfer.refresh_from_db()
+    if not stored and transfer.payment_intent_id != intent.id:
+        # Cancelled (or expired) while we asked Stripe: this PaymentIntent must never be paid.
+        stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=intent.id)
+        return transfer
     log.info("payment_intent_created transfer_id=%s payment_intent=%s", transfer.id, transfer.payment_intent_id)
     return transfer

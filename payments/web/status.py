@@ -11,10 +11,12 @@ from payments.models import Transfer
 
 S = Transfer.Status
 # Nothing moves these on by itself, so the pages stop polling.
-TERMINAL = frozenset({S.COMPLETED, S.EXPIRED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK})
-# Held transfers wait for a person; poll them gently.
-SLOW = frozenset({S.HELD})
-FAILED = frozenset({S.EXPIRED, S.REJECTED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK})
+TERMINAL = frozenset({S.COMPLETED, S.EXPIRED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK, S.CANCELLED,
+                      S.REFUND_FAILED})
+# Held transfers wait for a person, pending refunds for the card network; poll them gently.
+SLOW = frozenset({S.HELD, S.REFUNDING})
+FAILED = frozenset({S.EXPIRED, S.REJECTED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK, S.CANCELLED,
+                    S.REFUNDING, S.REFUND_FAILED})
 
 DONE, CURRENT, FAILURE, PENDING = "done", "current", "failed", "pending"
 
@@ -45,6 +47,11 @@ SENDER_HEADLINES = {
                                                  "and will either retry it or refund you in full.")),
     S.CHARGED_BACK: (_("Payment disputed"), _("The bank that issued your card took this payment back, so nothing was "
                                               "sent. If you did not ask your bank for this, please contact us.")),
+    S.CANCELLED: (_("Cancelled"), _("This transfer was cancelled before it was paid. Nothing was charged.")),
+    S.REFUNDING: (_("Being refunded"), _("This transfer was cancelled. A full refund to your card is on its way; "
+                                         "this page updates when your card's bank has accepted it.")),
+    S.REFUND_FAILED: (_("Refund problem"), _("Your card's bank did not accept the refund. Our team has been alerted "
+                                             "and will contact you to return your money.")),
 }
 
 RECIPIENT_HEADLINES = {
@@ -58,6 +65,9 @@ RECIPIENT_HEADLINES = {
     S.REFUNDED: (_("Cancelled"), _("This transfer could not be completed and the sender was refunded.")),
     S.SETTLEMENT_FAILED: (_("Delayed"), _("The payout to your wallet is delayed. Our team is working on it.")),
     S.CHARGED_BACK: (_("Cancelled"), _("This transfer was cancelled and nothing was sent.")),
+    S.CANCELLED: (_("Cancelled"), _("This transfer was cancelled and nothing was sent.")),
+    S.REFUNDING: (_("Cancelled"), _("This transfer was cancelled and the sender is being refunded.")),
+    S.REFUND_FAILED: (_("Cancelled"), _("This transfer was cancelled and nothing was sent.")),
 }
 
 
@@ -71,10 +81,13 @@ def transfer_timeline(transfer, *, audience="sender"):
     payout = Step("settling", _("On-chain payout"), PENDING)
     delivered = Step("completed", _("Delivered"), PENDING, transfer.completed_at)
 
-    if status == S.EXPIRED:
+    refunding = status in (S.REFUNDING, S.REFUND_FAILED)
+    if status in (S.EXPIRED, S.CANCELLED):
         pay = Step(pay.key, _("Card payment not received") if audience == "sender" else _("Not paid"), FAILURE)
     elif status in (S.FUNDED, S.HELD):
         checks = Step(checks.key, _("Under review") if status == S.HELD else checks.label, CURRENT)
+    elif refunding and not reached_settlement:
+        checks = Step(checks.key, _("Cancelled"), FAILURE)
     elif status == S.REJECTED or (status == S.REFUNDED and not reached_settlement):
         checks = Step(checks.key, _("Checks not passed"), FAILURE)
     elif status == S.SETTLING:
@@ -87,13 +100,16 @@ def transfer_timeline(transfer, *, audience="sender"):
     elif status == S.CHARGED_BACK:
         checks = Step(checks.key, _("Payment taken back by the card's bank") if audience == "sender" else _("Cancelled"),
                       FAILURE)
-    elif status in (S.SETTLEMENT_FAILED, S.REFUNDED):
+    elif status in (S.SETTLEMENT_FAILED, S.REFUNDED) or refunding:
         checks = Step(checks.key, checks.label, DONE)
         payout = Step(payout.key, _("On-chain payout failed"), FAILURE)
     steps = [pay, checks, payout, delivered]
-    if status in (S.REJECTED, S.REFUNDED):
+    if status in (S.REJECTED, S.REFUNDED, S.REFUNDING):
         refund = _("Refunded to your card") if audience == "sender" else _("Refunded to the sender")
         steps.append(Step("refunded", refund, DONE if status == S.REFUNDED else CURRENT))
+    elif status == S.REFUND_FAILED:
+        steps.append(Step("refunded", _("Refund not accepted by the card's bank") if audience == "sender"
+                          else _("Refunded to the sender"), FAILURE if audience == "sender" else CURRENT))
     return steps
 
 

@@ -28,11 +28,19 @@ from payments.errors import (
     QuoteAlreadyUsed,
     QuoteExpired,
     QuoteNotFound,
+    TransferNotCancellable,
     TransferNotPayable,
     VelocityLimited,
 )
 from payments.models import Transfer
-from payments.pipeline import attempts_exhausted_message, card_attempts_left, transfer_pay_card
+from payments.pipeline import (
+    CANCEL_TOO_LATE,
+    attempts_exhausted_message,
+    card_attempts_left,
+    transfer_cancel,
+    transfer_cancellable,
+    transfer_pay_card,
+)
 from payments.selectors import transfer_settlement
 from payments.services.quotes import quote_create, quote_get_usable, quote_price
 from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
@@ -320,11 +328,45 @@ def _status_page(request, transfer, *, audience):
         context["recipient_url"] = settings.PUBLIC_BASE_URL + reverse(
             "web:recipient_status", kwargs={"token": transfer.recipient_token})
         context["pay_url"] = reverse("web:pay", kwargs={"token": transfer.sender_token})
+        context["cancel_url"] = reverse("web:cancel", kwargs={"token": transfer.sender_token})
+        context["can_cancel"] = transfer_cancellable(transfer)
     else:
         # The recipient learns who sent the money, not how to reach them.
         context["sender_first_name"] = (transfer.sender_name.split() or [""])[0]
     template = f"payments/_{audience}_status.html" if request.GET.get("fragment") else f"payments/{audience}_status.html"
     return render(request, template, context)
+
+
+# 6. Cancel (sender) ------------------------------------------------------------------------------
+
+@referrer_policy("same-origin")  # a page with a form: under no-referrer the POST's Origin is null and CSRF refuses it
+@never_cache
+@require_http_methods(["GET", "POST"])
+def cancel(request, token):
+    """The sender cancels before settlement: a confirmation page (GET) and the cancel itself (POST, CSRF-checked).
+    The sender's status link is the key, as for the status page. Unpaid: nothing is charged; paid: refunded in full."""
+    transfer = get_object_or_404(Transfer.objects.select_related("quote"), sender_token=token)
+    status_url = reverse("web:sender_status", kwargs={"token": token})
+    error, status = None, 200
+    if request.method == "POST" and transfer_cancellable(transfer):
+        try:
+            transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
+        except TransferNotCancellable as exc:
+            error, status = exc.detail, 409
+        except FundingUnavailable:
+            error, status = _("We could not reach the card processor just now. Nothing was changed: please try again "
+                              "in a minute."), 503
+        else:
+            return redirect(status_url)
+        transfer.refresh_from_db()
+    elif transfer.status in CANCEL_TOO_LATE:
+        error, status = _("This transfer can no longer be cancelled: the money is already on its way to the "
+                          "recipient."), 409
+    elif not transfer_cancellable(transfer):
+        return redirect(status_url)  # already cancelled, refunded or expired: its page says so
+    return render(request, "payments/cancel.html", {"transfer": transfer, "quote": transfer.quote, "error": error,
+                                                    "paid": transfer.funded_at is not None, "status_url": status_url,
+                                                    "can_cancel": transfer_cancellable(transfer)}, status=status)
 
 
 @referrer_policy("no-referrer")

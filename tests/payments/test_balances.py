@@ -280,6 +280,26 @@ def test_a_rejected_balance_funded_transfer_is_refunded_to_the_balance_not_to_a_
     assert ledger_sums() == {"RUB": 0, "KGS": 0}
 
 
+def test_a_cancelled_balance_funded_transfer_goes_back_to_the_balance_through_the_refund_rail(
+        api, partner, pricing, stripe_server):
+    """The partner cancels a funded, balance-paid transfer before settlement: it passes through `refunding` like a
+    card refund, the balance rail books the reversal once (no Stripe call), and the balance is whole again."""
+    topup(partner, "15000.00")
+    quote = quote_for(api)
+    created = api.post("/api/v1/transfers", body(quote["id"]), format="json", HTTP_IDEMPOTENCY_KEY="cx-1").json()
+    assert owed(partner) == 0
+    response = api.post(f"/api/v1/transfers/{created['id']}/cancel", format="json")
+    assert response.status_code in (200, 202), response.content
+    pipeline.transfer_refund(transfer_id=created["id"])
+    pipeline.transfer_refund(transfer_id=created["id"])
+    transfer = Transfer.objects.get(pk=created["id"])
+    assert transfer.status == S.REFUNDED and transfer.refund_id == f"balance:{transfer.id}"
+    assert owed(partner) == 1_500_000
+    assert JournalEntry.objects.filter(transfer=transfer, kind="refund").count() == 1
+    assert stripe_requests("/v1/refunds") == []
+    assert ledger_sums() == {"RUB": 0, "KGS": 0}
+
+
 # Balance and statement through the API -------------------------------------------------------------------------
 
 def test_the_api_lists_the_partners_own_balances_as_decimal_strings(api, partner, pricing):

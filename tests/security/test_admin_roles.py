@@ -39,6 +39,8 @@ ACTIONS = {
                lambda t: _reloaded(t).status == Transfer.Status.REJECTED),
     "refund": (TRANSFERS, lambda chain: failed_settlement(), "payments.refund_transfer", {"operator"},
                lambda t: _reloaded(t).status == Transfer.Status.REFUNDED),
+    "cancel": (TRANSFERS, lambda chain: held_transfer(), "payments.cancel_transfer", {"operator"},
+               lambda t: _reloaded(t).status == Transfer.Status.REFUNDING),
     "halt": (WALLETS, lambda chain: chain["wallet"], "onchain.halt_wallet", {"operator", "treasury"},
              lambda w: _reloaded(w).halted),
     "resume": (WALLETS, lambda chain: halted_wallet(chain["wallet"]), "onchain.resume_wallet", {"treasury"},
@@ -121,8 +123,8 @@ def test_the_service_refuses_a_user_without_the_permission_whatever_the_admin_do
 
 
 ROLE_PERMISSIONS = {
-    "operator": {"payments.refund_transfer", "onchain.halt_wallet", "onchain.resolve_alert",
-                 "payments.resolve_reconciliation_item", "payments.add_partnerstatement"},
+    "operator": {"payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet",
+                 "onchain.resolve_alert", "payments.resolve_reconciliation_item", "payments.add_partnerstatement"},
     "compliance officer": {"payments.release_transfer", "payments.reject_transfer"},
     "treasury": {"onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
