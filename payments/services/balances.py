@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -71,7 +71,8 @@ class Balance:
 def balances_list(*, partner):
     """The partner's balance in every currency it has one in (what we owe it, in minor units), by currency."""
     accounts = (LedgerAccount.objects.filter(code=BALANCE, partner=partner)
-                .annotate(total=Coalesce(Sum("postings__amount_minor"), 0)).order_by("currency"))
+                .annotate(total=Coalesce(Sum("postings__amount_minor", filter=Q(postings__entry__posted=True)), 0))
+                .order_by("currency"))
     return [Balance(account.currency, -account.total) for account in accounts]
 
 

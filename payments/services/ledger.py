@@ -49,7 +49,8 @@ ACCOUNTS = {
     "partner_balance": AccountKind(LIABILITY, "a partner's prefunded balance: what we owe the partner",
                                    per_partner=True),
     "recipient_payable": AccountKind(LIABILITY, "som owed to the recipients of funded transfers, until paid out"),
-    "refunds_payable": AccountKind(LIABILITY, "refunds owed to senders, asked of Stripe and not yet confirmed"),
+    "refunds_payable": AccountKind(LIABILITY, "payments owed back to senders whose refund failed, until an operator "
+                                              "returns them another way"),
     "unmatched_funds": AccountKind(LIABILITY, "a capture that does not match its quote, to be returned"),
     "refused_funds": AccountKind(LIABILITY, "a capture refused at funding (card country, freeze), to be returned"),
     "fee_revenue": AccountKind(INCOME, "fees earned"),

@@ -108,7 +108,7 @@ def _phrases():
                             _("%(amount)s added to the partner's balance")),
         "recipient_payable": (_("%(amount)s paid to the recipient beyond what was owed"),
                               _("%(amount)s owed to the recipient")),
-        "refunds_payable": (None, _("%(amount)s owed back to the sender (refund not confirmed yet)")),
+        "refunds_payable": (None, _("%(amount)s owed back to the sender (the refund failed)")),
         "unmatched_funds": (None, _("%(amount)s captured that does not match the quote, to be returned")),
         "refused_funds": (None, _("%(amount)s captured from a refused payment, to be returned")),
         "fee_revenue": (_("%(amount)s of fee given back beyond what was earned"), _("%(amount)s earned as our fee")),
