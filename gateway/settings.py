@@ -209,6 +209,8 @@ CELERY_BEAT_SCHEDULE = {
                          "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
     "settlement-reconcile": {"task": "onchain.tasks.settlement_reconcile", "schedule": timedelta(seconds=30)},
     "treasury-check": {"task": "onchain.tasks.treasury_check", "schedule": timedelta(seconds=60)},
+    "rates-refresh": {"task": "payments.tasks.rates_refresh",
+                      "schedule": timedelta(minutes=env_int("RATES_REFRESH_MINUTES", 30))},
 }
 
 # Card funding through Stripe (localstripe locally).
@@ -274,6 +276,16 @@ LARGE_AMOUNT_PAYOUT_DELAY_SECONDS = env_int("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS",
 QUOTE_TTL_SECONDS = min(max(env_int("QUOTE_TTL_SECONDS", 600), 60), 3600)
 FUNDING_WINDOW_SECONDS = env_int("FUNDING_WINDOW_SECONDS", 1800)
 FUNDING_POLL_AFTER_SECONDS = env_int("FUNDING_POLL_AFTER_SECONDS", 10)
+# Official rates (payments/services/rates.py): RATES_SOURCE is `nbkr` (the live daily XML at NBKR_RATES_URL),
+# `recorded` (the bundled recorded file taken as today's; `make run` without NBKR_RATES_URL) or `manual` (operators type
+# rates in admin; nothing is fetched). Quotes stop when the rate in effect was set more than RATE_MAX_AGE_HOURS ago.
+RATES_SOURCE = os.environ.get("RATES_SOURCE", "nbkr")
+if RATES_SOURCE not in {"nbkr", "recorded", "manual"}:
+    raise ImproperlyConfigured("RATES_SOURCE must be nbkr, recorded or manual")
+NBKR_RATES_URL = os.environ.get("NBKR_RATES_URL", "https://www.nbkr.kg/XML/daily.xml")
+NBKR_TIMEOUT_SECONDS = env_int("NBKR_TIMEOUT_SECONDS", 10)
+NBKR_RECORDED_FILE = BASE_DIR / "payments" / "data" / "nbkr_daily.xml"
+RATE_MAX_AGE_HOURS = env_int("RATE_MAX_AGE_HOURS", 96)
 # Per-corridor pricing defaults; seed_rates writes them into the Corridor table, admin edits them.
 CORRIDOR_DEFAULTS = {
     "RUB": {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,

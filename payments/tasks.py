@@ -4,6 +4,7 @@ that schedules them; importing it here registers them with the worker."""
 from celery import shared_task
 
 from payments import pipeline
+from payments.services.rates import rates_refresh as rates_refresh_service
 
 
 @shared_task
@@ -14,3 +15,8 @@ def funding_poll():
 @shared_task
 def transfers_sweep():
     pipeline.transfers_sweep()
+
+
+@shared_task
+def rates_refresh():
+    rates_refresh_service()
