@@ -91,14 +91,15 @@ def rates_record(*, rates, source, by="", now=None):
 def rates_refresh(*, source=None):
     """Fetch the configured source and record what is new. Never raises for the source's failures: the last good
     rate stays in effect and operators get an alert (one open alert per message)."""
-    source = source or rate_source_configured()
-    if source is None:
-        return []
     try:
+        source = source or rate_source_configured()
+        if source is None:
+            return []
         rates = source.fetch()
     except RateSourceError as exc:
-        log.error("rates_refresh_failed source=%s detail=%s", source.name, exc.detail)
-        operator_alert_raise(kind=ALERT_KIND, message=f"{source.name} rates not refreshed: {exc.detail}")
+        name = getattr(source, "name", settings.RATES_SOURCE)
+        log.error("rates_refresh_failed source=%s detail=%s", name, exc.detail)
+        operator_alert_raise(kind=ALERT_KIND, message=f"{name} rates not refreshed: {exc.detail}")
         return []
     found = {r.currency for r in rates}
     for currency in QUOTED:
