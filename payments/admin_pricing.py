@@ -121,4 +121,5 @@ class RateAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         saved = rate_record_manual(currency=form.cleaned_data["source_currency"], value=form.cleaned_data["rate"],
                                    by=request.user.get_username())
-        obj.pk = saved.pk  # the admin's messages and redirect name the recorded row
+        for field in Rate._meta.concrete_fields:  # the admin's log, message and redirect name the recorded row
+            setattr(obj, field.attname, getattr(saved, field.attname))

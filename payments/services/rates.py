@@ -88,9 +88,9 @@ def rates_record(*, rates, source, by="", now=None):
     return created
 
 
-def rates_refresh(*, source=None):
-    """Fetch the configured source and record what is new. Never raises for the source's failures: the last good
-    rate stays in effect and operators get an alert (one open alert per message)."""
+def rates_refresh(*, source=None, now=None):
+    """Fetch the configured source (or `source`) and record what is new, as fetched `now`. Never raises for the
+    source's failures: the last good rate stays in effect and operators get an alert (one open alert per message)."""
     try:
         source = source or rate_source_configured()
         if source is None:
@@ -107,7 +107,7 @@ def rates_refresh(*, source=None):
             dates = sorted({r.value_date for r in rates})
             operator_alert_raise(kind=ALERT_KIND, message=f"{source.name} rates of {dates[-1]:%d.%m.%Y} have no "
                                                           f"{currency}: the last {currency} rate stays in effect")
-    return rates_record(rates=rates, source=source.name)
+    return rates_record(rates=rates, source=source.name, now=now)
 
 
 def rate_record_manual(*, currency, value, by):
