@@ -8,7 +8,9 @@ Every amount is a Decimal in major units with two decimals (RUB, USD and KGS all
   gives for what is left after the disclosed fee. Rounding never keeps anything for us.
 - Receive-fixed: the smallest amount (in minor units) whose send-fixed price gives at least the som asked for; the
   recipient gets exactly the som asked for. What the sender's last minor unit buys beyond it (less than one
-  kopeck or cent) is inside the disclosed total cost.
+  kopeck or cent) is inside the disclosed total cost. (The corridor's limits are applied by the quote service: the
+  som may range from what the minimum amount gives to what the maximum gives, and the amount is never below the
+  minimum.)
 - Total cost to the sender: 1 − som received ÷ (amount × official rate), in percent, rounded up to 0.01 %: never
   shown lower than it is.
 """

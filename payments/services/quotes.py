@@ -89,12 +89,21 @@ def quote_price(*, source_currency, source_amount=None, target_amount=None, targ
     rate = pricing.our_rate(official=official.rate, margin_bps=corridor.margin_bps)
     if source_amount is not None:
         direction, field = SEND, "source_amount"
+        if not corridor.min_amount <= source_amount <= corridor.max_amount:
+            raise _out_of_range(corridor, rate=rate, terms=terms, field=field)
         fee, target = pricing.send_fixed(amount=source_amount, rate=rate, terms=terms)
     else:
+        # The som the limits give bound what may be received; the amount is the smallest that gives the som, and
+        # never below the corridor's minimum (the fee's rounding can let an amount just under it give the same som).
         direction, field, target = RECEIVE, "target_amount", target_amount
+        low = pricing.send_fixed(amount=corridor.min_amount, rate=rate, terms=terms)[1]
+        high = pricing.send_fixed(amount=corridor.max_amount, rate=rate, terms=terms)[1]
+        if not low <= target_amount <= high:
+            raise _out_of_range(corridor, rate=rate, terms=terms, field=field)
         source_amount, fee = pricing.receive_fixed(target=target_amount, rate=rate, terms=terms)
-    if not corridor.min_amount <= source_amount <= corridor.max_amount:
-        raise _out_of_range(corridor, rate=rate, terms=terms, field=field)
+        if source_amount < corridor.min_amount:
+            source_amount = corridor.min_amount
+            fee = pricing.fee_for(amount=source_amount, terms=terms)
     if fee >= source_amount or target <= 0:
         raise AmountOutOfRange(_("The amount does not cover the fee."), field=field)
     return Price(source_currency, source_amount, target_currency, official.rate, rate, fee, target, direction,
