@@ -11,3 +11,6 @@ class BareRow(models.Model):
 
     class Meta:
         app_label = "bare"
+
+    def __str__(self):
+        return f"{self.amount} {self.currency}"

@@ -4,7 +4,7 @@ that refuses quotes the float cannot cover (against the snapshot, so quoting nev
 import logging
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import DecimalField, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from common.money import to_units
@@ -40,24 +40,32 @@ def treasury_check(*, token_id):
     return float_units
 
 
+def _owed(token_ref):
+    """Everything queued or batched for the token and not yet final, as one aggregate subquery."""
+    return Subquery(Payout.objects.filter(token=token_ref, status__in=[Payout.Status.QUEUED, Payout.Status.BATCHED])
+                    .order_by().values("token").annotate(s=Sum("amount_base_units")).values("s"),
+                    output_field=DecimalField(max_digits=78, decimal_places=0))
+
+
 def float_available(token):
     """Snapshot float less everything owed and not yet final; None when never measured."""
-    snapshot = TreasurySnapshot.objects.filter(token=token).first()
-    if snapshot is None:
+    row = (TreasurySnapshot.objects.filter(token=token).annotate(owed=_owed(OuterRef("token")))
+           .values("float_base_units", "owed").first())
+    if row is None:
         return None
-    owed = (Payout.objects.filter(token=token, status__in=[Payout.Status.QUEUED, Payout.Status.BATCHED])
-            .aggregate(s=Sum("amount_base_units"))["s"]) or 0
-    return snapshot.float_base_units - int(owed)
+    return row["float_base_units"] - int(row["owed"] or 0)
 
 
 def float_covers(*, amount, symbol="KGST"):
     """Can the float pay `amount` (token units) on top of what is already owed? True where settlement is not
-    configured or never measured (nothing to compare against; the transfer then waits in the queue)."""
-    token = Token.objects.filter(symbol=symbol).first()
-    if token is None:
+    configured or never measured (nothing to compare against; the transfer then waits in the queue). One query:
+    every quote asks (the token, its snapshot and what is owed are read together)."""
+    row = (Token.objects.filter(symbol=symbol).annotate(owed=_owed(OuterRef("pk")))
+           .values("decimals", "snapshot__float_base_units", "owed").first())
+    if row is None or row["snapshot__float_base_units"] is None:
         return True
-    available = float_available(token)
-    return available is None or to_units(amount, token.decimals) <= available
+    available = row["snapshot__float_base_units"] - int(row["owed"] or 0)
+    return to_units(amount, row["decimals"]) <= available
 
 
 def wallet_balances(wallet, token=None):

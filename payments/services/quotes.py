@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -22,7 +23,7 @@ from payments.errors import (
     QuoteRequestInvalid,
 )
 from payments.models import Corridor, Quote
-from payments.services.rates import rate_current
+from payments.services.rates import rate_current, rate_ensure_usable, rates_in_effect
 
 SEND, RECEIVE = "send", "receive"
 
@@ -54,13 +55,21 @@ def rate_latest(*, source_currency, target_currency="KGS"):
     return rate_current(source_currency=source_currency, target_currency=target_currency)
 
 
-def _corridor(source_currency, target_currency):
-    corridor = Corridor.objects.filter(source_currency=source_currency, target_currency=target_currency,
-                                       is_active=True).first()
+def _corridor_with_rate(source_currency, target_currency, now):
+    """The active corridor with its official rate in effect (`official_rate`, `official_rate_date`), in one query:
+    every quote reads them."""
+    latest = rates_in_effect(source_currency=OuterRef("source_currency"), target_currency=OuterRef("target_currency"),
+                             now=now)
+    corridor = (Corridor.objects.filter(source_currency=source_currency, target_currency=target_currency,
+                                        is_active=True)
+                .annotate(official_rate=Subquery(latest.values("rate")[:1]),
+                          official_rate_date=Subquery(latest.values("value_date")[:1])).first())
     if corridor is None:
         raise CorridorUnavailable(_("Sending %(source)s to %(target)s is not offered.")
                                   % {"source": source_currency, "target": target_currency},
                                   field="source_currency")
+    rate_ensure_usable(source_currency=source_currency, target_currency=target_currency,
+                       value_date=corridor.official_rate_date, now=now)
     return corridor
 
 
@@ -83,10 +92,9 @@ def quote_price(*, source_currency, source_amount=None, target_amount=None, targ
     if (source_amount is None) == (target_amount is None):
         raise QuoteRequestInvalid(_("Give either the amount you send or the amount the recipient receives, not both."),
                                   field="source_amount")
-    corridor = _corridor(source_currency, target_currency)
-    official = rate_current(source_currency=source_currency, target_currency=target_currency)
+    corridor = _corridor_with_rate(source_currency, target_currency, timezone.now())
     terms = pricing.Terms.of(corridor)
-    rate = pricing.our_rate(official=official.rate, margin_bps=corridor.margin_bps)
+    rate = pricing.our_rate(official=corridor.official_rate, margin_bps=corridor.margin_bps)
     if source_amount is not None:
         direction, field = SEND, "source_amount"
         if not corridor.min_amount <= source_amount <= corridor.max_amount:
@@ -106,8 +114,8 @@ def quote_price(*, source_currency, source_amount=None, target_amount=None, targ
             fee = pricing.fee_for(amount=source_amount, terms=terms)
     if fee >= source_amount or target <= 0:
         raise AmountOutOfRange(_("The amount does not cover the fee."), field=field)
-    return Price(source_currency, source_amount, target_currency, official.rate, rate, fee, target, direction,
-                 official.value_date)
+    return Price(source_currency, source_amount, target_currency, corridor.official_rate, rate, fee, target,
+                 direction, corridor.official_rate_date)
 
 
 def quote_create(*, source_currency, source_amount=None, target_amount=None, target_currency="KGS", partner=None):

@@ -115,18 +115,30 @@ def rate_record_manual(*, currency, value, by):
     return rates_record(rates=ManualSource(rates={currency: value}, by=by).fetch(), source=MANUAL, by=by)[0]
 
 
-def rate_current(*, source_currency, target_currency="KGS", now=None):
-    """The rate in effect now; RateUnavailable when there is none or it is older than RATE_MAX_AGE_HOURS."""
-    now = now or timezone.now()
-    rate = (Rate.objects.filter(source_currency=source_currency, target_currency=target_currency,
-                                effective_at__lte=now)
-            .order_by("-effective_at", "-id").first())
-    if rate is None:
+def rates_in_effect(*, source_currency, target_currency="KGS", now):
+    """The rates of a pair in effect at `now`, latest first (the pair may be OuterRefs: quotes read the corridor and
+    its rate in one query)."""
+    return (Rate.objects.filter(source_currency=source_currency, target_currency=target_currency, effective_at__lte=now)
+            .order_by("-effective_at", "-id"))
+
+
+def rate_ensure_usable(*, source_currency, target_currency="KGS", value_date, now):
+    """RateUnavailable when there is no rate in effect (`value_date` None) or its value date began more than
+    RATE_MAX_AGE_HOURS before `now`."""
+    if value_date is None:
         raise RateUnavailable(_("No %(source)s/%(target)s rate has been loaded.")
                               % {"source": source_currency, "target": target_currency})
-    if now - day_start(rate.value_date) > timedelta(hours=settings.RATE_MAX_AGE_HOURS):
+    if now - day_start(value_date) > timedelta(hours=settings.RATE_MAX_AGE_HOURS):
         raise RateUnavailable(
             _("The official %(source)s/%(target)s rate is out of date (last set for %(date)s): new quotes are paused "
               "until a current rate is loaded. Please try again later.")
-            % {"source": source_currency, "target": target_currency, "date": date_format(rate.value_date)})
+            % {"source": source_currency, "target": target_currency, "date": date_format(value_date)})
+
+
+def rate_current(*, source_currency, target_currency="KGS", now=None):
+    """The rate in effect now; RateUnavailable when there is none or it is older than RATE_MAX_AGE_HOURS."""
+    now = now or timezone.now()
+    rate = rates_in_effect(source_currency=source_currency, target_currency=target_currency, now=now).first()
+    rate_ensure_usable(source_currency=source_currency, target_currency=target_currency,
+                       value_date=rate and rate.value_date, now=now)
     return rate
