@@ -5,9 +5,10 @@ The arithmetic is payments/pricing.py (docs/ledger.md "Rounding")."""
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db import connection
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -22,8 +23,8 @@ from payments.errors import (
     QuoteNotFound,
     QuoteRequestInvalid,
 )
-from payments.models import Corridor, Quote
-from payments.services.rates import rate_current, rate_ensure_usable, rates_in_effect
+from payments.models import Corridor, Quote, Rate
+from payments.services.rates import rate_current, rate_ensure_usable
 
 SEND, RECEIVE = "send", "receive"
 
@@ -55,22 +56,55 @@ def rate_latest(*, source_currency, target_currency="KGS"):
     return rate_current(source_currency=source_currency, target_currency=target_currency)
 
 
+@dataclass(frozen=True)
+class PricedCorridor:
+    """An active corridor's prices with the official rate in effect (None when no rate has been recorded)."""
+
+    source_currency: str
+    target_currency: str
+    terms: pricing.Terms
+    min_amount: Decimal
+    max_amount: Decimal
+    official_rate: Decimal | None
+    official_rate_date: date | None
+
+
+def _dec(text, places):
+    return None if text is None else Decimal(text).quantize(Decimal(1).scaleb(-places))
+
+
+@cache
+def _corridor_sql():
+    corridor, rate = Corridor._meta.db_table, Rate._meta.db_table  # our own table names, never input
+    latest = (f"FROM {rate} r WHERE r.source_currency = c.source_currency AND r.target_currency = c.target_currency "
+              f"AND r.effective_at <= %s ORDER BY r.effective_at DESC, r.id DESC LIMIT 1")
+    return (f"SELECT c.margin_bps, CAST(c.fixed_fee AS TEXT), c.percent_fee_bps, CAST(c.min_fee AS TEXT), "  # noqa: S608
+            f"CAST(c.max_fee AS TEXT), CAST(c.min_amount AS TEXT), CAST(c.max_amount AS TEXT), "
+            f"(SELECT CAST(r.rate AS TEXT) {latest}), (SELECT CAST(r.value_date AS TEXT) {latest}) "
+            f"FROM {corridor} c WHERE c.source_currency = %s AND c.target_currency = %s AND c.is_active")
+
+
 def _corridor_with_rate(source_currency, target_currency, now):
-    """The active corridor with its official rate in effect (`official_rate`, `official_rate_date`), in one query:
-    every quote reads them."""
-    latest = rates_in_effect(source_currency=OuterRef("source_currency"), target_currency=OuterRef("target_currency"),
-                             now=now)
-    corridor = (Corridor.objects.filter(source_currency=source_currency, target_currency=target_currency,
-                                        is_active=True)
-                .annotate(official_rate=Subquery(latest.values("rate")[:1]),
-                          official_rate_date=Subquery(latest.values("value_date")[:1])).first())
-    if corridor is None:
+    """The active corridor with the official rate in effect and its value date, in one statement. Every quote reads
+    them, so this is SQL written once rather than an ORM query with two subqueries compiled per quote (three times
+    the CPU; `make bench-quotes`). The same statement runs on PostgreSQL and SQLite: decimals and dates are read as
+    text, so no float ever carries money."""
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_corridor_sql(), [at, at, source_currency, target_currency])
+        row = cursor.fetchone()
+    if row is None:
         raise CorridorUnavailable(_("Sending %(source)s to %(target)s is not offered.")
                                   % {"source": source_currency, "target": target_currency},
                                   field="source_currency")
-    rate_ensure_usable(source_currency=source_currency, target_currency=target_currency,
-                       value_date=corridor.official_rate_date, now=now)
-    return corridor
+    margin, fixed, percent, min_fee, max_fee, min_amount, max_amount, official, value_date = row
+    value_date = date.fromisoformat(value_date[:10]) if value_date else None
+    rate_ensure_usable(source_currency=source_currency, target_currency=target_currency, value_date=value_date,
+                       now=now)
+    return PricedCorridor(
+        source_currency, target_currency,
+        pricing.Terms(int(margin), _dec(fixed, 2), int(percent), _dec(min_fee, 2), _dec(max_fee, 2)),
+        _dec(min_amount, 2), _dec(max_amount, 2), _dec(official, 8), value_date)
 
 
 def _out_of_range(corridor, *, rate, terms, field):
@@ -93,8 +127,8 @@ def quote_price(*, source_currency, source_amount=None, target_amount=None, targ
         raise QuoteRequestInvalid(_("Give either the amount you send or the amount the recipient receives, not both."),
                                   field="source_amount")
     corridor = _corridor_with_rate(source_currency, target_currency, timezone.now())
-    terms = pricing.Terms.of(corridor)
-    rate = pricing.our_rate(official=corridor.official_rate, margin_bps=corridor.margin_bps)
+    terms = corridor.terms
+    rate = pricing.our_rate(official=corridor.official_rate, margin_bps=terms.margin_bps)
     if source_amount is not None:
         direction, field = SEND, "source_amount"
         if not corridor.min_amount <= source_amount <= corridor.max_amount:
