@@ -24,7 +24,7 @@ from payments.errors import (
     QuoteRequestInvalid,
 )
 from payments.models import Corridor, Quote, Rate
-from payments.services.rates import rate_current, rate_ensure_usable
+from payments.services.rates import rate_ensure_usable
 
 SEND, RECEIVE = "send", "receive"
 
@@ -49,11 +49,6 @@ class Price:
     def cost_percent(self):
         return pricing.cost_percent(source_amount=self.source_amount, target_amount=self.target_amount,
                                     official_rate=self.official_rate)
-
-
-def rate_latest(*, source_currency, target_currency="KGS"):
-    """The rate in effect (kept for callers of the old name; payments.services.rates.rate_current)."""
-    return rate_current(source_currency=source_currency, target_currency=target_currency)
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,18 @@ def test_web_form_receive_out_of_range_is_a_message_next_to_the_amount(client, p
     assert Quote.objects.count() == 0
 
 
+def test_web_form_with_a_stale_rate_says_so_and_stores_nothing(client, pricing, settings):
+    """When the rate is too old, the sender form shows why no price can be given (above the form) and stores
+    nothing."""
+    settings.RATE_MAX_AGE_HOURS = 0
+    Rate.objects.update(value_date=timezone.localdate() - timedelta(days=1))
+    response = client.post("/", {"direction": "send", "source_currency": "USD", "source_amount": "100"})
+    assert response.status_code == 200
+    assert "out of date" in " ".join(response.context["form"].non_field_errors())
+    assert "out of date" in response.content.decode()
+    assert Quote.objects.count() == 0
+
+
 def test_web_form_send_is_the_default(client, pricing):
     """Without a direction (an old link) the amount is what the sender pays."""
     client.post("/", {"source_currency": "USD", "source_amount": "100"})
