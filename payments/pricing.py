@@ -34,11 +34,6 @@ class Terms:
     min_fee: Decimal = Decimal(0)
     max_fee: Decimal | None = None
 
-    @classmethod
-    def of(cls, corridor):
-        return cls(corridor.margin_bps, corridor.fixed_fee, corridor.percent_fee_bps, corridor.min_fee,
-                   corridor.max_fee)
-
 
 def our_rate(*, official, margin_bps):
     return (official * (BPS - margin_bps) / BPS).quantize(RATE_PLACES, ROUND_DOWN)

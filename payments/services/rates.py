@@ -2,10 +2,12 @@
 
 A source's `fetch()` returns OfficialRate(currency, value, value_date) rows. `rates_refresh` (the beat task) records
 every new one with its source, value date and fetch time; a failed or malformed fetch records nothing, keeps the
-last good rate and raises an operator alert. `rate_current` gives quotes the latest rate in effect and refuses one
-whose value date is more than RATE_MAX_AGE_HOURS old (RateUnavailable): NBKR sets rates on working days only, so
-the default (96 h from the start of the value date) carries a Friday rate through a weekend and one holiday; a longer
-outage needs a manual rate, which an operator types in admin (`rate_record_manual`)."""
+last good rate and raises an operator alert. `rate_current` gives the latest rate in effect and refuses one whose
+value date is more than RATE_MAX_AGE_HOURS old (RateUnavailable; quotes apply the same rule in the one statement
+that reads a corridor with its rate, payments.services.quotes, and a test keeps the two in agreement). NBKR sets
+rates on working days only, so the default (96 h from the start of the value date) carries a Friday rate through a
+weekend and one holiday; a longer outage needs a manual rate, which an operator types in admin
+(`rate_record_manual`)."""
 
 import logging
 from datetime import datetime, time, timedelta

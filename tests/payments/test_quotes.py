@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from payments import pricing
 from payments.errors import AmountOutOfRange, CorridorUnavailable
-from payments.models import Corridor, Quote, Rate
+from payments.models import Corridor, Quote, Rate, bishkek_today
+from payments.providers.nbkr import OfficialRate
 from payments.services.quotes import quote_create, quote_price
+from payments.services.rates import rate_current, rate_record_manual, rates_record
 from tests.payments.test_api import assert_problem, stripe_intents, transfer_body
 
 pytestmark = pytest.mark.django_db
@@ -136,6 +138,19 @@ def test_unknown_or_disabled_corridor_is_refused(api, pricing):
     with pytest.raises(CorridorUnavailable):
         quote_price(source_currency="USD", target_amount=Decimal("8000.00"))
     assert Quote.objects.count() == 0
+
+
+def test_quotes_use_the_same_rate_as_rate_current(pricing):
+    """The quote's one-statement read of the corridor and its rate picks the rate rate_current picks: a manual rate
+    typed after today's NBKR rate wins; NBKR's rate for tomorrow does not count yet."""
+    today = bishkek_today()
+    rates_record(rates=[OfficialRate("USD", Decimal("88.00"), today)], source="NBKR",
+                 now=timezone.now() - timedelta(minutes=5))
+    rate_record_manual(currency="USD", value=Decimal("88.10"), by="treasurer")
+    rates_record(rates=[OfficialRate("USD", Decimal("99.00"), today + timedelta(days=1))], source="NBKR")
+    price = quote_price(source_currency="USD", source_amount=Decimal("100.00"))
+    assert price.official_rate == rate_current(source_currency="USD").rate == Decimal("88.10")
+    assert price.official_rate_date == today
 
 
 def test_stale_rate_stops_both_directions(api, pricing, settings):
