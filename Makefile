@@ -42,9 +42,12 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill
+.PHONY: bench-settlement bench-kill bench-quotes
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
 bench-kill: deps
 	$(PY) -m bench.kill_campaign $(BENCH_ARGS)
+
+bench-quotes: deps
+	$(PY) -m bench.quotes $(BENCH_ARGS)

@@ -19,7 +19,7 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 from gateway.dev import services
@@ -270,10 +270,13 @@ def chain_setup(stack):
 
 
 def quote_values(rng):
-    """A RUB→KGS quote as quote_price would make it: fee = 50.00 + 1 %, target rounded down to the tyiyn."""
+    """A RUB→KGS quote as quote_price would make it (payments.pricing: fee = 50.00 + 1 % rounded down, som rounded
+    up to the tyiyn)."""
+    from payments import pricing
+
     source = Decimal(rng.randint(100_000, 5_000_000)) / 100
-    fee = (Decimal("50.00") + source * 100 / 10000).quantize(CENT, ROUND_HALF_UP)
-    target = ((source - fee) * RATE_RUB).quantize(CENT, ROUND_DOWN)
+    fee, target = pricing.send_fixed(amount=source, rate=RATE_RUB,
+                                     terms=pricing.Terms(150, Decimal("50.00"), 100))
     return source, fee, target
 
 

@@ -214,6 +214,8 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-partner-statements": {"task": "payments.tasks.reconcile_partner_statements",
                                      "schedule": timedelta(minutes=15)},
     "reconcile-treasury": {"task": "payments.tasks.reconcile_treasury", "schedule": timedelta(seconds=60)},
+    "rates-refresh": {"task": "payments.tasks.rates_refresh",
+                      "schedule": timedelta(minutes=env_int("RATES_REFRESH_MINUTES", 30))},
 }
 
 # Card funding through Stripe (localstripe locally).
@@ -285,6 +287,16 @@ RECONCILIATION_WINDOW_HOURS = env_int("RECONCILIATION_WINDOW_HOURS", 48)
 RECONCILIATION_LAG_SECONDS = env_int("RECONCILIATION_LAG_SECONDS", 900)
 # The sweeper reads a pending refund again this often (its refund.updated webhook may be lost).
 REFUND_POLL_SECONDS = 60
+# Official rates (payments/services/rates.py): RATES_SOURCE is `nbkr` (the live daily XML at NBKR_RATES_URL),
+# `recorded` (the bundled recorded file taken as today's; `make run` without NBKR_RATES_URL) or `manual` (operators type
+# rates in admin; nothing is fetched). Quotes stop when the rate in effect was set more than RATE_MAX_AGE_HOURS ago.
+RATES_SOURCE = os.environ.get("RATES_SOURCE", "nbkr")
+if RATES_SOURCE not in {"nbkr", "recorded", "manual"}:
+    raise ImproperlyConfigured("RATES_SOURCE must be nbkr, recorded or manual")
+NBKR_RATES_URL = os.environ.get("NBKR_RATES_URL", "https://www.nbkr.kg/XML/daily.xml")
+NBKR_TIMEOUT_SECONDS = env_int("NBKR_TIMEOUT_SECONDS", 10)
+NBKR_RECORDED_FILE = BASE_DIR / "payments" / "data" / "nbkr_daily.xml"
+RATE_MAX_AGE_HOURS = env_int("RATE_MAX_AGE_HOURS", 96)
 # Per-corridor pricing defaults; seed_rates writes them into the Corridor table, admin edits them.
 CORRIDOR_DEFAULTS = {
     "RUB": {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,

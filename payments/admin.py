@@ -9,13 +9,11 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from common.admin import ReadOnlyAdmin
 from payments import guarded
 from payments.models import (
-    Corridor,
     JournalEntry,
     Partner,
     PartnerAPIKey,
     Posting,
     Quote,
-    Rate,
     StripeEvent,
     Transfer,
 )
@@ -85,22 +83,10 @@ class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
 
 @admin.register(Quote)
 class QuoteAdmin(ReadOnlyAdmin):
-    list_display = ["id", "source_amount", "source_currency", "target_amount", "rate", "official_rate", "fee",
-                    "partner", "expires_at"]
-    list_filter = ["source_currency", "partner"]
+    list_display = ["id", "direction", "source_amount", "source_currency", "target_amount", "rate", "official_rate",
+                    "fee", "cost_percent", "partner", "expires_at"]
+    list_filter = ["source_currency", "direction", "partner"]
     search_fields = ["id"]
-
-
-@admin.register(Corridor)
-class CorridorAdmin(admin.ModelAdmin):
-    list_display = ["source_currency", "target_currency", "margin_bps", "fixed_fee", "percent_fee_bps", "min_amount",
-                    "max_amount", "is_active"]
-
-
-@admin.register(Rate)
-class RateAdmin(admin.ModelAdmin):
-    list_display = ["source_currency", "target_currency", "rate", "source", "effective_at"]
-    list_filter = ["source_currency", "source"]
 
 
 @admin.register(Partner)
@@ -137,4 +123,4 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["transfer__id"]
     inlines = [PostingInline]
-from payments import admin_balances, admin_ledger, admin_recon  # noqa: E402,F401 (registered after the models' admins)
+from payments import admin_balances, admin_ledger, admin_pricing, admin_recon  # noqa: E402,F401 (registered after the models' admins)

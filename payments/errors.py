@@ -210,6 +210,23 @@ class TransferNotCancellable(PaymentsError):
     title = _("This transfer can no longer be cancelled")
 
 
+class RateSourceError(PaymentsError):
+    """A rate source could not be read or sent something that is not a rate file (payments/providers/nbkr.py).
+    Never shown to a sender: the refresh keeps the last good rate and alerts operators."""
+
+    status = 502
+    code = "rate-source-error"
+    title = "The rate source failed"
+
+
+class QuoteRequestInvalid(PaymentsError):
+    """A quote asked for with both amounts or neither (the API's serializer refuses it first, as a 400)."""
+
+    status = 400
+    code = "quote-request-invalid"
+    title = _("Give exactly one of the two amounts")
+
+
 class UnknownLedgerAccount(LedgerImbalance):
     """A posting to an account code the chart of accounts (payments.services.ledger.ACCOUNTS) does not list, or a
     partner's own account for a code that has none (or a house account for one that is per partner)."""

@@ -2,20 +2,28 @@
 
 import secrets
 import uuid
+from zoneinfo import ZoneInfo
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django_fsm import transition
 from rest_framework_api_key.models import AbstractAPIKey
 
 from common.money import to_units
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField
+from payments.pricing import cost_percent
 
 SOURCE_CURRENCIES = [("RUB", "Russian ruble"), ("USD", "US dollar")]
 TARGET_CURRENCIES = [("KGS", "Kyrgyz som")]
 # Minor units per currency (all three have two decimals); fiat is stored as integer minor units.
 MINOR_DIGITS = {"RUB": 2, "USD": 2, "KGS": 2}
+BISHKEK = ZoneInfo("Asia/Bishkek")  # NBKR's rates are set per calendar day there
+
+
+def bishkek_today():
+    return timezone.localtime(timezone.now(), BISHKEK).date()
 
 
 def new_status_token():
@@ -57,6 +65,9 @@ class Corridor(models.Model):
     percent_fee_bps = models.PositiveIntegerField()
     min_amount = models.DecimalField(max_digits=12, decimal_places=2)
     max_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    # The fee (fixed + percent) is kept within these: never below min_fee, never above max_fee (none: no cap).
+    min_fee = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    max_fee = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -64,6 +75,10 @@ class Corridor(models.Model):
             models.CheckConstraint(condition=Q(margin_bps__lt=10000) & Q(percent_fee_bps__lt=10000), name="corridor_bps_sane"),
             models.CheckConstraint(condition=Q(min_amount__gt=0) & Q(max_amount__gte=models.F("min_amount")),
                                    name="corridor_limits_sane"),
+            models.CheckConstraint(
+                condition=Q(fixed_fee__gte=0) & Q(min_fee__gte=0) & Q(min_fee__lt=models.F("min_amount"))
+                & (Q(max_fee__isnull=True) | Q(max_fee__gte=models.F("min_fee"))),
+                name="corridor_fees_sane"),
         ]
 
     def __str__(self):
@@ -71,13 +86,18 @@ class Corridor(models.Model):
 
 
 class Rate(models.Model):
-    """An official rate (som per unit of source currency) as published by the rate source."""
+    """An official rate (som per unit of source currency) as published by the rate source, recorded once per
+    (source, value date, value). `effective_at` is when it takes effect: the start of its value date in Bishkek for
+    NBKR, the moment it was typed for a manual rate; quotes use the latest one in effect (payments/services/rates.py)."""
 
     source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES)
     target_currency = models.CharField(max_length=3, choices=TARGET_CURRENCIES, default="KGS")
     rate = models.DecimalField(max_digits=18, decimal_places=8)
     source = models.CharField(max_length=40, default="NBKR")
     effective_at = models.DateTimeField()
+    value_date = models.DateField(default=bishkek_today, help_text="The date the source set this rate for.")
+    fetched_at = models.DateTimeField(default=timezone.now, help_text="When we fetched (or an operator typed) it.")
+    recorded_by = models.CharField(max_length=150, blank=True, help_text="The operator, for a manual rate.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -100,6 +120,10 @@ class Quote(models.Model):
     official_rate = models.DecimalField(max_digits=18, decimal_places=8)
     rate = models.DecimalField(max_digits=18, decimal_places=8, help_text="Our rate: official less the margin.")
     fee = models.DecimalField(max_digits=12, decimal_places=2)
+    # send: the sender chose source_amount; receive: the sender chose target_amount (the recipient gets exactly it).
+    direction = models.CharField(max_length=7, choices=[("send", "send-fixed"), ("receive", "receive-fixed")],
+                                 default="send")
+    official_rate_date = models.DateField(null=True, blank=True, help_text="Value date of the official rate.")
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -112,6 +136,17 @@ class Quote(models.Model):
 
     def __str__(self):
         return f"{self.source_amount} {self.source_currency} → {self.target_amount} {self.target_currency}"
+
+    @property
+    def total_charged(self):
+        """What the sender pays: the fee is inside source_amount."""
+        return self.source_amount
+
+    @property
+    def cost_percent(self):
+        """Fee plus spread (and the last minor unit) against the official rate, in percent (pricing.cost_percent)."""
+        return cost_percent(source_amount=self.source_amount, target_amount=self.target_amount,
+                            official_rate=self.official_rate)
 
 
 class TransferQuerySet(StatusQuerySet):

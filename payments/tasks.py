@@ -5,6 +5,7 @@ from celery import shared_task
 
 from payments import pipeline
 from payments.services import reconciliation
+from payments.services.rates import rates_refresh as rates_refresh_service
 
 
 @shared_task
@@ -30,3 +31,8 @@ def reconcile_partner_statements():
 @shared_task
 def reconcile_treasury():
     reconciliation.treasury_reconcile()
+
+
+@shared_task
+def rates_refresh():
+    rates_refresh_service()

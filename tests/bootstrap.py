@@ -41,6 +41,8 @@ env["CELERY_QUEUE"] = f"tulpar-test-{os.getpid()}"
 env["FUNDING_POLL_SECONDS"] = "5"
 env["FUNDING_POLL_AFTER_SECONDS"] = "3"
 env["CHAIN_CONFIRMATIONS"] = "2"
+# The suite's beat never fetches rates from the internet; tests/payments/test_rates.py drives each source itself.
+env["RATES_SOURCE"] = "manual"
 # No payout hold for the suite's transfers (the Celery worker reads these too); the fraud tests set their own.
 env["FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS"] = "0"
 env["LARGE_AMOUNT_PAYOUT_DELAY_SECONDS"] = "0"

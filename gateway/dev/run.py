@@ -41,6 +41,7 @@ RUNTIME_VARS = (
     "CARD_ATTEMPTS_PER_TRANSFER", "VELOCITY_LIMITS", "FIRST_TRANSFERS_COUNT", "FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS",
     "LARGE_AMOUNT_KGS", "LARGE_AMOUNT_PAYOUT_DELAY_SECONDS",
     "RECONCILIATION_WINDOW_HOURS", "RECONCILIATION_LAG_SECONDS",
+    "RATES_SOURCE", "NBKR_RATES_URL", "NBKR_TIMEOUT_SECONDS", "RATE_MAX_AGE_HOURS", "RATES_REFRESH_MINUTES",
 )
 
 
@@ -86,6 +87,8 @@ def main():
     # The payout hold for new senders and large amounts, short enough to watch a demo transfer complete.
     env.setdefault("FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS", "30")
     env.setdefault("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS", "60")
+    # Official rates: the live NBKR feed when NBKR_RATES_URL is set, else the bundled recorded file as today's.
+    env.setdefault("RATES_SOURCE", "nbkr" if env.get("NBKR_RATES_URL") else "recorded")
     started = []
 
     def log(name):

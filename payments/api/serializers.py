@@ -13,17 +13,40 @@ MAX_AMOUNT = Decimal("9999999999.99")
 
 
 class QuoteInputSerializer(serializers.Serializer):
+    """Exactly one amount: `source_amount` (send-fixed: the sender pays this, fee included) or `target_amount`
+    (receive-fixed: the recipient gets exactly this many som)."""
+
     source_currency = serializers.ChoiceField(choices=SOURCE_CURRENCIES)
     source_amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
-                                             max_value=MAX_AMOUNT)
+                                             max_value=MAX_AMOUNT, required=False)
+    target_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"),
+                                             max_value=MAX_AMOUNT, required=False)
     target_currency = serializers.ChoiceField(choices=TARGET_CURRENCIES)
+
+    def validate(self, attrs):
+        if "source_amount" in attrs and "target_amount" in attrs:
+            raise serializers.ValidationError(
+                {"target_amount": ["Give source_amount (what the sender pays) or target_amount (what the recipient "
+                                   "receives), not both."]})
+        if "source_amount" not in attrs and "target_amount" not in attrs:
+            raise serializers.ValidationError(
+                {"source_amount": ["Give source_amount (what the sender pays) or target_amount (what the recipient "
+                                   "receives)."]})
+        return attrs
 
 
 class QuoteOutputSerializer(serializers.ModelSerializer):
+    """Everything a sender compares: our rate and the official one, the fee, what is charged, the som received and
+    the total cost (fee plus spread against the official rate) in percent."""
+
+    total_charged = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    cost_percent = serializers.DecimalField(max_digits=5, decimal_places=2, read_only=True)
+
     class Meta:
         model = Quote
-        fields = ["id", "source_currency", "source_amount", "target_currency", "target_amount", "rate",
-                  "official_rate", "fee", "expires_at", "created_at"]
+        fields = ["id", "direction", "source_currency", "source_amount", "target_currency", "target_amount", "rate",
+                  "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent", "expires_at",
+                  "created_at"]
 
 
 class PhoneField(serializers.CharField):

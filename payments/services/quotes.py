@@ -1,20 +1,32 @@
-"""Pricing: official rate less the corridor margin, fixed + percent fee, firm until expiry."""
+"""Quotes: send-fixed (the sender chooses what they pay) or receive-fixed (the recipient gets exactly N som), at the
+official rate less the corridor's margin, with its fee; firm until a server-set expiry, used by one transfer.
+The arithmetic is payments/pricing.py (docs/ledger.md "Rounding")."""
 
 from dataclasses import dataclass
-from datetime import timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from datetime import date, timedelta
+from decimal import Decimal
+from functools import cache
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from onchain.api import float_covers
-from payments.errors import AmountOutOfRange, CorridorUnavailable, FloatUnavailable, QuoteExpired, QuoteNotFound, RateUnavailable
+from payments import pricing
+from payments.errors import (
+    AmountOutOfRange,
+    CorridorUnavailable,
+    FloatUnavailable,
+    QuoteExpired,
+    QuoteNotFound,
+    QuoteRequestInvalid,
+)
 from payments.models import Corridor, Quote, Rate
+from payments.services.rates import rate_ensure_usable
 
-CENT = Decimal("0.01")
-BPS = Decimal(10000)
+SEND, RECEIVE = "send", "receive"
 
 
 @dataclass(frozen=True)
@@ -26,47 +38,123 @@ class Price:
     rate: Decimal
     fee: Decimal
     target_amount: Decimal
+    direction: str = SEND
+    official_rate_date: date | None = None
+
+    @property
+    def total_charged(self):
+        return self.source_amount
+
+    @property
+    def cost_percent(self):
+        return pricing.cost_percent(source_amount=self.source_amount, target_amount=self.target_amount,
+                                    official_rate=self.official_rate)
 
 
-def rate_latest(*, source_currency, target_currency="KGS"):
-    rate = (Rate.objects.filter(source_currency=source_currency, target_currency=target_currency)
-            .order_by("-effective_at", "-id").first())
-    if rate is None:
-        raise RateUnavailable(_("No %(source)s/%(target)s rate has been loaded.")
-                              % {"source": source_currency, "target": target_currency})
-    return rate
+@dataclass(frozen=True)
+class PricedCorridor:
+    """An active corridor's prices with the official rate in effect (None when no rate has been recorded)."""
+
+    source_currency: str
+    target_currency: str
+    terms: pricing.Terms
+    min_amount: Decimal
+    max_amount: Decimal
+    official_rate: Decimal | None
+    official_rate_date: date | None
 
 
-def quote_price(*, source_currency, source_amount, target_currency="KGS"):
-    """The price a quote would carry now; nothing is stored."""
-    corridor = Corridor.objects.filter(source_currency=source_currency, target_currency=target_currency,
-                                       is_active=True).first()
-    if corridor is None:
+def _dec(text, places):
+    return None if text is None else Decimal(text).quantize(Decimal(1).scaleb(-places))
+
+
+@cache
+def _corridor_sql():
+    corridor, rate = Corridor._meta.db_table, Rate._meta.db_table  # our own table names, never input
+    latest = (f"FROM {rate} r WHERE r.source_currency = c.source_currency AND r.target_currency = c.target_currency "
+              f"AND r.effective_at <= %s ORDER BY r.effective_at DESC, r.id DESC LIMIT 1")
+    return (f"SELECT c.margin_bps, CAST(c.fixed_fee AS TEXT), c.percent_fee_bps, CAST(c.min_fee AS TEXT), "  # noqa: S608
+            f"CAST(c.max_fee AS TEXT), CAST(c.min_amount AS TEXT), CAST(c.max_amount AS TEXT), "
+            f"(SELECT CAST(r.rate AS TEXT) {latest}), (SELECT CAST(r.value_date AS TEXT) {latest}) "
+            f"FROM {corridor} c WHERE c.source_currency = %s AND c.target_currency = %s AND c.is_active")
+
+
+def _corridor_with_rate(source_currency, target_currency, now):
+    """The active corridor with the official rate in effect and its value date, in one statement. Every quote reads
+    them, so this is SQL written once rather than an ORM query with two subqueries compiled per quote (three times
+    the CPU; `make bench-quotes`). The same statement runs on PostgreSQL and SQLite: decimals and dates are read as
+    text, so no float ever carries money."""
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_corridor_sql(), [at, at, source_currency, target_currency])
+        row = cursor.fetchone()
+    if row is None:
         raise CorridorUnavailable(_("Sending %(source)s to %(target)s is not offered.")
                                   % {"source": source_currency, "target": target_currency},
                                   field="source_currency")
-    if not corridor.min_amount <= source_amount <= corridor.max_amount:
-        raise AmountOutOfRange(
-            _("Send between %(min)s and %(max)s %(currency)s.")
-            % {"min": number_format(corridor.min_amount, 2), "max": number_format(corridor.max_amount, 2),
-               "currency": source_currency},
-            field="source_amount")
-    official = rate_latest(source_currency=source_currency, target_currency=target_currency).rate
-    rate = (official * (BPS - corridor.margin_bps) / BPS).quantize(Decimal("0.00000001"), ROUND_DOWN)
-    fee = (corridor.fixed_fee + source_amount * corridor.percent_fee_bps / BPS).quantize(CENT, ROUND_HALF_UP)
-    if fee >= source_amount:
-        raise AmountOutOfRange(_("The amount does not cover the fee."), field="source_amount")
-    # Rounded down: we never promise a tyiyn we have not priced.
-    target = ((source_amount - fee) * rate).quantize(CENT, ROUND_DOWN)
-    return Price(source_currency, source_amount, target_currency, official, rate, fee, target)
+    margin, fixed, percent, min_fee, max_fee, min_amount, max_amount, official, value_date = row
+    value_date = date.fromisoformat(value_date[:10]) if value_date else None
+    rate_ensure_usable(source_currency=source_currency, target_currency=target_currency, value_date=value_date,
+                       now=now)
+    return PricedCorridor(
+        source_currency, target_currency,
+        pricing.Terms(int(margin), _dec(fixed, 2), int(percent), _dec(min_fee, 2), _dec(max_fee, 2)),
+        _dec(min_amount, 2), _dec(max_amount, 2), _dec(official, 8), value_date)
 
 
-def quote_create(*, source_currency, source_amount, target_currency="KGS", partner=None):
-    price = quote_price(source_currency=source_currency, source_amount=source_amount, target_currency=target_currency)
+def _out_of_range(corridor, *, rate, terms, field):
+    if field == "target_amount":
+        low = pricing.send_fixed(amount=corridor.min_amount, rate=rate, terms=terms)[1]
+        high = pricing.send_fixed(amount=corridor.max_amount, rate=rate, terms=terms)[1]
+        return AmountOutOfRange(_("The recipient can receive between %(min)s and %(max)s %(currency)s.")
+                                % {"min": number_format(low, 2), "max": number_format(high, 2),
+                                   "currency": corridor.target_currency}, field=field)
+    return AmountOutOfRange(
+        _("Send between %(min)s and %(max)s %(currency)s.")
+        % {"min": number_format(corridor.min_amount, 2), "max": number_format(corridor.max_amount, 2),
+           "currency": corridor.source_currency}, field=field)
+
+
+def quote_price(*, source_currency, source_amount=None, target_amount=None, target_currency="KGS"):
+    """The price a quote would carry now, for exactly one of `source_amount` (send-fixed) and `target_amount`
+    (receive-fixed); nothing is stored."""
+    if (source_amount is None) == (target_amount is None):
+        raise QuoteRequestInvalid(_("Give either the amount you send or the amount the recipient receives, not both."),
+                                  field="source_amount")
+    corridor = _corridor_with_rate(source_currency, target_currency, timezone.now())
+    terms = corridor.terms
+    rate = pricing.our_rate(official=corridor.official_rate, margin_bps=terms.margin_bps)
+    if source_amount is not None:
+        direction, field = SEND, "source_amount"
+        if not corridor.min_amount <= source_amount <= corridor.max_amount:
+            raise _out_of_range(corridor, rate=rate, terms=terms, field=field)
+        fee, target = pricing.send_fixed(amount=source_amount, rate=rate, terms=terms)
+    else:
+        # The som the limits give bound what may be received; the amount is the smallest that gives the som, and
+        # never below the corridor's minimum (the fee's rounding can let an amount just under it give the same som).
+        direction, field, target = RECEIVE, "target_amount", target_amount
+        low = pricing.send_fixed(amount=corridor.min_amount, rate=rate, terms=terms)[1]
+        high = pricing.send_fixed(amount=corridor.max_amount, rate=rate, terms=terms)[1]
+        if not low <= target_amount <= high:
+            raise _out_of_range(corridor, rate=rate, terms=terms, field=field)
+        source_amount, fee = pricing.receive_fixed(target=target_amount, rate=rate, terms=terms)
+        if source_amount < corridor.min_amount:
+            source_amount = corridor.min_amount
+            fee = pricing.fee_for(amount=source_amount, terms=terms)
+    if fee >= source_amount or target <= 0:
+        raise AmountOutOfRange(_("The amount does not cover the fee."), field=field)
+    return Price(source_currency, source_amount, target_currency, corridor.official_rate, rate, fee, target,
+                 direction, corridor.official_rate_date)
+
+
+def quote_create(*, source_currency, source_amount=None, target_amount=None, target_currency="KGS", partner=None):
+    price = quote_price(source_currency=source_currency, source_amount=source_amount, target_amount=target_amount,
+                        target_currency=target_currency)
     # A firm quote is a promise to deliver: refuse it when the settlement float cannot cover it.
     if not float_covers(amount=price.target_amount):
         raise FloatUnavailable(_("We cannot deliver this amount right now: please try a smaller amount or "
-                                       "try again later."), field="source_amount")
+                                 "try again later."),
+                               field="source_amount" if price.direction == SEND else "target_amount")
     return Quote.objects.create(
         partner=partner,
         source_currency=price.source_currency,
@@ -74,14 +162,16 @@ def quote_create(*, source_currency, source_amount, target_currency="KGS", partn
         target_currency=price.target_currency,
         target_amount=price.target_amount,
         official_rate=price.official_rate,
+        official_rate_date=price.official_rate_date,
         rate=price.rate,
         fee=price.fee,
+        direction=price.direction,
         expires_at=timezone.now() + timedelta(seconds=settings.QUOTE_TTL_SECONDS),
     )
 
 
 def quote_get_usable(*, quote_id, partner=None, lock=False):
-    """The partner's own unexpired quote; another partner's quote is reported as not found."""
+    """The partner's own unexpired, unused quote; another partner's quote is reported as not found."""
     qs = Quote.objects.select_for_update() if lock else Quote.objects
     quote = qs.filter(pk=quote_id, partner=partner).first()
     if quote is None:
@@ -89,3 +179,4 @@ def quote_get_usable(*, quote_id, partner=None, lock=False):
     if quote.expires_at <= timezone.now():
         raise QuoteExpired(_("The quote has expired: ask for a new one."), field="quote_id")
     return quote
+

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from payments.models import Corridor, Partner, PartnerAPIKey, Rate
 
-# Close to NBKR's official rates in late 2026; replaced by the daily NBKR feed in the FX work.
+# Close to NBKR's official rates in late 2026 (tests; the FX feed is payments/services/rates.py).
 SEED_RATES = {"RUB": Decimal("1.0785"), "USD": Decimal("87.4500")}
 
 
@@ -20,7 +20,8 @@ def corridors_seed():
 def rates_seed(*, rates=None, source="seed"):
     today = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     for currency, rate in (rates or SEED_RATES).items():
-        Rate.objects.get_or_create(source_currency=currency, effective_at=today, source=source, defaults={"rate": rate})
+        Rate.objects.get_or_create(source_currency=currency, effective_at=today, source=source,
+                                   defaults={"rate": rate, "value_date": today.date(), "fetched_at": timezone.now()})
 
 
 def partner_create(*, name):

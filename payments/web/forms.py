@@ -55,6 +55,17 @@ class AmountField(forms.DecimalField):
 
 
 class AmountForm(ServiceErrorsMixin, forms.Form):
+    """The amount and which side it fixes: "I send" (the amount is what the sender pays, in their currency) or
+    "They receive" (the amount is the som the recipient gets exactly). The input keeps its name `source_amount`
+    either way (links and scripts post it); `quote_kwargs()` hands the service the right one."""
+
+    # The service names the receive-fixed amount `target_amount`; here it is the same input.
+    service_fields = {"target_amount": "source_amount"}
+
+    direction = forms.ChoiceField(
+        label=_("I choose"), choices=[("send", _("what I send")), ("receive", _("what they receive, in som"))],
+        initial="send", required=False, widget=forms.RadioSelect,
+        error_messages={"invalid_choice": _("Choose whether you fix the amount you send or the som they receive.")})
     source_currency = forms.ChoiceField(
         label=_("Currency"), choices=[(code, code) for code, _name in SOURCE_CURRENCIES], initial="RUB",
         error_messages={"invalid_choice": _("Choose rubles (RUB) or US dollars (USD)."),
@@ -81,7 +92,19 @@ class AmountForm(ServiceErrorsMixin, forms.Form):
         self.fields["source_amount"].widget.attrs.update(
             live, **{"hx-trigger": "input changed delay:300ms", "hx-include": "#id_source_currency"})
         self.fields["source_currency"].widget.attrs.update(
-            live, **{"hx-trigger": "change", "hx-include": "#id_source_amount"})
+            live, **{"hx-trigger": "change", "hx-include": "#id_source_amount, [name=direction]"})
+        self.fields["source_amount"].widget.attrs["hx-include"] += ", [name=direction]"
+        self.fields["direction"].widget.attrs.update(
+            live, **{"hx-trigger": "change", "hx-include": "#id_source_amount, #id_source_currency"})
+
+    def clean_direction(self):
+        return self.cleaned_data.get("direction") or "send"
+
+    def quote_kwargs(self):
+        """quote_price / quote_create's arguments for the chosen direction."""
+        data = self.cleaned_data
+        key = "target_amount" if data["direction"] == "receive" else "source_amount"
+        return {"source_currency": data["source_currency"], key: data["source_amount"]}
 
 
 class DetailsForm(ServiceErrorsMixin, forms.Form):

@@ -116,7 +116,7 @@ def start(request):
         form = AmountForm(request.POST)
         if form.is_valid():
             try:
-                quote = quote_create(partner=None, **form.cleaned_data)
+                quote = quote_create(partner=None, **form.quote_kwargs())
             except ApplicationError as exc:
                 form.add_service_error(exc)
             else:
@@ -135,12 +135,13 @@ def quote_preview(request):
     """The fragment under the amount form: the price as it would be now, or what is wrong with the input."""
     price = None
     if not request.GET.get("source_amount", "").strip():
-        form = AmountForm(initial={"source_currency": request.GET.get("source_currency")})  # nothing typed yet
+        form = AmountForm(initial={"source_currency": request.GET.get("source_currency"),  # nothing typed yet
+                                   "direction": request.GET.get("direction") or "send"})
     else:
         form = AmountForm(request.GET)
         if form.is_valid():
             try:
-                price = quote_price(**form.cleaned_data)
+                price = quote_price(**form.quote_kwargs())
             except ApplicationError as exc:
                 form.add_service_error(exc)
     return render(request, "payments/_quote_preview.html", {"form": form, "price": price, "oob": True,

@@ -1,7 +1,7 @@
 """Partner API over the real database and the real localstripe: quotes, transfers, idempotency, refusals."""
 
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_UP, Decimal
 
 import httpx
 import pytest
@@ -73,7 +73,8 @@ def other_api(db):
 
 def test_quote_created_with_contract_fields_and_correct_math(api, pricing):
     """POST /quotes answers 201 with every contract field, 2-decimal string amounts, a rate below the
-    official one, target = (amount − fee) × rate rounded down, and an expiry within the next hour."""
+    official one, target = (amount − fee) × rate rounded up (docs/ledger.md "Rounding"), the total charged and the
+    total cost in percent, and an expiry within the next hour."""
     before = timezone.now()
     response = api.post("/api/v1/quotes", QUOTE_BODY, format="json")
     assert response.status_code == 201, response.content
@@ -89,7 +90,10 @@ def test_quote_created_with_contract_fields_and_correct_math(api, pricing):
     official = Rate.objects.get(source_currency="RUB").rate
     rate, fee = Decimal(quote["rate"]), Decimal(quote["fee"])
     assert 0 < rate < official
-    assert Decimal(quote["target_amount"]) == ((Decimal("15000.00") - fee) * rate).quantize(Decimal("0.01"), ROUND_DOWN)
+    assert Decimal(quote["target_amount"]) == ((Decimal("15000.00") - fee) * rate).quantize(Decimal("0.01"), ROUND_UP)
+    assert quote["direction"] == "send" and quote["total_charged"] == "15000.00"
+    cost = (1 - Decimal(quote["target_amount"]) / (Decimal("15000.00") * official)) * 100
+    assert Decimal(quote["cost_percent"]) == cost.quantize(Decimal("0.01"), ROUND_CEILING)
 
     expires = parse_datetime(quote["expires_at"])
     assert before < expires <= timezone.now() + timedelta(hours=1)

@@ -1,6 +1,6 @@
 """The transfer state machine: guarded transitions, idempotent pipeline steps, screening outcomes, quote math."""
 
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 import pytest
 from django.utils import timezone
@@ -237,24 +237,25 @@ def test_release_held_transfer_settles_it(pricing, chain):
 
 def test_quote_price_rub_15000(pricing):
     """15000.00 RUB: fee 50 + 1% = 200.00, rate = 1.0785 × (1 − 1.5%) rounded down to 8 dp,
-    target = (15000 − 200) × rate rounded down to 0.01."""
+    target = (15000 − 200) × rate rounded up to 0.01 (never in our favour: docs/ledger.md "Rounding")."""
     price = quote_price(source_currency="RUB", source_amount=Decimal("15000.00"))
     rate = (Decimal("1.0785") * Decimal("0.985")).quantize(Decimal("0.00000001"), ROUND_DOWN)
     assert price.official_rate == SEED_RATES["RUB"] == Decimal("1.0785")
     assert price.fee == Decimal("200.00")
     assert price.rate == rate == Decimal("1.06232250")
-    expected = ((Decimal("15000.00") - Decimal("200.00")) * rate).quantize(Decimal("0.01"), ROUND_DOWN)
-    assert price.target_amount == expected == Decimal("15722.37")
+    expected = ((Decimal("15000.00") - Decimal("200.00")) * rate).quantize(Decimal("0.01"), ROUND_UP)
+    assert price.target_amount == expected == Decimal("15722.38")
 
 
-def test_quote_price_usd_rounds_fee_half_up_and_target_down(pricing):
-    """USD 123.45: fee 1.99 + 1% rounded half-up to cents, rate 87.45 × 0.99, target rounded down."""
-    price = quote_price(source_currency="USD", source_amount=Decimal("123.45"))
-    fee = (Decimal("1.99") + Decimal("123.45") * Decimal("0.01")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+def test_quote_price_usd_rounds_fee_down_and_target_up(pricing):
+    """USD 123.47: fee 1.99 + 1% = 3.2247 rounded down to 3.22 (half-up would give 3.23), rate 87.45 × 0.99,
+    target rounded up: both roundings in the sender's favour."""
+    price = quote_price(source_currency="USD", source_amount=Decimal("123.47"))
+    fee = (Decimal("1.99") + Decimal("123.47") * Decimal("0.01")).quantize(Decimal("0.01"), ROUND_DOWN)
     rate = (Decimal("87.45") * Decimal("0.99")).quantize(Decimal("0.00000001"), ROUND_DOWN)
     assert price.fee == fee == Decimal("3.22")
     assert price.rate == rate
-    assert price.target_amount == ((Decimal("123.45") - fee) * rate).quantize(Decimal("0.01"), ROUND_DOWN)
+    assert price.target_amount == ((Decimal("123.47") - fee) * rate).quantize(Decimal("0.01"), ROUND_UP)
 
 
 @pytest.mark.parametrize("amount", ["499.99", "500000.01"])

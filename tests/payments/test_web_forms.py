@@ -88,13 +88,16 @@ def test_start_page_renders_the_amount_form_with_live_preview(client, corridors)
 
 
 def test_preview_shows_our_rate_the_official_rate_the_fee_and_the_som(client, corridors):
-    """10 000 RUB: fee 50 + 1 % = 150, our rate 1.09 less 1.5 % = 1.07365, (10 000 − 150) × 1.07365 = 10 575.45 KGS;
-    the preview stores nothing."""
+    """10 000 RUB: fee 50 + 1 % = 150, our rate 1.09 less 1.5 % = 1.07365, (10 000 − 150) × 1.07365 = 10 575.4525,
+    up to 10 575.46 KGS; the total charged and the total cost (1 − 10 575.46 / 10 900 = 2.98 %); the preview stores
+    nothing."""
     response = client.get("/quote-preview", {"source_currency": "RUB", "source_amount": "10000"})
     assert response.status_code == 200
     content = response.content.decode()
-    assert "10,575.45" in content
+    assert "10,575.46" in content
     assert "150.00" in content
+    assert "10,000.00" in content  # total charged
+    assert "2.98 %" in content  # total cost
     assert "1.0737" in content  # ours
     assert "1.0900" in content  # NBKR official
     assert error_next_to(response, "source_amount") == ""
@@ -105,7 +108,7 @@ def test_preview_shows_our_rate_the_official_rate_the_fee_and_the_som(client, co
 def test_preview_accepts_amounts_as_people_type_them(client, corridors, typed):
     """Spaces, a decimal comma and thousands separators of either convention all read as 10 000 RUB."""
     response = client.get("/quote-preview", {"source_currency": "RUB", "source_amount": typed})
-    assert "10,575.45" in response.content.decode()
+    assert "10,575.46" in response.content.decode()
 
 
 def test_preview_with_no_amount_prompts_without_an_error(client, corridors):
@@ -167,7 +170,7 @@ def test_amount_post_creates_a_firm_quote_and_goes_to_the_details(client, corrid
     assert response.status_code == 302
     assert response["Location"] == f"/send/{quote.id}/details"
     assert quote.partner is None
-    assert quote.target_amount == Decimal("10575.45")
+    assert quote.target_amount == Decimal("10575.46")  # 9850 × 1.07365 = 10575.4525, up to the tyiyn
     assert quote.fee == Decimal("150.00")
 
 
@@ -178,7 +181,7 @@ def test_details_page_shows_the_quote_and_a_fresh_idempotency_key(client, quote)
     first = client.get(f"/send/{quote.id}/details")
     second = client.get(f"/send/{quote.id}/details")
     assert first.status_code == 200
-    assert "10,575.45" in first.content.decode()
+    assert "10,575.46" in first.content.decode()
     keys = [re.search(r'name="idempotency_key" value="([^"]+)"', r.content.decode()).group(1) for r in (first, second)]
     assert uuid.UUID(keys[0]).version == 4
     assert keys[0] != keys[1]
@@ -307,7 +310,7 @@ def test_recipient_page_shows_the_money_but_not_the_senders_contacts(client, quo
     response = client.get(f"/r/{transfer.recipient_token}")
     assert response.status_code == 200
     content = response.content.decode()
-    assert "10,575.45" in content
+    assert "10,575.46" in content
     assert "Aibek" in content
     assert WALLET in content
     for secret in ("aibek@example.com", "+79161234567", "Temirov", transfer.sender_token):

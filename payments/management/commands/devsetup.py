@@ -11,9 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 from eth_account import Account
 
 from onchain.api import devchain_bootstrap, wallet_balances
-from payments.models import Partner
+from payments.models import Partner, Rate
+from payments.services.rates import rates_refresh
 from payments.services.reconciliation import treasury_dev_book_opening
-from payments.services.setup import corridors_seed, partner_create, rates_seed
+from payments.services.setup import SEED_RATES, corridors_seed, partner_create, rates_seed
 from staff.services import totp_device_provision
 
 
@@ -41,7 +42,12 @@ class Command(BaseCommand):
         if opening is not None:
             self.stdout.write(f"booked the dev float as treasury funding ({opening.reference})")
         corridors_seed()
-        rates_seed()
+        # NBKR-style rates: the bundled recorded file (or the live feed when NBKR_RATES_URL is set); beat refreshes.
+        for rate in rates_refresh():
+            self.stdout.write(f"rate {rate}")
+        missing = {c: v for c, v in SEED_RATES.items() if not Rate.objects.filter(source_currency=c).exists()}
+        if missing:  # the source gave nothing for these (RATES_SOURCE=manual, or the live feed failed)
+            rates_seed(rates=missing)
 
         user_model = get_user_model()
         admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})

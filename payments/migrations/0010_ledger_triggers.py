@@ -160,7 +160,7 @@ def _run(statements):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0008_refunds_cancellation'),
+        ('payments', '0009_pricing'),
     ]
 
     operations = [

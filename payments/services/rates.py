@@ -1,0 +1,146 @@
+"""Official rates: where they come from (a RateSource), how each is recorded, and which one a quote may use.
+
+A source's `fetch()` returns OfficialRate(currency, value, value_date) rows. `rates_refresh` (the beat task) records
+every new one with its source, value date and fetch time; a failed or malformed fetch records nothing, keeps the
+last good rate and raises an operator alert. `rate_current` gives the latest rate in effect and refuses one whose
+value date is more than RATE_MAX_AGE_HOURS old (RateUnavailable; quotes apply the same rule in the one statement
+that reads a corridor with its rate, payments.services.quotes, and a test keeps the two in agreement). NBKR sets
+rates on working days only, so the default (96 h from the start of the value date) carries a Friday rate through a
+weekend and one holiday; a longer outage needs a manual rate, which an operator types in admin
+(`rate_record_manual`)."""
+
+import logging
+from datetime import datetime, time, timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from onchain.api import operator_alert_raise
+from payments.errors import RateSourceError, RateUnavailable
+from payments.models import BISHKEK, SOURCE_CURRENCIES, Rate
+from payments.providers.nbkr import NbkrRecordedSource, NbkrSource, OfficialRate
+
+log = logging.getLogger(__name__)
+ALERT_KIND = "rates"
+MANUAL = "manual"
+QUOTED = [code for code, _name in SOURCE_CURRENCIES]
+
+
+class RateSource(Protocol):
+    name: str
+
+    def fetch(self) -> list[OfficialRate]: ...
+
+
+class ManualSource:
+    """Rates an operator typed (admin): in effect from now, value date today in Bishkek, recorded with who."""
+
+    name = MANUAL
+
+    def __init__(self, *, rates, by):
+        self.rates, self.by = rates, by
+
+    def fetch(self):
+        today = timezone.localtime(timezone.now(), BISHKEK).date()
+        return [OfficialRate(currency, value, today) for currency, value in self.rates.items()]
+
+
+def day_start(value_date):
+    return datetime.combine(value_date, time.min, tzinfo=BISHKEK)
+
+
+def rate_source_configured():
+    """The source RATES_SOURCE names: `nbkr` (NBKR_RATES_URL), `recorded` (the bundled file as today's, make run),
+    `manual` (no automatic fetch)."""
+    kind = settings.RATES_SOURCE
+    if kind == "nbkr":
+        return NbkrSource(url=settings.NBKR_RATES_URL, timeout=settings.NBKR_TIMEOUT_SECONDS)
+    if kind == "recorded":
+        return NbkrRecordedSource(path=settings.NBKR_RECORDED_FILE,
+                                  today=timezone.localtime(timezone.now(), BISHKEK).date())
+    return None
+
+
+def rates_record(*, rates, source, by="", now=None):
+    """Record each rate not recorded yet (same source, currency, value date and value): returns the new rows.
+
+    A rate takes effect at the start of its value date, or now if that has passed (so a fetched rate replaces a
+    manual one typed earlier that day, and a correction replaces the rate it corrects)."""
+    now = now or timezone.now()
+    created = []
+    with transaction.atomic():
+        for r in rates:
+            if r.currency not in QUOTED:
+                continue
+            last = (Rate.objects.filter(source_currency=r.currency, target_currency="KGS", source=source,
+                                        value_date=r.value_date).order_by("-id").first())
+            if last is not None and last.rate == r.value and source != MANUAL:
+                continue
+            created.append(Rate.objects.create(
+                source_currency=r.currency, target_currency="KGS", rate=r.value, source=source,
+                value_date=r.value_date, effective_at=max(day_start(r.value_date), now), fetched_at=now,
+                recorded_by=by))
+    for rate in created:
+        log.info("rate_recorded currency=%s rate=%s source=%s value_date=%s by=%s", rate.source_currency, rate.rate,
+                 source, rate.value_date, by or "-")
+    return created
+
+
+def rates_refresh(*, source=None, now=None):
+    """Fetch the configured source (or `source`) and record what is new, as fetched `now`. Never raises for the
+    source's failures: the last good rate stays in effect and operators get an alert (one open alert per message)."""
+    try:
+        source = source or rate_source_configured()
+        if source is None:
+            return []
+        rates = source.fetch()
+    except RateSourceError as exc:
+        name = getattr(source, "name", settings.RATES_SOURCE)
+        log.error("rates_refresh_failed source=%s detail=%s", name, exc.detail)
+        operator_alert_raise(kind=ALERT_KIND, message=f"{name} rates not refreshed: {exc.detail}")
+        return []
+    found = {r.currency for r in rates}
+    for currency in QUOTED:
+        if currency not in found:
+            dates = sorted({r.value_date for r in rates})
+            operator_alert_raise(kind=ALERT_KIND, message=f"{source.name} rates of {dates[-1]:%d.%m.%Y} have no "
+                                                          f"{currency}: the last {currency} rate stays in effect")
+    return rates_record(rates=rates, source=source.name, now=now)
+
+
+def rate_record_manual(*, currency, value, by):
+    """An operator's rate (admin), in effect from now until a newer one is recorded."""
+    return rates_record(rates=ManualSource(rates={currency: value}, by=by).fetch(), source=MANUAL, by=by)[0]
+
+
+def rates_in_effect(*, source_currency, target_currency="KGS", now):
+    """The rates of a pair in effect at `now`, latest first (the pair may be OuterRefs: quotes read the corridor and
+    its rate in one query)."""
+    return (Rate.objects.filter(source_currency=source_currency, target_currency=target_currency, effective_at__lte=now)
+            .order_by("-effective_at", "-id"))
+
+
+def rate_ensure_usable(*, source_currency, target_currency="KGS", value_date, now):
+    """RateUnavailable when there is no rate in effect (`value_date` None) or its value date began more than
+    RATE_MAX_AGE_HOURS before `now`."""
+    if value_date is None:
+        raise RateUnavailable(_("No %(source)s/%(target)s rate has been loaded.")
+                              % {"source": source_currency, "target": target_currency})
+    if now - day_start(value_date) > timedelta(hours=settings.RATE_MAX_AGE_HOURS):
+        raise RateUnavailable(
+            _("The official %(source)s/%(target)s rate is out of date (last set for %(date)s): new quotes are paused "
+              "until a current rate is loaded. Please try again later.")
+            % {"source": source_currency, "target": target_currency, "date": date_format(value_date)})
+
+
+def rate_current(*, source_currency, target_currency="KGS", now=None):
+    """The rate in effect now; RateUnavailable when there is none or it is older than RATE_MAX_AGE_HOURS."""
+    now = now or timezone.now()
+    rate = rates_in_effect(source_currency=source_currency, target_currency=target_currency, now=now).first()
+    rate_ensure_usable(source_currency=source_currency, target_currency=target_currency,
+                       value_date=rate and rate.value_date, now=now)
+    return rate
