@@ -51,6 +51,8 @@ def _flatten(errors, prefix=""):
 def problem_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         extra = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
+        if getattr(exc, "errors", None):  # several fields at once: {dotted field: [messages]}
+            extra = {"errors": [{"field": f, "message": str(m)} for f, ms in exc.errors.items() for m in ms]}
         return problem(exc.status, exc.code, exc.title, exc.detail, **extra)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()

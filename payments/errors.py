@@ -233,3 +233,32 @@ class UnknownLedgerAccount(LedgerImbalance):
 
     code = "ledger-unknown-account"
     title = "Unknown ledger account"
+
+
+class LimitExceeded(PaymentsError):
+    """Over a hard limit (the corridor's highest KYC tier) per transfer, per day or per 30 days for one of the
+    sender's identities: nothing was created (payments/services/limits.py)."""
+
+    code = "limit-exceeded"
+    title = _("Over the sending limit")
+
+
+class KycIncomplete(PaymentsError):
+    """An operator's KYC step that cannot apply yet (nothing recorded to verify, an expired document)."""
+
+    status = 409
+    code = "kyc-incomplete"
+    title = "KYC step not possible"
+
+
+class TravelRuleIncomplete(PaymentsError):
+    """A transfer at or above the travel-rule threshold without the originator's or beneficiary's data: `errors`
+    maps each missing field (dotted, inside `travel_rule`) to its message. Nothing was created."""
+
+    status = 400
+    code = "travel-rule-required"
+    title = _("Originator and beneficiary details are required for this amount")
+
+    def __init__(self, detail=None, *, errors, field=None):
+        super().__init__(detail, field=field)
+        self.errors = errors

@@ -32,7 +32,7 @@ from payments.errors import (
 )
 from payments.models import CardDispute, JournalEntry, Transfer
 from payments.providers import stripe_rail
-from payments.services import fraud, ledger, refunds
+from payments.services import fraud, ledger, limits, refunds
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
 from payments.services.transfers import transfer_funding_prepare
 
@@ -99,6 +99,8 @@ def transfer_pay_card(*, transfer, card_token, client_ip=None):
     if frozen:
         log.warning("card_payment_refused transfer_id=%s frozen=%s", transfer.id, fraud.frozen_detail(frozen))
         raise CardRefused(_("We cannot accept this payment. Please contact support."), field="card")
+    if card.fingerprint:  # the card's own limits (payments/services/limits.py): over them, this card is refused
+        limits.limits_reserve_card(transfer=transfer, card_fingerprint=card.fingerprint)
     if new_attempt:
         fraud.velocity_consume(identities + ([("ip", client_ip)] if client_ip else []))
         Transfer.objects.filter(pk=transfer.pk).update(last_card_token=card_token)

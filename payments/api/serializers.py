@@ -85,11 +85,37 @@ class FundingInputSerializer(serializers.Serializer):
                                                "funded at once from your prefunded balance in the quote's currency.")
 
 
+class OriginatorSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=140, required=False, validators=[validate_person_name],
+                                 help_text="Defaults to sender.name.")
+    address = serializers.CharField(max_length=300, required=False)
+    date_of_birth = serializers.DateField(required=False, allow_null=True)
+    id_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    account = serializers.CharField(max_length=100, required=False, allow_blank=True,
+                                    help_text="The sender's account or wallet reference with you, if any.")
+
+
+class BeneficiarySerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=140, required=False, validators=[validate_person_name],
+                                 help_text="Defaults to recipient.name (the wallet is recipient.wallet_address).")
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+                                     help_text="ISO 3166-1 alpha-2 code of the recipient's country.")
+
+
+class TravelRuleSerializer(serializers.Serializer):
+    """Required (originator.address, originator.date_of_birth or id_number, beneficiary.country) for USD 1,000 or
+    more or the equivalent (docs/compliance.md); ignored below."""
+
+    originator = OriginatorSerializer(required=False)
+    beneficiary = BeneficiarySerializer(required=False)
+
+
 class TransferInputSerializer(serializers.Serializer):
     quote_id = serializers.UUIDField()
     sender = SenderSerializer()
     recipient = RecipientSerializer()
     funding = FundingInputSerializer(required=False)
+    travel_rule = TravelRuleSerializer(required=False)
 
 
 class TransferOutputSerializer(serializers.ModelSerializer):

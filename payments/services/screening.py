@@ -13,6 +13,7 @@ import icu
 from django.conf import settings
 
 from payments.services.fraud import frozen_reason, identities_frozen, transfer_identities
+from payments.services.limits import limits_check
 
 CLEAR, HOLD, REJECT = "clear", "hold", "reject"
 
@@ -57,6 +58,9 @@ def wallet_is_denied(address):
 
 
 def screening_check(*, transfer):
+    # --- limits and KYC tiers (payments/services/limits.py): a tier hold, returned only if nothing below decides ---
+    tier = limits_check(transfer=transfer)
+    # --- end of limits and KYC tiers ---
     names, _ = _lists()
     if wallet_is_denied(transfer.recipient_wallet):
         return Outcome(REJECT, "recipient wallet is on a denylist")
@@ -69,4 +73,4 @@ def screening_check(*, transfer):
     for role, name in (("sender", transfer.sender_name), ("recipient", transfer.recipient_name)):
         if len(name_scripts(name)) > 1:
             return Outcome(HOLD, f"{role} name mixes scripts ({', '.join(sorted(name_scripts(name)))})")
-    return Outcome(CLEAR)
+    return tier  # limits and KYC tiers: CLEAR, or HOLD saying what the sender must provide

@@ -25,8 +25,10 @@ from payments.models import Transfer
 from payments.providers import stripe_rail
 from payments.services.balances import balance_fund, balance_funding_check
 from payments.services.fraud import frozen_detail, identities_frozen
+from payments.services.limits import limits_reserve
 from payments.services.quotes import quote_get_usable
 from payments.services.screening import wallet_is_denied
+from payments.services.travel_rule import travel_rule_store, travel_rule_validate
 
 log = logging.getLogger(__name__)
 WALLET_FIELD = "recipient.wallet_address"
@@ -46,7 +48,8 @@ def _replay(*, partner, idempotency_key, fingerprint):
     return existing
 
 
-def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None):
+def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
+                    travel_rule=None):
     """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
     and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
     is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
@@ -54,7 +57,10 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     A sender (email, phone) or wallet frozen after a dispute or a fraud warning is refused (not a replay of a
     transfer made before the freeze: that answers as before).
     `funding` {"method": "balance"} (a partner's transfer only) funds it in the inserting transaction from the
-    partner's balance: a balance that does not cover it is refused and nothing is created (balances.balance_fund)."""
+    partner's balance: a balance that does not cover it is refused and nothing is created (balances.balance_fund).
+    The sender's limits are reserved in the inserting transaction (services/limits.py: over a hard limit, refused and
+    nothing created); at or above the travel-rule threshold `travel_rule` must carry the originator's and
+    beneficiary's data (services/travel_rule.py), stored with the transfer."""
     method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
     if method not in Transfer.FundingMethod.values:
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
@@ -63,7 +69,8 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint):
         _refuse_frozen(sender=sender, recipient=recipient)
     transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
-                                         quote_id=quote_id, sender=sender, recipient=recipient, method=method)
+                                         quote_id=quote_id, sender=sender, recipient=recipient, method=method,
+                                         travel_rule=travel_rule)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -78,10 +85,12 @@ def _refuse_frozen(*, sender, recipient):
         raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
 
 
-def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method):
+def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule):
     existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
     if existing:
         return existing, False
+    travel = travel_rule_validate(quote=quote_get_usable(quote_id=quote_id, partner=partner), sender=sender,
+                                  recipient=recipient, travel_rule=travel_rule)
     if wallet_is_denied(recipient["wallet_address"]):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=WALLET_FIELD)
     _wallet_check(recipient["wallet_address"])
@@ -100,6 +109,9 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 recipient_name=recipient["name"], recipient_phone=recipient["phone"],
                 recipient_wallet=recipient["wallet_address"], funding_method=method,
             )
+            limits_reserve(transfer=transfer)
+            if travel:
+                travel_rule_store(transfer=transfer, data=travel)
             if method == Transfer.FundingMethod.BALANCE:
                 balance_fund(transfer=transfer)
     except IntegrityError:

@@ -21,8 +21,11 @@ class ServiceErrorsMixin:
     service_fields = {}
 
     def add_service_error(self, exc):
-        field = self.service_fields.get(exc.field, exc.field)
-        self.add_error(field if field in self.fields else None, exc.detail)
+        errors = getattr(exc, "errors", None) or {exc.field: [exc.detail]}  # several fields at once, or one
+        for service_field, messages in errors.items():
+            field = self.service_fields.get(service_field, service_field)
+            for message in messages:
+                self.add_error(field if field in self.fields else None, message)
 
     def _described_by(self):
         # Each input points at its error slot (and help text), so screen readers read the message with the field.
@@ -108,9 +111,17 @@ class AmountForm(ServiceErrorsMixin, forms.Form):
 
 
 class DetailsForm(ServiceErrorsMixin, forms.Form):
+    """Sender and recipient; with `travel_rule=True` (USD 1,000 or more, or the equivalent) also the travel rule's
+    originator and beneficiary data (services/travel_rule.py says what is required; its messages land here)."""
+
     service_fields = {"recipient.wallet_address": "recipient_wallet", "recipient.phone": "recipient_phone",
                       "recipient.name": "recipient_name", "sender.name": "sender_name",
-                      "sender.phone": "sender_phone", "sender.email": "sender_email"}
+                      "sender.phone": "sender_phone", "sender.email": "sender_email",
+                      "travel_rule.originator.address": "originator_address",
+                      "travel_rule.originator.date_of_birth": "originator_date_of_birth",
+                      "travel_rule.beneficiary.country": "beneficiary_country"}
+    travel_rule_fields = ("originator_address", "originator_date_of_birth", "originator_id_number",
+                          "beneficiary_country")
 
     sender_name = forms.CharField(label=_("Your full name"), max_length=140, validators=[validate_person_name],
                                   widget=forms.TextInput(attrs={"autocomplete": "name"}))
@@ -131,14 +142,35 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
         help_text=_("A BEP-20 (BNB Smart Chain) address that starts with 0x. The som arrive there as KGST."),
         widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false",
                                       "placeholder": "0x…", "class": "mono"}))
+    # The travel rule's extra fields (shown and required only at or above its threshold).
+    originator_address = forms.CharField(label=_("Your address"), max_length=300, required=False,
+                                         help_text=_("Street, city and country where you live."),
+                                         widget=forms.TextInput(attrs={"autocomplete": "street-address"}))
+    originator_date_of_birth = forms.DateField(
+        label=_("Your date of birth"), required=False, help_text=_("Or give your ID document number below."),
+        error_messages={"invalid": _("Enter the date as YYYY-MM-DD.")},
+        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"))
+    originator_id_number = forms.CharField(label=_("Your ID document number"), max_length=40, required=False,
+                                           widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    beneficiary_country = forms.CharField(label=_("Recipient's country"), max_length=2, required=False,
+                                          initial="KG", help_text=_("Two-letter code, for example KG."),
+                                          widget=forms.TextInput(attrs={"autocomplete": "off", "size": 2}))
     # Generated when the form is first shown: a double submit replays the first transfer instead of making two.
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput,
                                       error_messages={"required": _("This form is out of date: reload the page."),
                                                       "invalid": _("This form is out of date: reload the page.")})
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, travel_rule=False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.travel_rule = travel_rule
+        if not travel_rule:
+            for name in self.travel_rule_fields:
+                del self.fields[name]
         self._described_by()
+
+    @property
+    def travel_rule_visible_fields(self):
+        return [self[name] for name in self.travel_rule_fields if name in self.fields]
 
     def clean_sender_phone(self):
         return validate_phone(self.cleaned_data["sender_phone"])
@@ -157,6 +189,12 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
             "sender": {"name": data["sender_name"], "phone": data["sender_phone"], "email": data["sender_email"]},
             "recipient": {"name": data["recipient_name"], "phone": data["recipient_phone"],
                           "wallet_address": data["recipient_wallet"]},
+            **({"travel_rule": {
+                "originator": {"address": data["originator_address"],
+                               "date_of_birth": data["originator_date_of_birth"],
+                               "id_number": data["originator_id_number"]},
+                "beneficiary": {"country": data["beneficiary_country"].strip().upper()},
+            }} if self.travel_rule else {}),
         }
 
 

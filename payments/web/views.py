@@ -44,6 +44,7 @@ from payments.pipeline import (
 from payments.selectors import transfer_settlement
 from payments.services.quotes import quote_create, quote_get_usable, quote_price
 from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
+from payments.services.travel_rule import travel_rule_required
 from payments.web.forms import AmountForm, DetailsForm, PayForm
 from payments.web.status import status_context
 
@@ -196,8 +197,9 @@ def details(request, quote_id):
     if made_here and request.method == "GET":
         # Back to the details of a transfer this browser made: carry on with it (its pay page, or its status).
         return redirect("web:pay", token=made_here)
+    travel_rule = travel_rule_required(quote_id=quote_id)  # USD 1,000 or more: the travel rule's fields too
     if request.method == "POST":
-        form = DetailsForm(request.POST)
+        form = DetailsForm(request.POST, travel_rule=travel_rule)
         if form.is_valid():
             payload = form.service_payload()
             try:
@@ -219,7 +221,7 @@ def details(request, quote_id):
                 _remember(request, quote_id, transfer)
                 return redirect(_pay_url(transfer))
     else:
-        form = DetailsForm(initial={"idempotency_key": uuid.uuid4()})
+        form = DetailsForm(initial={"idempotency_key": uuid.uuid4()}, travel_rule=travel_rule)
     try:
         quote = _quote_for_form(quote_id)
     except (QuoteNotFound, QuoteExpired, QuoteAlreadyUsed) as exc:
