@@ -253,3 +253,11 @@ def sender_funds_verify(*, profile, by):
     profile.funds_verified_by, profile.funds_verified_at = by[:150], timezone.now()
     profile.save(update_fields=["funds_verified_by", "funds_verified_at"])
     return profile
+
+
+def sender_funds_record(*, profile, reference, by):
+    """An operator records where the sender's proof of funds is kept; verified afresh (sender_funds_verify)."""
+    profile.funds_reference, profile.funds_recorded_by = reference[:200], by[:150]
+    profile.funds_verified_by, profile.funds_verified_at = "", None
+    profile.save()
+    return profile
