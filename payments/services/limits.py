@@ -39,6 +39,16 @@ RELEASED = (S.CANCELLED, S.EXPIRED, S.REFUNDED, S.CHARGED_BACK)
 REQUIREMENT = {LimitTier.Tier.ID_DOCUMENT: "ID document", LimitTier.Tier.PROOF_OF_FUNDS: "proof of funds"}
 WINDOW_WORDS = {"per_transfer": "per transfer", "per_day": "per day", "per_30_days": "per 30 days"}
 
+# KYC tiers' limits per corridor: (per transfer, per day, per 30 days) in the corridor's currency; the highest tier is
+# the hard maximum. The 0011_limits_kyc migration seeds the same into LimitTier, where operators change them (admin);
+# a corridor with no LimitTier rows at all uses these (never unlimited by accident). docs/compliance.md.
+LIMIT_TIER_DEFAULTS = {
+    "RUB": {0: ("75000.00", "75000.00", "150000.00"), 1: ("300000.00", "600000.00", "1500000.00"),
+            2: ("500000.00", "1000000.00", "5000000.00")},
+    "USD": {0: ("850.00", "850.00", "1700.00"), 1: ("3500.00", "7000.00", "17000.00"),
+            2: ("5000.00", "12000.00", "60000.00")},
+}
+
 LOCK = ('INSERT INTO "payments_limitidentity" ("kind", "key") VALUES (%s, %s) ON CONFLICT ("kind", "key") '
         'DO UPDATE SET "kind" = EXCLUDED."kind" RETURNING "id"')
 
@@ -84,14 +94,23 @@ def _identities(transfer, profile, *, card_fingerprint=None):
 # Configuration ----------------------------------------------------------------------------------------------------
 
 def tier_limits(currency):
-    """{tier: LimitTier} of one corridor, in minor units: {tier: {"per_transfer": …, "per_day": …, …}}."""
+    """{tier: {"per_transfer": …, "per_day": …, "per_30_days": …}} of one corridor, in minor units: its LimitTier
+    rows, or LIMIT_TIER_DEFAULTS when it has none."""
     digits = MINOR_DIGITS[currency]
-    return {row.tier: {name: int(getattr(row, name).scaleb(digits)) for name in WINDOW_WORDS}
-            for row in LimitTier.objects.filter(source_currency=currency).order_by("tier")}
+    rows = {row.tier: [getattr(row, name) for name in WINDOW_WORDS]
+            for row in LimitTier.objects.filter(source_currency=currency)}
+    if not rows:
+        rows = {tier: [Decimal(v) for v in values] for tier, values in LIMIT_TIER_DEFAULTS.get(currency, {}).items()}
+    return {tier: {name: int(value.scaleb(digits)) for name, value in zip(WINDOW_WORDS, values, strict=True)}
+            for tier, values in sorted(rows.items())}
 
 
-def _money(minor, currency):
+def _money(minor, currency, *, localised=True):
+    """For the sender in their language (`75 000,00 RUB`); for operators' hold reasons, one spelling
+    (`75,000.00 RUB`)."""
     amount = Decimal(minor).scaleb(-MINOR_DIGITS[currency])
+    if not localised:
+        return f"{amount:,.{MINOR_DIGITS[currency]}f} {currency}"
     return f"{number_format(amount, decimal_pos=MINOR_DIGITS[currency], force_grouping=True)} {currency}"
 
 
@@ -209,7 +228,7 @@ def limits_check(*, transfer, now=None):
     name, _used = _first_exceeded(tiers[current], amount=transfer.source_minor, usage=own)
     needed = next((t for t in sorted(tiers) if t > current
                    and not _first_exceeded(tiers[t], amount=transfer.source_minor, usage=own)), None)
-    above = f"{_money(tiers[current][name], currency)} {WINDOW_WORDS[name]}"
+    above = f"{_money(tiers[current][name], currency, localised=False)} {WINDOW_WORDS[name]}"
     if needed is None:
         reason = f"over the maximum limits: above {above} (sender is at tier {current})"
     else:

@@ -7,19 +7,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from payments.models import Corridor, LimitTier, Partner, PartnerAPIKey, Rate
+from payments.services.limits import LIMIT_TIER_DEFAULTS
 
 # Close to NBKR's official rates in late 2026 (tests; the FX feed is payments/services/rates.py).
 SEED_RATES = {"RUB": Decimal("1.0785"), "USD": Decimal("87.4500")}
-
-
-# KYC tiers' limits per corridor: (per transfer, per day, per 30 days) in the corridor's currency; the highest tier is
-# the hard maximum. The 0011_limits_kyc migration seeds the same; operators change them in admin (docs/compliance.md).
-LIMIT_TIER_DEFAULTS = {
-    "RUB": {0: ("75000.00", "75000.00", "150000.00"), 1: ("300000.00", "600000.00", "1500000.00"),
-            2: ("500000.00", "1000000.00", "5000000.00")},
-    "USD": {0: ("850.00", "850.00", "1700.00"), 1: ("3500.00", "7000.00", "17000.00"),
-            2: ("5000.00", "12000.00", "60000.00")},
-}
 
 
 def corridors_seed():
