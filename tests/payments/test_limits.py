@@ -4,7 +4,7 @@ needed, released after an operator verifies it; reservations released when a tra
 under 50 concurrent creations."""
 
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -172,7 +172,7 @@ def test_above_tier_0_is_held_asking_for_an_id_document_then_released_after_veri
     assert transfer.failure_reason == "ID document required above 75,000.00 RUB per transfer (sender is at tier 0)"
     profile = sender_profile_get(phone=SENDER["phone"], email=SENDER["email"])
     sender_document_record(profile=profile, id_type="passport", country="KG", number="AN1234567",
-                           expiry=date.today() + timedelta(days=365), by="ops")
+                           expiry=timezone.localdate() + timedelta(days=365), by="ops")
     assert profile.tier == 0 and "1234567" not in profile.id_number_hash and profile.id_number_last4 == "4567"
     officer = staff_user("compliance officer")
     [outcome] = action_perform(action=VERIFY_ID, actor=officer, ids=[profile.pk], reason="passport scan checked")
@@ -218,10 +218,10 @@ def test_an_expired_document_does_not_count_for_tier_1(pricing, stripe_server):
     """A verified passport past its expiry date puts the sender back at tier 0."""
     profile = sender_profile_get(phone=SENDER["phone"], email=SENDER["email"])
     sender_document_record(profile=profile, id_type="passport", country="KG", number="AN1", by="ops",
-                           expiry=date.today() + timedelta(days=1))
+                           expiry=timezone.localdate() + timedelta(days=1))
     action_perform(action=VERIFY_ID, actor=staff_user("compliance officer"), ids=[profile.pk], reason="ok")
     assert SenderProfile.objects.get(pk=profile.pk).tier == 1
-    SenderProfile.objects.filter(pk=profile.pk).update(id_expiry=date.today() - timedelta(days=1))
+    SenderProfile.objects.filter(pk=profile.pk).update(id_expiry=timezone.localdate() - timedelta(days=1))
     assert SenderProfile.objects.get(pk=profile.pk).tier == 0
 
 
