@@ -9,7 +9,7 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
-from payments.models import TravelRuleRecord, Transfer
+from payments.models import Transfer, TravelRuleRecord
 from payments.services.quotes import quote_create
 from payments.services.setup import SEED_RATES
 from tests.conftest import new_recipient
