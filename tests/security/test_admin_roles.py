@@ -125,7 +125,9 @@ def test_the_service_refuses_a_user_without_the_permission_whatever_the_admin_do
 ROLE_PERMISSIONS = {
     "operator": {"payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet",
                  "onchain.resolve_alert", "payments.resolve_reconciliation_item", "payments.add_partnerstatement"},
-    "compliance officer": {"payments.release_transfer", "payments.reject_transfer"},
+    # KYC (docs/compliance.md): senders' documents recorded and verified, the tiers' limits set.
+    "compliance officer": {"payments.release_transfer", "payments.reject_transfer", "payments.change_senderprofile",
+                           "payments.verify_sender_id", "payments.verify_sender_funds", "payments.change_limittier"},
     "treasury": {"onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
                  "payments.change_corridor", "payments.add_rate", "payments.change_rate",
