@@ -36,6 +36,9 @@ class SenderProfileForm(forms.ModelForm):
         data = super().clean()
         if data.get("id_number") and not (data.get("id_type") and data.get("id_country")):
             self.add_error("id_type", "Give the document's type and issuing country with its number.")
+        if {"id_type", "id_country", "id_expiry"} & set(self.changed_data) and not data.get("id_number"):
+            self.add_error("id_number", "Type the document's number to record a changed document (it is then "
+                                        "verified afresh).")
         if data.get("id_country") and len(data["id_country"]) != 2:
             self.add_error("id_country", "A two-letter country code, for example KG.")
         return data

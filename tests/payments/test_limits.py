@@ -173,7 +173,7 @@ def test_above_tier_0_is_held_asking_for_an_id_document_then_released_after_veri
     profile = sender_profile_get(phone=SENDER["phone"], email=SENDER["email"])
     sender_document_record(profile=profile, id_type="passport", country="KG", number="AN1234567",
                            expiry=timezone.localdate() + timedelta(days=365), by="ops")
-    assert profile.tier == 0 and "1234567" not in profile.id_number_hash and profile.id_number_last4 == "4567"
+    assert (profile.tier, len(profile.id_number_hash), profile.id_number_last4) == (0, 64, "4567")
     officer = staff_user("compliance officer")
     [outcome] = action_perform(action=VERIFY_ID, actor=officer, ids=[profile.pk], reason="passport scan checked")
     assert outcome.outcome == AuditEntry.Outcome.DONE
@@ -281,3 +281,31 @@ def test_50_concurrent_transfers_racing_a_daily_limit_never_overrun_it(pricing, 
     total = sum(t.quote.source_amount for t in Transfer.objects.select_related("quote"))
     assert total == Decimal("99000.00") <= Decimal("100000.00")
     assert LimitReservation.objects.filter(kind="phone").count() == 33
+
+
+# Admin -----------------------------------------------------------------------------------------------------------
+
+def test_operators_record_a_document_in_admin_kept_only_as_a_hash(client, pricing):
+    """The sender's profile page records an ID document: the hash and the last four characters are kept, never the
+    number; the profile stays at tier 0 until the verify action runs. A tier's limit below the tier under it is
+    refused beside the field and nothing is saved."""
+    from django.contrib.auth import get_user_model
+
+    from tests.helpers import staff_login
+
+    profile = sender_profile_get(phone=SENDER["phone"], email=SENDER["email"])
+    ops = staff_login(client, get_user_model().objects.create_superuser("ops", "ops@example.com",
+                                                                        "a-long-password-123"))
+    response = ops.post(f"/admin/payments/senderprofile/{profile.pk}/change/", {
+        "id_type": "passport", "id_country": "KG", "id_number": "AN 9081726", "id_expiry": "2030-01-31",
+        "funds_reference": ""})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    profile.refresh_from_db()
+    assert (profile.id_number_last4, profile.id_recorded_by, profile.tier) == ("1726", "ops", 0)
+    assert "9081726" not in str(SenderProfile.objects.filter(pk=profile.pk).values().get())
+    tier1 = LimitTier.objects.get(source_currency="RUB", tier=1)
+    response = ops.post(f"/admin/payments/limittier/{tier1.pk}/change/", {
+        "source_currency": "RUB", "tier": 1, "per_transfer": "1000.00", "per_day": "600000.00",
+        "per_30_days": "1500000.00"})
+    assert response.status_code == 200 and "Cannot be below tier 0" in response.content.decode()
+    assert LimitTier.objects.get(pk=tier1.pk).per_transfer == Decimal("300000.00")
