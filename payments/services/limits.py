@@ -43,7 +43,7 @@ WINDOW_WORDS = {"per_transfer": "per transfer", "per_day": "per day", "per_30_da
 # the hard maximum. The 0011_limits_kyc migration seeds the same into LimitTier, where operators change them (admin);
 # a corridor with no LimitTier rows at all uses these (never unlimited by accident). docs/compliance.md.
 LIMIT_TIER_DEFAULTS = {
-    "RUB": {0: ("75000.00", "75000.00", "150000.00"), 1: ("300000.00", "600000.00", "1500000.00"),
+    "RUB": {0: ("75000.00", "100000.00", "150000.00"), 1: ("300000.00", "600000.00", "1500000.00"),
             2: ("500000.00", "1000000.00", "5000000.00")},
     "USD": {0: ("850.00", "850.00", "1700.00"), 1: ("3500.00", "7000.00", "17000.00"),
             2: ("5000.00", "12000.00", "60000.00")},
