@@ -89,8 +89,6 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
     if existing:
         return existing, False
-    travel = travel_rule_validate(quote=quote_get_usable(quote_id=quote_id, partner=partner), sender=sender,
-                                  recipient=recipient, travel_rule=travel_rule)
     if wallet_is_denied(recipient["wallet_address"]):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=WALLET_FIELD)
     _wallet_check(recipient["wallet_address"])
@@ -103,6 +101,7 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 return existing, False
             if Transfer.objects.filter(quote=quote).exists():
                 raise QuoteAlreadyUsed(_("This quote already backs another transfer: ask for a new one."), field="quote_id")
+            travel = travel_rule_validate(quote=quote, sender=sender, recipient=recipient, travel_rule=travel_rule)
             transfer = Transfer.objects.create(
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],
