@@ -51,3 +51,8 @@ bench-kill: deps
 
 bench-quotes: deps
 	$(PY) -m bench.quotes $(BENCH_ARGS)
+
+# The ledger state machine (tests/payments/test_money_machine.py) at ten times CI's examples, longer runs: nightly-style.
+.PHONY: test-money-deep
+test-money-deep: deps
+	LEDGER_MACHINE_EXAMPLES=50000 LEDGER_MACHINE_STEPS=30 $(PY) -m pytest -q tests/payments/test_money_machine.py
