@@ -250,11 +250,12 @@ class MoneyMachine(RuleBasedStateMachine):
             assert owed[currency] == self.topped_up[currency] - spent[currency], currency
 
 
-MoneyMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES, stateful_step_count=int(os.environ.get("LEDGER_MACHINE_STEPS", "12")), derandomize=True, deadline=None, database=None,
-    suppress_health_check=list(HealthCheck))
+STEPS = int(os.environ.get("LEDGER_MACHINE_STEPS", "12"))
+MoneyMachine.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, derandomize=True,
+                                          deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.timeout(5400)  # 5,000 examples on a 2-core machine: minutes, not the suite's per-test default
 def test_the_books_add_up_whatever_happens(pricing, stripe_server, chain, settings):
     """Quote, fund (card or balance), screen, settle, refund, cancel, expire and crash-retry in any order: every entry
     balances, no one-sided account crosses zero, and each transfer's journal matches its state."""
