@@ -261,11 +261,11 @@ def parse_ofac_csv(paths, *, encoding="utf-8"):
         if not name:
             raise SanctionsListInvalid(f"{roles['SDN']}, line {line}: entry {num} has no name")
         entry = ParsedEntry(source_id=num, kind=OFAC_KINDS.get(sdn_type.lower(), "other"), primary_name=name,
-                            programs=_uniq(p.strip(" []") for p in program.split(";")), remarks=remarks)
+                            programs=_uniq(p.strip(" []") for p in re.split(r"\]\s*\[|;", program)), remarks=remarks)
         for match in DOB.finditer(remarks):
             entry.birth_dates += _dates(match[1])
         entry.nationalities = _uniq(country_code(m[1]) for m in NATIONALITY.finditer(remarks))
-        entry.addresses = [(m[1].upper(), m[2]) for m in DCA.finditer(remarks)]
+        entry.addresses = [(m[1].upper(), m[2].rstrip(".,")) for m in DCA.finditer(remarks)]
         if title:
             entry.remarks = f"{title}; {remarks}" if remarks else title
         entries[num] = entry
