@@ -18,7 +18,6 @@ from payments.services.reconciliation import treasury_dev_book_opening
 from payments.services.setup import SEED_RATES, corridors_seed, partner_create, rates_seed
 from staff.services import totp_device_provision
 
-
 SANCTIONS_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sanctions" / "sample.ftm.json"
 
 
