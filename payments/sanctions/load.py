@@ -18,6 +18,7 @@ from payments.sanctions.lists import address_normalise, name_script
 log = logging.getLogger(__name__)
 
 BATCH = 2000
+SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sanctions" / "sample.ftm.json"
 FORMAT_SOURCES = {"ofac-csv": "ofac_sdn", "ofac-xml": "ofac_sdn", "un-xml": "un", "eu-xml": "eu",
                   "opensanctions": "opensanctions"}
 
@@ -80,24 +81,32 @@ def sanctions_list_load(*, file_format, paths, loaded_by="", source=None, encodi
     return version, True
 
 
+def sanctions_sample_load():
+    """`make run`'s sample list (fictional people, OpenSanctions' format) as source "sample"; a no-op while the file
+    is unchanged. Returns (version, created)."""
+    return sanctions_list_load(file_format="opensanctions", paths=[SAMPLE_FILE], source="sample", loaded_by="devsetup")
+
+
 def _rows(entries):
     """Model instances (not saved) for each parsed entry: (entry, names, addresses)."""
     rows = []
     for parsed in entries:
-        entry = SanctionsEntry(
-            source_id=parsed.source_id[:200], kind=parsed.kind, primary_name=parsed.primary_name[:500],
+        entry = SanctionsEntry(  # the foreign keys are set once the version and entries have ids
+            version_id=None, source_id=parsed.source_id[:200], kind=parsed.kind, primary_name=parsed.primary_name[:500],
             birth_dates=[d for d in parsed.birth_dates if d], nationalities=[c for c in parsed.nationalities if c],
             countries=[c for c in parsed.countries if c], programs=parsed.programs, remarks=parsed.remarks)
         names = []
         if parsed.kind != SanctionsEntry.Kind.WALLET:  # an address-only entry's "name" is a label, not a name to match
-            names.append(SanctionsName(name=entry.primary_name, is_alias=False, script=name_script(entry.primary_name)))
-            names += [SanctionsName(name=alias[:500], is_alias=True, script=name_script(alias))
+            names.append(SanctionsName(entry_id=None, name=entry.primary_name, is_alias=False,
+                                       script=name_script(entry.primary_name)))
+            names += [SanctionsName(entry_id=None, name=alias[:500], is_alias=True, script=name_script(alias))
                       for alias in dict.fromkeys(parsed.aliases) if alias and alias != parsed.primary_name]
         addresses, seen = [], set()
         for currency, address in parsed.addresses:
             normalised = address_normalise(address)
             if normalised and normalised not in seen:
                 seen.add(normalised)
-                addresses.append(SanctionsAddress(currency=currency[:20], address=address[:200], normalised=normalised))
+                addresses.append(SanctionsAddress(entry_id=None, currency=currency[:20], address=address[:200],
+                                                  normalised=normalised))
         rows.append((entry, names, addresses))
     return rows

@@ -12,13 +12,11 @@ from eth_account import Account
 
 from onchain.api import devchain_bootstrap, wallet_balances
 from payments.models import Partner, Rate
-from payments.sanctions.load import sanctions_list_load
+from payments.sanctions.load import sanctions_sample_load
 from payments.services.rates import rates_refresh
 from payments.services.reconciliation import treasury_dev_book_opening
 from payments.services.setup import SEED_RATES, corridors_seed, partner_create, rates_seed
 from staff.services import totp_device_provision
-
-SANCTIONS_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sanctions" / "sample.ftm.json"
 
 
 class Command(BaseCommand):
@@ -52,10 +50,8 @@ class Command(BaseCommand):
         if missing:  # the source gave nothing for these (RATES_SOURCE=manual, or the live feed failed)
             rates_seed(rates=missing)
 
-        # A sample sanctions list (OpenSanctions' format, stored as source "sample"), so screening works out of the box;
-        # loaded again only when the file changed.
-        version, created = sanctions_list_load(file_format="opensanctions", paths=[SANCTIONS_SAMPLE], source="sample",
-                                               loaded_by="devsetup")
+        # A sample sanctions list, so screening works out of the box; loaded again only when the file changed.
+        version, created = sanctions_sample_load()
         self.stdout.write(f"sanctions sample list #{version.pk}: {version.name_count} names, "
                           f"{version.address_count} addresses{'' if created else ' (unchanged)'}")
 
