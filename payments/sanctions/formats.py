@@ -8,7 +8,7 @@ Formats (docs/compliance.md, "Lists"):
   nationality and "Digital Currency Address - XXX" are inside SDN.CSV's remarks.
 - ofac-xml: OFAC's advanced XML (sdn_advanced.xml), features resolved through its ReferenceValueSets.
 - un-xml: the UN Security Council consolidated list.
-- eu-xml: the EU consolidated financial sanctions list (FSF export).
+- eu-xml, eu-csv: the EU consolidated financial sanctions list (FSF export; its CSV 1.1 read by column name).
 - opensanctions: FollowTheMoney entities, one JSON object per line (OpenSanctions' entities.ftm.json).
 """
 
@@ -319,7 +319,8 @@ def parse_ofac_xml(paths, *, encoding=None):
     if len(paths) != 1:
         raise SanctionsListInvalid("ofac-xml takes one file (sdn_advanced.xml)")
     path = paths[0]
-    ref = {name: {} for name in ("FeatureType", "PartySubType", "PartyType", "NamePartType", "AliasType")}
+    ref = {name: {} for name in ("FeatureType", "PartySubType", "PartyType", "NamePartType", "AliasType",
+                                 "DetailReference")}
     subtype_party = {}
     country_iso = {}
     location_country = {}
@@ -371,6 +372,8 @@ def _ofac_party_raw(party):
             raw["features"].append({
                 "type": feature.get("FeatureTypeID"),
                 "details": [(d.text or "").strip() for d in _children(version, "VersionDetail")],
+                "references": [d.get("DetailReferenceID") for d in _children(version, "VersionDetail")
+                               if d.get("DetailReferenceID")],
                 "locations": [loc.get("LocationID") for loc in _children(version, "VersionLocation")],
                 "dates": [d for period in _children(version, "DatePeriod") for d in _ofac_period_dates(period)],
             })
@@ -410,8 +413,11 @@ def _ofac_party_entry(raw, ref, subtype_party, country_iso, location_country, pr
         elif feature_type == "Birthdate":
             entry.birth_dates += feature["dates"]
         elif feature_type in ("Nationality Country", "Citizenship Country"):
+            # A country given as a location (through Locations to CountryValues' ISO2) or as a detail reference (a
+            # country name among the DetailReference values).
             for location in feature["locations"]:
                 entry.nationalities += [country_iso.get(c, "") for c in location_country.get(location, [])]
+            entry.nationalities += [country_code(ref["DetailReference"].get(r, "")) for r in feature["references"]]
     entry.birth_dates = _uniq(entry.birth_dates)
     entry.nationalities = _uniq(entry.nationalities)
     return entry
@@ -503,6 +509,74 @@ def parse_eu_xml(paths, *, encoding=None):
     return ParsedList(source="eu", entries=entries, published_on=published)
 
 
+EU_CSV_REQUIRED = ("Entity_LogicalId", "NameAlias_WholeName")
+
+
+def parse_eu_csv(paths, *, encoding="utf-8"):
+    """The EU list's CSV (version 1.1): semicolon-separated with a header row, one row per name, birth date,
+    citizenship... each repeating the entity's columns; read by column name."""
+    if len(paths) != 1:
+        raise SanctionsListInvalid("eu-csv takes one file (the consolidated list's CSV)")
+    path = paths[0]
+    text = read_text(path, encoding)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";", strict=True)
+    entries, published = {}, None
+    try:
+        header = next(reader, None)
+        if not header or any(column not in header for column in EU_CSV_REQUIRED):
+            raise SanctionsListInvalid(f"{path}: the header lacks {' and '.join(EU_CSV_REQUIRED)} (is this the EU "
+                                       "list's CSV?)")
+        if not text.endswith(("\n", "\r")):
+            raise SanctionsListInvalid(f"{path}: the last line is not complete (truncated?)")
+        for row in reader:
+            if not any(v.strip() for v in row):
+                continue
+            if len(row) != len(header):
+                raise SanctionsListInvalid(f"{path}, line {reader.line_num}: {len(row)} fields, expected "
+                                           f"{len(header)} (truncated?)")
+            f = {k: v.strip() for k, v in zip(header, row, strict=True)}
+            logical_id = f["Entity_LogicalId"]
+            if not logical_id:
+                raise SanctionsListInvalid(f"{path}, line {reader.line_num}: no Entity_LogicalId")
+            published = published or _publication_date(_eu_date(f.get("fileGenerationDate", "")))
+            entry = entries.get(logical_id)
+            if entry is None:
+                code = f.get("Entity_SubjectType_ClassificationCode") or f.get("Entity_SubjectType", "")
+                kind = {"P": "person", "E": "entity"}.get(code, EU_KINDS.get(code, "other"))
+                entry = entries[logical_id] = ParsedEntry(source_id=logical_id, kind=kind, primary_name="",
+                                                          remarks=f.get("Entity_Remark", ""))
+            name = f["NameAlias_WholeName"] or " ".join(
+                f.get(k, "") for k in ("NameAlias_FirstName", "NameAlias_MiddleName", "NameAlias_LastName") if f.get(k))
+            if name and not entry.primary_name:
+                entry.primary_name = name
+            elif name and name != entry.primary_name and name not in entry.aliases:
+                entry.aliases.append(name)
+            if f.get("BirthDate_BirthDate"):
+                entry.birth_dates = _uniq([*entry.birth_dates, *_dates(f["BirthDate_BirthDate"])])
+            elif f.get("BirthDate_Year"):
+                entry.birth_dates = _uniq([*entry.birth_dates, date_text(f["BirthDate_Year"], f.get("BirthDate_Month"),
+                                                                         f.get("BirthDate_Day"))])
+            citizenship = f.get("Citizenship_CountryIso2Code") or f.get("Citizenship_CountryDescription")
+            if citizenship:
+                entry.nationalities = _uniq([*entry.nationalities, country_code(citizenship)])
+            if f.get("Entity_Regulation_Programme"):
+                entry.programs = _uniq([*entry.programs, f["Entity_Regulation_Programme"]])
+    except csv.Error as exc:
+        raise SanctionsListInvalid(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from exc
+    nameless = [e.source_id for e in entries.values() if not e.primary_name]
+    if nameless:
+        raise SanctionsListInvalid(f"{path}: entity {nameless[0]} has no name")
+    result = list(entries.values())
+    _require_entries(result, paths, "the EU consolidated list (CSV)")
+    return ParsedList(source="eu", entries=result, published_on=published)
+
+
+def _eu_date(text):
+    if m := re.fullmatch(r"(\d{2})/(\d{2})/(\d{4})", text.strip()):
+        return f"{m[3]}-{m[2]}-{m[1]}"
+    return text
+
+
 # --- OpenSanctions (FollowTheMoney JSON lines) --------------------------------------------------------------------
 
 FTM_KINDS = {"Person": "person", "Organization": "entity", "Company": "entity", "LegalEntity": "entity",
@@ -571,6 +645,7 @@ PARSERS = {
     "ofac-xml": parse_ofac_xml,
     "un-xml": parse_un_xml,
     "eu-xml": parse_eu_xml,
+    "eu-csv": parse_eu_csv,
     "opensanctions": parse_opensanctions,
 }
 

@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 2000
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "sanctions" / "sample.ftm.json"
-FORMAT_SOURCES = {"ofac-csv": "ofac_sdn", "ofac-xml": "ofac_sdn", "un-xml": "un", "eu-xml": "eu",
-                  "opensanctions": "opensanctions"}
 
 
 def files_sha256(paths):

@@ -27,9 +27,11 @@ FORMATS = {
     "ofac-xml": ["sdn_advanced.xml"],
     "un-xml": ["un_consolidated.xml"],
     "eu-xml": ["eu_consolidated.xml"],
+    "eu-csv": ["eu_consolidated.csv"],
     "opensanctions": ["opensanctions.ftm.json"],
 }
-SOURCES = {"ofac-csv": "ofac_sdn", "ofac-xml": "ofac_sdn", "un-xml": "un", "eu-xml": "eu", "opensanctions": "opensanctions"}
+SOURCES = {"ofac-csv": "ofac_sdn", "ofac-xml": "ofac_sdn", "un-xml": "un", "eu-xml": "eu", "eu-csv": "eu",
+           "opensanctions": "opensanctions"}
 # (entries, names incl. primary, aliases, wallet addresses, publication date) in each sample; the weak aliases the
 # samples carry (OFAC LowQuality, UN "Low", FtM weakAlias) are not counted: they are not loaded.
 COUNTS = {
@@ -37,11 +39,14 @@ COUNTS = {
     "ofac-xml": (12, 32, 20, 5, "2026-11-20"),
     "un-xml": (12, 32, 20, 0, "2026-11-21"),
     "eu-xml": (12, 32, 20, 0, "2026-11-22"),
+    "eu-csv": (12, 32, 20, 0, "2026-11-22"),
     "opensanctions": (12, 32, 20, 5, "2026-11-19"),
 }
 # Ivan Petrovich Sanctionov's and Sergei Kozlov's ids in each sample.
-IVAN = {"ofac-csv": "1001", "ofac-xml": "1001", "un-xml": "6901001", "eu-xml": "151001", "opensanctions": "NK-sample-1001"}
-KOZLOV = {"ofac-csv": "1004", "ofac-xml": "1004", "un-xml": "6901004", "eu-xml": "151004", "opensanctions": "NK-sample-1004"}
+IVAN = {"ofac-csv": "1001", "ofac-xml": "1001", "un-xml": "6901001", "eu-xml": "151001", "eu-csv": "151001",
+        "opensanctions": "NK-sample-1001"}
+KOZLOV = {"ofac-csv": "1004", "ofac-xml": "1004", "un-xml": "6901004", "eu-xml": "151004", "eu-csv": "151004",
+          "opensanctions": "NK-sample-1004"}
 
 
 def load(file_format, *paths, **options):
@@ -114,6 +119,23 @@ def test_ofac_csv_reads_dob_precision_programs_and_postal_countries():
     assert version.entries.get(source_id="1009").kind == "entity"
     a7 = version.entries.get(source_id="1009").addresses.get()
     assert (a7.currency, a7.address) == ("TRX", "TLeVfrdym8RoJreJ23dAGyfJDygRtiWKBZ")  # the remark's final "." is not part of it
+
+
+def test_ofac_xml_resolves_reference_values():
+    """The advanced XML's ids resolve through ReferenceValueSets: party kinds through PartySubType/PartyType, a
+    nationality given as a location (Locations → CountryValues' ISO2) or as a detail reference (a country name),
+    programs from SanctionsEntries, a DOB DatePeriod spanning a whole month or year kept at that precision; a
+    LowQuality alias is left out."""
+    load_sample("ofac-xml")
+    version = current("ofac_sdn")
+    kinds = dict(version.entries.values_list("source_id", "kind"))
+    assert (kinds["1001"], kinds["1008"], kinds["1011"]) == ("person", "entity", "vessel")
+    ulan = version.entries.get(source_id="1005")
+    assert ulan.nationalities == ["KG", "RU"] and ulan.birth_dates == ["1979-04"]
+    assert version.entries.get(source_id="1003").birth_dates == ["1982"]
+    assert version.entries.get(source_id="1004").programs == ["CYBER2", "RUSSIA-EO14024"]
+    assert list(version.entries.get(source_id="1003").names.values_list("name", flat=True).order_by("pk")) == [
+        "Aigul TOKTOGULOVA", "Айгүл Токтогулова", "Aigiul TOKTOGULOVA"]
 
 
 def test_a_second_load_flips_current_and_keeps_the_old_version(tmp_path):
@@ -207,6 +229,13 @@ BAD_FILES = {
     "eu-xml-empty-export": ("eu-xml", lambda t: [_write(t, "eu.xml", '<export xmlns="http://eu.europa.ec/fpi/fsd/export"/>')],
                             "no entries"),
     "eu-xml-two-files": ("eu-xml", lambda t: [DATA / "eu_consolidated.xml", DATA / "eu_consolidated.xml"], "one file"),
+    "eu-csv-truncated": ("eu-csv", lambda t: [_truncate(DATA / "eu_consolidated.csv", t)], "eu_consolidated.csv"),
+    "eu-csv-short-row": ("eu-csv", lambda t: [_write(t, "eu.csv", "Entity_LogicalId;NameAlias_WholeName;X\r\n1;A B\r\n")],
+                         "2 fields, expected 3"),
+    "eu-csv-no-header": ("eu-csv", lambda t: [_write(t, "eu.csv", "1;A B\r\n")], "header lacks"),
+    "eu-csv-given-ofac": ("eu-csv", lambda t: [DATA / "SDN.CSV"], "header lacks"),
+    "eu-csv-header-only": ("eu-csv", lambda t: [_write(t, "eu.csv", "Entity_LogicalId;NameAlias_WholeName\r\n")],
+                           "no entries"),
     "opensanctions-truncated": ("opensanctions", lambda t: [_truncate(DATA / "opensanctions.ftm.json", t)],
                                 "malformed JSON"),
     "opensanctions-not-entities": ("opensanctions", lambda t: [_write(t, "x.json", '[1, 2, 3]\n')],

@@ -14,7 +14,7 @@ from payments.sanctions.load import sanctions_list_load
 
 class Command(BaseCommand):
     help = ("Load a sanctions list. Formats: ofac-csv (SDN.CSV [ALT.CSV] [ADD.CSV]), ofac-xml (sdn_advanced.xml), "
-            "un-xml, eu-xml, opensanctions (FollowTheMoney JSON lines). The previous version stays in force "
+            "un-xml, eu-xml, eu-csv, opensanctions (FollowTheMoney JSON lines). The previous version stays in force "
             "until the new one has loaded completely.")
 
     def add_arguments(self, parser):
