@@ -7,7 +7,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 
 from payments.errors import SanctionsListInvalid
 from payments.models import SanctionsAddress, SanctionsEntry, SanctionsListVersion, SanctionsName
@@ -42,11 +42,28 @@ def sanctions_list_load(*, file_format, paths, loaded_by="", source=None, encodi
     sha256 = files_sha256(paths)
     rows = _rows(parsed.entries)
 
+    try:
+        version, current = _store(source=source, file_format=file_format, parsed=parsed, rows=rows, paths=paths,
+                                  sha256=sha256, loaded_by=loaded_by, published_on=published_on)
+    except IntegrityError as exc:  # the first version of a source, loaded twice at once: one of them wins
+        raise SanctionsListInvalid(f"another load of {source} made a version current at the same time; load again "
+                                   "if this one should win") from exc
+    if version is current:
+        return current, False
+    log.info("sanctions list loaded source=%s version=%s entries=%s names=%s addresses=%s previous=%s", source,
+             version.pk, version.entry_count, version.name_count, version.address_count,
+             current.pk if current else None)
+    return version, True
+
+
+def _store(*, source, file_format, parsed, rows, paths, sha256, loaded_by, published_on):
+    """In one transaction: the new version and its rows, then the flip. Returns (version, previous current); the
+    same object twice when the files are those of the current version (nothing stored)."""
     with transaction.atomic():
-        # Lock the source's current version: two loads of one source run one after the other.
-        current = SanctionsListVersion.objects.select_for_update().filter(source=source, is_current=True).first()
+        _lock_source(source)
+        current = SanctionsListVersion.objects.filter(source=source, is_current=True).first()
         if current is not None and current.sha256 == sha256 and current.file_format == file_format:
-            return current, False
+            return current, current
         version = SanctionsListVersion.objects.create(
             source=source, file_format=file_format, published_on=published_on or parsed.published_on,
             loaded_by=loaded_by[:150], file_names=", ".join(p.name for p in paths)[:500], sha256=sha256,
@@ -73,10 +90,16 @@ def sanctions_list_load(*, file_format, paths, loaded_by="", source=None, encodi
         SanctionsListVersion.objects.filter(pk=version.pk).update(is_current=True)
         version.is_current = True
         transaction.on_commit(lambda: lists.on_new_version(version))
-    log.info("sanctions list loaded source=%s version=%s entries=%s names=%s addresses=%s previous=%s", source,
-             version.pk, version.entry_count, version.name_count, version.address_count,
-             current.pk if current else None)
-    return version, True
+    return version, current
+
+
+def _lock_source(source):
+    """Loads of one source run one after the other, each reading the current version only once it holds the lock:
+    on PostgreSQL a transaction-scoped advisory lock keyed by the source (there may be no row to lock yet); SQLite
+    has one writer at a time anyway. The partial unique constraint stays the backstop."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sanctions_list_load:{source}"])
 
 
 def sanctions_sample_load():

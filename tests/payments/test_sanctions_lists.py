@@ -4,13 +4,14 @@ version stays in force; the accessor gives the matcher every current name and al
 listed wallet addresses."""
 
 import shutil
+import threading
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from payments.models import SanctionsAddress, SanctionsEntry, SanctionsListVersion, SanctionsName
 from payments.sanctions import lists
@@ -162,6 +163,33 @@ def test_a_second_load_flips_current_and_keeps_the_old_version(tmp_path):
     state = snapshot()
     assert "already the current version" in load("opensanctions", newer)
     assert snapshot() == state
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_loads_of_one_source_run_one_after_the_other(tmp_path):
+    """Two loads of the same source started together (the first version of that source, so there is no row to lock)
+    both complete, one after the other: two versions, exactly one current, each with all its entries."""
+    files = [DATA / "opensanctions.ftm.json", SAMPLE]
+    start, errors = threading.Barrier(2), []
+
+    def run(path):
+        try:
+            start.wait(timeout=30)
+            load("opensanctions", path)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(path,)) for path in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    versions = SanctionsListVersion.objects.filter(source="opensanctions")
+    assert versions.count() == 2 and versions.filter(is_current=True).count() == 1
+    assert sorted(v.entries.count() for v in versions) == [12, 12]
 
 
 def test_sources_are_current_side_by_side():
