@@ -408,3 +408,14 @@ def test_admin_lists_versions_and_finds_entries_by_any_name(client):
     assert officer.get("/admin/payments/sanctionsentry/add/").status_code == 403
     assert officer.post(f"/admin/payments/sanctionsentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert SanctionsEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_publication_date_and_loader_can_be_given():
+    """--published dates a list whose files do not say (OFAC's CSV); --by records who loaded it; a date in another
+    form is refused before anything is read."""
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        load("ofac-csv", DATA / "SDN.CSV", published="20.11.2026")
+    assert not SanctionsListVersion.objects.exists()
+    load("ofac-csv", DATA / "SDN.CSV", published="2026-11-20", by="officer@tulpar")
+    version = current("ofac_sdn")
+    assert (str(version.published_on), version.loaded_by, version.alias_count) == ("2026-11-20", "officer@tulpar", 0)
