@@ -233,3 +233,12 @@ class UnknownLedgerAccount(LedgerImbalance):
 
     code = "ledger-unknown-account"
     title = "Unknown ledger account"
+
+
+class SanctionsListInvalid(PaymentsError):
+    """A sanctions list file that cannot be loaded (unknown format, missing, malformed, truncated, empty, wrong
+    encoding): nothing is stored and the previous version stays in force (payments/sanctions/load.py)."""
+
+    status = 400
+    code = "sanctions-list-invalid"
+    title = "The sanctions list file cannot be loaded"
