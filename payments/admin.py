@@ -124,3 +124,4 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     search_fields = ["transfer__id"]
     inlines = [PostingInline]
 from payments import admin_balances, admin_ledger, admin_pricing, admin_recon  # noqa: E402,F401 (registered after the models' admins)
+from payments import admin_review  # noqa: E402,F401,I001
