@@ -123,5 +123,4 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["transfer__id"]
     inlines = [PostingInline]
-from payments import admin_balances, admin_ledger, admin_pricing, admin_recon  # noqa: E402,F401 (registered after the models' admins)
-from payments import admin_review  # noqa: E402,F401,I001
+from payments import admin_balances, admin_ledger, admin_pricing, admin_recon, admin_review  # noqa: E402,F401 (registered after the models' admins)
