@@ -4,6 +4,7 @@ review decisions, read-only for everyone. Approve and reject are the guarded rel
 
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -67,8 +68,8 @@ class ReviewQueueAdmin(GuardedActionsMixin, ReadOnlyAdmin):
 
     @admin.display(description=_("waiting"), ordering="held_since")
     def waiting(self, obj):
-        return format_html("{}<br><small>{} {:%Y-%m-%d %H:%M}</small>", review.held_for(obj.held_since), _("since"),
-                           obj.held_since)
+        return format_html("{}<br><small>{} {}</small>", review.held_for(obj.held_since), _("since"),
+                           f"{timezone.localtime(obj.held_since):%Y-%m-%d %H:%M}")
 
     @admin.display(description=_("transfer"))
     def transfer(self, obj):
@@ -91,8 +92,9 @@ class ReviewQueueAdmin(GuardedActionsMixin, ReadOnlyAdmin):
         result = review.latest_result(obj)
         if result is None:
             return hits_table(None)
-        return format_html("{}<small>{} {:%Y-%m-%d %H:%M} ({}): {}</small>", hits_table(result), _("screened"),
-                           result.run_at, result.trigger, result.get_decision_display())
+        return format_html("{}<small>{} {} ({}): {}</small>", hits_table(result), _("screened"),
+                           f"{timezone.localtime(result.run_at):%Y-%m-%d %H:%M}", result.trigger,
+                           result.get_decision_display())
 
     @admin.display(description=_("decision"))
     def release_request(self, obj):
