@@ -351,3 +351,50 @@ def test_the_rescreen_task_runs_the_service(funded, listing):
     rescreen_task.apply(args=["sample:4"]).get()
     assert _status(transfer) == S.HELD
     assert ScreeningResult.objects.get(transfer=transfer).trigger == "rescreen:sample:4"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transfer_that_moves_to_settling_meanwhile_is_skipped(funded, listing, chain):
+    """Race with the pipeline: while the advance step holds the transfer's row lock (screened clear before the new
+    listing) and queues its payout, the re-screening waits on the lock; once the step commits, the re-screening finds
+    it settling and skips it: no hold, no result, one payout."""
+    transfer = funded(recipient_name="Asel Newlisted")
+    listing(names=["Asel Newlisted"])
+    locked, release, counts = threading.Event(), threading.Event(), {}
+
+    def advance_step():
+        try:
+            with transaction.atomic():
+                row = Transfer.objects.select_for_update(of=("self",)).select_related("quote").get(pk=transfer.pk)
+                locked.set()
+                release.wait(30)
+                pipeline._settle(row)  # what transfer_advance does for a clear transfer
+        finally:
+            close_old_connections()
+            connection.close()
+
+    def rescreen():
+        try:
+            counts.update(pipeline.transfers_rescreen(reason="sample:5"))
+        finally:
+            connection.close()
+
+    step, again = threading.Thread(target=advance_step), threading.Thread(target=rescreen)
+    step.start()
+    assert locked.wait(30)
+    again.start()
+
+    def waiting_on_a_lock():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            return cursor.fetchone()[0] > 0
+
+    wait_for(waiting_on_a_lock, timeout=30, what="the re-screening to wait on the row lock")
+    release.set()
+    step.join(30)
+    again.join(30)
+    assert counts == {"skipped": 1}
+    assert _status(transfer) == S.SETTLING
+    assert not ScreeningResult.objects.filter(transfer=transfer).exists()
+    assert Payout.objects.filter(reference=str(transfer.pk)).count() == 1
