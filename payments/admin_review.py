@@ -57,7 +57,7 @@ class ReviewQueueAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     list_display = ["waiting", "transfer", "amount", "parties", "hits", "release_request"]
     list_display_links = None
     search_fields = ["id", "sender_name", "recipient_name", "recipient_wallet"]
-    actions = ["review_approve", "review_reject"]
+    actions = ["review_approve", "review_reject", "review_rescreen"]
     list_per_page = 50
 
     def get_queryset(self, request):
@@ -113,6 +113,13 @@ class ReviewQueueAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     @admin.action(description=_("Reject: refund the sender"), permissions=["reject"])
     def review_reject(self, request, queryset):
         return guarded_action_response(self, request, queryset, guarded.REJECT)
+
+    @admin.action(description=_("Screen again now (the lists in force): it stays held"), permissions=["rescreen"])
+    def review_rescreen(self, request, queryset):
+        return guarded_action_response(self, request, queryset, guarded.RESCREEN)
+
+    def has_rescreen_permission(self, request):
+        return request.user.has_perm(guarded.RESCREEN.permission)
 
     def has_release_permission(self, request):
         return request.user.has_perm(guarded.RELEASE.permission)

@@ -94,4 +94,21 @@ REFUND = GuardedAction(permission="payments.refund_transfer", model=Transfer, do
 # is refunded in full. The operator's reason goes to the audit trail, not to the transfer the sender sees.
 CANCEL = GuardedAction(permission="payments.cancel_transfer", model=Transfer, done="cancelled",
                        check=_cancellable, perform=_cancel, atomic=False)
-ACTIONS = (RELEASE, REJECT, REFUND, CANCEL)
+
+
+def _held(transfer):
+    if transfer.status != S.HELD:
+        raise TransferNotPayable("Only held transfers are screened again from the review queue.")
+
+
+def _rescreen(transfer, *, reason, actor):
+    result = pipeline.transfer_rescreen(transfer_id=transfer.pk, trigger=review.MANUAL)
+    if result is None:
+        raise TransferNotPayable("No longer held: not screened.")
+    return f"screened again: {result.decision} ({len(result.hits)} hits); it stays held for a decision"
+
+
+# A compliance officer screens a held transfer again (the lists in force now): a new result, the transfer stays held.
+RESCREEN = GuardedAction(permission="payments.rescreen_transfer", model=Transfer, done="screened again",
+                         check=_held, perform=_rescreen)
+ACTIONS = (RELEASE, REJECT, REFUND, CANCEL, RESCREEN)

@@ -579,6 +579,8 @@ class ScreeningResult(AppendOnlyModel):
 
     class Meta:
         indexes = [models.Index(fields=["transfer", "-run_at"]), models.Index(fields=["trigger"])]
+        # A staff action (payments/guarded.py); staff/roles.py grants it to compliance officers.
+        permissions = [("rescreen_transfer", "Can screen a held transfer again against the lists in force")]
 
     def __str__(self):
         return f"{self.decision} for transfer {self.transfer_id} ({self.trigger}, {self.run_at:%Y-%m-%d %H:%M:%S})"

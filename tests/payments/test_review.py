@@ -81,13 +81,14 @@ def held(funded):
 
 @pytest.fixture
 def listing(settings, tmp_path):
-    """Publish a new version of the sample list with more names or wallets: what screening sees changes at once."""
+    """Publish a new version of the sample list with names or wallets added (or names taken off): what screening
+    sees changes at once."""
     with open(SAMPLE, encoding="utf-8") as f:
         base = json.load(f)
 
-    def publish(*, names=(), addresses=()):
+    def publish(*, names=(), addresses=(), without=()):
         path = tmp_path / f"sample-{len(list(tmp_path.iterdir()))}.json"
-        path.write_text(json.dumps({**base, "names": base["names"] + list(names),
+        path.write_text(json.dumps({**base, "names": [n for n in base["names"] if n not in without] + list(names),
                                     "addresses": base["addresses"] + list(addresses)}), encoding="utf-8")
         settings.SANCTIONS_SAMPLE_FILE = str(path)
         screening._lists.cache_clear()
@@ -258,6 +259,20 @@ def test_the_service_refuses_a_blank_reason_too(held):
     with pytest.raises(ReasonRequired):
         action_perform(action=REJECT, actor=staff_user("compliance officer"), ids=[held.pk], reason="")
     assert _status(held) == S.HELD
+
+
+def test_an_officer_screens_a_held_transfer_again(held, listing):
+    """"Screen again now" records a `manual` result against the lists in force (here the name was delisted: clear),
+    the transfer stays held for a decision, and the action is in the audit trail with its reason."""
+    officer, as_officer = _as("compliance officer")
+    listing(without=["Ivan Sanctionov"])
+    assert act(as_officer, QUEUE, "review_rescreen", [held], reason="list updated this morning").status_code == 302
+    result = review.latest_result(held)
+    assert (result.trigger, result.decision, result.status_after) == ("manual", "clear", "held")
+    assert _status(held) == S.HELD
+    entry = AuditEntry.objects.get(target_id=str(held.pk))
+    assert (entry.actor, entry.action, entry.outcome, entry.reason) == (
+        officer, "payments.rescreen_transfer", "done", "list updated this morning")
 
 
 # The trail cannot be edited ---------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ ACTIONS = {
                        lambda t: _pending_requests(t) == 1 and _reloaded(t).status == Transfer.Status.HELD),
     "review_reject": (QUEUE, lambda chain: held_transfer(), "payments.reject_transfer", {"compliance officer"},
                       lambda t: _reloaded(t).status == Transfer.Status.REJECTED),
+    "review_rescreen": (QUEUE, lambda chain: held_transfer(), "payments.rescreen_transfer", {"compliance officer"},
+                        lambda t: _screened_manually(t)),
     "refund": (TRANSFERS, lambda chain: failed_settlement(), "payments.refund_transfer", {"operator"},
                lambda t: _reloaded(t).status == Transfer.Status.REFUNDED),
     "cancel": (TRANSFERS, lambda chain: held_transfer(), "payments.cancel_transfer", {"operator"},
@@ -64,6 +66,12 @@ def _pending_requests(obj):
     from staff.models import ApprovalRequest
 
     return ApprovalRequest.objects.filter(target_id=str(obj.pk), status="pending").count()
+
+
+def _screened_manually(transfer):
+    from payments.models import ScreeningResult
+
+    return ScreeningResult.objects.filter(transfer_id=transfer.pk, trigger="manual").exists()
 
 
 def _audited(obj, action):
@@ -144,7 +152,7 @@ def test_the_service_refuses_a_user_without_the_permission_whatever_the_admin_do
 ROLE_PERMISSIONS = {
     "operator": {"payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet",
                  "onchain.resolve_alert", "payments.resolve_reconciliation_item", "payments.add_partnerstatement"},
-    "compliance officer": {"payments.release_transfer", "payments.reject_transfer"},
+    "compliance officer": {"payments.release_transfer", "payments.reject_transfer", "payments.rescreen_transfer"},
     "treasury": {"onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
                  "payments.change_corridor", "payments.add_rate", "payments.change_rate",
