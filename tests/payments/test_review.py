@@ -136,6 +136,16 @@ def test_every_inline_screening_is_recorded_with_the_status_it_led_to(funded, li
     assert ScreeningResult.objects.count() == 3
 
 
+def test_a_decision_whose_result_cannot_be_recorded_is_not_applied(funded, monkeypatch, chain):
+    """The result is written in the decision's transaction: when it cannot be written (here a hit screening cannot
+    explain), the hold is rolled back with it and the transfer stays funded for the next attempt."""
+    transfer = funded(recipient_name="Ivan Sanctionov")
+    monkeypatch.setattr(pipeline, "screening_check", lambda **_: Outcome(HOLD, "name matches", hits=(object(),)))
+    with pytest.raises(AttributeError):
+        pipeline.transfer_advance(transfer_id=transfer.pk)
+    assert _status(transfer) == S.FUNDED and not ScreeningResult.objects.exists()
+
+
 def test_a_hit_is_stored_with_what_explains_it(held):
     """Each hit keeps the party, the screened name, the listed name (alias and primary), score, rule, list, source
     id, entry and version, and the listed entry's birth dates and nationalities; a wallet hit names the recipient's
