@@ -123,4 +123,11 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ["kind"]
     search_fields = ["transfer__id"]
     inlines = [PostingInline]
-from payments import admin_balances, admin_ledger, admin_pricing, admin_recon, admin_sanctions  # noqa: E402,F401 (after the models' admins)
+from payments import (  # noqa: E402,F401 (registered after the models' admins)
+    admin_balances,
+    admin_ledger,
+    admin_pricing,
+    admin_recon,
+    admin_review,
+    admin_sanctions,
+)

@@ -4,6 +4,7 @@ import secrets
 import uuid
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -613,3 +614,99 @@ class SanctionsAddress(models.Model):
 
     def __str__(self):
         return f"{self.currency} {self.address}"
+
+
+# Screening results and review decisions (docs/compliance.md, "Review") ------------------------------------------
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Rows are only ever added: updates and deletes are refused (the admin shows them read-only too)."""
+
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} rows are append-only")
+
+
+class ScreeningResult(AppendOnlyModel):
+    """One screening run of one transfer: inline when it is funded (in the transaction that applies the decision), again
+    when a new list version loads (`rescreen:<list version>`), or on an operator's request (`manual`). `hits` keeps,
+    per hit, the party, the screened name, the listed name (alias or primary), score, rule, list and entry, and the
+    listed entry's dates of birth and nationalities (payments/services/review.py, hit_as_json)."""
+
+    class Decision(models.TextChoices):
+        CLEAR = "clear", "clear"
+        HOLD = "hold", "hold for review"
+        REJECT = "reject", "reject"
+
+    transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="screening_results")
+    run_at = models.DateTimeField(default=timezone.now, db_index=True)
+    trigger = models.CharField(max_length=120, help_text='"inline", "rescreen:<list version>" or "manual"')
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    status_after = models.CharField(max_length=20, help_text="The transfer's status once this result was applied.")
+    list_fingerprint = models.CharField(max_length=64, blank=True)
+    list_versions = models.JSONField(default=dict, blank=True)
+    hits = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["transfer", "-run_at"]), models.Index(fields=["trigger"])]
+        # A staff action (payments/guarded.py); staff/roles.py grants it to compliance officers.
+        permissions = [("rescreen_transfer", "Can screen a held transfer again against the lists in force")]
+
+    def __str__(self):
+        return f"{self.decision} for transfer {self.transfer_id} ({self.trigger}, {self.run_at:%Y-%m-%d %H:%M:%S})"
+
+
+class ReviewDecision(AppendOnlyModel):
+    """A compliance officer's decision on a held transfer, linked to the screening result it decided: approved (released,
+    by a second officer when four-eyes applies: `requested_by` asked, `decided_by` approved) or rejected (refunded)."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "approved: released for payout"
+        REJECTED = "rejected", "rejected: refunded"
+
+    transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, related_name="review_decision")
+    screening_result = models.ForeignKey(ScreeningResult, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="decisions",
+                                         help_text="The latest result when it was decided (none for a hold older "
+                                                   "than the review queue).")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.TextField()
+    decided_at = models.DateTimeField(default=timezone.now, db_index=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by_username = models.CharField(max_length=150)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_by_username = models.CharField(max_length=150, blank=True)
+    approval = models.ForeignKey("staff.ApprovalRequest", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+
+    def __str__(self):
+        return f"{self.decision} transfer {self.transfer_id} by {self.decided_by_username}"
+
+
+class HeldTransfer(Transfer):
+    """The review queue in admin: held transfers (payments/admin_review.py)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "held transfer (review queue)"
+        verbose_name_plural = "review queue: held transfers"

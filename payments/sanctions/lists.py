@@ -8,6 +8,7 @@ import logging
 import re
 
 import icu
+from celery import current_app
 from django.conf import settings
 
 from payments.models import SanctionsAddress, SanctionsListVersion, SanctionsName
@@ -86,7 +87,9 @@ def denied_address(address):
 
 
 def on_new_version(version):
-    """Runs after a new list version has committed. Re-screening of transfers not yet settled hooks in here (the
-    merger wires it); for now it records the event."""
+    """Runs after a new list version has committed: every transfer not yet settled is screened again against it
+    (payments.pipeline.transfers_rescreen, as a Celery task; enqueued by name, since importing payments.tasks from
+    here would make an import loop)."""
     log.info("sanctions list version now current source=%s version=%s entries=%s names=%s addresses=%s",
              version.source, version.pk, version.entry_count, version.name_count, version.address_count)
+    current_app.send_task("payments.transfers_rescreen", args=[f"{version.source}:{version.pk}"])

@@ -21,6 +21,7 @@ CLEAR, HOLD, REJECT = "clear", "hold", "reject"
 class Outcome:
     decision: str
     reason: str = ""
+    hits: tuple = ()
 
 
 @functools.cache
