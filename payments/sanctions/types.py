@@ -19,8 +19,8 @@ class ListedName:
     is_alias: bool
     primary_name: str
     kind: str
-    birth_dates: tuple[str, ...]
-    nationalities: tuple[str, ...]
+    birth_dates: tuple[str, ...] = ()
+    nationalities: tuple[str, ...] = ()
 
 
 @dataclass
