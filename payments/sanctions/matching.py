@@ -1,0 +1,434 @@
+"""Fuzzy, cross-script matching of a person's or company's name against listed names and aliases.
+
+Pure Python: the caller hands `NameIndex.build` the ListedNames (payments.sanctions.provider does, for the current
+list version) and asks `index.search(name)`. docs/compliance.md ("Matching") describes the method; in short:
+
+1. Normalise: NFKC, case-folded, invisible characters (zero-width spaces, joiners) dropped, apostrophes dropped
+   (BGN/PCGN writes the soft sign as one), every other non-letter a word break.
+2. Fold look-alikes: inside one word, letters of the minority script (Latin or Cyrillic) are replaced by the letter
+   of the majority script with the same Unicode TR39 confusable skeleton (ICU's SpoofChecker), so "Ivаn" with a
+   Cyrillic "а" is "Ivan" and "Caнкциoнoв" with Latin "C", "a", "o" is "Санкционов". A word in any other script
+   (Arabic, CJK, Greek, ...) raises ScreeningInputError: we cannot screen it, so the caller holds.
+3. Transliterate every word to one Latin key space: Russian and Kyrgyz Cyrillic through our table (ICAO 9303
+   passport style: Ж zh, Х kh, Ц ts, Щ shch, Ю iu, Я ia; ң n, ө o, ү u), other letters through anyascii.
+4. Canonicalise romanisation variants, on both sides alike: shch/sch, ch/tch, sh, zh/j/dzh/dj, kh/h, ts/tz, x/ks,
+   w/v, y/i (so BGN "Yu", "Ya", "-iy" and ICAO "Iu", "Ia", "-ii" meet), "ye"/"ie" is "e" (Yevgeniy, Vasil'yev), "yo"/"io"
+   after a consonant is "e" (Фёдор: Fedor, Fyodor), doubled letters once. Gender endings (-ov/-ova) are kept: they
+   differ by an edit, like a typo.
+5. Candidates come from an inverted index on word keys and their one-letter deletions (SymSpell: two words one edit
+   apart share a key) plus the whole name written without spaces; each candidate collects the inverse document
+   frequency of the query words it shares and only the best `CANDIDATES` are scored. Nothing scans the list.
+6. Score: query words are aligned one-to-one with the listed name's words (any order). Equal words score 1, words
+   one or two edits apart (rapidfuzz's OSA distance, transpositions count one) score 1 - edits/length, an initial
+   ("A.", "Zh.") scores 0.9 against a word it begins at half weight. The score is the weighted mean over matched
+   words and unmatched ones: a missing or extra middle name or patronymic weighs 0.1 when at least two words match,
+   unmatched words on both sides (a different patronymic, another person) weigh 0.35 each, anything else 1.
+   Date of birth and nationality, when both sides have them, raise or lower it (BIRTH_* and NATIONALITY_* below).
+"""
+
+import datetime
+import functools
+import math
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+
+import icu
+from anyascii import anyascii
+from django.utils.translation import gettext_lazy as _
+from rapidfuzz.distance import OSA
+
+from payments.errors import PaymentsError
+from payments.sanctions.types import ListedName
+
+CANDIDATES = 64          # candidates scored per query, best first by shared rare words
+MIN_SCORE = 0.70         # hits below this are not reported at all
+MIDDLE_WEIGHT = 0.10     # an unmatched middle name or patronymic, once two words matched
+CONFLICT_WEIGHT = 0.35   # an unmatched word on both sides (e.g. another patronymic)
+INITIAL_SIM, INITIAL_WEIGHT = 0.90, 0.5
+BIRTH_EXACT, BIRTH_YEAR, BIRTH_SAME_YEAR_OTHER_DAY, BIRTH_CONTRADICTS = 0.06, 0.03, -0.04, -0.12
+NATIONALITY_MATCHES, NATIONALITY_CONTRADICTS = 0.02, -0.05
+ALLOWED_SCRIPTS = frozenset({"Latin", "Cyrillic"})
+
+
+class ScreeningInputError(PaymentsError):
+    """A name (or date, or country) screening cannot check. Callers hold; nothing is cleared on it."""
+
+    code = "screening-input"
+    title = _("This name cannot be screened")
+
+
+@dataclass(frozen=True)
+class Hit:
+    listed: ListedName
+    score: float
+    rule: str
+    explanation: str
+
+
+# 1-4. Normalising and transliterating ---------------------------------------------------------------------------
+
+_CYRILLIC = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z", "и": "i", "й": "i",
+    "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f",
+    "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "iu",
+    "я": "ia",
+    "ң": "n", "ө": "o", "ү": "u",  # Kyrgyz
+    "ә": "a", "ғ": "g", "қ": "k", "ұ": "u", "һ": "h", "і": "i", "ї": "i", "є": "e", "ґ": "g", "ў": "u", "ҳ": "h",
+    "ҷ": "j", "ӣ": "i", "ӯ": "u", "ӊ": "n",  # Kazakh, Uzbek, Tajik, Ukrainian, Belarusian
+}
+_APOSTROPHES = "'’ʼʻ`´‘ʹʺ\""
+_INVISIBLE = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
+_CANON_RULES = [(re.compile(p), r) for p, r in [
+    (r"w", "v"), (r"x", "ks"), (r"q", "k"), (r"ph", "f"), (r"ck", "k"),
+    (r"shch|shtch|sch", "Q"), (r"tch|ch", "X"), (r"sh", "W"), (r"dzh|dj|zh|j", "J"), (r"kh", "h"),
+    (r"ts|tz|tc", "C"), (r"c", "k"), (r"ou", "u"),
+    (r"y", "i"), (r"ie", "e"), (r"(?<=[b-df-hk-np-tv-zJQWXC])io", "e"),
+    (r"(.)\1+", r"\1"),
+]]
+
+
+@functools.cache
+def _spoof_checker():
+    return icu.SpoofChecker()
+
+
+def _script(char):
+    return icu.Script.getScript(char).getName()
+
+
+@functools.cache
+def _by_skeleton():
+    """For each allowed script, the letter of that script behind each TR39 skeleton (basic letters first)."""
+    checker = _spoof_checker()
+    maps = {"Latin": {}, "Cyrillic": {}}
+    for script, letters in (("Latin", "abcdefghijklmnopqrstuvwxyz"),
+                            ("Cyrillic", "абвгдеёжзийклмнопрстуфхцчшщъыьэюяңөүәғқұһіјѕ")):
+        for letter in letters:
+            maps[script].setdefault(checker.getSkeleton(0, letter), letter)
+    return maps
+
+
+def _fold_lookalikes(word, original):
+    """The word with its minority-script letters replaced by same-skeleton letters of its majority script."""
+    counts = defaultdict(int)
+    for char in word:
+        if char.isalpha():
+            script = _script(char)
+            if script not in ("Common", "Inherited"):
+                counts[script] += 1
+    if not counts:
+        return word, False
+    major = max(counts, key=lambda s: (counts[s], s == "Latin"))
+    if len(counts) == 1 and major in ALLOWED_SCRIPTS:
+        return word, False
+    if major not in ALLOWED_SCRIPTS:
+        raise ScreeningInputError(_("“%(name)s” is written in a script screening does not cover (%(script)s); "
+                                    "write it in Latin or Cyrillic letters.") % {"name": original, "script": major})
+    table = _by_skeleton()[major]
+    out = []
+    for char in word:
+        script = _script(char) if char.isalpha() else "Common"
+        if script in (major, "Common", "Inherited"):
+            out.append(char)
+            continue
+        replacement = table.get(_spoof_checker().getSkeleton(0, char))
+        if replacement is None and script not in ALLOWED_SCRIPTS:
+            raise ScreeningInputError(_("“%(name)s” mixes in letters of a script screening does not cover "
+                                        "(%(script)s).") % {"name": original, "script": script})
+        out.append(replacement or char)
+    return "".join(out), True
+
+
+def _latin(word):
+    return "".join(_CYRILLIC[c] if c in _CYRILLIC else anyascii(c).lower() for c in word)
+
+
+def _canon(latin):
+    key = "".join(c for c in latin if c.isascii() and c.isalnum())
+    for pattern, replacement in _CANON_RULES:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+@dataclass(frozen=True)
+class Parsed:
+    keys: tuple[str, ...]       # canonical words, in the order written
+    latin: str                  # the words transliterated, before canonicalising (tells a respelling apart)
+    initials: tuple[bool, ...]  # the word is an initial ("A.", "Ю.") or a two-letter stub
+    scripts: frozenset          # scripts of the name's letters after folding
+    folded: bool                # look-alike letters were folded
+
+    @property
+    def joined(self):
+        return "".join(self.keys)
+
+
+def parse(name):
+    """The name's canonical words; ScreeningInputError when it has none or has letters we cannot read."""
+    if not isinstance(name, str) or not name.strip():
+        raise ScreeningInputError(_("The name is empty."))
+    text = unicodedata.normalize("NFKC", name).casefold()
+    text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE and c not in _APOSTROPHES)
+    words = [w for w in re.split(r"[^\w]+|_", text) if w]
+    keys, latin, initials, scripts, folded = [], [], [], set(), False
+    for word in words:
+        word, was_folded = _fold_lookalikes(word, name)
+        folded |= was_folded
+        scripts |= {_script(c) for c in word if c.isalpha()} - {"Common", "Inherited"}
+        spelled = _latin(word)
+        key = _canon(spelled)
+        if not key:
+            continue
+        latin.append(spelled)
+        letters = sum(c.isalpha() for c in word)
+        keys.append(key)
+        initials.append(letters == 1 or len(key) <= 2)
+    if not keys or not any(c.isalpha() for c in "".join(keys)):
+        raise ScreeningInputError(_("“%(name)s” has no letters to screen.") % {"name": name})
+    if all(initials):
+        raise ScreeningInputError(_("“%(name)s” has only initials; give at least one full name.") % {"name": name})
+    return Parsed(tuple(keys), " ".join(sorted(latin)), tuple(initials), frozenset(scripts), folded)
+
+
+def _variants(key):
+    """The word's key and, for words of four letters or more, its one-letter deletions."""
+    if len(key) < 4:
+        return {key}
+    return {key} | {key[:i] + key[i + 1:] for i in range(len(key))}
+
+
+# 6. Scoring ------------------------------------------------------------------------------------------------------
+
+def _word_sim(q, q_initial, c, c_initial):
+    """(similarity, weight, how) of two canonical words."""
+    if q == c:
+        return 1.0, (INITIAL_WEIGHT if q_initial and c_initial else 1.0), "same"
+    if q_initial != c_initial:
+        short, long_ = (q, c) if q_initial else (c, q)
+        if long_.startswith(short) or long_[0] == short[0]:
+            return INITIAL_SIM, INITIAL_WEIGHT, "initial"
+        return 0.0, 1.0, ""
+    if q_initial:
+        return 0.0, 1.0, ""
+    length = max(len(q), len(c))
+    edits = OSA.distance(q, c, score_cutoff=2)
+    if edits > 2 or (edits == 2 and length < 8) or min(len(q), len(c)) < 3:
+        return 0.0, 1.0, ""
+    return 1.0 - edits / length, 1.0, f"{edits} edit" + ("s" if edits > 1 else "")
+
+
+def _align(query, cand):
+    """Score of two parsed names, and what matched (for the explanation)."""
+    pairs = []
+    for i, (q, qi) in enumerate(zip(query.keys, query.initials, strict=True)):
+        for j, (c, ci) in enumerate(zip(cand.keys, cand.initials, strict=True)):
+            sim, weight, how = _word_sim(q, qi, c, ci)
+            if sim > 0:
+                pairs.append((sim * weight, sim, weight, how, i, j))
+    pairs.sort(key=lambda p: (-p[0], abs(p[4] - p[5])))
+    used_q, used_c, matched = set(), set(), []
+    for _product, sim, weight, how, i, j in pairs:
+        if i not in used_q and j not in used_c:
+            used_q.add(i)
+            used_c.add(j)
+            matched.append((sim, weight, how, i, j))
+    full = [m for m in matched if m[2] != "initial" and not query.initials[m[3]]]
+    if not full or max(m[0] for m in full) < 0.8:
+        return 0.0, [], [], []
+    loose_q = [i for i in range(len(query.keys)) if i not in used_q]
+    loose_c = [j for j in range(len(cand.keys)) if j not in used_c]
+    if len(matched) >= 2 and loose_q and loose_c:
+        loose_weight = CONFLICT_WEIGHT
+    elif len(matched) >= 2:
+        loose_weight = MIDDLE_WEIGHT
+    else:
+        loose_weight = 1.0
+    total = sum(m[1] for m in matched) + loose_weight * (len(loose_q) + len(loose_c))
+    score = sum(m[0] * m[1] for m in matched) / total
+    return score, matched, loose_q, loose_c
+
+
+def _joined_score(query, cand):
+    """The names written without spaces (a zero-width space or a hyphen may stand in for a word break)."""
+    a, b = query.joined, cand.joined
+    if a == b:
+        return 1.0
+    if min(len(a), len(b)) < 8:
+        return 0.0
+    edits = OSA.distance(a, b, score_cutoff=1)
+    return 1.0 - edits / max(len(a), len(b)) if edits <= 1 else 0.0
+
+
+def _birth_adjustment(birth_date, listed_dates):
+    if not birth_date or not listed_dates:
+        return 0.0, ""
+    year = birth_date[:4]
+    if birth_date in listed_dates:
+        return BIRTH_EXACT, "date of birth matches"
+    if any(d == year or (len(birth_date) == 4 and d[:4] == year) for d in listed_dates):
+        return BIRTH_YEAR, "year of birth matches"
+    if any(d[:4] == year for d in listed_dates):
+        return BIRTH_SAME_YEAR_OTHER_DAY, "same year of birth, another day"
+    return BIRTH_CONTRADICTS, f"listed date of birth {', '.join(listed_dates)} differs"
+
+
+def _nationality_adjustment(nationality, listed):
+    if not nationality or not listed:
+        return 0.0, ""
+    if nationality in listed:
+        return NATIONALITY_MATCHES, "nationality matches"
+    return NATIONALITY_CONTRADICTS, f"listed nationality {', '.join(listed)} differs"
+
+
+def _check_birth_date(value):
+    if value is None or value == "":
+        return None
+    value = str(value).strip()
+    try:
+        if re.fullmatch(r"\d{4}", value):
+            datetime.date(int(value), 1, 1)
+        else:
+            datetime.date.fromisoformat(value)
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError(value)
+    except ValueError:
+        raise ScreeningInputError(_("“%(value)s” is not a date of birth (YYYY-MM-DD or YYYY).")
+                                  % {"value": value}) from None
+    return value
+
+
+def _check_nationality(value):
+    if value is None or value == "":
+        return None
+    value = str(value).strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", value):
+        raise ScreeningInputError(_("“%(value)s” is not a two-letter country code (ISO 3166).") % {"value": value})
+    return value
+
+
+# 5. The index ----------------------------------------------------------------------------------------------------
+
+class NameIndex:
+    """Listed names parsed once, and an inverted index from word keys (and their one-letter deletions) to them."""
+
+    def __init__(self, names, parsed, postings, skipped):
+        self.names = names
+        self.parsed = parsed
+        self.postings = postings
+        self.skipped = skipped
+        count = max(len(names), 1)
+        self.idf = {key: math.log(1 + count / len(ids)) for key, ids in postings.items()}
+
+    @classmethod
+    def build(cls, listed_names):
+        names, parsed, postings, skipped = [], [], defaultdict(list), []
+        for listed in listed_names:
+            try:
+                p = parse(listed.name)
+            except ScreeningInputError:
+                skipped.append(listed)  # e.g. an alias in Arabic script: its Latin aliases are indexed
+                continue
+            rid = len(names)
+            names.append(listed)
+            parsed.append(p)
+            keys = set()
+            for key, initial in zip(p.keys, p.initials, strict=True):
+                if not initial:
+                    keys |= _variants(key)
+            keys.add("#" + p.joined)
+            for key in keys:
+                postings[key].append(rid)
+        return cls(names, parsed, dict(postings), skipped)
+
+    def __len__(self):
+        return len(self.names)
+
+    def _candidates(self, query):
+        weights = defaultdict(float)
+        for key, initial in zip(query.keys, query.initials, strict=True):
+            if initial:
+                continue
+            reached = set()
+            best = 0.0
+            for variant in _variants(key):
+                ids = self.postings.get(variant)
+                if ids:
+                    reached.update(ids)
+                    best = max(best, self.idf[variant])
+            for rid in reached:
+                weights[rid] += best
+        for rid in self.postings.get("#" + query.joined, ()):
+            weights[rid] += 100.0
+        return sorted(weights, key=weights.__getitem__, reverse=True)[:CANDIDATES]
+
+    def search(self, name, *, birth_date=None, nationality=None, limit=10, min_score=MIN_SCORE):
+        """Hits for `name`, best first, at most one per listed entry (its best-scoring name or alias)."""
+        birth_date = _check_birth_date(birth_date)
+        nationality = _check_nationality(nationality)
+        query = parse(name)
+        best = {}
+        for rid in self._candidates(query):
+            cand = self.parsed[rid]
+            listed = self.names[rid]
+            score, matched, loose_q, loose_c = _align(query, cand)
+            joined = _joined_score(query, cand)
+            rule = _rule(query, cand, matched, loose_q, loose_c)
+            if joined > score:
+                score, rule = joined, "joined"
+            if score <= 0:
+                continue
+            notes = []
+            for delta, note in (_birth_adjustment(birth_date, listed.birth_dates),
+                                _nationality_adjustment(nationality, listed.nationalities)):
+                if note:
+                    score += delta
+                    notes.append(note)
+            score = round(min(max(score, 0.0), 1.0), 4)
+            if score < min_score:
+                continue
+            hit = Hit(listed, score, rule, _explain(name, listed, query, cand, matched, loose_q, loose_c, rule, notes))
+            previous = best.get(listed.entry_id)
+            if previous is None or hit.score > previous.score:
+                best[listed.entry_id] = hit
+        hits = sorted(best.values(), key=lambda h: (-h.score, h.listed.name))
+        return hits[:limit]
+
+
+def _rule(query, cand, matched, loose_q, loose_c):
+    """Which variant classes explain the match, e.g. "transliteration+reordered+middle-name"."""
+    labels = []
+    if query.scripts != cand.scripts:
+        labels.append("transliteration")
+    if query.folded:
+        labels.append("look-alike")
+    order = [j for *_, j in sorted(matched, key=lambda m: m[3])]
+    if order != sorted(order):
+        labels.append("reordered")
+    if loose_q or loose_c:
+        labels.append("middle-name" if len(matched) >= 2 and not (loose_q and loose_c) else "partial")
+    hows = {m[2] for m in matched}
+    if "initial" in hows:
+        labels.append("initials")
+    if any(h.endswith(("edit", "edits")) for h in hows):
+        labels.append("typo")
+    if not labels and query.latin != cand.latin:
+        labels.append("romanisation")
+    return "+".join(labels) or "exact"
+
+
+def _explain(name, listed, query, cand, matched, loose_q, loose_c, rule, notes):
+    if rule == "joined":
+        parts = [f"“{name}” written without word breaks equals “{listed.name}”"]
+    else:
+        words = [f"{query.keys[i]}={cand.keys[j]}" if how == "same" else f"{query.keys[i]}~{cand.keys[j]} ({how})"
+                 for _sim, _weight, how, i, j in sorted(matched, key=lambda m: m[3])]
+        parts = [f"“{name}” ~ “{listed.name}”: " + ", ".join(words)]
+        if loose_c:
+            parts.append("not given: " + ", ".join(cand.keys[j] for j in loose_c))
+        if loose_q:
+            parts.append("not listed: " + ", ".join(query.keys[i] for i in loose_q))
+    if listed.is_alias:
+        parts.append(f"alias of “{listed.primary_name}”")
+    return "; ".join(parts + notes)
