@@ -7,10 +7,12 @@ for review. Names never reject on their own: a person decides."""
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 
 import icu
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from payments.sanctions.matching import ScreeningInputError
 from payments.sanctions.provider import current_index
@@ -107,3 +109,40 @@ def screening_check(*, transfer):
         if len(name_scripts(name)) > 1:
             return Outcome(HOLD, f"{role} name mixes scripts ({', '.join(sorted(name_scripts(name)))})")
     return Outcome(CLEAR)
+
+
+_ADDRESS_FORMS = (re.compile(r"0x[0-9a-fA-F]{40}"), re.compile(r"T[1-9A-HJ-NP-Za-km-z]{33}"))
+
+
+def _hit_dict(hit):
+    listed = hit.listed
+    return {"listed_name": listed.name, "primary_name": listed.primary_name, "alias": listed.is_alias,
+            "score": hit.score, "rule": hit.rule, "source": listed.source, "source_id": listed.source_id,
+            "explanation": hit.explanation}
+
+
+def screening_lookup(*, name=None, birth_date=None, nationality=None, address=None, limit=10):
+    """What screening says about a name (and optionally an address) typed by a person: the command and the admin
+    form. {"name", "decision": clear|hold|reject, "score": best score or None, "hits": [...]} (plus "address" when
+    one is given). Hits below the hold threshold are listed too (down to matching.MIN_SCORE) so a near miss shows;
+    only the threshold decides. Raises ScreeningInputError for a name, date, country or address it cannot check.
+    """
+    result = {}
+    decision = CLEAR
+    if address is not None:
+        address = address.strip()
+        if not any(form.fullmatch(address) for form in _ADDRESS_FORMS):
+            raise ScreeningInputError(_("“%(address)s” is not a wallet address (0x and 40 hex digits, or a Tron "
+                                        "address).") % {"address": address})
+        result["address"] = address
+        if wallet_is_denied(address):
+            decision = REJECT
+    if name is not None:
+        hits = current_index().search(name, birth_date=birth_date, nationality=nationality, limit=limit)
+        result = {"name": name, **result}
+        result["score"] = hits[0].score if hits else None
+        result["hits"] = [_hit_dict(h) for h in hits]
+        if decision == CLEAR and hits and hits[0].score >= settings.SANCTIONS_HOLD_THRESHOLD:
+            decision = HOLD
+    ordered = {"name": result.pop("name")} if "name" in result else {}
+    return {**ordered, "decision": decision, **result}
