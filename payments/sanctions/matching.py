@@ -44,7 +44,9 @@ from payments.sanctions.types import ListedName
 
 CANDIDATES = 64          # candidates scored per query, best first by shared rare words
 MIN_SCORE = 0.70         # hits below this are not reported at all
-MIDDLE_WEIGHT = 0.10     # an unmatched middle name or patronymic, once two words matched
+MIDDLE_WEIGHT = 0.10     # an unmatched patronymic or initial, once two words matched
+MIDDLE_POSITION_WEIGHT = 0.25  # an unmatched word written between the first and the last
+KNOWN_WORD_FACTOR = 0.8  # a near word that is itself on the list (Fedorov for Fedotov) is likely another name
 CONFLICT_WEIGHT = 0.35   # an unmatched word on both sides (e.g. another patronymic)
 INITIAL_SIM, INITIAL_WEIGHT = 0.90, 0.5
 BIRTH_EXACT, BIRTH_YEAR, BIRTH_SAME_YEAR_OTHER_DAY, BIRTH_CONTRADICTS = 0.06, 0.03, -0.04, -0.12
@@ -82,7 +84,8 @@ _APOSTROPHES = "'’ʼʻ`´‘ʹʺ\""
 _INVISIBLE = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
 _CANON_RULES = [(re.compile(p), r) for p, r in [
     (r"w", "v"), (r"x", "ks"), (r"q", "k"), (r"ph", "f"), (r"ck", "k"),
-    (r"shch|shtch|sch", "Q"), (r"tch|ch", "X"), (r"sh", "W"), (r"dzh|dj|zh|j", "J"), (r"kh", "h"),
+    (r"shch|shtch|sch", "Q"), (r"tch|ch", "X"), (r"sh", "W"), (r"dzh|dj|zh", "J"),
+    (r"j(?=[^aeiou]|$)", "i"), (r"j", "J"), (r"kh", "h"),
     (r"ts|tz|tc", "C"), (r"c", "k"), (r"ou", "u"),
     (r"y", "i"), (r"ie", "e"), (r"(?<=[b-df-hk-np-tv-zJQWXC])io", "e"),
     (r"(.)\1+", r"\1"),
@@ -94,6 +97,7 @@ def _spoof_checker():
     return icu.SpoofChecker()
 
 
+@functools.lru_cache(maxsize=4096)
 def _script(char):
     return icu.Script.getScript(char).getName()
 
@@ -141,13 +145,21 @@ def _fold_lookalikes(word, original):
     return "".join(out), True
 
 
+@functools.lru_cache(maxsize=65536)
 def _latin(word):
     return "".join(_CYRILLIC[c] if c in _CYRILLIC else anyascii(c).lower() for c in word)
 
 
-def _canon(latin):
+_GLIDE_RULES = [(re.compile(p) if p != r"j" else re.compile(r"(?<=.)j"), "i" if p == r"j" else r)
+                for p, r in ((rule.pattern, rep) for rule, rep in _CANON_RULES)]
+
+
+@functools.lru_cache(maxsize=65536)
+def _canon(latin, glide=False):
+    """The canonical key; with glide, a "j" inside the word reads as the glide of Й/Ю/Я (Zoja, Danijar) rather than
+    Ж/Дж (Nurjan, Aijan), which is how Kyrgyz names are usually typed."""
     key = "".join(c for c in latin if c.isascii() and c.isalnum())
-    for pattern, replacement in _CANON_RULES:
+    for pattern, replacement in (_GLIDE_RULES if glide else _CANON_RULES):
         key = pattern.sub(replacement, key)
     return key
 
@@ -156,7 +168,10 @@ def _canon(latin):
 class Parsed:
     keys: tuple[str, ...]       # canonical words, in the order written
     latin: str                  # the words transliterated, before canonicalising (tells a respelling apart)
+    spelled: tuple[str, ...]    # each word transliterated (typos are also counted on these: "Vyacdheslav")
     initials: tuple[bool, ...]  # the word is an initial ("A.", "Ю.") or a two-letter stub
+    alts: tuple[str, ...]       # each word's key with a medial "j" read as a glide, or "" when it has none
+    firsts: tuple[str, ...]     # each word's possible first letters (canonical and transliterated: Д. for Dzhamshid)
     scripts: frozenset          # scripts of the name's letters after folding
     folded: bool                # look-alike letters were folded
 
@@ -170,9 +185,12 @@ def parse(name):
     if not isinstance(name, str) or not name.strip():
         raise ScreeningInputError(_("The name is empty."))
     text = unicodedata.normalize("NFKC", name).casefold()
+    if text.count(",") == 1:  # "SURNAME, Given Patronymic" (OFAC, UN): written order, so positions mean the same
+        surname, given = text.split(",")
+        text = f"{given} {surname}"
     text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE and c not in _APOSTROPHES)
     words = [w for w in re.split(r"[^\w]+|_", text) if w]
-    keys, latin, initials, scripts, folded = [], [], [], set(), False
+    keys, latin, initials, alts, firsts, scripts, folded = [], [], [], [], [], set(), False
     for word in words:
         word, was_folded = _fold_lookalikes(word, name)
         folded |= was_folded
@@ -182,6 +200,9 @@ def parse(name):
         if not key:
             continue
         latin.append(spelled)
+        alt = _canon(spelled, glide=True) if "j" in spelled[1:] else ""
+        alts.append(alt if alt != key else "")
+        firsts.append("".join(sorted({key[0], *spelled[:1]})))
         letters = sum(c.isalpha() for c in word)
         keys.append(key)
         initials.append(letters == 1 or len(key) <= 2)
@@ -189,7 +210,8 @@ def parse(name):
         raise ScreeningInputError(_("“%(name)s” has no letters to screen.") % {"name": name})
     if all(initials):
         raise ScreeningInputError(_("“%(name)s” has only initials; give at least one full name.") % {"name": name})
-    return Parsed(tuple(keys), " ".join(sorted(latin)), tuple(initials), frozenset(scripts), folded)
+    return Parsed(tuple(keys), " ".join(sorted(latin)), tuple(latin), tuple(initials), tuple(alts), tuple(firsts),
+                  frozenset(scripts), folded)
 
 
 def _variants(key):
@@ -201,30 +223,65 @@ def _variants(key):
 
 # 6. Scoring ------------------------------------------------------------------------------------------------------
 
-def _word_sim(q, q_initial, c, c_initial):
-    """(similarity, weight, how) of two canonical words."""
-    if q == c:
+_PATRONYMIC = re.compile(r"(?:viX|vna|iXna|ulu|kizi|ogl[iu])$")
+
+
+_SURNAME = re.compile(r"(?:ov|ev|in|ova|eva|ina)$")
+
+
+def _is_patronymic(key):
+    return bool(_PATRONYMIC.search(key))
+
+
+def _patronymic_for_surname(q, c):
+    """One is a patronymic and the other a surname ("Vladimirovna", "Vladimirova"): never the same word."""
+    return _is_patronymic(q) != _is_patronymic(c) and bool(_SURNAME.search(q) or _SURNAME.search(c))
+
+
+def _word_sim(q, q_initial, q_firsts, c, c_initial, c_firsts, known, q_spelled="", c_spelled="", q_alt="", c_alt=""):
+    """(similarity, weight, how) of a query word and a listed word (canonical keys)."""
+    if q == c or (q_alt and q_alt in (c, c_alt)) or (c_alt and c_alt == q):
         return 1.0, (INITIAL_WEIGHT if q_initial and c_initial else 1.0), "same"
     if q_initial != c_initial:
-        short, long_ = (q, c) if q_initial else (c, q)
-        if long_.startswith(short) or long_[0] == short[0]:
+        short_firsts, long_ = (q_firsts, c) if q_initial else (c_firsts, q)
+        if len(long_) > 2 and (long_.startswith(q if q_initial else c) or set(short_firsts) & set(
+                c_firsts if q_initial else q_firsts)):
             return INITIAL_SIM, INITIAL_WEIGHT, "initial"
         return 0.0, 1.0, ""
-    if q_initial:
-        return 0.0, 1.0, ""
+    if q_initial or _patronymic_for_surname(q, c):
+        return 0.0, 1.0, ""  # a patronymic never stands for a surname ("Vladimirova" is not "Vladimirovna")
     length = max(len(q), len(c))
     edits = OSA.distance(q, c, score_cutoff=2)
+    if edits > 1 and q_spelled and c_spelled:  # a typo inside a digraph ("cdh") is one edit as written
+        spelled_edits = OSA.distance(q_spelled, c_spelled, score_cutoff=2)
+        if spelled_edits < edits:
+            edits, length = spelled_edits, max(len(q_spelled), len(c_spelled))
     if edits > 2 or (edits == 2 and length < 8) or min(len(q), len(c)) < 3:
         return 0.0, 1.0, ""
-    return 1.0 - edits / length, 1.0, f"{edits} edit" + ("s" if edits > 1 else "")
+    sim = 1.0 - edits / length
+    if q in known:  # the query word is itself a listed word: more likely another name than a typo
+        return sim * KNOWN_WORD_FACTOR, 1.0, f"{edits} edit" + ("s" if edits > 1 else "") + ", another listed word"
+    return sim, 1.0, f"{edits} edit" + ("s" if edits > 1 else "")
 
 
-def _align(query, cand):
+def _loose_weight(parsed, k):
+    """How much an unmatched word of a name counts against the match, once two words matched."""
+    key = parsed.keys[k]
+    if parsed.initials[k] or _is_patronymic(key):
+        return MIDDLE_WEIGHT
+    if 0 < k < len(parsed.keys) - 1:
+        return MIDDLE_POSITION_WEIGHT  # a middle name, as written
+    return 1.0
+
+
+def _align(query, cand, known=frozenset()):
     """Score of two parsed names, and what matched (for the explanation)."""
     pairs = []
-    for i, (q, qi) in enumerate(zip(query.keys, query.initials, strict=True)):
-        for j, (c, ci) in enumerate(zip(cand.keys, cand.initials, strict=True)):
-            sim, weight, how = _word_sim(q, qi, c, ci)
+    for i in range(len(query.keys)):
+        for j in range(len(cand.keys)):
+            sim, weight, how = _word_sim(query.keys[i], query.initials[i], query.firsts[i],
+                                         cand.keys[j], cand.initials[j], cand.firsts[j], known,
+                                         query.spelled[i], cand.spelled[j], query.alts[i], cand.alts[j])
             if sim > 0:
                 pairs.append((sim * weight, sim, weight, how, i, j))
     pairs.sort(key=lambda p: (-p[0], abs(p[4] - p[5])))
@@ -239,19 +296,22 @@ def _align(query, cand):
         return 0.0, [], [], []
     loose_q = [i for i in range(len(query.keys)) if i not in used_q]
     loose_c = [j for j in range(len(cand.keys)) if j not in used_c]
-    if len(matched) >= 2 and loose_q and loose_c:
-        loose_weight = CONFLICT_WEIGHT
-    elif len(matched) >= 2:
-        loose_weight = MIDDLE_WEIGHT
+    if len(matched) >= 2:
+        floor = CONFLICT_WEIGHT if loose_q and loose_c else 0.0
+        loose = (sum(max(floor, _loose_weight(query, i)) for i in loose_q)
+                 + sum(max(floor, _loose_weight(cand, j)) for j in loose_c))
     else:
-        loose_weight = 1.0
-    total = sum(m[1] for m in matched) + loose_weight * (len(loose_q) + len(loose_c))
+        loose = len(loose_q) + len(loose_c)
+    total = sum(m[1] for m in matched) + loose
     score = sum(m[0] * m[1] for m in matched) / total
     return score, matched, loose_q, loose_c
 
 
 def _joined_score(query, cand):
-    """The names written without spaces (a zero-width space or a hyphen may stand in for a word break)."""
+    """The names written without spaces, when their word counts differ (a zero-width space or a hyphen may stand
+    in for a word break: "Abdul-Aziz", "Abdulaziz")."""
+    if len(query.keys) == len(cand.keys):
+        return 0.0
     a, b = query.joined, cand.joined
     if a == b:
         return 1.0
@@ -313,7 +373,8 @@ def _check_nationality(value):
 class NameIndex:
     """Listed names parsed once, and an inverted index from word keys (and their one-letter deletions) to them."""
 
-    def __init__(self, names, parsed, postings, skipped):
+    def __init__(self, names, parsed, postings, skipped, known):
+        self.known = known
         self.names = names
         self.parsed = parsed
         self.postings = postings
@@ -323,7 +384,7 @@ class NameIndex:
 
     @classmethod
     def build(cls, listed_names):
-        names, parsed, postings, skipped = [], [], defaultdict(list), []
+        names, parsed, postings, skipped, known = [], [], defaultdict(list), [], set()
         for listed in listed_names:
             try:
                 p = parse(listed.name)
@@ -334,31 +395,45 @@ class NameIndex:
             names.append(listed)
             parsed.append(p)
             keys = set()
-            for key, initial in zip(p.keys, p.initials, strict=True):
+            for i, (key, initial) in enumerate(zip(p.keys, p.initials, strict=True)):
                 if not initial:
                     keys |= _variants(key)
+                    if p.alts[i]:
+                        keys |= _variants(p.alts[i])
+                    known.add(key)
+                    # "A. Usenov": the first letters of the other words, each paired with this word
+                    keys |= {f"{letter}>{key}" for j, firsts in enumerate(p.firsts) if j != i for letter in firsts}
             keys.add("#" + p.joined)
             for key in keys:
                 postings[key].append(rid)
-        return cls(names, parsed, dict(postings), skipped)
+        return cls(names, parsed, dict(postings), skipped, frozenset(known))
 
     def __len__(self):
         return len(self.names)
 
     def _candidates(self, query):
+        """The listed names sharing the most (and rarest) words with the query, best first."""
         weights = defaultdict(float)
-        for key, initial in zip(query.keys, query.initials, strict=True):
+        full = [k for k, initial in zip(query.keys, query.initials, strict=True) if not initial]
+        full += [alt for alt, initial in zip(query.alts, query.initials, strict=True) if alt and not initial]
+        for key in full:
+            exact = self.postings.get(key, ())
+            weight = self.idf.get(key, 1.0)
+            for rid in exact:
+                weights[rid] += weight
+            near = set()
+            for variant in _variants(key) - {key}:
+                near.update(self.postings.get(variant, ()))
+            near.difference_update(exact)
+            near_weight = 0.7 * min((self.idf.get(v, 1.0) for v in _variants(key) if v in self.postings),
+                                    default=1.0)
+            for rid in near:
+                weights[rid] += near_weight
+        for firsts, initial in zip(query.firsts, query.initials, strict=True):
             if initial:
-                continue
-            reached = set()
-            best = 0.0
-            for variant in _variants(key):
-                ids = self.postings.get(variant)
-                if ids:
-                    reached.update(ids)
-                    best = max(best, self.idf[variant])
-            for rid in reached:
-                weights[rid] += best
+                for key in full:
+                    for rid in {r for letter in firsts for r in self.postings.get(f"{letter}>{key}", ())}:
+                        weights[rid] += 0.5
         for rid in self.postings.get("#" + query.joined, ()):
             weights[rid] += 100.0
         return sorted(weights, key=weights.__getitem__, reverse=True)[:CANDIDATES]
@@ -372,7 +447,7 @@ class NameIndex:
         for rid in self._candidates(query):
             cand = self.parsed[rid]
             listed = self.names[rid]
-            score, matched, loose_q, loose_c = _align(query, cand)
+            score, matched, loose_q, loose_c = _align(query, cand, self.known)
             joined = _joined_score(query, cand)
             rule = _rule(query, cand, matched, loose_q, loose_c)
             if joined > score:
@@ -411,7 +486,7 @@ def _rule(query, cand, matched, loose_q, loose_c):
     hows = {m[2] for m in matched}
     if "initial" in hows:
         labels.append("initials")
-    if any(h.endswith(("edit", "edits")) for h in hows):
+    if any("edit" in h for h in hows):
         labels.append("typo")
     if not labels and query.latin != cand.latin:
         labels.append("romanisation")
