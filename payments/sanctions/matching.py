@@ -355,7 +355,7 @@ def _check_birth_date(value):
                 raise ValueError(value)
     except ValueError:
         raise ScreeningInputError(_("“%(value)s” is not a date of birth (YYYY-MM-DD or YYYY).")
-                                  % {"value": value}) from None
+                                  % {"value": value}, field="birth_date") from None
     return value
 
 
@@ -364,7 +364,8 @@ def _check_nationality(value):
         return None
     value = str(value).strip().upper()
     if not re.fullmatch(r"[A-Z]{2}", value):
-        raise ScreeningInputError(_("“%(value)s” is not a two-letter country code (ISO 3166).") % {"value": value})
+        raise ScreeningInputError(_("“%(value)s” is not a two-letter country code (ISO 3166).") % {"value": value},
+                                  field="nationality")
     return value
 
 

@@ -133,7 +133,7 @@ def screening_lookup(*, name=None, birth_date=None, nationality=None, address=No
         address = address.strip()
         if not any(form.fullmatch(address) for form in _ADDRESS_FORMS):
             raise ScreeningInputError(_("“%(address)s” is not a wallet address (0x and 40 hex digits, or a Tron "
-                                        "address).") % {"address": address})
+                                        "address).") % {"address": address}, field="address")
         result["address"] = address
         if wallet_is_denied(address):
             decision = REJECT
