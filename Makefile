@@ -42,7 +42,7 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-quotes
+.PHONY: bench-settlement bench-kill bench-quotes bench-screening
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
@@ -51,3 +51,7 @@ bench-kill: deps
 
 bench-quotes: deps
 	$(PY) -m bench.quotes $(BENCH_ARGS)
+
+# Pure Python, no servers: name matching against a generated 40,000-name list.
+bench-screening: deps
+	$(PY) -m bench.screening $(BENCH_ARGS)

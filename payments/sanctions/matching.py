@@ -31,6 +31,7 @@ import functools
 import math
 import re
 import unicodedata
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -229,13 +230,19 @@ _PATRONYMIC = re.compile(r"(?:viX|vna|iXna|ulu|kizi|ogl[iu])$")
 _SURNAME = re.compile(r"(?:ov|ev|in|ova|eva|ina)$")
 
 
+@functools.lru_cache(maxsize=65536)
 def _is_patronymic(key):
     return bool(_PATRONYMIC.search(key))
 
 
+@functools.lru_cache(maxsize=65536)
+def _is_surname(key):
+    return bool(_SURNAME.search(key))
+
+
 def _patronymic_for_surname(q, c):
     """One is a patronymic and the other a surname ("Vladimirovna", "Vladimirova"): never the same word."""
-    return _is_patronymic(q) != _is_patronymic(c) and bool(_SURNAME.search(q) or _SURNAME.search(c))
+    return _is_patronymic(q) != _is_patronymic(c) and (_is_surname(q) or _is_surname(c))
 
 
 def _word_sim(q, q_initial, q_firsts, c, c_initial, c_firsts, known, q_spelled="", c_spelled="", q_alt="", c_alt=""):
@@ -407,7 +414,8 @@ class NameIndex:
             keys.add("#" + p.joined)
             for key in keys:
                 postings[key].append(rid)
-        return cls(names, parsed, dict(postings), skipped, frozenset(known))
+        # Arrays, not lists: compact, and the garbage collector never walks them (no pauses on a large index).
+        return cls(names, parsed, {key: array("i", ids) for key, ids in postings.items()}, skipped, frozenset(known))
 
     def __len__(self):
         return len(self.names)
