@@ -170,7 +170,7 @@ class Parsed:
     keys: tuple[str, ...]       # canonical words, in the order written
     latin: str                  # the words transliterated, before canonicalising (tells a respelling apart)
     spelled: tuple[str, ...]    # each word transliterated (typos are also counted on these: "Vyacdheslav")
-    initials: tuple[bool, ...]  # the word is an initial ("A.", "Ю.") or a two-letter stub
+    initials: tuple[bool, ...]  # the word is an initial: one letter, or a dotted digraph ("A.", "Ю.", "Zh.")
     alts: tuple[str, ...]       # each word's key with a medial "j" read as a glide, or "" when it has none
     firsts: tuple[str, ...]     # each word's possible first letters (canonical and transliterated: Д. for Dzhamshid)
     scripts: frozenset          # scripts of the name's letters after folding
@@ -190,9 +190,9 @@ def parse(name):
         surname, given = text.split(",")
         text = f"{given} {surname}"
     text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE and c not in _APOSTROPHES)
-    words = [w for w in re.split(r"[^\w]+|_", text) if w]
+    words = [(m.group(), text[m.end():m.end() + 1] == ".") for m in re.finditer(r"[^\W_]+", text)]
     keys, latin, initials, alts, firsts, scripts, folded = [], [], [], [], [], set(), False
-    for word in words:
+    for word, dotted in words:
         word, was_folded = _fold_lookalikes(word, name)
         folded |= was_folded
         scripts |= {_script(c) for c in word if c.isalpha()} - {"Common", "Inherited"}
@@ -206,7 +206,7 @@ def parse(name):
         firsts.append("".join(sorted({key[0], *spelled[:1]})))
         letters = sum(c.isalpha() for c in word)
         keys.append(key)
-        initials.append(letters == 1 or len(key) <= 2)
+        initials.append(letters == 1 or (dotted and letters <= 3 and len(key) <= 2))  # "A", "Zh.", "Yu."
     if not keys or not any(c.isalpha() for c in "".join(keys)):
         raise ScreeningInputError(_("“%(name)s” has no letters to screen.") % {"name": name})
     if all(initials):

@@ -189,3 +189,42 @@ def test_sanctions_check_names_file(tmp_path):
 def test_sanctions_check_bad_input_is_a_command_error(args):
     with pytest.raises(CommandError):
         run(*args)
+
+
+def test_short_real_words_are_words_not_initials(index):
+    """Two-letter names ("Li Na") and short company words screen as words; only one letter, or a dotted digraph
+    ("Zh.", "Yu."), is an initial."""
+    assert parse("Li Na").initials == (False, False)
+    assert parse("Zh. Habibulina").initials == (True, False)
+    assert best(index, "Zh. Khabibullina").listed.entry_id == 4
+
+
+# Screening a transfer --------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_screening_holds_with_the_hits(pricing):
+    """A recipient written reordered in the other script is held; the outcome carries the hits (role, listed name,
+    score, rule) for the review queue, best first."""
+    from payments.services.screening import HOLD, screening_check
+    from tests.payments.test_states import funded, make_transfer
+
+    outcome = screening_check(transfer=funded(make_transfer(recipient_name="Sanctionov Ivan")))
+    assert outcome.decision == HOLD
+    assert "recipient name matches a sanctions list entry" in outcome.reason
+    assert outcome.hits and outcome.hits[0].role == "recipient"
+    assert outcome.hits[0].listed_name == "Ivan Sanctionov" and outcome.hits[0].score == 1.0
+    assert "reordered" in outcome.hits[0].rule
+    assert [h.score for h in outcome.hits] == sorted((h.score for h in outcome.hits), reverse=True)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["محمد علي", "...", "王小明"])
+def test_a_name_screening_cannot_read_holds_never_clears(pricing, name):
+    """A sender name in another script or of punctuation only holds the transfer with the reason, no hits."""
+    from payments.services.screening import HOLD, screening_check
+    from tests.payments.test_states import funded, make_transfer
+
+    outcome = screening_check(transfer=funded(make_transfer(sender_name=name)))
+    assert outcome.decision == HOLD
+    assert outcome.reason.startswith("sender name cannot be screened")
+    assert outcome.hits == ()
