@@ -19,11 +19,12 @@ list version) and asks `index.search(name)`. docs/compliance.md ("Matching") des
    apart share a key) plus the whole name written without spaces; each candidate collects the inverse document
    frequency of the query words it shares and only the best `CANDIDATES` are scored. Nothing scans the list.
 6. Score: query words are aligned one-to-one with the listed name's words (any order). Equal words score 1, words
-   one or two edits apart (rapidfuzz's OSA distance, transpositions count one) score 1 - edits/length, an initial
-   ("A.", "Zh.") scores 0.9 against a word it begins at half weight. The score is the weighted mean over matched
-   words and unmatched ones: a missing or extra middle name or patronymic weighs 0.1 when at least two words match,
-   unmatched words on both sides (a different patronymic, another person) weigh 0.35 each, anything else 1.
-   Date of birth and nationality, when both sides have them, raise or lower it (BIRTH_* and NATIONALITY_* below).
+   one or two edits apart (rapidfuzz's OSA distance, transpositions count one) score 1 - edits/length (less when the
+   query word is itself a listed word: likely another name), an initial ("A.", "Zh.") scores 0.9 against a word it
+   begins at half weight. The score is the weighted mean over matched and unmatched words: an unmatched patronymic
+   weighs MIDDLE_WEIGHT, a middle name MIDDLE_POSITION_WEIGHT, a different word on both sides at least
+   CONFLICT_WEIGHT, anything else 1. Date of birth and nationality, when both sides have them, raise or lower it
+   (BIRTH_* and NATIONALITY_* below).
 """
 
 import datetime
