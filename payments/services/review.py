@@ -62,40 +62,25 @@ def lists_in_force(outcome=None):
 
 # Hits ----------------------------------------------------------------------------------------------------------------
 
-def _party_and_name(hit, transfer):
-    """Which party a hit is about, and the name (or wallet) that was screened. A Hit that says so (`party`,
-    `screened_name`) is taken at its word; a wallet rule is the recipient's wallet."""
-    party = getattr(hit, "party", "") or ""
-    screened = getattr(hit, "screened_name", "") or getattr(hit, "query", "") or ""
-    rule = getattr(hit, "rule", "") or ""
-    if not party and ("wallet" in rule or "address" in rule):
-        party = "recipient"
-        screened = screened or transfer.recipient_wallet
-    if party and not screened:
-        screened = {"sender": transfer.sender_name, "recipient": transfer.recipient_name}.get(party, "")
-    return party, screened
-
-
 def hit_as_json(hit, *, transfer):
-    """One hit as stored with its result: enough to explain it side by side without the list it came from."""
-    listed = hit.listed
-    party, screened = _party_and_name(hit, transfer)
+    """One hit (a screening.ScreeningHit) as stored with its result: enough to explain it side by side without the
+    list it came from. `transfer` is kept for callers; the hit names its party and the screened name itself."""
     return {
-        "party": party,
-        "screened_name": screened,
-        "listed_name": listed.name,
-        "is_alias": bool(listed.is_alias),
-        "primary_name": listed.primary_name,
-        "kind": listed.kind,
+        "party": hit.role,
+        "screened_name": hit.screened_name,
+        "listed_name": hit.listed_name,
+        "is_alias": bool(hit.is_alias),
+        "primary_name": hit.primary_name,
+        "kind": hit.kind,
         "score": round(float(hit.score), 4),  # a similarity, not money
         "rule": hit.rule,
-        "explanation": getattr(hit, "explanation", "") or "",
-        "source": listed.source,
-        "source_id": str(listed.source_id),
-        "entry_id": listed.entry_id,
-        "version_id": listed.version_id,
-        "birth_dates": list(listed.birth_dates or ()),
-        "nationalities": list(listed.nationalities or ()),
+        "explanation": hit.explanation,
+        "source": hit.source,
+        "source_id": str(hit.source_id),
+        "entry_id": hit.entry_id,
+        "version_id": hit.version_id,
+        "birth_dates": list(hit.birth_dates),
+        "nationalities": list(hit.nationalities),
     }
 
 

@@ -38,6 +38,9 @@ class ScreeningHit:
     source_id: str
     entry_id: int
     version_id: int
+    kind: str = ""
+    birth_dates: tuple = ()
+    nationalities: tuple = ()
 
     @classmethod
     def of(cls, role, screened_name, hit):
@@ -45,7 +48,8 @@ class ScreeningHit:
         return cls(role=role, screened_name=screened_name, listed_name=listed.name, primary_name=listed.primary_name,
                    is_alias=listed.is_alias, score=hit.score, rule=hit.rule, explanation=hit.explanation,
                    source=listed.source, source_id=listed.source_id, entry_id=listed.entry_id,
-                   version_id=listed.version_id)
+                   version_id=listed.version_id, kind=listed.kind, birth_dates=tuple(listed.birth_dates),
+                   nationalities=tuple(listed.nationalities))
 
 
 @dataclass(frozen=True)
