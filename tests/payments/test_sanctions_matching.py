@@ -155,6 +155,7 @@ def run(*args):
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
+@pytest.mark.django_db  # the lists in force are read from the list store
 def test_sanctions_check_prints_hits_as_json():
     """`--name` prints one object: name, decision hold, the best score and each hit's listed name, alias flag,
     score, rule, source and source id."""
@@ -166,6 +167,7 @@ def test_sanctions_check_prints_hits_as_json():
     assert "Санкционов" in result["hits"][0]["listed_name"]
 
 
+@pytest.mark.django_db  # the lists in force are read from the list store
 def test_sanctions_check_clear_and_reject():
     """A clean name is clear; a denylisted address rejects whatever the name."""
     assert run("--name", "Gulnara Usenova")[0]["decision"] == "clear"
@@ -173,6 +175,7 @@ def test_sanctions_check_clear_and_reject():
     assert result["decision"] == "reject"
 
 
+@pytest.mark.django_db  # the lists in force are read from the list store
 def test_sanctions_check_names_file(tmp_path):
     """`--names-file` prints one object per non-blank line; a line that cannot be screened holds with an error."""
     path = tmp_path / "names.txt"
@@ -183,6 +186,7 @@ def test_sanctions_check_names_file(tmp_path):
     assert "error" in results[2]
 
 
+@pytest.mark.django_db  # the lists in force are read from the list store
 @pytest.mark.parametrize("args", [[], ["--name", "..."], ["--name", "Ivan", "--dob", "yesterday"],
                                   ["--address", "0x123"], ["--names-file", "/nonexistent/names.txt"],
                                   ["--name", "Ivan Ivanov", "--names-file", "x"]])
