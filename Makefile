@@ -42,7 +42,7 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-quotes
+.PHONY: bench-settlement bench-kill bench-quotes bench-screening
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
@@ -51,3 +51,12 @@ bench-kill: deps
 
 bench-quotes: deps
 	$(PY) -m bench.quotes $(BENCH_ARGS)
+
+# The ledger state machine (tests/payments/test_money_machine.py) at ten times CI's examples, longer runs: nightly-style.
+.PHONY: test-money-deep
+test-money-deep: deps
+	LEDGER_MACHINE_EXAMPLES=50000 LEDGER_MACHINE_STEPS=30 $(PY) -m pytest -q tests/payments/test_money_machine.py
+
+# Pure Python, no servers: name matching against a generated 40,000-name list.
+bench-screening: deps
+	$(PY) -m bench.screening $(BENCH_ARGS)

@@ -304,11 +304,17 @@ CORRIDOR_DEFAULTS = {
     "USD": {"fixed_fee": Decimal("1.99"), "percent_fee_bps": 100, "margin_bps": 100,
             "min_amount": Decimal("10.00"), "max_amount": Decimal("5000.00")},
 }
-# Addresses never paid out to, beside the sanctions lists (A7A5's Ethereum contract, PRODUCT.md).
+# Addresses never paid out to, beside the sanctions lists (A7A5's Ethereum and Tron contracts, PRODUCT.md); compared
+# case-insensitively (payments/sanctions/lists.py).
 WALLET_DENYLIST = [
-    a.lower() for a in env_list("WALLET_DENYLIST", "0x6fa0be17e4bea2fcfa22ef89bf8ac9aab0ab0fc9")
+    a.lower() for a in env_list("WALLET_DENYLIST", "0x6fa0be17e4bea2fcfa22ef89bf8ac9aab0ab0fc9,TLeVfrdym8RoJreJ23dAGyfJDygRtiWKBZ")
 ]
 SANCTIONS_SAMPLE_FILE = os.environ.get("SANCTIONS_SAMPLE_FILE", str(BASE_DIR / "payments" / "data" / "sanctions_sample.json"))
+# A name hit scoring at least this (0..1, docs/compliance.md "Matching") holds the transfer for review; names never
+# reject on their own (wallet hits do).
+SANCTIONS_HOLD_THRESHOLD = float(os.environ.get("SANCTIONS_HOLD_THRESHOLD", "0.88"))
+if not 0.5 <= SANCTIONS_HOLD_THRESHOLD <= 1.0:
+    raise ImproperlyConfigured("SANCTIONS_HOLD_THRESHOLD must be between 0.5 and 1.0")
 
 # Chain and settlement.
 CHAIN_RPC_URL = os.environ.get("CHAIN_RPC_URL", "http://127.0.0.1:8545")

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from payments.admin_screening import screen_name_view
 from payments.webhooks import stripe_webhook
 from staff.admin_site import StaffAdminSite
 
@@ -16,6 +17,7 @@ SWAGGER_CSP = {"img-src": ["data:"]}
 REDOC_CSP = {"img-src": ["data:"], "style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]}
 
 urlpatterns = [
+    path("admin/screening/", admin.site.admin_view(screen_name_view), name="admin-screen-name"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),
          name="api-schema"),

@@ -126,7 +126,9 @@ class JournalEntryAdmin(ReadOnlyAdmin):
 from payments import (  # noqa: E402,F401 (registered after the models' admins)
     admin_balances,
     admin_ledger,
-    admin_limits,  # noqa: E402,F401
+    admin_limits,
     admin_pricing,
     admin_recon,
+    admin_review,
+    admin_sanctions,
 )

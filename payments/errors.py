@@ -235,6 +235,15 @@ class UnknownLedgerAccount(LedgerImbalance):
     title = "Unknown ledger account"
 
 
+class SanctionsListInvalid(PaymentsError):
+    """A sanctions list file that cannot be loaded (unknown format, missing, malformed, truncated, empty, wrong
+    encoding): nothing is stored and the previous version stays in force (payments/sanctions/load.py)."""
+
+    status = 400
+    code = "sanctions-list-invalid"
+    title = "The sanctions list file cannot be loaded"
+
+
 class LimitExceeded(PaymentsError):
     """Over a hard limit (the corridor's highest KYC tier) per transfer, per day or per 30 days for one of the
     sender's identities: nothing was created (payments/services/limits.py)."""

@@ -5,7 +5,8 @@ from django.utils.translation import gettext as _
 
 from payments import pipeline
 from payments.errors import TransferNotCancellable, TransferNotPayable
-from payments.models import Transfer
+from payments.models import ReviewDecision, Transfer
+from payments.services import review
 from staff.actions import GuardedAction
 
 S = Transfer.Status
@@ -22,18 +23,28 @@ def _held_to_reject(transfer):
 
 
 def _sanctions_hold(transfer):
-    """Every hold screening makes today is a sanctions-list match (payments/services/screening.py), so every release
-    needs a second person. When the compliance work adds holds of other kinds, it decides here which of them one
-    person may release."""
+    """Releasing any held transfer needs a second compliance officer (docs/compliance.md, "Review"): a hold is screening
+    saying "this may be a listed person or wallet", and paying one out is the mistake that cannot be undone. Rejecting
+    needs one officer: the money goes back to the sender, nothing leaves."""
     return transfer.status == S.HELD
 
 
 def _release(transfer, *, reason, actor):
-    pipeline.transfer_release(transfer_id=transfer.pk)
+    released = pipeline.transfer_release(transfer_id=transfer.pk)
+    review.review_decision_record(transfer=released, decision=ReviewDecision.Decision.APPROVED, reason=reason,
+                                  actor=actor, permission=RELEASE.permission)
 
 
 def _reject(transfer, *, reason, actor):
-    pipeline.transfer_reject(transfer_id=transfer.pk, reason=f"rejected by {actor.get_username()}: {reason}")
+    rejected = pipeline.transfer_reject(transfer_id=transfer.pk, reason=f"rejected by {actor.get_username()}: {reason}")
+    review.review_decision_record(transfer=rejected, decision=ReviewDecision.Decision.REJECTED, reason=reason,
+                                  actor=actor, permission=REJECT.permission)
+
+
+def _release_state(transfer):
+    """What a second officer approves: the hold as it was asked about, and the evidence (the latest screening result):
+    a re-screening in between makes the request stale."""
+    return f"{transfer.status}|{transfer.failure_reason}|{review.latest_result_id(transfer)}"
 
 
 def _settlement_failed(transfer):
@@ -73,7 +84,7 @@ def _cancel(transfer, *, reason, actor):
 
 RELEASE = GuardedAction(permission="payments.release_transfer", model=Transfer, done="released",
                         check=_held_to_release, perform=_release, four_eyes=_sanctions_hold,
-                        state=lambda t: f"{t.status}|{t.failure_reason}")
+                        state=_release_state)
 REJECT = GuardedAction(permission="payments.reject_transfer", model=Transfer, done="rejected (refund queued)",
                        check=_held_to_reject, perform=_reject)
 # The refund calls Stripe: outside any transaction (persist, then act), recorded once it returns.
@@ -83,4 +94,21 @@ REFUND = GuardedAction(permission="payments.refund_transfer", model=Transfer, do
 # is refunded in full. The operator's reason goes to the audit trail, not to the transfer the sender sees.
 CANCEL = GuardedAction(permission="payments.cancel_transfer", model=Transfer, done="cancelled",
                        check=_cancellable, perform=_cancel, atomic=False)
-ACTIONS = (RELEASE, REJECT, REFUND, CANCEL)
+
+
+def _held(transfer):
+    if transfer.status != S.HELD:
+        raise TransferNotPayable("Only held transfers are screened again from the review queue.")
+
+
+def _rescreen(transfer, *, reason, actor):
+    result = pipeline.transfer_rescreen(transfer_id=transfer.pk, trigger=review.MANUAL)
+    if result is None:
+        raise TransferNotPayable("No longer held: not screened.")
+    return f"screened again: {result.decision} ({len(result.hits)} hits); it stays held for a decision"
+
+
+# A compliance officer screens a held transfer again (the lists in force now): a new result, the transfer stays held.
+RESCREEN = GuardedAction(permission="payments.rescreen_transfer", model=Transfer, done="screened again",
+                         check=_held, perform=_rescreen)
+ACTIONS = (RELEASE, REJECT, REFUND, CANCEL, RESCREEN)

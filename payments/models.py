@@ -4,6 +4,7 @@ import secrets
 import uuid
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -524,6 +525,192 @@ class PartnerStatement(models.Model):
 
     def __str__(self):
         return f"{self.partner} {self.currency} {self.as_of}: {self.closing_balance}"
+
+
+class SanctionsListVersion(models.Model):
+    """One load of one sanctions list (payments/sanctions/load.py). Exactly one version per source is current (a
+    partial unique constraint); a new load inserts its version and flips `is_current` in one transaction, and the
+    old versions stay for audit. docs/compliance.md, "Lists"."""
+
+    class Source(models.TextChoices):
+        OFAC_SDN = "ofac_sdn", "OFAC SDN"
+        UN = "un", "UN consolidated"
+        EU = "eu", "EU consolidated"
+        OPENSANCTIONS = "opensanctions", "OpenSanctions"
+        SAMPLE = "sample", "sample (development)"
+
+    source = models.CharField(max_length=20, choices=Source.choices)
+    file_format = models.CharField(max_length=20, help_text="The loader's format, e.g. ofac-xml.")
+    published_on = models.DateField(null=True, blank=True, help_text="The list's own publication date, when it says.")
+    loaded_at = models.DateTimeField(auto_now_add=True)
+    loaded_by = models.CharField(max_length=150, blank=True)
+    file_names = models.CharField(max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, help_text="Of the files' bytes, in the order loaded.")
+    entry_count = models.PositiveIntegerField()
+    name_count = models.PositiveIntegerField(help_text="Primary names and aliases.")
+    alias_count = models.PositiveIntegerField()
+    address_count = models.PositiveIntegerField(help_text="Digital-currency (wallet) addresses.")
+    is_current = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source"], condition=Q(is_current=True),
+                                               name="one_current_sanctions_version_per_source")]
+        indexes = [models.Index(fields=["source", "-loaded_at"])]
+
+    def __str__(self):
+        return f"{self.get_source_display()} #{self.pk} ({self.published_on or 'undated'}, {self.entry_count} entries)"
+
+
+class SanctionsEntry(models.Model):
+    """A listed person, organisation, vessel... as one version of one list has it."""
+
+    class Kind(models.TextChoices):
+        PERSON = "person", "person"
+        ENTITY = "entity", "entity"
+        VESSEL = "vessel", "vessel"
+        AIRCRAFT = "aircraft", "aircraft"
+        WALLET = "wallet", "wallet (address only)"
+        OTHER = "other", "other"
+
+    version = models.ForeignKey(SanctionsListVersion, on_delete=models.PROTECT, related_name="entries")
+    source_id = models.CharField(max_length=200, help_text="The list's own id (OFAC ent_num, UN DATAID, EU logicalId...).")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    primary_name = models.CharField(max_length=500)
+    birth_dates = models.JSONField(default=list, blank=True, help_text="ISO dates, YYYY-MM or YYYY as the list gives.")
+    nationalities = models.JSONField(default=list, blank=True, help_text="ISO 3166 alpha-2 codes where known.")
+    countries = models.JSONField(default=list, blank=True, help_text="Countries of the listed postal addresses.")
+    programs = models.JSONField(default=list, blank=True)
+    remarks = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "sanctions entries"
+        constraints = [models.UniqueConstraint(fields=["version", "source_id"], name="one_sanctions_entry_per_list_id")]
+
+    def __str__(self):
+        return f"{self.primary_name} ({self.source_id})"
+
+
+class SanctionsName(models.Model):
+    """Every name an entry is listed under: its primary name (is_alias false) and each alias."""
+
+    entry = models.ForeignKey(SanctionsEntry, on_delete=models.PROTECT, related_name="names")
+    name = models.CharField(max_length=500)
+    is_alias = models.BooleanField(default=False)
+    script = models.CharField(max_length=20, blank=True, help_text="Latin, Cyrillic, ... or mixed.")
+
+    def __str__(self):
+        return self.name
+
+
+class SanctionsAddress(models.Model):
+    """A digital-currency address an entry is listed with ("Digital Currency Address - ETH ..." at OFAC)."""
+
+    entry = models.ForeignKey(SanctionsEntry, on_delete=models.PROTECT, related_name="addresses")
+    currency = models.CharField(max_length=20, blank=True)
+    address = models.CharField(max_length=200, help_text="As the list writes it.")
+    normalised = models.CharField(max_length=200, db_index=True, help_text="Lower-cased: compared case-insensitively.")
+
+    class Meta:
+        verbose_name_plural = "sanctions addresses"
+
+    def __str__(self):
+        return f"{self.currency} {self.address}"
+
+
+# Screening results and review decisions (docs/compliance.md, "Review") ------------------------------------------
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Rows are only ever added: updates and deletes are refused (the admin shows them read-only too)."""
+
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise TypeError(f"{self.model.__name__} rows are append-only")
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} rows are append-only")
+
+
+class ScreeningResult(AppendOnlyModel):
+    """One screening run of one transfer: inline when it is funded (in the transaction that applies the decision), again
+    when a new list version loads (`rescreen:<list version>`), or on an operator's request (`manual`). `hits` keeps,
+    per hit, the party, the screened name, the listed name (alias or primary), score, rule, list and entry, and the
+    listed entry's dates of birth and nationalities (payments/services/review.py, hit_as_json)."""
+
+    class Decision(models.TextChoices):
+        CLEAR = "clear", "clear"
+        HOLD = "hold", "hold for review"
+        REJECT = "reject", "reject"
+
+    transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="screening_results")
+    run_at = models.DateTimeField(default=timezone.now, db_index=True)
+    trigger = models.CharField(max_length=120, help_text='"inline", "rescreen:<list version>" or "manual"')
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    status_after = models.CharField(max_length=20, help_text="The transfer's status once this result was applied.")
+    list_fingerprint = models.CharField(max_length=64, blank=True)
+    list_versions = models.JSONField(default=dict, blank=True)
+    hits = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["transfer", "-run_at"]), models.Index(fields=["trigger"])]
+        # A staff action (payments/guarded.py); staff/roles.py grants it to compliance officers.
+        permissions = [("rescreen_transfer", "Can screen a held transfer again against the lists in force")]
+
+    def __str__(self):
+        return f"{self.decision} for transfer {self.transfer_id} ({self.trigger}, {self.run_at:%Y-%m-%d %H:%M:%S})"
+
+
+class ReviewDecision(AppendOnlyModel):
+    """A compliance officer's decision on a held transfer, linked to the screening result it decided: approved (released,
+    by a second officer when four-eyes applies: `requested_by` asked, `decided_by` approved) or rejected (refunded)."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "approved: released for payout"
+        REJECTED = "rejected", "rejected: refunded"
+
+    transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, related_name="review_decision")
+    screening_result = models.ForeignKey(ScreeningResult, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="decisions",
+                                         help_text="The latest result when it was decided (none for a hold older "
+                                                   "than the review queue).")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.TextField()
+    decided_at = models.DateTimeField(default=timezone.now, db_index=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by_username = models.CharField(max_length=150)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_by_username = models.CharField(max_length=150, blank=True)
+    approval = models.ForeignKey("staff.ApprovalRequest", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+
+    def __str__(self):
+        return f"{self.decision} transfer {self.transfer_id} by {self.decided_by_username}"
+
+
+class HeldTransfer(Transfer):
+    """The review queue in admin: held transfers (payments/admin_review.py)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "held transfer (review queue)"
+        verbose_name_plural = "review queue: held transfers"
 
 
 # Limits, KYC tiers and the travel rule (payments/services/limits.py, payments/services/travel_rule.py) ------------

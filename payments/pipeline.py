@@ -32,7 +32,7 @@ from payments.errors import (
 )
 from payments.models import CardDispute, JournalEntry, Transfer
 from payments.providers import stripe_rail
-from payments.services import fraud, ledger, limits, refunds
+from payments.services import fraud, ledger, limits, refunds, review
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
 from payments.services.transfers import transfer_funding_prepare
 
@@ -256,7 +256,8 @@ def funding_poll():
 def transfer_advance(*, transfer_id):
     """A funded transfer is screened; clear ones get their payout queued in the same transaction, unless their
     payout release time (payout delay for new senders and large amounts) is still ahead: then they stay `funded`
-    and the sweeper brings them back when it is due (transfers_due_for_advance)."""
+    and the sweeper brings them back when it is due (transfers_due_for_advance). Every run is recorded (a
+    ScreeningResult, trigger `inline`) in the transaction that applies its decision."""
     with transaction.atomic():
         transfer = _locked(transfer_id)
         if transfer.status != S.FUNDED:
@@ -272,10 +273,11 @@ def transfer_advance(*, transfer_id):
         elif outcome.decision == CLEAR:
             if transfer.release_after and transfer.release_after > timezone.now():
                 log.info("transfer_payout_delayed transfer_id=%s release_after=%s", transfer.id, transfer.release_after)
-                return transfer
-            _settle(transfer)
+            else:
+                _settle(transfer)
         else:
             raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
+        review.screening_result_record(transfer=transfer, outcome=outcome, trigger=review.INLINE)
     log.info("transfer_screened transfer_id=%s decision=%s", transfer.id, outcome.decision)
     return transfer
 
@@ -679,3 +681,52 @@ def refund_task(transfer_id):
              max_retries=20)
 def funding_refuse_task(transfer_id):
     transfer_funding_refuse(transfer_id=transfer_id)
+
+
+# Re-screening when a new list version loads ------------------------------------------------------------------------
+
+RESCREENED = (S.FUNDED, S.HELD)  # not yet settled; awaiting_funding ones are screened when funded anyway
+
+
+def transfer_rescreen(*, transfer_id, trigger):
+    """Screen one transfer again, under its row lock, and record the result. A funded transfer takes the new decision
+    as at funding, except that a clear one is left to its own advance step (re-screening never pays out): a hold moves
+    it to `held`, a reject to `rejected` and its refund is queued after commit. A held transfer only gets the new
+    result (it stays held: an officer decides, and a pending release request on the old evidence goes stale). Any
+    other status (it moved to settling meanwhile, or was cancelled) is skipped: returns None."""
+    with transaction.atomic():
+        transfer = Transfer.objects.select_for_update(of=("self",)).select_related("quote").filter(
+            pk=transfer_id).first()
+        if transfer is None or transfer.status not in RESCREENED:
+            return None
+        outcome = screening_check(transfer=transfer)
+        if outcome.decision not in (CLEAR, HOLD, REJECT):
+            raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
+        if transfer.status == S.FUNDED and outcome.decision == REJECT:
+            transfer.mark_rejected(outcome.reason)
+            transfer.save()
+            _after_commit(refund_task, transfer.id)
+        elif transfer.status == S.FUNDED and outcome.decision == HOLD:
+            transfer.mark_held(outcome.reason)
+            transfer.save()
+        result = review.screening_result_record(transfer=transfer, outcome=outcome, trigger=trigger)
+    log.info("transfer_rescreened transfer_id=%s trigger=%s decision=%s status=%s", transfer.id, trigger,
+             outcome.decision, transfer.status)
+    return result
+
+
+def transfers_rescreen(*, reason):
+    """Screen every transfer not yet settled (funded or held) again: a new list version (`reason` names it) loaded.
+    One transaction per transfer, each under its row lock, so the pipeline is never blocked for long; a transfer that
+    already has a result for this list version is not screened twice (a retried task resumes where it stopped).
+    Returns {status after: count} for the transfers screened."""
+    trigger = review.rescreen_trigger(reason)
+    ids = list(Transfer.objects.filter(status__in=RESCREENED).exclude(screening_results__trigger=trigger)
+               .order_by("created_at", "pk").values_list("pk", flat=True))
+    counts = {}
+    for transfer_id in ids:
+        result = transfer_rescreen(transfer_id=transfer_id, trigger=trigger)
+        key = result.status_after if result else "skipped"
+        counts[key] = counts.get(key, 0) + 1
+    log.info("transfers_rescreened trigger=%s candidates=%s counts=%s", trigger, len(ids), counts)
+    return counts

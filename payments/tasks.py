@@ -2,6 +2,7 @@
 that schedules them; importing it here registers them with the worker."""
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from payments import pipeline
 from payments.services import reconciliation
@@ -36,3 +37,14 @@ def reconcile_treasury():
 @shared_task
 def rates_refresh():
     rates_refresh_service()
+
+
+# Many transfers may wait: a longer limit than the steps', and past it the task goes again and resumes where it stopped
+# (a transfer already screened against this list version is not screened twice).
+@shared_task(name="payments.transfers_rescreen", soft_time_limit=1500, time_limit=1800,
+             autoretry_for=(SoftTimeLimitExceeded,), max_retries=10)
+def rescreen_task(reason):
+    """A new list version committed (`reason` names it, e.g. "ofac_sdn:42"): screen unsettled transfers again. The list
+    loader enqueues it on commit: `rescreen_task.delay(reason)`, or by name, `send_task("payments.transfers_rescreen",
+    args=[reason])`, where importing payments.tasks would make an import loop."""
+    pipeline.transfers_rescreen(reason=reason)

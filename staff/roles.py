@@ -10,10 +10,11 @@ ROLES = {
     # Reconciliation: resolving differences (with a reason) and typing in partners' statements.
     "operator": ("payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet", "onchain.resolve_alert",
                  "payments.resolve_reconciliation_item", "payments.add_partnerstatement"),
-    # Screening decisions: release (with a second officer) or reject held transfers.
+    # Screening decisions: release (with a second officer) or reject held transfers; screen a held one again.
     # KYC: record senders' documents and verify them (tiers), and set the tiers' limits.
-    "compliance officer": ("payments.release_transfer", "payments.reject_transfer", "payments.change_senderprofile",
-                           "payments.verify_sender_id", "payments.verify_sender_funds", "payments.change_limittier"),
+    "compliance officer": ("payments.release_transfer", "payments.reject_transfer", "payments.rescreen_transfer",
+                           "payments.change_senderprofile", "payments.verify_sender_id", "payments.verify_sender_funds",
+                           "payments.change_limittier"),
     # The float and the hot wallets: halts and resumes (a nonce halt with a second treasurer), nonces, wallet and
     # token settings, margins, fees and rates; partners' prefunded balances.
     "treasury": ("onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",

@@ -1,17 +1,22 @@
-"""Screening, thin for now: exact wallet matches against the denylist and sample sanctions list, and exact
-matches of names compared by their confusable skeletons (Unicode TR39, through ICU), so a Cyrillic letter that
-looks Latin, or an invisible character, does not slip a listed name through. A name whose letters come from
-more than one script is held for review. The compliance work replaces the exact match with fuzzy,
-cross-script matching and loads the real lists."""
+"""Screening of a funded transfer: the recipient wallet exactly against the denylist and the lists' addresses
+(reject), frozen identities (reject), then sender and recipient names fuzzily against every listed name and alias
+across Cyrillic and Latin (payments.sanctions.matching, docs/compliance.md "Matching"): a hit scoring at least
+SANCTIONS_HOLD_THRESHOLD holds the transfer for review with its hits; a name matching cannot read (empty, only
+punctuation, another script) holds too, never clears. A name whose letters come from more than one script is held
+for review. Names never reject on their own: a person decides."""
 
 import functools
 import json
-import unicodedata
+import re
 from dataclasses import dataclass
 
 import icu
 from django.conf import settings
+from django.utils.translation import gettext as _
 
+from payments.sanctions.lists import denied_address, lists_fingerprint
+from payments.sanctions.matching import ScreeningInputError
+from payments.sanctions.provider import current_index
 from payments.services.fraud import frozen_reason, identities_frozen, transfer_identities
 from payments.services.limits import limits_check
 
@@ -19,32 +24,48 @@ CLEAR, HOLD, REJECT = "clear", "hold", "reject"
 
 
 @dataclass(frozen=True)
+class ScreeningHit:
+    """One listed name a transfer's name matched, flat so it can be stored and shown side by side."""
+
+    role: str            # sender or recipient
+    screened_name: str   # the name as the transfer gave it
+    listed_name: str     # the listed name or alias that matched
+    primary_name: str    # the entry's main name (the same as listed_name unless that is an alias)
+    is_alias: bool
+    score: float
+    rule: str            # which variant classes explain it, e.g. "transliteration+reordered"
+    explanation: str
+    source: str
+    source_id: str
+    entry_id: int
+    version_id: int
+    kind: str = ""
+    birth_dates: tuple = ()
+    nationalities: tuple = ()
+
+    @classmethod
+    def of(cls, role, screened_name, hit):
+        listed = hit.listed
+        return cls(role=role, screened_name=screened_name, listed_name=listed.name, primary_name=listed.primary_name,
+                   is_alias=listed.is_alias, score=hit.score, rule=hit.rule, explanation=hit.explanation,
+                   source=listed.source, source_id=listed.source_id, entry_id=listed.entry_id,
+                   version_id=listed.version_id, kind=listed.kind, birth_dates=tuple(listed.birth_dates),
+                   nationalities=tuple(listed.nationalities))
+
+
+@dataclass(frozen=True)
 class Outcome:
     decision: str
     reason: str = ""
+    hits: tuple = ()  # ScreeningHits at or above the hold threshold, best first
 
 
 @functools.cache
 def _lists():
     with open(settings.SANCTIONS_SAMPLE_FILE, encoding="utf-8") as f:
         data = json.load(f)
-    names = frozenset(_normalise(n) for n in data.get("names", []))
     addresses = frozenset(a.lower() for a in data.get("addresses", [])) | frozenset(settings.WALLET_DENYLIST)
-    return names, addresses
-
-
-@functools.cache
-def _spoof_checker():
-    return icu.SpoofChecker()
-
-
-def _normalise(name):
-    """Case-folded, compatibility-normalised, invisible characters and spaces dropped, then the TR39 skeleton: two
-    names that look the same get the same key, whatever their code points (a zero-width space may stand in for a
-    space, so spacing does not count either)."""
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    visible = "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Cc", "Co", "Cs", "Cn"))
-    return "".join(_spoof_checker().getSkeleton(0, visible).split())
+    return addresses
 
 
 def name_scripts(name):
@@ -54,23 +75,87 @@ def name_scripts(name):
 
 
 def wallet_is_denied(address):
-    return address.lower() in _lists()[1]
+    """On the denylist (WALLET_DENYLIST: A7A5's contracts), a current sanctions list's digital-currency addresses, or
+    (until any list is loaded: development) the bundled sample's; exact, case-insensitive."""
+    if denied_address(address):
+        return True
+    return not lists_fingerprint() and address.lower() in _lists()
+
+
+def names_screen(*, names, birth_dates=None, nationalities=None):
+    """Screen (role, name) pairs against the current list version. Returns (hits at or above the hold threshold,
+    best first; the reason a name could not be screened, or "").
+    """
+    birth_dates, nationalities = birth_dates or {}, nationalities or {}
+    index = current_index()
+    threshold = settings.SANCTIONS_HOLD_THRESHOLD
+    hits, problems = [], []
+    for role, name in names:
+        try:
+            found = index.search(name, birth_date=birth_dates.get(role), nationality=nationalities.get(role), limit=5)
+        except ScreeningInputError as exc:
+            problems.append(f"{role} name cannot be screened: {exc}")
+            continue
+        hits.extend(ScreeningHit.of(role, name, hit) for hit in found if hit.score >= threshold)
+    hits.sort(key=lambda h: -h.score)
+    return tuple(hits), "; ".join(problems)
 
 
 def screening_check(*, transfer):
     # --- limits and KYC tiers (payments/services/limits.py): a tier hold, returned only if nothing below decides ---
     tier = limits_check(transfer=transfer)
     # --- end of limits and KYC tiers ---
-    names, _ = _lists()
     if wallet_is_denied(transfer.recipient_wallet):
         return Outcome(REJECT, "recipient wallet is on a denylist")
     frozen = identities_frozen(transfer_identities(transfer))  # a dispute or fraud warning froze sender, card or wallet
     if frozen:
         return Outcome(REJECT, frozen_reason(frozen))
-    for role, name in (("sender", transfer.sender_name), ("recipient", transfer.recipient_name)):
-        if _normalise(name) in names:
-            return Outcome(HOLD, f"{role} name matches a sanctions list entry")
+    hits, problem = names_screen(names=(("sender", transfer.sender_name), ("recipient", transfer.recipient_name)))
+    if hits:
+        best = hits[0]
+        roles = " and ".join(dict.fromkeys(h.role for h in hits))
+        return Outcome(HOLD, f"{roles} name matches a sanctions list entry (best: “{best.listed_name}”, "
+                             f"score {best.score:.2f}, {best.rule})", hits)
+    if problem:
+        return Outcome(HOLD, problem)
     for role, name in (("sender", transfer.sender_name), ("recipient", transfer.recipient_name)):
         if len(name_scripts(name)) > 1:
             return Outcome(HOLD, f"{role} name mixes scripts ({', '.join(sorted(name_scripts(name)))})")
-    return tier  # limits and KYC tiers: CLEAR, or HOLD saying what the sender must provide
+    return Outcome(tier.decision, tier.reason)  # limits and KYC tiers: CLEAR, or HOLD saying what is needed
+
+
+_ADDRESS_FORMS = (re.compile(r"0x[0-9a-fA-F]{40}"), re.compile(r"T[1-9A-HJ-NP-Za-km-z]{33}"))
+
+
+def _hit_dict(hit):
+    listed = hit.listed
+    return {"listed_name": listed.name, "primary_name": listed.primary_name, "alias": listed.is_alias,
+            "score": hit.score, "rule": hit.rule, "source": listed.source, "source_id": listed.source_id,
+            "explanation": hit.explanation}
+
+
+def screening_lookup(*, name=None, birth_date=None, nationality=None, address=None, limit=10):
+    """What screening says about a name (and optionally an address) typed by a person: the command and the admin
+    form. {"name", "decision": clear|hold|reject, "score": best score or None, "hits": [...]} (plus "address" when
+    one is given). Hits below the hold threshold are listed too (down to matching.MIN_SCORE) so a near miss shows;
+    only the threshold decides. Raises ScreeningInputError for a name, date, country or address it cannot check.
+    """
+    result = {}
+    decision = CLEAR
+    if address is not None:
+        address = address.strip()
+        if not any(form.fullmatch(address) for form in _ADDRESS_FORMS):
+            raise ScreeningInputError(_("“%(address)s” is not a wallet address (0x and 40 hex digits, or a Tron "
+                                        "address).") % {"address": address}, field="address")
+        result["address"] = address
+        if wallet_is_denied(address):
+            decision = REJECT
+    if name is not None:
+        hits = current_index().search(name, birth_date=birth_date, nationality=nationality, limit=limit)
+        result = {"name": name, **result}
+        result["score"] = hits[0].score if hits else None
+        result["hits"] = [_hit_dict(h) for h in hits]
+        if decision == CLEAR and hits and hits[0].score >= settings.SANCTIONS_HOLD_THRESHOLD:
+            decision = HOLD
+    ordered = {"name": result.pop("name")} if "name" in result else {}
+    return {**ordered, "decision": decision, **result}

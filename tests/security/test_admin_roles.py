@@ -24,6 +24,7 @@ from tests.security.factories import (
 pytestmark = pytest.mark.django_db
 
 TRANSFERS, WALLETS, ALERTS = "/admin/payments/transfer/", "/admin/onchain/hotwallet/", "/admin/onchain/operatoralert/"
+QUEUE = "/admin/payments/heldtransfer/"  # the review queue: held transfers
 
 
 def _reloaded(obj):
@@ -37,6 +38,13 @@ ACTIONS = {
                 lambda t: _pending_requests(t) == 1 and _reloaded(t).status == Transfer.Status.HELD),
     "reject": (TRANSFERS, lambda chain: held_transfer(), "payments.reject_transfer", {"compliance officer"},
                lambda t: _reloaded(t).status == Transfer.Status.REJECTED),
+    # the review queue's approve and reject are the same guarded release and reject
+    "review_approve": (QUEUE, lambda chain: held_transfer(), "payments.release_transfer", {"compliance officer"},
+                       lambda t: _pending_requests(t) == 1 and _reloaded(t).status == Transfer.Status.HELD),
+    "review_reject": (QUEUE, lambda chain: held_transfer(), "payments.reject_transfer", {"compliance officer"},
+                      lambda t: _reloaded(t).status == Transfer.Status.REJECTED),
+    "review_rescreen": (QUEUE, lambda chain: held_transfer(), "payments.rescreen_transfer", {"compliance officer"},
+                        lambda t: _screened_manually(t)),
     "refund": (TRANSFERS, lambda chain: failed_settlement(), "payments.refund_transfer", {"operator"},
                lambda t: _reloaded(t).status == Transfer.Status.REFUNDED),
     "cancel": (TRANSFERS, lambda chain: held_transfer(), "payments.cancel_transfer", {"operator"},
@@ -51,12 +59,19 @@ ACTIONS = {
                 lambda a: _reloaded(a).resolved_at is not None),
 }
 WHO = [*ROLES, "view-only staff"]
+FOUR_EYES = ("release", "review_approve")  # a sanctions hold's release: the first person only requests
 
 
 def _pending_requests(obj):
     from staff.models import ApprovalRequest
 
     return ApprovalRequest.objects.filter(target_id=str(obj.pk), status="pending").count()
+
+
+def _screened_manually(transfer):
+    from payments.models import ScreeningResult
+
+    return ScreeningResult.objects.filter(transfer_id=transfer.pk, trigger="manual").exists()
 
 
 def _audited(obj, action):
@@ -87,7 +102,7 @@ def test_each_action_runs_only_for_the_roles_that_hold_its_permission(client, ch
 
         entry = AuditEntry.objects.get(target_id=str(target.pk), action=permission)
         assert (entry.actor, entry.reason, entry.outcome) == (user, f"{who} checked the case",
-                                                               "requested" if action == "release" else "done")
+                                                               "done" if action not in FOUR_EYES else "requested")
         assert entry.at is not None and entry.target_repr
     else:
         assert response.status_code == 403
@@ -103,12 +118,24 @@ def test_actions_a_user_may_not_run_are_not_offered(client, chain, who):
     held_transfer(), open_alert(chain["wallet"])  # admin shows the menu only above a non-empty list
     staff_login(client, _user(who))
     offered = set()
-    for changelist in (TRANSFERS, WALLETS, ALERTS):
+    for changelist in (TRANSFERS, QUEUE, WALLETS, ALERTS):
         page = client.get(changelist)
         assert page.status_code == 200
         offered |= {name for name in ACTIONS if f'value="{name}"' in page.content.decode()}
     expected = {name for name, spec in ACTIONS.items() if who in spec[3]}
     assert offered == expected
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_everyone_on_staff_reads_the_review_queue_and_its_trail(client, who):
+    """The review queue, the screening results and the review decisions are readable by every role (view
+    permissions), and only the compliance officer is offered the queue's decisions."""
+    held_transfer()
+    staff_login(client, _user(who))
+    for page in (QUEUE, "/admin/payments/screeningresult/", "/admin/payments/reviewdecision/"):
+        assert client.get(page).status_code == 200, page
+    offered = client.get(QUEUE).content.decode()
+    assert ('value="review_reject"' in offered) == (who == "compliance officer")
 
 
 def test_the_service_refuses_a_user_without_the_permission_whatever_the_admin_does(chain):
@@ -126,8 +153,9 @@ ROLE_PERMISSIONS = {
     "operator": {"payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet",
                  "onchain.resolve_alert", "payments.resolve_reconciliation_item", "payments.add_partnerstatement"},
     # KYC (docs/compliance.md): senders' documents recorded and verified, the tiers' limits set.
-    "compliance officer": {"payments.release_transfer", "payments.reject_transfer", "payments.change_senderprofile",
-                           "payments.verify_sender_id", "payments.verify_sender_funds", "payments.change_limittier"},
+    "compliance officer": {"payments.release_transfer", "payments.reject_transfer", "payments.rescreen_transfer",
+                           "payments.change_senderprofile", "payments.verify_sender_id", "payments.verify_sender_funds",
+                           "payments.change_limittier"},
     "treasury": {"onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
                  "payments.change_corridor", "payments.add_rate", "payments.change_rate",

@@ -1,5 +1,5 @@
-"""Local set-up for `make run`: token on anvil, funded hot wallet, rates, admin (with its TOTP device), demo partner,
-Stripe webhook."""
+"""Local set-up for `make run`: token on anvil, funded hot wallet, rates, the sample sanctions list, admin (with its
+TOTP device), demo partner, Stripe webhook."""
 
 import os
 from pathlib import Path
@@ -12,6 +12,7 @@ from eth_account import Account
 
 from onchain.api import devchain_bootstrap, wallet_balances
 from payments.models import Partner, Rate
+from payments.sanctions.load import sanctions_sample_load
 from payments.services.rates import rates_refresh
 from payments.services.reconciliation import treasury_dev_book_opening
 from payments.services.setup import SEED_RATES, corridors_seed, partner_create, rates_seed
@@ -48,6 +49,11 @@ class Command(BaseCommand):
         missing = {c: v for c, v in SEED_RATES.items() if not Rate.objects.filter(source_currency=c).exists()}
         if missing:  # the source gave nothing for these (RATES_SOURCE=manual, or the live feed failed)
             rates_seed(rates=missing)
+
+        # A sample sanctions list, so screening works out of the box; loaded again only when the file changed.
+        version, created = sanctions_sample_load()
+        self.stdout.write(f"sanctions sample list #{version.pk}: {version.name_count} names, "
+                          f"{version.address_count} addresses{'' if created else ' (unchanged)'}")
 
         user_model = get_user_model()
         admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0010_ledger_triggers'),
+        ('payments', '0012_screening_review'),
     ]
 
     operations = [
