@@ -4,7 +4,7 @@ balance funding, screening, settlement, refunds, cancellations, expiry and crash
 account that must not go negative does, and that each transfer's journal matches its state.
 
 Examples: LEDGER_MACHINE_EXAMPLES (default 5000, fixed seed: `derandomize`) of up to LEDGER_MACHINE_STEPS steps
-(default 12); `make test-money-deep` runs 50,000 of up to 30.
+(default 10); `make test-money-deep` runs 50,000 of up to 30.
 Each example runs in its own savepoint, rolled back at its end, so every example starts from the same books."""
 
 import os
@@ -250,7 +250,7 @@ class MoneyMachine(RuleBasedStateMachine):
             assert owed[currency] == self.topped_up[currency] - spent[currency], currency
 
 
-STEPS = int(os.environ.get("LEDGER_MACHINE_STEPS", "12"))
+STEPS = int(os.environ.get("LEDGER_MACHINE_STEPS", "10"))
 MoneyMachine.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, derandomize=True,
                                           deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
