@@ -345,6 +345,7 @@ def _status_page(request, transfer, *, audience):
 @referrer_policy("same-origin")  # a page with a form: under no-referrer the POST's Origin is null and CSRF refuses it
 @never_cache
 @require_http_methods(["GET", "POST"])
+@rate_limited("web-transfer")  # each POST asks Stripe (PaymentIntent read and cancel): counted like a new transfer
 def cancel(request, token):
     """The sender cancels before settlement: a confirmation page (GET) and the cancel itself (POST, CSRF-checked).
     The sender's status link is the key, as for the status page. Unpaid: nothing is charged; paid: refunded in full."""

@@ -82,6 +82,21 @@ def test_anonymous_transfers_and_payment_intents_are_limited_per_address(client,
     assert Transfer.objects.count() == 2
 
 
+def test_sender_cancels_are_limited_per_address_like_transfers(client, pricing, settings, stripe_server):
+    """Each cancel POST asks Stripe about the PaymentIntent: past the sender-form limit a 429, and the view (and
+    Stripe) is not reached; the transfer is untouched by the refused request."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "web-transfer": (1, 3600)}
+    quote = quote_create(source_currency="RUB", source_amount=Decimal("10000.00"), partner=None)
+    client.post(f"/send/{quote.id}/details", {
+        "sender_name": "Aibek Usenov", "sender_phone": "+7 916 123-45-67", "sender_email": "a@example.com",
+        "recipient_name": "Gulnara Usenova", "recipient_phone": "+996 555 123 456",
+        "recipient_wallet": new_recipient(), "idempotency_key": str(uuid.uuid4())})
+    transfer = Transfer.objects.get()
+    response = client.post(f"/t/{transfer.sender_token}/cancel")
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert Transfer.objects.get().status == Transfer.Status.AWAITING_FUNDING
+
+
 def test_fifty_concurrent_hits_never_overrun_a_limit(settings):
     """50 threads hit a limit of 20 at once (each its own Redis connection): exactly 20 are let through."""
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "web-quote": (20, 3600)}
