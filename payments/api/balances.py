@@ -4,10 +4,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.pagination import SafeCursorPagination
 from payments.models import SOURCE_CURRENCIES
 from payments.services.balances import balance_movements, balance_statement, balances_list
 
@@ -41,7 +41,7 @@ class BalancesApi(APIView):
         return Response(BalancesOutputSerializer({"balances": balances_list(partner=request.user)}).data)
 
 
-class StatementCursorPagination(CursorPagination):
+class StatementCursorPagination(SafeCursorPagination):
     # Postings on one balance get their ids in commit order (services/balances.py takes the account's lock).
     ordering = ("-id",)
 

@@ -5,10 +5,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.pagination import SafeCursorPagination
 from payments import pipeline
 from payments.api.serializers import (
     QuoteInputSerializer,
@@ -35,7 +35,7 @@ class QuoteCreateApi(APIView):
         return Response(QuoteOutputSerializer(quote).data, status=status.HTTP_201_CREATED)
 
 
-class TransferCursorPagination(CursorPagination):
+class TransferCursorPagination(SafeCursorPagination):
     # CursorPagination orders by its own `ordering` (DRF's default "-created" is not a Transfer field);
     # the id makes the order total for transfers created in the same microsecond.
     ordering = ("-created_at", "-id")

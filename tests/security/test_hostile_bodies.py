@@ -187,3 +187,16 @@ def test_web_forms_answer_odd_bodies_without_a_server_error(gunicorn, csrf, path
         text = DEEP_ARRAY if shape == "deep-json" else HUGE_ARRAY
         response, _ = send(gunicorn, "POST", path, **_form(csrf, text.encode(), "application/json"))
         assert response.status_code < 500
+
+
+@pytest.mark.parametrize("path", ["/api/v1/transfers", "/api/v1/balances/RUB/statement"])
+@pytest.mark.parametrize("position", ["abc", "2026-13-45", "1e999"])
+def test_a_tampered_cursor_is_a_404_problem_not_a_500(api, path, position):
+    """A cursor is base64 of `p=<position>`; DRF does not check the position's type, so one that does not fit the
+    ordering column (an id, a timestamp) failed inside the query. Every cursor-paginated list answers it 404."""
+    import base64
+
+    cursor = base64.b64encode(f"p={position}".encode()).decode()
+    response = api.get(path, {"cursor": cursor})
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/problem+json")
