@@ -87,7 +87,7 @@ class PartnerBalanceAdmin(_PartnerAdmin):
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "balance_tools": tools})
 
     def get_urls(self):
-        own = [path(f"<path:object_id>/balance/{name}/", self.admin_site.admin_view(self._movement_view(name)),
+        own = [path(f"<int:object_id>/balance/{name}/", self.admin_site.admin_view(self._movement_view(name)),
                     name=f"payments_partner_{name}") for name in MOVEMENTS]
         return own + super().get_urls()
 

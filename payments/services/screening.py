@@ -151,10 +151,11 @@ def screening_lookup(*, name=None, birth_date=None, nationality=None, address=No
         if wallet_is_denied(address):
             decision = REJECT
     if name is not None:
-        hits = current_index().search(name, birth_date=birth_date, nationality=nationality, limit=limit)
+        # The decision comes from the best hit whatever `limit` says: it only trims what is listed.
+        hits = current_index().search(name, birth_date=birth_date, nationality=nationality, limit=max(limit, 1))
         result = {"name": name, **result}
         result["score"] = hits[0].score if hits else None
-        result["hits"] = [_hit_dict(h) for h in hits]
+        result["hits"] = [_hit_dict(h) for h in hits[:max(limit, 0)]]
         if decision == CLEAR and hits and hits[0].score >= settings.SANCTIONS_HOLD_THRESHOLD:
             decision = HOLD
     ordered = {"name": result.pop("name")} if "name" in result else {}

@@ -189,7 +189,9 @@ def test_sanctions_check_names_file(tmp_path):
 @pytest.mark.django_db  # the lists in force are read from the list store
 @pytest.mark.parametrize("args", [[], ["--name", "..."], ["--name", "Ivan", "--dob", "yesterday"],
                                   ["--address", "0x123"], ["--names-file", "/nonexistent/names.txt"],
-                                  ["--name", "Ivan Ivanov", "--names-file", "x"]])
+                                  ["--name", "Ivan Ivanov", "--names-file", "x"],
+                                  ["--name", "Ivan Sanctionov", "--limit", "0"],
+                                  ["--name", "Ivan Sanctionov", "--limit", "-1"]])
 def test_sanctions_check_bad_input_is_a_command_error(args):
     with pytest.raises(CommandError):
         run(*args)
@@ -232,3 +234,12 @@ def test_a_name_screening_cannot_read_holds_never_clears(pricing, name):
     assert outcome.decision == HOLD
     assert outcome.reason.startswith("sender name cannot be screened")
     assert outcome.hits == ()
+
+
+@pytest.mark.django_db
+def test_a_short_hit_list_never_turns_a_listed_name_clear():
+    """`limit` trims the hits shown, not the decision: a listed name asked with no hits to list still holds."""
+    from payments.services.screening import screening_lookup
+
+    assert screening_lookup(name="Ivan Sanctionov", limit=0)["decision"] == "hold"
+    assert screening_lookup(name="Ivan Sanctionov", limit=0)["hits"] == []

@@ -27,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=10, help="hits per name (10)")
 
     def handle(self, *args, name, names_file, dob, nationality, address, limit, **options):
+        if limit < 1:
+            raise CommandError("--limit is the number of hits to print per name: 1 or more.")
         if name is not None and names_file is not None:
             raise CommandError("Give --name or --names-file, not both.")
         if name is None and names_file is None and address is None:
