@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from payments.models import ReviewDecision, ScreeningResult, Transfer
+from payments.sanctions.lists import current_versions
 from staff.models import ApprovalRequest
 
 INLINE, MANUAL, RESCREEN = "inline", "manual", "rescreen"
@@ -45,9 +46,10 @@ def _file_digest(path, mtime_ns, size):
 
 def lists_in_force(outcome=None):
     """(fingerprint, versions) of the lists a screening used. An outcome that names its lists (`list_versions`, a
-    mapping of source to version, set by the list store) is taken at its word; otherwise the sample list file's
-    sha256 stands for them."""
-    versions = dict(getattr(outcome, "list_versions", None) or {})
+    mapping of source to version) is taken at its word; otherwise the list store's current versions (what screening's
+    index is built from); with none loaded, the sample list file's sha256 stands for them."""
+    versions = dict(getattr(outcome, "list_versions", None) or {}) or {
+        version.source: version.pk for version in current_versions()}
     if versions:
         canonical = json.dumps(versions, sort_keys=True, default=str).encode()
         return hashlib.sha256(canonical).hexdigest(), versions

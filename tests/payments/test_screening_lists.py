@@ -54,3 +54,17 @@ def test_a_wallet_listed_in_a_loaded_version_is_refused_at_creation_and_rejected
     with pytest.raises(WalletRefused):
         transfer_to(recipient_name="Gulnara Usenova", wallet="0x" + LISTED_WALLET[2:].upper())
     assert screening_check(transfer=transfer_to(recipient_name="Gulnara Usenova")).decision == CLEAR
+
+
+def test_a_screening_record_names_the_list_versions_it_was_screened_against(pricing):
+    """Once a list version is loaded, the recorded screening names that version (not the sample file's hash), so a
+    reviewer can tell which lists a decision was made against."""
+    from payments.models import SanctionsListVersion
+    from payments.services import review
+
+    load_opensanctions()
+    version = SanctionsListVersion.objects.get(is_current=True)
+    transfer = transfer_to(recipient_name="Айгүл Токтогулова")
+    result = review.screening_result_record(transfer=transfer, outcome=screening_check(transfer=transfer),
+                                            trigger=review.MANUAL)
+    assert result.list_versions == {"opensanctions": version.pk}
