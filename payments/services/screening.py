@@ -14,6 +14,7 @@ import icu
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from payments.models import TravelRuleRecord
 from payments.sanctions.lists import denied_address, lists_fingerprint
 from payments.sanctions.matching import ScreeningInputError
 from payments.sanctions.provider import current_index
@@ -101,6 +102,17 @@ def names_screen(*, names, birth_dates=None, nationalities=None):
     return tuple(hits), "; ".join(problems)
 
 
+def _screened_names(transfer):
+    """(role, name) of every person the transfer names: sender and recipient, and the travel rule's originator and
+    beneficiary where they are written differently (a partner may send them apart from the parties' names)."""
+    names = [("sender", transfer.sender_name), ("recipient", transfer.recipient_name)]
+    record = TravelRuleRecord.objects.filter(transfer=transfer).values_list("originator_name", "beneficiary_name").first()
+    if record:
+        names += [(role, name) for role, name in zip(("originator", "beneficiary"), record, strict=True)
+                  if name and name not in dict(names).values()]
+    return tuple(names)
+
+
 def screening_check(*, transfer):
     # --- limits and KYC tiers (payments/services/limits.py): a tier hold, returned only if nothing below decides ---
     tier = limits_check(transfer=transfer)
@@ -110,7 +122,7 @@ def screening_check(*, transfer):
     frozen = identities_frozen(transfer_identities(transfer))  # a dispute or fraud warning froze sender, card or wallet
     if frozen:
         return Outcome(REJECT, frozen_reason(frozen))
-    hits, problem = names_screen(names=(("sender", transfer.sender_name), ("recipient", transfer.recipient_name)))
+    hits, problem = names_screen(names=_screened_names(transfer))
     if hits:
         best = hits[0]
         roles = " and ".join(dict.fromkeys(h.role for h in hits))

@@ -174,3 +174,17 @@ def test_operators_see_the_data_on_the_transfer_page(client, api, partner, prici
     page = operator.get(f"/admin/payments/transfer/{transfer_id}/change/").content.decode()
     assert "travel rule data" in page.lower()
     assert "Moscow, Tverskaya 1, RU" in page and "1990" in page and "KG" in page
+
+
+def test_a_listed_originator_behind_a_clean_sender_name_is_held(api, partner, pricing, stripe_server):
+    """The travel-rule names may be written apart from the parties' names: screening checks them too, so a listed
+    person given as originator behind a clean sender name holds the transfer, with the originator's hit shown."""
+    from payments.services.screening import HOLD, screening_check
+
+    quote = quote_create(partner=partner, source_currency="USD", source_amount=Decimal("1000.00"))
+    travel = {**TRAVEL, "originator": {**TRAVEL["originator"], "name": "Ivan Sanctionov"}}
+    response = post(api, api_body(quote, travel))
+    assert response.status_code == 201, response.content
+    outcome = screening_check(transfer=Transfer.objects.get(pk=response.json()["id"]))
+    assert outcome.decision == HOLD
+    assert {hit.role for hit in outcome.hits} == {"originator"}
