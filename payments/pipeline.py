@@ -352,9 +352,10 @@ def transfer_refund(*, transfer_id):
     try:
         refund = rail.retrieve(transfer.refund_id) if transfer.refund_id else rail.create(transfer)
     except ProcessorRequestRefused as exc:
-        if _charge_disputed(transfer):
-            # Stripe refuses refunds of a disputed charge: the dispute's webhook charges the transfer back (the sweeper
-            # asks again meanwhile). Not a failed refund: the bank is returning the money.
+        if _charge_disputed(transfer) and not CardDispute.objects.filter(
+                kind=CardDispute.Kind.DISPUTE, payment_intent_id=transfer.payment_intent_id).exists():
+            # Stripe refuses refunds of a disputed charge: the bank is returning the money, not a failed refund. Until
+            # the dispute's event is here the sweeper asks again; once it is, _refund_refused charges the transfer back.
             log.warning("transfer_refund_charge_disputed transfer_id=%s", transfer.id)
             return transfer
         return _refund_refused(transfer_id, exc.detail)

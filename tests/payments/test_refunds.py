@@ -316,3 +316,27 @@ def test_a_refund_refused_because_the_charge_was_disputed_waits_for_the_dispute(
     assert account_balance("card_clearing", "USD") == 0 and account_balance("recipient_payable", "KGS") == 0
     assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
     assert not stripe_get("/v1/refunds")["data"]
+
+
+def test_a_refused_capture_disputed_before_its_refund_ends_charged_back_once_the_dispute_is_known(
+        client, pricing, stripe_server):
+    """A payment refused at funding (its sender was frozen after the transfer was made) whose charge the bank
+    disputes before our refund: Stripe refuses the refund; once the dispute's event is here, the next refund pass
+    ends the transfer `charged_back` (its capture returned through the chargeback) instead of asking Stripe again on
+    every sweep, and no refund exists."""
+    from payments.models import Freeze
+
+    transfer = make_transfer(email="frozen@example.com")
+    Freeze.objects.create(kind=Freeze.Kind.EMAIL, value="frozen@example.com",
+                          reason="another card's dispute")
+    assert pay_on_stripe(transfer.payment_intent_id, card="4000000000000259")["status"] == "succeeded"
+    dispute = wait_for(lambda: (stripe_get("/v1/disputes")["data"] or [None])[0], timeout=15, what="the dispute")
+    pipeline.transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
+    pipeline.transfer_funding_refuse(transfer_id=transfer.pk)
+    assert fresh(transfer).status == S.REFUNDING  # refused by Stripe, the dispute's event not here yet: it waits
+    payload = event_json(dispute, type_="charge.dispute.created")
+    assert deliver(client, payload, sign(payload)).status_code == 200
+    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
+    assert kinds(transfer) == ["refused_capture", "refused_chargeback"]
+    assert account_balance("card_clearing", "USD") == 0 and account_balance("refused_funds", "USD") == 0
+    assert not stripe_get("/v1/refunds")["data"]
