@@ -297,10 +297,11 @@ class Transfer(StatusModel):
         self.failure_reason = reason[:300]
 
     @transition(field=status, source=[Status.AWAITING_FUNDING, Status.FUNDED, Status.HELD, Status.REJECTED,
-                                      Status.REFUNDING], target=Status.CHARGED_BACK)
+                                      Status.REFUNDING, Status.REFUND_FAILED], target=Status.CHARGED_BACK)
     def mark_charged_back(self, reason):
         """The cardholder's bank took the payment back (a dispute) before any payout: nothing will be paid, and
-        nothing can be refunded (Stripe refuses refunds on a disputed charge)."""
+        nothing can be refunded (Stripe refuses refunds on a disputed charge). From `refund_failed`: the chargeback
+        returned what the failed refund left owed to the sender."""
         self.failure_reason = reason[:300]
 
 

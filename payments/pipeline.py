@@ -374,7 +374,11 @@ def refund_apply(*, refund, transfer_id=None):
     step, the webhook or the sweeper. Under the row lock: the refund id is recorded; `succeeded` → `refunded` and the
     refund entry; `failed`/`canceled` → `refund_failed`, the `refund_failed` entry and an operator alert (from
     `refunding`, or from `refunded` when a refund that had succeeded fails later); pending changes nothing. Applying
-    the same state again changes nothing."""
+    the same state again changes nothing.
+    Stripe fails a refund of a charge the card's bank disputed: then the charge's disputes are read from Stripe and
+    recorded (card_dispute_record), so the chargeback is booked in place of a failed refund owed to the sender
+    (booking the refund as owed would have an operator pay the sender a second time)."""
+    disputed = _disputes_behind(refund)
     with transaction.atomic():
         candidates = Transfer.objects.select_for_update(of=("self",)).select_related("quote")
         if transfer_id:
@@ -382,9 +386,14 @@ def refund_apply(*, refund, transfer_id=None):
         else:
             # Ours by its id; or a refunding transfer whose refund our own commit has not recorded yet (the webhook can
             # arrive before the refund step commits).
-            transfer = candidates.filter(refund_id=refund.id).first() or (
-                candidates.filter(payment_intent_id=refund.payment_intent, status=S.REFUNDING, refund_id="").first()
-                if refund.payment_intent else None)
+            transfer = candidates.filter(refund_id=refund.id).first()
+            if transfer is None and refund.payment_intent:
+                transfer = candidates.filter(payment_intent_id=refund.payment_intent, status=S.REFUNDING,
+                                             refund_id="").first()
+                if transfer is not None and not refunds.refund_is_ours_in_full(transfer, refund):
+                    log.warning("refund_not_ours transfer_id=%s refund=%s amount=%s %s", transfer.id, refund.id,
+                                refund.amount, refund.currency)
+                    return transfer
         if transfer is None:
             log.warning("refund_unknown refund=%s payment_intent=%s", refund.id, refund.payment_intent)
             return None
@@ -398,23 +407,56 @@ def refund_apply(*, refund, transfer_id=None):
                 transfer.save()
                 refunds.refund_rail(transfer).book_succeeded(transfer=transfer, refund=refund)
                 log.info("transfer_refunded transfer_id=%s refund=%s", transfer.id, refund.id)
+            elif refund.failed and disputed:
+                # Nothing is owed: the dispute (recorded below, in this transaction) charges the transfer back.
+                transfer.save(update_fields=["refund_id", "updated_at"])
+                log.warning("transfer_refund_failed_disputed transfer_id=%s refund=%s", transfer.id, refund.id)
             elif refund.failed:
                 _refund_failed(transfer, refund.id, f"refund {refund.id} {refund.status} "
                                                     f"({refund.failure_reason or 'no reason given'})")
             else:
                 transfer.save(update_fields=["refund_id", "updated_at"])  # still pending: looked at now
         elif transfer.status == S.REFUNDED and refund.failed:
+            # Disputed: owed for a moment only, the dispute below takes it off refunds_payable (no alert to pay it).
             _refund_failed(transfer, refund.id, f"refund {refund.id} {refund.status} after it had succeeded "
-                                                f"({refund.failure_reason or 'no reason given'})")
+                                                f"({refund.failure_reason or 'no reason given'})", alert=not disputed)
+        else:
+            return transfer
+        if disputed:
+            charge, disputes = disputed
+            for dispute in disputes:
+                card_dispute_record(kind=CardDispute.Kind.DISPUTE, dispute=dispute, charge=charge)
+            transfer = Transfer.objects.select_related("quote").get(pk=transfer.pk)
+            if transfer.status == S.REFUND_FAILED and disputes:
+                # Its dispute was recorded while the refund still stood (booked then as a refunded transfer's).
+                first = disputes[0]
+                action = _refund_owed_charged_back(
+                    transfer, dispute_id=first.id, currency=first.currency or transfer.quote.source_currency,
+                    amount=first.amount if first.amount is not None else transfer.source_minor)
+                operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: refund {refund.id} failed after "
+                                                             f"dispute {first.id}: {action}"[:500])
+                transfer = Transfer.objects.select_related("quote").get(pk=transfer.pk)
     return transfer
 
 
-def _refund_failed(transfer, refund_id, why):
+def _disputes_behind(refund):
+    """(charge, its disputes) read from Stripe when a failed refund's charge is disputed; None otherwise. A disputed
+    charge whose dispute is not listed yet leaves the transfer `refunding`, asked again by the sweeper."""
+    if not refund.failed or not refund.charge:
+        return None
+    charge = stripe_rail.charge_retrieve(refund.charge)
+    if not charge.disputed:
+        return None
+    return charge, stripe_rail.disputes_of_charge(refund.charge)
+
+
+def _refund_failed(transfer, refund_id, why, *, alert=True):
     transfer.mark_refund_failed(f"{why}: the money is back with us, owed to the sender")
     transfer.save()
     refunds.refund_rail(transfer).book_failed(transfer=transfer, refund_id=refund_id, note=why)
-    operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: refund failed: {why}; the money is owed "
-                                                 "to the sender (docs/runbook.md, refund failed)"[:500])
+    if alert:
+        operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: refund failed: {why}; the money is "
+                                                     "owed to the sender (docs/runbook.md, refund failed)"[:500])
     log.error("transfer_refund_failed transfer_id=%s refund=%s %s", transfer.id, refund_id, why)
 
 
@@ -427,21 +469,24 @@ def _refund_refused(transfer_id, detail):
             return transfer
         disputed = CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE,
                                               payment_intent_id=transfer.payment_intent_id).first()
-        prefix = refunds.returned_capture(transfer)
-        if disputed and prefix:
-            # A capture refused at funding, then disputed: the bank's chargeback returns it instead of our refund.
-            transfer.mark_charged_back(f"{transfer.failure_reason}; charged back by the card's bank "
-                                       f"({disputed.stripe_id})")
-            transfer.save()
-            ledger.ledger_post_returned_capture(
-                transfer=transfer, amount_minor=disputed.amount_minor or transfer.source_minor,
-                currency=disputed.currency or transfer.quote.source_currency, refused=prefix == "refused",
-                chargeback=disputed.stripe_id)
+        if disputed and refunds.returned_capture(transfer):
+            _returned_capture_charged_back(transfer, stripe_id=disputed.stripe_id, amount=disputed.amount_minor,
+                                           currency=disputed.currency)
             return transfer
         if disputed:
             return transfer  # the dispute itself charges a funded transfer back (card_dispute_record)
         _refund_failed(transfer, "", f"the refund was refused: {detail}")
     return transfer
+
+
+def _returned_capture_charged_back(transfer, *, stripe_id, amount, currency):
+    """A capture refused at funding, then disputed: the bank's chargeback returns it instead of our refund."""
+    prefix = refunds.returned_capture(transfer)
+    transfer.mark_charged_back(f"{transfer.failure_reason}; charged back by the card's bank ({stripe_id})")
+    transfer.save()
+    ledger.ledger_post_returned_capture(
+        transfer=transfer, amount_minor=amount or transfer.source_minor,
+        currency=currency or transfer.quote.source_currency, refused=prefix == "refused", chargeback=stripe_id)
 
 
 def refunds_due(*, now):
@@ -637,6 +682,15 @@ def _dispute_apply(transfer, dispute):
                                    "nothing paid out")
         transfer.save()
         return "not paid out: charged back, nothing will be paid, its funding unwound"
+    if transfer.status == S.REFUNDING and refunds.returned_capture(transfer) and not _returned(transfer):
+        _returned_capture_charged_back(transfer, stripe_id=dispute.id, amount=dispute.amount, currency=currency)
+        return "a refused capture not refunded yet: charged back, its capture returned through the chargeback"
+    if transfer.status == S.REFUND_FAILED:
+        return _refund_owed_charged_back(transfer, dispute_id=dispute.id, amount=amount, currency=currency)
+    if transfer.status == S.REFUNDED:
+        ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
+        return ("already refunded: the disputed amount is booked to disputes_receivable; answer the dispute in Stripe "
+                "with the refund as evidence")
     if transfer.status in PAID_OUT:
         ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
         return "already paid out: the disputed amount is booked to disputes_receivable; answer the dispute in Stripe"
@@ -650,6 +704,31 @@ def _refund_not_booked(transfer):
     pending refund of a disputed charge), so it is charged back like a transfer not paid out."""
     return (transfer.status == S.REFUNDING and JournalEntry.objects.filter(transfer=transfer, kind="funding").exists()
             and not JournalEntry.objects.filter(transfer=transfer, kind="refund").exists())
+
+
+def _refund_owed_charged_back(transfer, *, dispute_id, amount, currency):
+    """A transfer whose refund failed (owed to the sender), then disputed: the bank returned the money, so what it
+    took is owed no more; all of it → `charged_back`. Once per transfer (its entries are unique per step)."""
+    if JournalEntry.objects.filter(transfer=transfer, kind="refund_owed_charged_back").exists():
+        return "its refund had failed and a chargeback was already booked against it"
+    ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute_id)
+    owed = -ledger.transfer_account_total(transfer=transfer, code="refunds_payable", currency=currency)
+    taken = min(amount, owed)
+    if taken > 0:
+        ledger.ledger_post_refund_owed_charged_back(transfer=transfer, amount_minor=taken, currency=currency,
+                                                    dispute_id=dispute_id)
+    if taken < owed:
+        return (f"its refund had failed: the bank took {taken} of the {owed} (minor units) owed back to the sender; "
+                "the rest is still owed (docs/runbook.md, refund failed)")
+    transfer.mark_charged_back(f"{transfer.failure_reason}; then charged back by the card's bank ({dispute_id}): "
+                               "nothing is owed to the sender any more")
+    transfer.save()
+    return "its refund had failed: the chargeback returned the money, nothing is owed to the sender any more"
+
+
+def _returned(transfer):
+    prefix = refunds.returned_capture(transfer)
+    return JournalEntry.objects.filter(transfer=transfer, kind__in=[f"{prefix}_refund", f"{prefix}_chargeback"]).exists()
 
 
 def _fraud_warning_apply(transfer, warning):

@@ -35,7 +35,8 @@ resource classes (before its server module builds the routes) so that they behav
 - Events carry the API version the webhook endpoint was registered with (`api_version` in
   `POST /_config/webhooks/{id}`), or `--api-version`.
 
-For tests (the `/_config/…` family is localstripe's own configuration API): `GET /_config/requests` lists the
+For tests (the `/_config/…` family is localstripe's own configuration API): `POST /_config/disputes` (form field
+`charge`) has the card's bank dispute that charge now; `GET /_config/requests` lists the
 API requests received since the last `DELETE /_config/data` (method, path, Idempotency-Key, Stripe-Version and
 the parameters, card numbers and CVCs redacted).
 """
@@ -351,7 +352,7 @@ def refund_init(self, charge=None, payment_intent=None, amount=None, metadata=No
     if number == PENDING_REFUND_CARD:
         self.status = "pending"
         self.pending_reason = "processing"
-        _later(lambda: _refund_moves(self, "succeeded"), REFUND_MOVES_AFTER_SECONDS)
+        _later(lambda: self.status == "pending" and _refund_moves(self, "succeeded"), REFUND_MOVES_AFTER_SECONDS)
     elif number == FAILING_REFUND_CARD:
         _later(lambda: _refund_moves(self, "failed", failure_reason="expired_or_canceled_card"),
                REFUND_MOVES_AFTER_SECONDS)
@@ -402,6 +403,10 @@ class Dispute(R.StripeObject):
     def _open(cls, charge, *, reason, status):
         dispute = cls(charge=charge, reason=reason, status=status)
         R.schedule_webhook(R.Event("charge.dispute.created", dispute))
+        # Stripe fails a refund still pending on a charge that gets disputed.
+        for refund in charge.refunds._list:
+            if refund.status == "pending":
+                _refund_moves(refund, "failed", failure_reason="charge_for_pending_refund_disputed")
         return dispute
 
     @classmethod
@@ -458,13 +463,17 @@ def _created_filter(created):
     return lambda obj: all(tests[op](obj.created, v) for op, v in bounds.items())
 
 
-def _listing(original):
+def _listing(original, filters=()):
     """A list endpoint that also takes `created` and answers newest first (Stripe's order)."""
 
     def api_list_all(cls, url, created=None, limit=None, starting_after=None, **kwargs):
         keep = _created_filter(created)
+        # Stripe's `charge` and `payment_intent` filters on disputes (localstripe's refunds list has its own).
+        wanted = {k: kwargs.pop(k) for k in filters if kwargs.get(k) is not None}
         li = original(cls, url, limit=limit, starting_after=starting_after, **kwargs)
-        li._list = sorted((obj for obj in li._list if keep(obj)), key=lambda obj: obj.created, reverse=True)
+        li._list = sorted((obj for obj in li._list if keep(obj) and all(getattr(obj, k, None) == v
+                                                                        for k, v in wanted.items())),
+                          key=lambda obj: obj.created, reverse=True)
         return li
 
     return classmethod(api_list_all)
@@ -511,8 +520,9 @@ def install(*, api_version=None):
     R.Refund.__init__ = refund_init
     R.Charge.amount_refunded = property(charge_amount_refunded)
     R.Event.__init__ = event_init
-    for cls in (R.PaymentIntent, R.Refund, Dispute):
+    for cls in (R.PaymentIntent, R.Refund):
         cls._api_list_all = _listing(cls._api_list_all.__func__)
+    Dispute._api_list_all = _listing(Dispute._api_list_all.__func__, filters=("charge", "payment_intent"))
 
 
 def add_routes(server):
@@ -524,7 +534,19 @@ def add_routes(server):
         app.router.add_route("GET", url + "/{id}", S.api_retrieve(cls, url))
         app.router.add_route("GET", url, S.api_list_all(cls, url))
     app.router.add_get("/_config/requests", _requests_view)
+    app.router.add_post("/_config/disputes", _dispute_open_view)
     app.middlewares.append(_observe)
+
+
+async def _dispute_open_view(request):
+    """Test control: the card's bank disputes charge `charge` now (Stripe's dispute test cards dispute at once, so
+    they cannot play a dispute that comes after a refund)."""
+    form = await request.post()
+    charge = store_get("charge", form.get("charge"))
+    if charge is None:
+        return web.json_response({"error": {"message": "No such charge"}}, status=404)
+    dispute = Dispute._open(charge, reason=form.get("reason", "fraudulent"), status="needs_response")
+    return web.json_response(dispute._export())
 
 
 async def _requests_view(request):

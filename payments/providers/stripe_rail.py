@@ -180,6 +180,15 @@ def refund_find(refund_id):
         return None
 
 
+def disputes_of_charge(charge_id):
+    """The charge's disputes (Stripe filters on `charge`; checked here too, for a server that ignores the filter)."""
+    def fetch():
+        return [obj for obj in client().v1.disputes.list(params={"charge": charge_id, "limit": LIST_PAGE_SIZE})
+                .auto_paging_iter() if _get(obj, "charge") == charge_id]
+
+    return [dispute_state(obj) for obj in _call(fetch)]
+
+
 def dispute_retrieve(dispute_id):
     try:
         return dispute_state(_call(client().v1.disputes.retrieve, dispute_id))

@@ -237,6 +237,20 @@ def ledger_post_charged_back(*, transfer, dispute_id):
                        lines=_funding_unwound(transfer, money_back_from="disputes_receivable"))
 
 
+def ledger_post_refund_owed_charged_back(*, transfer, amount_minor, currency, dispute_id):
+    """A transfer whose refund failed (owed to the sender in refunds_payable) that the card's bank then charged
+    back: the bank returned the money, so it is owed no more; the dispute's receivable stands against it."""
+    return ledger_post(transfer=transfer, kind="refund_owed_charged_back", memo=f"dispute {dispute_id}",
+                       lines=[("refunds_payable", currency, amount_minor),
+                              ("disputes_receivable", currency, -amount_minor)])
+
+
+def transfer_account_total(*, transfer, code, currency):
+    """Debits less credits of one transfer's posted entries on one account, in minor units."""
+    return Posting.objects.filter(entry__transfer=transfer, entry__posted=True, account__code=code,
+                                  account__currency=currency).aggregate(s=Sum("amount_minor"))["s"] or 0
+
+
 def account_balance(code, currency, partner=None):
     """Debits less credits of posted entries, in minor units: a house account, or the partner's own account of that
     code."""

@@ -42,6 +42,22 @@ def returned_capture(transfer):
     return RETURNED_CAPTURES.get(kind)
 
 
+def refund_is_ours_in_full(transfer, refund):
+    """A refund of the transfer's PaymentIntent that we did not record by id (its webhook came before our commit)
+    is ours only if it returns what we would: the whole payment in its currency (a funded transfer's total, or a
+    refused capture's captured amount). A partial refund made in Stripe's dashboard is not."""
+    prefix = returned_capture(transfer)
+    if prefix:
+        capture = Posting.objects.filter(entry__transfer=transfer, entry__kind=f"{prefix}_capture",
+                                         account__code="card_clearing").select_related("account").first()
+        if capture is None:
+            return False
+        amount, currency = capture.amount_minor, capture.account.currency
+    else:
+        amount, currency = transfer.source_minor, transfer.quote.source_currency
+    return refund.amount == amount and (refund.currency or "").upper() == currency.upper()
+
+
 def capture_book_returned(*, transfer, amount_minor, currency, refused):
     """A captured payment we do not accept, booked from card_clearing into its suspense account (refused_funds or
     unmatched_funds) when its refund is decided; the refund's own entry follows when the refund succeeds."""

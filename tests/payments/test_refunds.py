@@ -272,6 +272,24 @@ def test_a_refund_event_for_a_refund_we_do_not_know_changes_nothing(client, pric
     assert kinds(transfer) == ["funding"]
 
 
+def test_a_partial_refund_made_elsewhere_never_refunds_a_refunding_transfer(client, pricing, stripe_server):
+    """A transfer is `refunding` and our refund is not recorded yet; a partial refund of its PaymentIntent made in
+    Stripe's dashboard arrives first (matched by its PaymentIntent, as ours could be). It is taken for ours only if
+    it returns the whole payment in its currency: this one leaves the transfer `refunding`, nothing booked."""
+    transfer = funded_with(email="dashboard@example.com")
+    transfer.mark_refunding("cancelled by a test")
+    transfer.save()
+    response = httpx.post(f"{settings.STRIPE_API_BASE}/v1/refunds", timeout=10,
+                          data={"payment_intent": transfer.payment_intent_id, "amount": 100},
+                          headers={"Authorization": f"Bearer {settings.STRIPE_SECRET_KEY}"})
+    response.raise_for_status()
+    payload = event_json(response.json(), type_="refund.updated")
+    assert deliver(client, payload, sign(payload)).status_code == 200
+    after = fresh(transfer)
+    assert after.status == S.REFUNDING and after.refund_id == ""
+    assert kinds(transfer) == ["funding"]
+
+
 @pytest.mark.parametrize("obj", [{"id": "re_1", "object": "refund"}, {"id": 7, "status": "succeeded", "amount": 1},
                                  "re_1"], ids=["no-status", "id-a-number", "a-string"])
 def test_a_signed_refund_event_with_a_malformed_object_is_a_400(client, obj):
