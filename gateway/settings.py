@@ -297,6 +297,9 @@ NBKR_RATES_URL = os.environ.get("NBKR_RATES_URL", "https://www.nbkr.kg/XML/daily
 NBKR_TIMEOUT_SECONDS = env_int("NBKR_TIMEOUT_SECONDS", 10)
 NBKR_RECORDED_FILE = BASE_DIR / "payments" / "data" / "nbkr_daily.xml"
 RATE_MAX_AGE_HOURS = env_int("RATE_MAX_AGE_HOURS", 96)
+# A manual rate may differ from the last official NBKR rate by at most this fraction (a typo guard no confirmation
+# overrides; a real devaluation past it needs the setting raised, deliberately).
+MANUAL_RATE_MAX_DEVIATION = Decimal(os.environ.get("MANUAL_RATE_MAX_DEVIATION", "0.25"))
 # Per-corridor pricing defaults; seed_rates writes them into the Corridor table, admin edits them.
 CORRIDOR_DEFAULTS = {
     "RUB": {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,

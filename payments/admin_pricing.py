@@ -6,12 +6,15 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from payments import pricing
-from payments.errors import RateUnavailable
+from payments.errors import ManualRateRefused, RateUnavailable
+from payments.guarded_rates import rate_manual_action
 from payments.models import Corridor, Rate
-from payments.services.rates import rate_current, rate_record_manual
+from payments.services.rates import manual_rate_check, rate_current
+from staff.models import AuditEntry
+from staff.services import action_perform
 
 LARGE_CHANGE = Decimal("0.10")  # a manual rate this far from the one in effect must be confirmed (a typo guard)
 
@@ -82,16 +85,31 @@ class ManualRateForm(forms.ModelForm):
         help_texts = {"rate": "Som per one unit of the currency, as NBKR would publish it (e.g. 87.45). In effect "
                               "from now until a newer rate is recorded."}
 
+    reason = forms.CharField(label="Reason (recorded in the audit trail with your name)", max_length=500,
+                             widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+                             help_text="Why a manual rate: e.g. the NBKR feed is down since …, rate from nbkr.kg.")
+
     def clean_rate(self):
         rate = self.cleaned_data["rate"]
         if rate is None or rate <= 0:
             raise ValidationError("Must be above zero.")
         return rate
 
+    def clean_source_currency(self):
+        currency = self.cleaned_data["source_currency"]
+        if not Corridor.objects.filter(source_currency=currency).exists():
+            raise ValidationError("No corridor for this currency: add the corridor first.")
+        return currency
+
     def clean(self):
         data = super().clean()
         currency, rate = data.get("source_currency"), data.get("rate")
-        if currency and rate and not data.get("confirm_large_change"):
+        if currency and rate and not self.errors:
+            try:
+                manual_rate_check(currency=currency, value=rate)
+            except ManualRateRefused as exc:
+                self.add_error("rate", exc.detail)
+        if currency and rate and not self.errors and not data.get("confirm_large_change"):
             try:
                 current = rate_current(source_currency=currency).rate
             except RateUnavailable:
@@ -119,7 +137,14 @@ class RateAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        saved = rate_record_manual(currency=form.cleaned_data["source_currency"], value=form.cleaned_data["rate"],
-                                   by=request.user.get_username())
+        data = form.cleaned_data
+        corridor = Corridor.objects.get(source_currency=data["source_currency"])
+        recorded = []
+        [outcome] = action_perform(action=rate_manual_action(value=data["rate"], recorded=recorded),
+                                   actor=request.user, ids=[corridor.pk], reason=data["reason"])
+        if outcome.outcome != AuditEntry.Outcome.DONE:
+            # The form checked the same rules a moment ago: only a race (another rate, a revoked permission) is here.
+            raise PermissionDenied(f"The rate was not recorded: {outcome.detail}")
+        [saved] = recorded
         for field in Rate._meta.concrete_fields:  # the admin's log, message and redirect name the recorded row
             setattr(obj, field.attname, getattr(saved, field.attname))

@@ -271,3 +271,10 @@ class TravelRuleIncomplete(PaymentsError):
     def __init__(self, detail=None, *, errors, field=None):
         super().__init__(detail, field=field)
         self.errors = errors
+
+
+class ManualRateRefused(PaymentsError):
+    """A manual rate outside what may be typed (payments/services/rates.py, manual_rate_check)."""
+
+    code = "manual-rate-refused"
+    title = _("Manual rate refused")

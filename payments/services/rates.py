@@ -20,7 +20,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from onchain.api import operator_alert_raise
-from payments.errors import RateSourceError, RateUnavailable
+from payments.errors import ManualRateRefused, RateSourceError, RateUnavailable
 from payments.models import BISHKEK, SOURCE_CURRENCIES, Rate
 from payments.providers.nbkr import NbkrRecordedSource, NbkrSource, OfficialRate
 
@@ -112,8 +112,27 @@ def rates_refresh(*, source=None, now=None):
     return rates_record(rates=rates, source=source.name, now=now)
 
 
+def manual_rate_check(*, currency, value):
+    """A manual rate must be above zero and within MANUAL_RATE_MAX_DEVIATION of the last rate NBKR itself set (a
+    typed 874.5 for 87.45 is refused, whatever the operator confirms). Without an NBKR rate there is nothing to
+    compare with, so only the sign is checked."""
+    if value is None or value <= 0:
+        raise ManualRateRefused(_("A rate must be above zero."), field="rate")
+    official = (Rate.objects.filter(source_currency=currency, target_currency="KGS").exclude(source=MANUAL)
+                .order_by("-effective_at", "-id").first())
+    limit = settings.MANUAL_RATE_MAX_DEVIATION
+    if official and abs(value - official.rate) / official.rate > limit:
+        raise ManualRateRefused(
+            _("%(value)s is more than %(limit)s away from the last official NBKR rate (%(official)s of %(date)s): a "
+              "manual rate may differ from it by %(limit)s at most (MANUAL_RATE_MAX_DEVIATION).")
+            % {"value": value, "limit": f"{limit:.0%}", "official": official.rate,
+               "date": date_format(official.value_date)}, field="rate")
+
+
 def rate_record_manual(*, currency, value, by):
-    """An operator's rate (admin), in effect from now until a newer one is recorded."""
+    """An operator's rate (admin, through the guarded action in payments/guarded_rates.py), in effect from now until
+    a newer one is recorded; checked by manual_rate_check."""
+    manual_rate_check(currency=currency, value=value)
     return rates_record(rates=ManualSource(rates={currency: value}, by=by).fetch(), source=MANUAL, by=by)[0]
 
 

@@ -252,31 +252,69 @@ def treasurer(client):
     return staff_login(client, user)
 
 
-def test_operator_types_a_manual_rate_that_takes_effect_with_who(treasurer):
-    """An operator adds a rate in admin: it is recorded with source manual, their name, today's value date, and is
-    the rate quotes use from now on."""
+def test_operator_types_a_manual_rate_that_takes_effect_with_who(treasurer, pricing):
+    """An operator adds a rate in admin, with a reason: it is recorded with source manual, their name, today's value
+    date, and is the rate quotes use from now on; the audit trail has who, why and the rate recorded."""
+    from staff.models import AuditEntry
+
     rates_record(rates=[OfficialRate("USD", Decimal("87.45"), timezone.localdate())], source="NBKR",
                  now=timezone.now() - timedelta(hours=1))
-    response = treasurer.post("/admin/payments/rate/add/", {"source_currency": "USD", "rate": "87.6000"})
+    response = treasurer.post("/admin/payments/rate/add/", {"source_currency": "USD", "rate": "87.6000",
+                                                            "reason": "NBKR feed down since 09:00, rate from nbkr.kg"})
     assert response.status_code == 302, response.content.decode()[:2000]
     rate = rate_current(source_currency="USD")
     assert (rate.rate, rate.source, rate.recorded_by) == (Decimal("87.6"), "manual", "treasurer")
+    entry = AuditEntry.objects.get(action="payments.add_rate")
+    assert (entry.actor_username, entry.reason, entry.outcome) == (
+        "treasurer", "NBKR feed down since 09:00, rate from nbkr.kg", AuditEntry.Outcome.DONE)
+    assert "87.6" in entry.detail and f"#{rate.pk}" in entry.detail
 
 
-def test_manual_rate_far_from_the_current_one_needs_confirmation(treasurer):
-    """A manual rate more than 10 % away from the one in effect (a typo such as 874.5) is refused next to the rate
-    field until confirmed; nothing is recorded meanwhile. Zero is refused."""
-    rate_record_manual(currency="USD", value=Decimal("87.45"), by="someone")
-    response = treasurer.post("/admin/payments/rate/add/", {"source_currency": "USD", "rate": "874.5"})
+def manual(treasurer, rate, **extra):
+    return treasurer.post("/admin/payments/rate/add/", {"source_currency": "USD", "rate": rate,
+                                                        "reason": "feed down", **extra})
+
+
+def test_manual_rate_far_from_the_current_one_needs_confirmation(treasurer, pricing):
+    """A manual rate more than 10 % away from the one in effect is refused next to the rate field until confirmed;
+    nothing is recorded meanwhile. Zero and a missing reason are refused."""
+    before = Rate.objects.count()
+    response = manual(treasurer, "100.00")  # 14 % above the seed's 87.45
     assert response.status_code == 200
     assert "Confirm a large change" in response.context["adminform"].form.errors["rate"][0]
-    response = treasurer.post("/admin/payments/rate/add/", {"source_currency": "USD", "rate": "0"})
+    response = manual(treasurer, "0")
     assert response.status_code == 200 and "rate" in response.context["adminform"].form.errors
-    assert Rate.objects.count() == 1
-    response = treasurer.post("/admin/payments/rate/add/", {"source_currency": "USD", "rate": "874.5",
-                                                            "confirm_large_change": "on"})
-    assert response.status_code == 302
-    assert rate_current(source_currency="USD").rate == Decimal("874.5")
+    response = treasurer.post("/admin/payments/rate/add/", {"source_currency": "USD", "rate": "87.5"})
+    assert response.status_code == 200 and "reason" in response.context["adminform"].form.errors
+    assert Rate.objects.count() == before
+    assert manual(treasurer, "100.00", confirm_large_change="on").status_code == 302
+    assert rate_current(source_currency="USD").rate == Decimal("100.00")
+
+
+@pytest.mark.parametrize("typed", ["874.5", "8.745", "109.40"], ids=["x10", "div10", "25%-plus"])
+def test_a_manual_rate_past_the_cap_is_refused_even_when_confirmed(treasurer, pricing, typed):
+    """A typo no confirmation makes right: a manual rate more than MANUAL_RATE_MAX_DEVIATION (25 %) from the last
+    official rate is refused next to the field, confirmed or not, and nothing is recorded or audited as done; the
+    service refuses it the same way (a caller that skips the form)."""
+    from payments.errors import ManualRateRefused
+    from staff.models import AuditEntry
+
+    before = Rate.objects.count()
+    response = manual(treasurer, typed, confirm_large_change="on")
+    assert response.status_code == 200
+    assert "MANUAL_RATE_MAX_DEVIATION" in response.context["adminform"].form.errors["rate"][0]
+    assert Rate.objects.count() == before
+    assert not AuditEntry.objects.filter(action="payments.add_rate", outcome=AuditEntry.Outcome.DONE).exists()
+    with pytest.raises(ManualRateRefused):
+        rate_record_manual(currency="USD", value=Decimal(typed), by="script")
+    assert Rate.objects.count() == before
+
+
+def test_a_manual_rate_for_a_currency_without_a_corridor_is_refused(treasurer):
+    """No corridor, nothing to price: refused next to the currency, nothing recorded."""
+    response = manual(treasurer, "87.45")
+    assert response.status_code == 200 and "source_currency" in response.context["adminform"].form.errors
+    assert not Rate.objects.exists()
 
 
 def test_rates_are_history_not_edited(treasurer):
