@@ -71,12 +71,12 @@ def _refund(transfer, *, reason, actor):
 def _cancellable(transfer):
     if transfer.status in pipeline.CANCEL_TOO_LATE:
         raise TransferNotCancellable(f"Settlement has started ({transfer.status}): it can no longer be cancelled.")
-    if not pipeline.transfer_cancellable(transfer):
+    if not pipeline.transfer_cancellable(transfer, by_operator=True):
         raise TransferNotCancellable(f"Already {transfer.status}: nothing to cancel.")
 
 
 def _cancel(transfer, *, reason, actor):
-    result = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator")
+    result = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator", by_operator=True)
     if result.status == S.REFUNDING:
         return "cancelled: refund in full queued"
     return f"cancelled ({result.status})"

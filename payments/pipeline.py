@@ -502,17 +502,27 @@ CANCEL_TOO_LATE = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED)
 CANCEL_DONE = (S.CANCELLED, S.EXPIRED, S.REJECTED, S.REFUNDING, S.REFUNDED, S.REFUND_FAILED, S.CHARGED_BACK)
 
 
-def transfer_cancellable(transfer):
-    """True while a cancel would still stop the transfer (before settlement: unpaid, funded or held)."""
-    return transfer.status in (S.AWAITING_FUNDING, S.FUNDED, S.HELD)
+def transfer_cancellable(transfer, *, by_operator=False):
+    """True while a cancel would still stop the transfer: before settlement, unpaid or funded; a transfer `held` for
+    compliance review only by an operator (its review decides: a true sanctions match must stay blocked, and
+    returning it on the sender's request would undo the hold)."""
+    return transfer.status in ((S.AWAITING_FUNDING, S.FUNDED, S.HELD) if by_operator else (S.AWAITING_FUNDING,
+                                                                                           S.FUNDED))
+
+
+def under_review_message():
+    # Neutral on purpose: the sender is not told why (no tipping-off about a sanctions match).
+    return _("This transfer is being checked and cannot be cancelled right now. We will let you know the outcome; "
+             "for help, contact support.")
 
 
 def _too_late_message():
     return _("This transfer can no longer be cancelled: the money is already on its way to the recipient.")
 
 
-def transfer_cancel(*, transfer_id, reason):
-    """Cancel before settlement, by the sender (API, web) or an operator (admin; `reason` says who and why).
+def transfer_cancel(*, transfer_id, reason, by_operator=False):
+    """Cancel before settlement, by the sender (API, web) or an operator (admin, `by_operator`; `reason` says who and
+    why). A `held` transfer is cancelled by an operator only: the sender's cancel is TransferNotCancellable (409).
     - awaiting_funding: its PaymentIntent is cancelled first, so no late payment can land; the transfer ends
       `cancelled`, nothing posted. If the payment turns out to have succeeded, the transfer is funded and the cancel
       becomes a refund; while the payment is being processed the cancel is refused (try again).
@@ -525,6 +535,8 @@ def transfer_cancel(*, transfer_id, reason):
         raise TransferNotCancellable(_too_late_message())
     if transfer.status in CANCEL_DONE:
         return transfer
+    if transfer.status == S.HELD and not by_operator:
+        raise TransferNotCancellable(under_review_message())
     if transfer.status == S.AWAITING_FUNDING:
         stopped = _payment_intent_stop(transfer)
         if stopped == "processing":
@@ -541,6 +553,8 @@ def transfer_cancel(*, transfer_id, reason):
             transfer.mark_cancelled(reason)
             transfer.save()
             log.info("transfer_cancelled transfer_id=%s reason=%s", transfer.id, reason)
+        elif transfer.status == S.HELD and not by_operator:  # held while we asked Stripe
+            raise TransferNotCancellable(under_review_message())
         elif transfer.status in (S.FUNDED, S.HELD):
             refunds.refund_rail(transfer)  # refuses (nothing changes) when no rail can return the money
             transfer.mark_refunding(reason)

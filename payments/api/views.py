@@ -77,7 +77,8 @@ class TransferListCreateApi(generics.ListAPIView):
 class TransferCancelApi(APIView):
     @extend_schema(request=None, responses={200: TransferOutputSerializer}, operation_id="transfers_cancel",
                    description="Cancel before settlement. Unpaid: the card payment is cancelled, status `cancelled`. "
-                               "Paid: refunded in full, status `refunding`, then `refunded`. Cancelling again answers "
+                               "Paid: refunded in full, status `refunding`, then `refunded`. A transfer under review (`held`) "
+                               "is not cancelled by the sender: 409 `transfer-not-cancellable`. Cancelling again answers "
                                "with the transfer as it is; once settlement has started, 409 "
                                "`transfer-not-cancellable` and nothing changes.")
     def post(self, request, pk):

@@ -40,6 +40,7 @@ from payments.pipeline import (
     transfer_cancel,
     transfer_cancellable,
     transfer_pay_card,
+    under_review_message,
 )
 from payments.selectors import transfer_settlement
 from payments.services.quotes import quote_create, quote_get_usable, quote_price
@@ -366,6 +367,8 @@ def cancel(request, token):
     elif transfer.status in CANCEL_TOO_LATE:
         error, status = _("This transfer can no longer be cancelled: the money is already on its way to the "
                           "recipient."), 409
+    elif transfer.status == Transfer.Status.HELD:
+        error, status = under_review_message(), 409
     elif not transfer_cancellable(transfer):
         return redirect(status_url)  # already cancelled, refunded or expired: its page says so
     return render(request, "payments/cancel.html", {"transfer": transfer, "quote": transfer.quote, "error": error,

@@ -106,11 +106,33 @@ def test_cancel_of_an_unpaid_transfer_whose_payment_already_succeeded_becomes_a_
     assert kinds(transfer) == ["funding", "refund"]
 
 
-def test_cancel_of_a_held_transfer_refunds_it(api, pricing, stripe_server):
-    """A transfer held for compliance review can still be cancelled by the sender: refunded in full."""
+def test_a_held_transfer_is_not_cancelled_by_the_sender_and_nothing_says_why(api, client, pricing, stripe_server):
+    """A transfer held for compliance review is not the sender's to cancel (a true sanctions match must stay
+    blocked): through the API a 409 `transfer-not-cancellable`, on the status page no cancel button and a POST
+    refused, with a neutral message (nothing about sanctions); the transfer, the ledger and Stripe are untouched."""
     transfer = api_transfer(api)
+    pay_on_stripe(transfer.payment_intent_id)
+    pipeline.transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
     force_status(Transfer.objects.filter(pk=transfer.pk), S.HELD)
-    assert cancel(api, transfer).json()["status"] == "refunding"
+    calls, entries = len(stripe_mutations()), JournalEntry.objects.count()
+    body = assert_problem(cancel(api, transfer), 409, "transfer-not-cancellable")
+    assert "being checked" in body["detail"] and "sanction" not in body["detail"].lower()
+    page = client.get(f"/t/{transfer.sender_token}")
+    assert f"/t/{transfer.sender_token}/cancel" not in page.content.decode()
+    response = client.post(f"/t/{transfer.sender_token}/cancel")
+    assert "sanction" not in response.content.decode().lower()
+    assert fresh(transfer).status == S.HELD
+    assert JournalEntry.objects.count() == entries and len(stripe_mutations()) == calls
+
+
+def test_an_operator_may_cancel_a_held_transfer(pricing, stripe_server, api):
+    """The compliance officer's way out of a hold: an operator's cancel refunds it in full."""
+    transfer = api_transfer(api)
+    pay_on_stripe(transfer.payment_intent_id)
+    pipeline.transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
+    force_status(Transfer.objects.filter(pk=transfer.pk), S.HELD)
+    after = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator", by_operator=True)
+    assert after.status == S.REFUNDING
 
 
 @pytest.mark.parametrize("state", [S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED])

@@ -173,7 +173,7 @@ class MoneyMachine(RuleBasedStateMachine):
         try:
             self._step(lambda: pipeline.transfer_cancel(transfer_id=transfer_id, reason="sender asked"), crash)
         except PaymentsError:
-            assert self._get(transfer_id).status in (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED)
+            assert self._get(transfer_id).status in (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.HELD)
             return
         if self._get(transfer_id).status == S.REFUNDING:
             pipeline.transfer_refund(transfer_id=transfer_id)  # what the refund task does after commit
