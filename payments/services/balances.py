@@ -32,7 +32,7 @@ from payments.errors import (
     FundingMethodRefused,
     InsufficientBalance,
 )
-from payments.models import MINOR_DIGITS, SOURCE_CURRENCIES, JournalEntry, LedgerAccount, Posting, to_minor
+from payments.models import MINOR_DIGITS, SOURCE_CURRENCIES, JournalEntry, LedgerAccount, Partner, Posting, to_minor
 from payments.services.ledger import funding_lines, ledger_account, ledger_post
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,10 @@ def _movement(*, kind, partner, currency, amount, reference, memo):
                                   % {"max": REFERENCE_MAX}, field="reference")
     key = f"{kind}:{partner.pk}:{reference}"
     with transaction.atomic():
+        # The reference is one per partner across currencies, and each currency's account has its own lock: the
+        # partner's row serialises its movements, so a reference sent in RUB and USD at once is refused by name
+        # (not answered with the other currency's entry by ledger_post's duplicate handling).
+        Partner.objects.select_for_update().filter(pk=partner.pk).first()
         account = balance_account_lock(partner=partner, currency=currency, create=kind == TOPUP)
         existing = JournalEntry.objects.filter(transfer__isnull=True, kind=kind, reference=key).first()
         if existing:

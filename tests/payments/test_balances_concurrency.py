@@ -111,3 +111,45 @@ def test_200_concurrent_balance_fundings_against_a_balance_for_100_fund_exactly_
     for currency, amount in Posting.objects.values_list("account__currency", "amount_minor"):
         sums[currency] += amount
     assert sums == {"RUB": 0, "KGS": 0}
+
+
+def test_one_bank_reference_sent_in_two_currencies_at_once_is_recorded_once(db_partner_for_race):
+    """The same bank reference recorded as a RUB and a USD top-up at the same moment (two operators, two tabs): one
+    is posted, the other is refused by name, never answered with the first one's entry as if it were its own.
+    Ten rounds, each pair released together by a barrier."""
+    import threading
+
+    from django.db import connection
+
+    from payments.errors import BalanceReferenceUsed
+
+    partner = db_partner_for_race
+    for round_ in range(10):
+        barrier, results = threading.Barrier(2), {}
+
+        def top_up(currency, reference=f"RACE-{round_}", barrier=barrier, results=results):
+            barrier.wait()
+            try:
+                entry = balances.balance_topup(partner=partner, currency=currency, amount=Decimal("10.00"),
+                                               reference=reference, memo="race")
+                results[currency] = Posting.objects.filter(entry=entry).values_list(
+                    "account__currency", flat=True).first()
+            except BalanceReferenceUsed:
+                results[currency] = "refused"
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=top_up, args=(c,)) for c in ("RUB", "USD")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results.values()) in (["RUB", "refused"], ["USD", "refused"]), results
+        assert JournalEntry.objects.filter(kind="topup", reference__endswith=f":RACE-{round_}").count() == 1
+
+
+@pytest.fixture
+def db_partner_for_race(transactional_db):
+    from payments.services.setup import partner_create
+
+    return partner_create(name="race")[0]
