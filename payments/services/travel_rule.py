@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from payments.errors import RateUnavailable, TravelRuleIncomplete
@@ -56,6 +57,21 @@ def travel_rule_required(*, quote_id, partner=None):
     return quote is not None and travel_rule_applies(quote=quote)
 
 
+SENDER_MIN_AGE, SENDER_MAX_AGE = 14, 120  # Kyrgyz and Russian ID documents are issued from 14
+
+
+def _plausible_birth_date(born):
+    """A date of birth that could be a living sender's (a future date or 1900-01-01 typed in a hurry is not)."""
+    today = timezone.localdate()
+    try:
+        youngest = today.replace(year=today.year - SENDER_MIN_AGE)
+        oldest = today.replace(year=today.year - SENDER_MAX_AGE)
+    except ValueError:  # 29 February
+        youngest = today.replace(year=today.year - SENDER_MIN_AGE, day=28)
+        oldest = today.replace(year=today.year - SENDER_MAX_AGE, day=28)
+    return oldest <= born <= youngest
+
+
 def _text(value):
     return (value or "").strip() if isinstance(value, str) else ""
 
@@ -72,9 +88,14 @@ def travel_rule_validate(*, quote, sender, recipient, travel_rule):
     errors = {}
     if not _text(originator.get("address")):
         errors["travel_rule.originator.address"] = [_("Enter the sender's address (street, city, country).")]
-    if not originator.get("date_of_birth") and not _text(originator.get("id_number")):
+    born = originator.get("date_of_birth")
+    if not born and not _text(originator.get("id_number")):
         errors["travel_rule.originator.date_of_birth"] = [_("Enter the sender's date of birth or ID document "
                                                             "number.")]
+    elif born and not _plausible_birth_date(born):
+        errors["travel_rule.originator.date_of_birth"] = [_("Enter a real date of birth: the sender must be between "
+                                                            "%(min)s and %(max)s years old.")
+                                                          % {"min": SENDER_MIN_AGE, "max": SENDER_MAX_AGE}]
     country = _text(beneficiary.get("country")).upper()
     if not country:
         errors["travel_rule.beneficiary.country"] = [_("Enter the recipient's country.")]
