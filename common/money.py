@@ -3,6 +3,11 @@
 from decimal import Decimal
 
 
+def from_units(units, digits):
+    """Integer units → Decimal major units with exactly `digits` decimals (exact: no float, no rounding)."""
+    return Decimal(units).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
+
+
 def to_units(amount, digits):
     """Decimal `amount` → integer units at `digits` decimals, refusing anything finer (no silent rounding)."""
     amount = Decimal(amount)

@@ -8,7 +8,7 @@ person's approval (staff approvals re-run a registered action by name)."""
 
 from django.utils.formats import number_format
 
-from payments.models import Partner
+from payments.models import Partner, from_minor
 from payments.services import balances
 from staff.actions import GuardedAction
 
@@ -45,4 +45,4 @@ def _shown(amount, currency):
 
 
 def _balance(partner, currency):
-    return _shown(balances.from_minor(balances.balance_get(partner=partner, currency=currency), currency), currency)
+    return _shown(from_minor(balances.balance_get(partner=partner, currency=currency), currency), currency)

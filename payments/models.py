@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_fsm import transition
 from rest_framework_api_key.models import AbstractAPIKey
 
-from common.money import to_units
+from common.money import from_units, to_units
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField
 from payments.pricing import cost_percent
@@ -452,6 +452,11 @@ class Posting(models.Model):
 def to_minor(amount, currency):
     """Decimal major units → integer minor units of `currency`, refusing anything finer than it allows."""
     return to_units(amount, MINOR_DIGITS[currency])
+
+
+def from_minor(amount_minor, currency):
+    """Integer minor units → Decimal major units of `currency` (exact), the one way back from to_minor."""
+    return from_units(amount_minor, MINOR_DIGITS[currency])
 
 
 class ReconciliationItemQuerySet(StatusQuerySet):

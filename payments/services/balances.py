@@ -15,7 +15,6 @@ that holds the balance account waits on another row.
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from celery import current_app
 from django.db import transaction
@@ -32,7 +31,7 @@ from payments.errors import (
     FundingMethodRefused,
     InsufficientBalance,
 )
-from payments.models import MINOR_DIGITS, SOURCE_CURRENCIES, JournalEntry, LedgerAccount, Partner, Posting, to_minor
+from payments.models import MINOR_DIGITS, SOURCE_CURRENCIES, JournalEntry, LedgerAccount, Partner, Posting, from_minor, to_minor
 from payments.services.ledger import funding_lines, ledger_account, ledger_post
 
 log = logging.getLogger(__name__)
@@ -44,12 +43,6 @@ REFERENCE_MAX = 64  # the partner's bank transfer reference; the entry's referen
 # payments.pipeline.advance_task, by its registered name: the pipeline imports this module (the refund dispatch), so
 # this module cannot import the pipeline back.
 ADVANCE_TASK = "payments.transfer_advance"
-
-
-def from_minor(amount_minor, currency):
-    """Integer minor units → Decimal major units of `currency` (exact)."""
-    digits = MINOR_DIGITS[currency]
-    return Decimal(amount_minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
 
 
 def _shown(amount_minor, currency):

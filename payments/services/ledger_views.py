@@ -3,12 +3,12 @@ entries only (a draft, inserted and never posted, is not part of the books)."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
+from common.money import from_units
 from payments.models import MINOR_DIGITS, JournalEntry, LedgerAccount, Posting
 from payments.services.ledger import ACCOUNTS
 
@@ -16,7 +16,7 @@ from payments.services.ledger import ACCOUNTS
 def money_format(minor, currency):
     """Minor units as `15 000.00 RUB`: groups of three split by a no-break space, the currency's own decimals."""
     digits = MINOR_DIGITS.get(currency, 2)
-    amount = Decimal(minor).scaleb(-digits)
+    amount = from_units(minor, digits)
     return f"{amount:,.{digits}f}".replace(",", "\u00a0") + f"\u00a0{currency}"
 
 

@@ -26,7 +26,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from payments.errors import KycIncomplete, LimitExceeded
-from payments.models import MINOR_DIGITS, LimitReservation, LimitTier, SenderProfile, Transfer
+from payments.models import MINOR_DIGITS, LimitReservation, LimitTier, SenderProfile, Transfer, from_minor
 from payments.services.fraud import normalise
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def tier_limits(currency):
 def _money(minor, currency, *, localised=True):
     """For the sender in their language (`75 000,00 RUB`); for operators' hold reasons, one spelling
     (`75,000.00 RUB`)."""
-    amount = Decimal(minor).scaleb(-MINOR_DIGITS[currency])
+    amount = from_minor(minor, currency)
     if not localised:
         return f"{amount:,.{MINOR_DIGITS[currency]}f} {currency}"
     return f"{number_format(amount, decimal_pos=MINOR_DIGITS[currency], force_grouping=True)} {currency}"

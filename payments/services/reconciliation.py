@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from common.money import from_units
 from onchain.api import operator_alert_raise, payouts_halt, payouts_resume, treasury_position
 from payments.models import (
     MINOR_DIGITS,
@@ -52,7 +53,8 @@ TREASURY_FUNDING = "treasury_funding"
 
 
 def _major(minor, currency):
-    return Decimal(minor).scaleb(-MINOR_DIGITS.get(currency, 2))
+    # Stripe's side may name a currency we do not price (a refund made elsewhere): shown, never a crash.
+    return from_units(minor, MINOR_DIGITS.get((currency or "").upper(), 2))
 
 
 def _text(amount):
