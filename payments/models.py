@@ -58,6 +58,9 @@ class PartnerAPIKeyManager(APIKeyManager):
     """Keys read `tlp_live_<prefix>.<secret>` or `tlp_test_<prefix>.<secret>`: the mode is visible in the key, and the
     library's `<prefix>.<secret>` is what is hashed and looked up (the mode lives in its own column and must match)."""
 
+    def get_usable_keys(self):
+        return super().get_usable_keys().select_related("partner")  # authentication reads the partner next
+
     def create_key(self, **kwargs):
         obj, key = super().create_key(**kwargs)
         return obj, (LIVE_MARKER if obj.livemode else TEST_MARKER) + key

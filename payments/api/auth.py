@@ -30,7 +30,7 @@ class PartnerApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Use the header `Authorization: Api-Key <key>` or `Authorization: Bearer <key>`.")
         try:
-            api_key = PartnerAPIKey.objects.select_related("partner").get_from_key(key.strip())
+            api_key = PartnerAPIKey.objects.get_from_key(key.strip())
         except PartnerAPIKey.DoesNotExist:
             api_key = None
         if api_key is None or api_key.has_expired or api_key.revoked or not api_key.partner.is_active:
