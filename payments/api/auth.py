@@ -64,6 +64,9 @@ class PartnerApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "payments.api.auth.PartnerApiKeyAuthentication"
     name = ["ApiKey", "BearerKey"]
 
+    def get_security_requirement(self, auto_schema):
+        return [{name: []} for name in self.name]  # either scheme, not both at once
+
     def get_security_definition(self, auto_schema):
         return [
             {"type": "apiKey", "in": "header", "name": "Authorization",
