@@ -79,5 +79,5 @@ def api_key_by_prefix(prefix):
 def api_key_touch(api_key):
     """Record the key's use, at most once a minute per key: a cache gate shared by every process, so a busy key
     costs one UPDATE a minute, not one per request."""
-    if cache.add(f"api-key-used:{api_key.pk}", 1, timeout=LAST_USED_EVERY_SECONDS):
+    if cache.add(f"api-key-used:{api_key.prefix}", 1, timeout=LAST_USED_EVERY_SECONDS):
         PartnerAPIKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())

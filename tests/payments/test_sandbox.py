@@ -240,3 +240,19 @@ def test_a_test_quote_skips_the_float_but_is_priced_as_live(keys):
     for field in ("source_amount", "target_amount", "fee", "rate"):
         assert Decimal(live_quote[field]) == Decimal(test_quote[field])
     assert (live_quote["livemode"], test_quote["livemode"]) == (True, False)
+
+
+def test_a_test_transfer_funded_from_the_balance_takes_nothing_from_it(keys):
+    """`"funding": {"method": "balance"}` with a test key: created (no balance needed), nothing posted; the partner's
+    live balance is untouched (it has none here, which a live transfer would be refused for)."""
+    live, test = keys
+    quote = test.post("/api/v1/quotes", {**QUOTE_BODY, "source_amount": "15000.01"}, format="json").json()
+    response = test.post("/api/v1/transfers", {**transfer_body(quote["id"]), "funding": {"method": "balance"}},
+                         format="json", HTTP_IDEMPOTENCY_KEY="balance-1")
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == S.FUNDED
+    assert_nothing_real([response.json()["id"]])
+    live_quote = live.post("/api/v1/quotes", QUOTE_BODY, format="json").json()
+    refused = live.post("/api/v1/transfers", {**transfer_body(live_quote["id"]), "funding": {"method": "balance"}},
+                        format="json", HTTP_IDEMPOTENCY_KEY="balance-1")
+    assert refused.status_code == 409, refused.content
