@@ -22,7 +22,7 @@ from staff.admin_actions import GuardedActionsMixin, guarded_action_response
 @admin.register(Transfer)
 class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "status", "source", "target", "recipient_wallet", "partner", "created_at"]
-    list_filter = ["status", "quote__source_currency", "partner", "created_at"]
+    list_filter = ["status", "livemode", "quote__source_currency", "partner", "created_at"]
     search_fields = ["id", "sender_name", "sender_phone", "sender_email", "recipient_name", "recipient_phone",
                      "recipient_wallet", "payment_intent_id"]
     list_select_related = ["quote", "partner"]
