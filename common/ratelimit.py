@@ -20,10 +20,12 @@ def _window(scope):
     return limit, seconds, window, max(int((window + 1) * seconds - now), 1)
 
 
-def rate_limit_hit(*, scope, ident):
-    """Count one hit of `ident` in `scope` (settings.RATE_LIMITS: scope → (limit, seconds)). Returns None while
-    within the limit, else the seconds until the window ends (for Retry-After)."""
-    limit, seconds, window, retry_after = _window(scope)
+def rate_limit_hit(*, scope, ident, limit=None):
+    """Count one hit of `ident` in `scope` (settings.RATE_LIMITS: scope → (limit, seconds); `limit` overrides the
+    count for this ident, e.g. a partner key's own). Returns None while within the limit, else the seconds until the
+    window ends (for Retry-After)."""
+    default, seconds, window, retry_after = _window(scope)
+    limit = default if limit is None else limit
     key = _key(scope, ident, window)
     cache.add(key, 0, timeout=seconds + 1)
     try:

@@ -152,7 +152,7 @@ PROBLEM_DETAILS_PATH_PREFIXES = ["/api/", "/webhooks/"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["payments.api.auth.PartnerApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["payments.api.permissions.HasRequiredScopes"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
@@ -278,6 +278,8 @@ LARGE_AMOUNT_KGS = Decimal(os.environ.get("LARGE_AMOUNT_KGS", "100000"))
 LARGE_AMOUNT_PAYOUT_DELAY_SECONDS = env_int("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS", 6 * 3600)
 
 # Quotes and the transfer lifecycle.
+# A rotated partner key keeps working this long beside its successor (payments/services/api_keys.py).
+API_KEY_ROTATION_OVERLAP_HOURS = min(max(env_int("API_KEY_ROTATION_OVERLAP_HOURS", 24), 0), 720)
 QUOTE_TTL_SECONDS = min(max(env_int("QUOTE_TTL_SECONDS", 600), 60), 3600)
 FUNDING_WINDOW_SECONDS = env_int("FUNDING_WINDOW_SECONDS", 1800)
 FUNDING_POLL_AFTER_SECONDS = env_int("FUNDING_POLL_AFTER_SECONDS", 10)

@@ -4,14 +4,12 @@ says what each does."""
 
 from django.contrib import admin
 from django.utils.html import format_html
-from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from common.admin import ReadOnlyAdmin
 from payments import guarded
 from payments.models import (
     JournalEntry,
     Partner,
-    PartnerAPIKey,
     Posting,
     Quote,
     StripeEvent,
@@ -24,7 +22,7 @@ from staff.admin_actions import GuardedActionsMixin, guarded_action_response
 @admin.register(Transfer)
 class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "status", "source", "target", "recipient_wallet", "partner", "created_at"]
-    list_filter = ["status", "quote__source_currency", "partner", "created_at"]
+    list_filter = ["status", "livemode", "quote__source_currency", "partner", "created_at"]
     search_fields = ["id", "sender_name", "sender_phone", "sender_email", "recipient_name", "recipient_phone",
                      "recipient_wallet", "payment_intent_id"]
     list_select_related = ["quote", "partner"]
@@ -95,11 +93,6 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
-@admin.register(PartnerAPIKey)
-class PartnerAPIKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "partner"]
-
-
 @admin.register(StripeEvent)
 class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["event_id", "event_type", "object_id", "received_at"]
@@ -125,6 +118,7 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     inlines = [PostingInline]
 from payments import (  # noqa: E402,F401 (registered after the models' admins)
     admin_balances,
+    admin_keys,
     admin_ledger,
     admin_limits,
     admin_pricing,

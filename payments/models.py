@@ -10,12 +10,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import transition
-from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 
 from common.money import from_units, to_units
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField
 from payments.pricing import cost_percent
+from payments.scopes import DEFAULT_SCOPES, UnknownScopes, scopes_clean
 
 SOURCE_CURRENCIES = [("RUB", "Russian ruble"), ("USD", "US dollar")]
 TARGET_CURRENCIES = [("KGS", "Kyrgyz som")]
@@ -50,11 +51,69 @@ class Partner(models.Model):
         return self.name
 
 
+LIVE_MARKER, TEST_MARKER = "tlp_live_", "tlp_test_"
+
+
+class PartnerAPIKeyManager(APIKeyManager):
+    """Keys read `tlp_live_<prefix>.<secret>` or `tlp_test_<prefix>.<secret>`: the mode is visible in the key, and the
+    library's `<prefix>.<secret>` is what is hashed and looked up (the mode lives in its own column and must match)."""
+
+    def get_usable_keys(self):
+        return super().get_usable_keys().select_related("partner")  # authentication reads the partner next
+
+    def create_key(self, **kwargs):
+        obj, key = super().create_key(**kwargs)
+        return obj, (LIVE_MARKER if obj.livemode else TEST_MARKER) + key
+
+    def get_from_key(self, key):
+        for marker, livemode in ((LIVE_MARKER, True), (TEST_MARKER, False)):
+            if key.startswith(marker):
+                api_key = super().get_from_key(key.removeprefix(marker))
+                if api_key.livemode != livemode:
+                    raise self.model.DoesNotExist("The key's mode does not match.")
+                return api_key
+        # Keys issued before the markers (bare `<prefix>.<secret>`) stay valid, as live keys.
+        api_key = super().get_from_key(key)
+        if not api_key.livemode:
+            raise self.model.DoesNotExist("A test key needs its tlp_test_ marker.")
+        return api_key
+
+
+def default_scopes():
+    return list(DEFAULT_SCOPES)
+
+
 class PartnerAPIKey(AbstractAPIKey):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
+    scopes = models.JSONField(default=default_scopes, help_text="What the key may do (payments/scopes.py).")
+    livemode = models.BooleanField(default=True, help_text="Live keys move money; test keys work in the sandbox.")
+    last_used_at = models.DateTimeField(null=True, blank=True, help_text="To the minute.")
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute for this key; empty: RATE_API_PER_MINUTE.")
+    rotated_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     help_text="The key this one replaced.")
+
+    objects = PartnerAPIKeyManager()
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "partner API key"
+        permissions = [("rotate_partnerapikey", "Can rotate a partner API key"),
+                       ("revoke_partnerapikey", "Can revoke a partner API key")]
+
+    @property
+    def display_prefix(self):
+        return (LIVE_MARKER if self.livemode else TEST_MARKER) + self.prefix
+
+    def clean(self):
+        super().clean()
+        try:
+            self.scopes = scopes_clean(self.scopes)
+        except UnknownScopes as exc:
+            raise ValidationError({"scopes": str(exc)}) from exc
+
+    def save(self, *args, **kwargs):
+        self.scopes = scopes_clean(self.scopes)  # never store an unknown scope, whoever saves
+        super().save(*args, **kwargs)
 
 
 class Corridor(models.Model):
@@ -126,6 +185,7 @@ class Quote(models.Model):
     direction = models.CharField(max_length=7, choices=[("send", "send-fixed"), ("receive", "receive-fixed")],
                                  default="send")
     official_rate_date = models.DateField(null=True, blank=True, help_text="Value date of the official rate.")
+    livemode = models.BooleanField(default=True, help_text="False: made with a test key (sandbox).")
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -185,6 +245,8 @@ class Transfer(StatusModel):
     idempotency_key = models.CharField(max_length=255)
     request_fingerprint = models.CharField(max_length=64, help_text="sha256 of the creating request's body")
     status = StatusField(default=Status.AWAITING_FUNDING, choices=Status.choices)
+    # False: a sandbox transfer (test key): never charged, never paid out, never in the ledger (services/sandbox.py).
+    livemode = models.BooleanField(default=True)
 
     sender_name = models.CharField(max_length=140)
     sender_phone = models.CharField(max_length=20)
@@ -223,7 +285,9 @@ class Transfer(StatusModel):
     class Meta:
         constraints = [
             # Web transfers have no partner and NULLs are distinct, hence the second, partial constraint.
-            models.UniqueConstraint(fields=["partner", "idempotency_key"], name="transfer_idempotency_per_partner"),
+            # Per mode too: a sandbox transfer's key never answers (or blocks) a live request.
+            models.UniqueConstraint(fields=["partner", "livemode", "idempotency_key"],
+                                    name="transfer_idempotency_per_partner"),
             models.UniqueConstraint(fields=["idempotency_key"], condition=Q(partner__isnull=True),
                                     name="transfer_idempotency_web"),
         ]

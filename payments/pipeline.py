@@ -260,7 +260,7 @@ def transfer_advance(*, transfer_id):
     ScreeningResult, trigger `inline`) in the transaction that applies its decision."""
     with transaction.atomic():
         transfer = _locked(transfer_id)
-        if transfer.status != S.FUNDED:
+        if transfer.status != S.FUNDED or not transfer.livemode:  # the sandbox moves only by services/sandbox.py
             return transfer
         outcome = screening_check(transfer=transfer)
         if outcome.decision == REJECT:
@@ -283,6 +283,8 @@ def transfer_advance(*, transfer_id):
 
 
 def _settle(transfer):
+    if not transfer.livemode:
+        raise TransferNotPayable(_("A sandbox transfer is never paid out."))
     reference = str(transfer.id)
     payout_request(reference=reference, to_address=transfer.recipient_wallet, amount=transfer.quote.target_amount)
     transfer.mark_settling(reference)
@@ -330,6 +332,8 @@ def transfer_refund(*, transfer_id):
     (refund_apply). Anything else is left as it is: an unfunded transfer has nothing to refund, a refunded one is not
     refunded twice. Safe to run again at any point: the refund's key derives from the transfer."""
     transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
+    if not transfer.livemode:
+        return transfer  # a sandbox transfer took no money: nothing to give back (transfer_cancel ends it)
     if transfer.status in (S.REJECTED, S.SETTLEMENT_FAILED):
         with transaction.atomic():
             transfer = _locked(transfer_id)
@@ -492,7 +496,7 @@ def _returned_capture_charged_back(transfer, *, stripe_id, amount, currency):
 def refunds_due(*, now):
     """Refunding transfers to look at again: a refund not asked for yet (its task lost after commit, or the rail did
     not answer) after 10 s; a pending refund every REFUND_POLL_SECONDS (its webhook may be lost)."""
-    return Transfer.objects.filter(status=S.REFUNDING).filter(
+    return Transfer.objects.filter(status=S.REFUNDING, livemode=True).filter(
         Q(refund_id="", updated_at__lt=now - timedelta(seconds=10))
         | Q(updated_at__lt=now - timedelta(seconds=settings.REFUND_POLL_SECONDS))).order_by("updated_at")
 
@@ -555,6 +559,12 @@ def transfer_cancel(*, transfer_id, reason, by_operator=False):
             log.info("transfer_cancelled transfer_id=%s reason=%s", transfer.id, reason)
         elif transfer.status == S.HELD and not by_operator:  # held while we asked Stripe
             raise TransferNotCancellable(under_review_message())
+        elif transfer.status in (S.FUNDED, S.HELD) and not transfer.livemode:
+            # The sandbox took no money: refunded at once, no rail, no ledger.
+            transfer.mark_refunding(reason)
+            transfer.mark_refunded(refund_id="sandbox")
+            transfer.save()
+            log.info("sandbox_transfer_cancelled_refunded transfer_id=%s", transfer.id)
         elif transfer.status in (S.FUNDED, S.HELD):
             refunds.refund_rail(transfer)  # refuses (nothing changes) when no rail can return the money
             transfer.mark_refunding(reason)
@@ -615,7 +625,7 @@ class TransferPayoutListener:
 def transfers_due_for_advance(*, now):
     """Funded transfers whose screening/payout step is due: their task may have been lost after commit (10 s ago),
     or their payout release time has come."""
-    return Transfer.objects.filter(status=S.FUNDED, updated_at__lt=now - timedelta(seconds=10)).filter(
+    return Transfer.objects.filter(status=S.FUNDED, livemode=True, updated_at__lt=now - timedelta(seconds=10)).filter(
         Q(release_after__isnull=True) | Q(release_after__lte=now))
 
 
@@ -628,11 +638,12 @@ def transfers_sweep():
     now = timezone.now()
     cutoff = now - timedelta(seconds=10)
     # A crash between the transfer's commit and its PaymentIntent: create it with the same idempotency key.
-    for transfer in Transfer.objects.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
+    live = Transfer.objects.filter(livemode=True)  # sandbox transfers never reach Stripe, the chain or refunds
+    for transfer in live.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
         transfer_funding_prepare(transfer=transfer)
     for transfer_id in transfers_due_for_advance(now=now).values_list("id", flat=True):
         advance_task.delay(str(transfer_id))
-    for transfer_id in Transfer.objects.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
+    for transfer_id in live.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
         refund_task.delay(str(transfer_id))
     for transfer_id in refunds_due(now=now).values_list("id", flat=True)[:REFUNDS_PER_SWEEP]:
         refund_task.delay(str(transfer_id))
@@ -815,7 +826,7 @@ def transfers_rescreen(*, reason):
     already has a result for this list version is not screened twice (a retried task resumes where it stopped).
     Returns {status after: count} for the transfers screened."""
     trigger = review.rescreen_trigger(reason)
-    ids = list(Transfer.objects.filter(status__in=RESCREENED).exclude(screening_results__trigger=trigger)
+    ids = list(Transfer.objects.filter(status__in=RESCREENED, livemode=True).exclude(screening_results__trigger=trigger)
                .order_by("created_at", "pk").values_list("pk", flat=True))
     counts = {}
     for transfer_id in ids:

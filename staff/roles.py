@@ -9,7 +9,9 @@ ROLES = {
     # Day-to-day operations: refunds of failed settlements, cancelling before settlement, stopping a wallet, alerts.
     # Reconciliation: resolving differences (with a reason) and typing in partners' statements.
     "operator": ("payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet", "onchain.resolve_alert",
-                 "payments.resolve_reconciliation_item", "payments.add_partnerstatement"),
+                 "payments.resolve_reconciliation_item", "payments.add_partnerstatement",
+                 # partners' API keys: issue, rotate (with an overlap window), revoke
+                 "payments.add_partnerapikey", "payments.rotate_partnerapikey", "payments.revoke_partnerapikey"),
     # Screening decisions: release (with a second officer) or reject held transfers; screen a held one again.
     # KYC: record senders' documents and verify them (tiers), and set the tiers' limits.
     "compliance officer": ("payments.release_transfer", "payments.reject_transfer", "payments.rescreen_transfer",

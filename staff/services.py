@@ -58,7 +58,8 @@ def _require(actor, permission):
 def _record(*, actor, action, target_type, target_id, target_repr, reason, outcome, detail="", approval=None):
     return AuditEntry.objects.create(
         actor=actor, actor_username=actor.get_username(), action=action, target_type=target_type,
-        target_id=str(target_id), target_repr=str(target_repr)[:200], reason=reason, outcome=outcome,
+        # An API key's pk is its prefix and hash (~150 characters): the first 64 name it uniquely (the prefix).
+        target_id=str(target_id)[:64], target_repr=str(target_repr)[:200], reason=reason, outcome=outcome,
         detail=str(detail)[:500], approval=approval)
 
 

@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.pagination import SafeCursorPagination
-from payments.models import SOURCE_CURRENCIES
+from payments import scopes
+from payments.models import SOURCE_CURRENCIES, Posting
 from payments.services.balances import balance_movements, balance_statement, balances_list
 
 AMOUNT = {"max_digits": 20, "decimal_places": 2}
@@ -36,9 +37,13 @@ class MovementOutputSerializer(serializers.Serializer):
 
 
 class BalancesApi(APIView):
-    @extend_schema(responses={200: BalancesOutputSerializer}, operation_id="balances_list")
+    required_scopes = {"GET": [scopes.BALANCES_READ]}
+
+    @extend_schema(responses={200: BalancesOutputSerializer}, operation_id="balances_list",
+                   description="Live money only: a test key (sandbox) sees no balances.")
     def get(self, request):
-        return Response(BalancesOutputSerializer({"balances": balances_list(partner=request.user)}).data)
+        balances = balances_list(partner=request.user) if request.auth.livemode else []
+        return Response(BalancesOutputSerializer({"balances": balances}).data)
 
 
 class StatementCursorPagination(SafeCursorPagination):
@@ -47,6 +52,7 @@ class StatementCursorPagination(SafeCursorPagination):
 
 
 class BalanceStatementApi(generics.ListAPIView):
+    required_scopes = {"GET": [scopes.BALANCES_READ]}
     serializer_class = MovementOutputSerializer
     pagination_class = StatementCursorPagination
 
@@ -55,6 +61,8 @@ class BalanceStatementApi(generics.ListAPIView):
         if currency not in dict(SOURCE_CURRENCIES):
             raise NotFound(f"No balances are kept in {currency[:3]!r}: use one of "
                            f"{', '.join(dict(SOURCE_CURRENCIES))}.")
+        if not self.request.auth.livemode:
+            return Posting.objects.none()  # the sandbox never moves a balance
         return balance_statement(partner=self.request.user, currency=currency)
 
     @extend_schema(operation_id="balances_statement", parameters=[OpenApiParameter(

@@ -46,7 +46,7 @@ class QuoteOutputSerializer(serializers.ModelSerializer):
         model = Quote
         fields = ["id", "direction", "source_currency", "source_amount", "target_currency", "target_amount", "rate",
                   "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent", "expires_at",
-                  "created_at"]
+                  "created_at", "livemode"]
 
 
 class PhoneField(serializers.CharField):
@@ -130,7 +130,7 @@ class TransferOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Transfer
         fields = ["id", "status", "quote", "sender", "recipient", "funding", "settlement", "sender_status_url",
-                  "recipient_status_url", "failure_reason", "created_at", "funded_at", "completed_at"]
+                  "recipient_status_url", "failure_reason", "created_at", "funded_at", "completed_at", "livemode"]
 
     def get_sender(self, obj) -> dict:
         return {"name": obj.sender_name, "phone": obj.sender_phone, "email": obj.sender_email}

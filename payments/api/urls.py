@@ -16,3 +16,10 @@ urlpatterns += [
     path("balances", balances.BalancesApi.as_view(), name="api-balances"),
     path("balances/<str:currency>/statement", balances.BalanceStatementApi.as_view(), name="api-balance-statement"),
 ]
+
+# The sandbox (test keys only; payments/api/sandbox.py).
+from payments.api import sandbox  # noqa: E402
+
+urlpatterns += [
+    path("sandbox/transfers/<uuid:pk>/simulate", sandbox.SandboxSimulateApi.as_view(), name="api-sandbox-simulate"),
+]

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.pagination import SafeCursorPagination
-from payments import pipeline
+from payments import pipeline, scopes
 from payments.api.serializers import (
     QuoteInputSerializer,
     QuoteOutputSerializer,
@@ -27,11 +27,13 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 
 class QuoteCreateApi(APIView):
+    required_scopes = {"POST": [scopes.QUOTES]}
+
     @extend_schema(request=QuoteInputSerializer, responses={201: QuoteOutputSerializer}, operation_id="quotes_create")
     def post(self, request):
         data = QuoteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        quote = quote_create(partner=request.user, **data.validated_data)
+        quote = quote_create(partner=request.user, livemode=request.auth.livemode, **data.validated_data)
         return Response(QuoteOutputSerializer(quote).data, status=status.HTTP_201_CREATED)
 
 
@@ -41,16 +43,19 @@ class TransferCursorPagination(SafeCursorPagination):
     ordering = ("-created_at", "-id")
 
 
-def _transfers(partner):
-    return Transfer.objects.filter(partner=partner).select_related("quote")
+def _transfers(request):
+    """The key's partner's transfers in the key's mode: a test key never sees a live transfer, nor a live key a test
+    one (not found, as another partner's)."""
+    return Transfer.objects.filter(partner=request.user, livemode=request.auth.livemode).select_related("quote")
 
 
 class TransferListCreateApi(generics.ListAPIView):
+    required_scopes = {"GET": [scopes.TRANSFERS_READ], "POST": [scopes.TRANSFERS_CREATE]}
     serializer_class = TransferOutputSerializer
     pagination_class = TransferCursorPagination
 
     def get_queryset(self):
-        return _transfers(self.request.user)
+        return _transfers(self.request)
 
     def get_serializer(self, *args, **kwargs):
         if args and isinstance(args[0], list):  # a page of transfers: their settlements in one read
@@ -69,12 +74,14 @@ class TransferListCreateApi(generics.ListAPIView):
         data.is_valid(raise_exception=True)
         transfer, created = transfer_create(
             partner=request.user, idempotency_key=key, fingerprint=request_fingerprint(request.data),
-            **data.validated_data)
+            livemode=request.auth.livemode, **data.validated_data)
         return Response(TransferOutputSerializer(transfer).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class TransferCancelApi(APIView):
+    required_scopes = {"POST": [scopes.TRANSFERS_CREATE]}
+
     @extend_schema(request=None, responses={200: TransferOutputSerializer}, operation_id="transfers_cancel",
                    description="Cancel before settlement. Unpaid: the card payment is cancelled, status `cancelled`. "
                                "Paid: refunded in full, status `refunding`, then `refunded`. A transfer under review (`held`) "
@@ -83,14 +90,15 @@ class TransferCancelApi(APIView):
                                "`transfer-not-cancellable` and nothing changes.")
     def post(self, request, pk):
         # Another partner's transfer is not found (404), as for reads: no hint that it exists.
-        transfer = get_object_or_404(_transfers(request.user), pk=pk)
+        transfer = get_object_or_404(_transfers(request), pk=pk)
         transfer = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
-        return Response(TransferOutputSerializer(_transfers(request.user).get(pk=transfer.pk)).data)
+        return Response(TransferOutputSerializer(_transfers(request).get(pk=transfer.pk)).data)
 
 
 class TransferDetailApi(generics.RetrieveAPIView):
+    required_scopes = {"GET": [scopes.TRANSFERS_READ]}
     serializer_class = TransferOutputSerializer
 
     def get_queryset(self):
         # Another partner's transfer is simply not found (no hint that it exists).
-        return _transfers(self.request.user)
+        return _transfers(self.request)

@@ -147,11 +147,13 @@ def quote_price(*, source_currency, source_amount=None, target_amount=None, targ
                  direction, corridor.official_rate_date)
 
 
-def quote_create(*, source_currency, source_amount=None, target_amount=None, target_currency="KGS", partner=None):
+def quote_create(*, source_currency, source_amount=None, target_amount=None, target_currency="KGS", partner=None,
+                 livemode=True):
+    """`livemode` False: a sandbox quote (test key), priced as a live one but never checked against the float."""
     price = quote_price(source_currency=source_currency, source_amount=source_amount, target_amount=target_amount,
                         target_currency=target_currency)
     # A firm quote is a promise to deliver: refuse it when the settlement float cannot cover it.
-    if not float_covers(amount=price.target_amount):
+    if livemode and not float_covers(amount=price.target_amount):
         raise FloatUnavailable(_("We cannot deliver this amount right now: please try a smaller amount or "
                                  "try again later."),
                                field="source_amount" if price.direction == SEND else "target_amount")
@@ -166,14 +168,16 @@ def quote_create(*, source_currency, source_amount=None, target_amount=None, tar
         rate=price.rate,
         fee=price.fee,
         direction=price.direction,
+        livemode=livemode,
         expires_at=timezone.now() + timedelta(seconds=settings.QUOTE_TTL_SECONDS),
     )
 
 
-def quote_get_usable(*, quote_id, partner=None, lock=False):
-    """The partner's own unexpired, unused quote; another partner's quote is reported as not found."""
+def quote_get_usable(*, quote_id, partner=None, lock=False, livemode=True):
+    """The partner's own unexpired, unused quote in the same mode; another partner's quote, or a test quote for a
+    live transfer (and the reverse), is reported as not found."""
     qs = Quote.objects.select_for_update() if lock else Quote.objects
-    quote = qs.filter(pk=quote_id, partner=partner).first()
+    quote = qs.filter(pk=quote_id, partner=partner, livemode=livemode).first()
     if quote is None:
         raise QuoteNotFound(_("No such quote."), field="quote_id")
     if quote.expires_at <= timezone.now():

@@ -6,7 +6,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from payments.models import Corridor, LimitTier, Partner, PartnerAPIKey, Rate
+from payments.models import Corridor, LimitTier, Partner, Rate
+from payments.scopes import scopes_clean
+from payments.services.api_keys import api_key_create
 from payments.services.limits import LIMIT_TIER_DEFAULTS
 
 # Close to NBKR's official rates in late 2026 (tests; the FX feed is payments/services/rates.py).
@@ -34,8 +36,10 @@ def rates_seed(*, rates=None, source="seed"):
                                    defaults={"rate": rate, "value_date": today.date(), "fetched_at": timezone.now()})
 
 
-def partner_create(*, name):
-    """Returns (partner, raw API key). The key is shown once; only its hash is stored."""
+def partner_create(*, name, scopes=None, livemode=True):
+    """Returns (partner, raw API key). The key is shown once; only its hash is stored. `scopes` None: the defaults
+    (payments/scopes.py); an unknown scope is refused before anything is stored."""
+    scopes = scopes_clean(scopes)  # raises UnknownScopes before the partner is created
     partner, _ = Partner.objects.get_or_create(name=name)
-    _, key = PartnerAPIKey.objects.create_key(name=f"{name} key", partner=partner)
+    _, key = api_key_create(partner=partner, scopes=scopes, livemode=livemode)
     return partner, key

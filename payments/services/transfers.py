@@ -27,6 +27,7 @@ from payments.services.balances import balance_fund, balance_funding_check
 from payments.services.fraud import frozen_detail, identities_frozen
 from payments.services.limits import limits_reserve
 from payments.services.quotes import quote_get_usable
+from payments.services.sandbox import sandbox_magic_apply
 from payments.services.screening import wallet_is_denied
 from payments.services.travel_rule import travel_rule_store, travel_rule_validate
 
@@ -41,15 +42,16 @@ def request_fingerprint(data):
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def _replay(*, partner, idempotency_key, fingerprint):
-    existing = Transfer.objects.select_related("quote").filter(partner=partner, idempotency_key=idempotency_key).first()
+def _replay(*, partner, idempotency_key, fingerprint, livemode=True):
+    existing = Transfer.objects.select_related("quote").filter(partner=partner, livemode=livemode,
+                                                               idempotency_key=idempotency_key).first()
     if existing and existing.request_fingerprint != fingerprint:
         raise IdempotencyMismatch(_("This Idempotency-Key was used with a different request body."))
     return existing
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
-                    travel_rule=None):
+                    travel_rule=None, livemode=True):
     """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
     and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
     is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
@@ -60,17 +62,19 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     partner's balance: a balance that does not cover it is refused and nothing is created (balances.balance_fund).
     The sender's limits are reserved in the inserting transaction (services/limits.py: over a hard limit, refused and
     nothing created); at or above the travel-rule threshold `travel_rule` must carry the originator's and
-    beneficiary's data (services/travel_rule.py), stored with the transfer."""
+    beneficiary's data (services/travel_rule.py), stored with the transfer.
+    `livemode` False (a test key): a sandbox transfer from a test quote. No card payment, no balance, no limits, no
+    chain: it moves only by its magic amount or the simulate endpoint (services/sandbox.py)."""
     method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
     if method not in Transfer.FundingMethod.values:
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
-    if method == Transfer.FundingMethod.BALANCE:
+    if method == Transfer.FundingMethod.BALANCE and livemode:
         balance_funding_check(partner=partner)
-    if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint):
+    if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode):
         _refuse_frozen(sender=sender, recipient=recipient)
     transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          quote_id=quote_id, sender=sender, recipient=recipient, method=method,
-                                         travel_rule=travel_rule)
+                                         travel_rule=travel_rule, livemode=livemode)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -85,18 +89,22 @@ def _refuse_frozen(*, sender, recipient):
         raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
 
 
-def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule):
-    existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
+                     livemode):
+    replay = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
+              "livemode": livemode}
+    existing = _replay(**replay)
     if existing:
         return existing, False
     if wallet_is_denied(recipient["wallet_address"]):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=WALLET_FIELD)
-    _wallet_check(recipient["wallet_address"])
+    if livemode:  # the sandbox never asks the chain
+        _wallet_check(recipient["wallet_address"])
     try:
         with transaction.atomic():
-            quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True)
+            quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode)
             # A concurrent duplicate may have committed while we waited for the quote's lock.
-            existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+            existing = _replay(**replay)
             if existing:
                 return existing, False
             if Transfer.objects.filter(quote=quote).exists():
@@ -106,16 +114,19 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],
                 recipient_name=recipient["name"], recipient_phone=recipient["phone"],
-                recipient_wallet=recipient["wallet_address"], funding_method=method,
+                recipient_wallet=recipient["wallet_address"], funding_method=method, livemode=livemode,
             )
-            limits_reserve(transfer=transfer)
             if travel:
                 travel_rule_store(transfer=transfer, data=travel)
-            if method == Transfer.FundingMethod.BALANCE:
-                balance_fund(transfer=transfer)
+            if not livemode:
+                sandbox_magic_apply(transfer=transfer)  # no limits, no balance, no ledger: nothing real moves
+            else:
+                limits_reserve(transfer=transfer)
+                if method == Transfer.FundingMethod.BALANCE:
+                    balance_fund(transfer=transfer)
     except IntegrityError:
         # A concurrent request with the same key won the insert: answer as a replay of it.
-        existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        existing = _replay(**replay)
         if existing:
             return existing, False
         raise
@@ -139,7 +150,7 @@ def transfer_funding_prepare(*, transfer):
     """Make sure the transfer has its PaymentIntent. Runs after the transfer row is committed, so a crash
     between the two leaves a transfer that a retry (or the sweeper) completes with the same idempotency key."""
     if (transfer.payment_intent_id or transfer.status != Transfer.Status.AWAITING_FUNDING
-            or transfer.funding_method != Transfer.FundingMethod.CARD):
+            or transfer.funding_method != Transfer.FundingMethod.CARD or not transfer.livemode):
         return transfer
     intent = stripe_rail.payment_intent_create(
         transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)
