@@ -16,3 +16,12 @@ urlpatterns += [
     path("balances", balances.BalancesApi.as_view(), name="api-balances"),
     path("balances/<str:currency>/statement", balances.BalanceStatementApi.as_view(), name="api-balance-statement"),
 ]
+
+# Payout partners confirm or fail the payouts routed to them (payments/api/payouts.py).
+from payments.api import payouts  # noqa: E402
+
+urlpatterns += [
+    path("payouts", payouts.PayoutListApi.as_view(), name="api-payouts"),
+    path("payouts/<uuid:pk>/confirm", payouts.PayoutConfirmApi.as_view(), name="api-payout-confirm"),
+    path("payouts/<uuid:pk>/fail", payouts.PayoutFailApi.as_view(), name="api-payout-fail"),
+]

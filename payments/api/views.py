@@ -42,7 +42,7 @@ class TransferCursorPagination(SafeCursorPagination):
 
 
 def _transfers(partner):
-    return Transfer.objects.filter(partner=partner).select_related("quote")
+    return Transfer.objects.filter(partner=partner).select_related("quote", "partner_payout__payout_partner")
 
 
 class TransferListCreateApi(generics.ListAPIView):
