@@ -90,7 +90,7 @@ def partner_payouts_final(*, transfers, tx_hash):
     moved = Transfer.objects.filter(pk__in=[t.pk for t in transfers]).mark_paid_to_partner()
     if moved != len(transfers):
         raise RuntimeError(f"{len(transfers) - moved} of {len(transfers)} partner transfers left settling meanwhile")
-    payouts = PartnerPayout.objects.select_for_update().select_related("payout_partner").filter(
+    payouts = PartnerPayout.objects.select_for_update(of=("self",)).select_related("payout_partner__operator").filter(
         transfer__in=transfers, status=P.PENDING).order_by("pk")
     by_transfer = {t.pk: t for t in transfers}
     for payout in payouts:
@@ -98,7 +98,7 @@ def partner_payouts_final(*, transfers, tx_hash):
         payout.save()
         transfer = by_transfer[payout.transfer_id]
         som = to_minor(transfer.quote.target_amount, transfer.quote.target_currency)
-        operator = payout.payout_partner.operator_id
+        operator = payout.payout_partner.operator
         ledger.ledger_post(transfer=transfer, kind="partner_payout", memo=f"tx {tx_hash} to {payout.payout_partner.code}",
                            lines=[("payout_partner_clearing", transfer.quote.target_currency, som, operator),
                                   ("kgst_float", transfer.quote.target_currency, -som)])
@@ -126,7 +126,7 @@ def payout_get(*, operator, transfer_id):
 def _locked_payout(operator, transfer_id):
     payout_get(operator=operator, transfer_id=transfer_id)  # 404 before taking any lock
     transfer = Transfer.objects.select_for_update(of=("self",)).select_related("quote").get(pk=transfer_id)
-    payout = PartnerPayout.objects.select_for_update(of=("self",)).select_related("payout_partner").get(
+    payout = PartnerPayout.objects.select_for_update(of=("self",)).select_related("payout_partner__operator").get(
         transfer_id=transfer_id)
     return transfer, payout
 
@@ -153,7 +153,7 @@ def payout_confirm(*, operator, transfer_id):
         ledger.ledger_post(transfer=transfer, kind="payout", memo=f"confirmed by {payout.payout_partner.code}",
                            lines=[("recipient_payable", transfer.quote.target_currency, som),
                                   ("payout_partner_clearing", transfer.quote.target_currency, -som,
-                                   payout.payout_partner.operator_id)])
+                                   payout.payout_partner.operator)])
     log.info("partner_payout_confirmed transfer_id=%s reference=%s", transfer.pk, payout.reference)
     return payout
 
