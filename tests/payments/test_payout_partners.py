@@ -3,6 +3,7 @@ partner's settlement address, the transfer waits in `awaiting_payout_confirmatio
 `completed`) or fails (→ `payout_failed`, operators alerted) through `/api/v1/payouts`. Late confirmations raise one
 operator alert each. Real PostgreSQL, anvil and (last test) a real Celery worker and beat."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -254,6 +255,67 @@ def test_unconfirmed_payouts_escalate_once_past_the_deadline(api, partner, prici
     assert alerts.filter(message__contains=str(old.pk)).count() == 1
     assert alerts.filter(message__contains=str(young.pk)).count() == 1
     assert not alerts.filter(message__contains=str(done.pk)).exists()
+
+
+# Status pages and admin ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("code", "sender_says", "recipient_says"), [
+    ("en", "Paid to Demir Bank, awaiting confirmation", "Paid to Demir Bank, awaiting confirmation"),
+    ("ru", "Выплачено через Demir Bank, ждём подтверждения", "Выплачено через Demir Bank, ждём подтверждения"),
+    ("ky", "Demir Bank аркылуу төлөндү, ырастоо күтүлүүдө", "Demir Bank аркылуу төлөндү, ырастоо күтүлүүдө"),
+])
+def test_status_pages_say_paid_to_the_partner_awaiting_confirmation(client, api, partner, pricing, bank, code,
+                                                                    sender_says, recipient_says):
+    """While the partner has not confirmed, the sender's and the recipient's pages name the partner ("paid to
+    <partner>, awaiting confirmation") in the chosen language, with the payout reference; the recipient sees the
+    account at the partner, not the partner's settlement address."""
+    transfer = awaiting(api, partner)
+    client.get(f"/language/{code}", {"next": "/"})
+    sender_page = client.get(f"/t/{transfer.sender_token}").content.decode()
+    recipient_page = client.get(f"/r/{transfer.recipient_token}").content.decode()
+    assert sender_says in sender_page
+    assert recipient_says in recipient_page
+    reference = transfer.partner_payout.reference
+    assert reference in sender_page and reference in recipient_page
+    assert "KG12 3456 7890" in recipient_page
+    assert 'id="payout-partner"' in recipient_page
+
+
+def test_a_failed_partner_payout_reads_as_a_payout_problem(client, api, partner, pricing, bank):
+    """After the partner fails it, the sender reads that the partner could not pay and what happens next."""
+    _, bank_api = bank
+    transfer = awaiting(api, partner)
+    bank_api.post(f"/api/v1/payouts/{transfer.pk}/fail", {"reason": "account closed"}, format="json")
+    page = client.get(f"/t/{transfer.sender_token}").content.decode()
+    assert "Demir Bank could not pay the recipient" in page
+
+
+def test_admin_refuses_a_contract_as_settlement_address_and_lists_payouts_with_their_age(
+        client, api, partner, pricing, bank, chain):
+    """Treasury adds payout partners in admin: the token contract as settlement address is refused by onchain's
+    recipient check (nothing stored), an ordinary address is accepted; the payouts list shows each awaiting
+    payout's age."""
+    from tests.helpers import staff_login
+    from tests.security.factories import staff_user
+
+    staff_login(client, staff_user("treasury"))
+    form = {"code": "keremet-pay", "name": "Keremet Pay", "kind": "wallet_provider", "operator": partner.pk,
+            "is_active": "on"}
+    refused = client.post("/admin/payments/payoutpartner/add/", {**form, "settlement_address": chain["token"].address})
+    assert refused.status_code == 200
+    assert "token contract" in refused.content.decode(), re.findall(r"errorlist.{0,300}", refused.content.decode())
+    assert not PayoutPartner.objects.filter(code="keremet-pay").exists()
+    accepted = client.post("/admin/payments/payoutpartner/add/", {**form, "settlement_address": new_recipient()})
+    assert accepted.status_code == 302, accepted.content.decode()[:2000]
+    assert PayoutPartner.objects.filter(code="keremet-pay").exists()
+
+    transfer = awaiting(api, partner)
+    PartnerPayout.objects.filter(transfer=transfer).update(sent_at=timezone.now() - timedelta(minutes=75))
+    listing = client.get("/admin/payments/partnerpayout/")
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert transfer.partner_payout.reference in page
+    assert "1 h 15 min" in page
 
 
 # End to end --------------------------------------------------------------------------------------------------------
