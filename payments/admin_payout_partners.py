@@ -11,8 +11,10 @@ from common.admin import ReadOnlyAdmin
 from onchain.api import recipient_check
 from onchain.errors import ChainUnavailable, RecipientRefused
 from onchain.fields import validate_address
+from payments.guarded_payout_partners import RECORD_RETURN
 from payments.models import PartnerPayout, PayoutPartner
 from payments.services.screening import wallet_is_denied
+from staff.admin_actions import GuardedActionsMixin, guarded_action_response
 
 
 class PayoutPartnerForm(forms.ModelForm):
@@ -51,11 +53,14 @@ class PayoutPartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(PartnerPayout)
-class PartnerPayoutAdmin(ReadOnlyAdmin):
-    """Oldest unconfirmed first: what operators chase (escalated ones carry the time of their alert)."""
+class PartnerPayoutAdmin(GuardedActionsMixin, ReadOnlyAdmin):
+    """Oldest unconfirmed first: what operators chase (escalated ones carry the time of their alert). Treasury records
+    a failed payout's KGST back in the float once the partner returned it."""
+
+    actions = ["record_return"]
 
     list_display = ["reference", "transfer", "payout_partner", "status", "amount", "sent_at", "age", "escalated_at",
-                    "failure_reason"]
+                    "failure_reason", "returned_at"]
     list_filter = ["status", "payout_partner"]
     search_fields = ["reference", "transfer__id", "recipient_account", "tx_hash"]
     list_select_related = ["transfer__quote", "payout_partner"]
@@ -72,3 +77,11 @@ class PartnerPayoutAdmin(ReadOnlyAdmin):
             return "—"
         minutes = int((timezone.now() - obj.sent_at).total_seconds() // 60)
         return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+    @admin.action(description="Record its KGST returned to the float by the partner (failed payouts)",
+                  permissions=["record_return"])
+    def record_return(self, request, queryset):
+        return guarded_action_response(self, request, queryset, RECORD_RETURN)
+
+    def has_record_return_permission(self, request):
+        return request.user.has_perm(RECORD_RETURN.permission)

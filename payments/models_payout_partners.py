@@ -82,10 +82,14 @@ class PartnerPayout(StatusModel):
     failed_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True, help_text="When treasury recorded the KGST of this "
+                                                                         "failed payout back in the float.")
 
     objects = PartnerPayoutQuerySet.as_manager()
 
     class Meta:
+        # A staff action (payments/guarded_payout_partners.py); staff/roles.py grants it to treasury.
+        permissions = [("record_payout_return", "Can record the KGST of a failed partner payout returned to the float")]
         indexes = [models.Index(fields=["payout_partner", "status", "sent_at"]),
                    models.Index(fields=["status", "sent_at"], condition=Q(escalated_at__isnull=True),
                                 name="payout_awaiting_unescalated")]

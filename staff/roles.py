@@ -24,7 +24,7 @@ ROLES = {
                  "payments.topup_partner_balance", "payments.withdraw_partner_balance",
                  "payments.resolve_reconciliation_item",
                  # payout partners: where their payouts' KGST goes (the settlement address is checked as a wallet)
-                 "payments.add_payoutpartner", "payments.change_payoutpartner"),
+                 "payments.add_payoutpartner", "payments.change_payoutpartner", "payments.record_payout_return"),
     # Reads everything, changes nothing.
     "auditor": (),
 }

@@ -182,6 +182,34 @@ def payout_fail(*, operator, transfer_id, reason):
     return payout
 
 
+class PayoutReturnRefused(PaymentsError):
+    status = 409
+    code = "payout-return-refused"
+    title = gettext_lazy("Only a failed payout's KGST can be recorded as returned, once")
+
+
+def payout_return_record(*, payout_id, note=""):
+    """Treasury saw the payout partner send a failed payout's KGST back to the float: the partner no longer holds it
+    for us (`partner_payout_returned` entry). Only for a failed payout, once."""
+    with transaction.atomic():
+        payout = (PartnerPayout.objects.select_for_update(of=("self",))
+                  .select_related("transfer__quote", "payout_partner__operator").get(pk=payout_id))
+        if payout.status != P.FAILED or payout.returned_at:
+            raise PayoutReturnRefused(f"payout {payout.reference} is {payout.status}"
+                                      + (", already returned" if payout.returned_at else ""))
+        payout.returned_at = timezone.now()
+        payout.save(update_fields=["returned_at"])
+        quote = payout.transfer.quote
+        som = to_minor(quote.target_amount, quote.target_currency)
+        ledger.ledger_post(transfer=payout.transfer, kind="partner_payout_returned",
+                           memo=f"returned by {payout.payout_partner.code} {note}"[:200],
+                           lines=[("kgst_float", quote.target_currency, som),
+                                  ("payout_partner_clearing", quote.target_currency, -som,
+                                   payout.payout_partner.operator)])
+    log.info("partner_payout_returned transfer_id=%s reference=%s", payout.transfer_id, payout.reference)
+    return payout
+
+
 # Escalation (beat) ---------------------------------------------------------------------------------------------
 
 def payouts_escalate(*, now=None):

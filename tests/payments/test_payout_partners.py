@@ -209,6 +209,34 @@ def test_an_operator_refunds_a_failed_payout_back_to_the_balance(api, partner, p
     assert account_balance("payout_partner_clearing", "KGS", payout_partner.operator) == som
 
 
+def test_treasury_records_a_failed_payouts_kgst_returned_once(client, api, partner, pricing, bank):
+    """Once the partner sent a failed payout's KGST back, treasury records it in admin (with a reason): the
+    `partner_payout_returned` entry clears the partner's holding and puts the KGST back in the float; recording it
+    again is refused and posts nothing; an operator without the permission is refused."""
+    from staff.models import AuditEntry
+    from tests.helpers import staff_login
+    from tests.security.factories import staff_user
+
+    payout_partner, bank_api = bank
+    transfer = awaiting(api, partner)
+    bank_api.post(f"/api/v1/payouts/{transfer.pk}/fail", {"reason": "account closed"}, format="json")
+    payout = PartnerPayout.objects.get(transfer=transfer)
+    form = {"action": "record_return", "_selected_action": [payout.pk], "post": "yes",
+            "reason": "Demir Bank returned it, tx 0xabc"}
+
+    staff_login(client, staff_user("operator"))
+    assert client.post("/admin/payments/partnerpayout/", form).status_code == 403
+    staff_login(client, staff_user("treasury"))
+    client.post("/admin/payments/partnerpayout/", form)
+    payout.refresh_from_db()
+    assert payout.returned_at is not None
+    assert account_balance("payout_partner_clearing", "KGS", payout_partner.operator) == 0
+    assert account_balance("kgst_float", "KGS") == 0
+    client.post("/admin/payments/partnerpayout/", form)
+    assert JournalEntry.objects.filter(transfer=transfer, kind="partner_payout_returned").count() == 1
+    assert AuditEntry.objects.filter(action="payments.record_payout_return", outcome="done").count() == 1
+
+
 def test_another_payout_partners_payout_is_not_found(api, partner, pricing, bank):
     """A payout partner sees, confirms and fails only its own payouts: another's is a 404 problem and nothing
     changes; the origination partner's own key sees no payouts either."""
