@@ -62,13 +62,15 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     The sender's limits are reserved in the inserting transaction (services/limits.py: over a hard limit, refused and
     nothing created); at or above the travel-rule threshold `travel_rule` must carry the originator's and
     beneficiary's data (services/travel_rule.py), stored with the transfer."""
-    recipient, payout_partner = _route(recipient)
+    # A replay answers with the first transfer even if its payout partner stopped taking transfers since.
+    replay = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    recipient, payout_partner = (recipient, None) if replay else _route(recipient)
     method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
     if method not in Transfer.FundingMethod.values:
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
     if method == Transfer.FundingMethod.BALANCE:
         balance_funding_check(partner=partner)
-    if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint):
+    if not replay:
         _refuse_frozen(sender=sender, recipient=recipient)
     transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          quote_id=quote_id, sender=sender, recipient=recipient, method=method,

@@ -102,6 +102,22 @@ def test_a_transfer_naming_a_payout_partner_pays_its_settlement_address_with_a_r
     assert payout.status == PartnerPayout.Status.PENDING
 
 
+def test_a_replay_answers_the_first_transfer_after_its_partner_was_deactivated(api, partner, pricing, bank):
+    """The same Idempotency-Key and body answer the first transfer (200) even once its payout partner stopped taking
+    new transfers; a new key is refused beside `recipient.payout_partner`."""
+    payout_partner, _ = bank
+    balances.balance_topup(partner=partner, currency="RUB", amount=Decimal("20000.00"), reference="bank-replay")
+    data = body(quote(api)["id"])
+    first = api.post("/api/v1/transfers", data, format="json", HTTP_IDEMPOTENCY_KEY="replay-1")
+    assert first.status_code == 201, first.content
+    PayoutPartner.objects.filter(pk=payout_partner.pk).update(is_active=False)
+    again = api.post("/api/v1/transfers", data, format="json", HTTP_IDEMPOTENCY_KEY="replay-1")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    refused = api.post("/api/v1/transfers", body(quote(api)["id"]), format="json", HTTP_IDEMPOTENCY_KEY="replay-2")
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "recipient.payout_partner"
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"wallet": "0x" + "11" * 20}, "recipient.payout_partner"),  # both a wallet and a partner
     ({"payout_partner": None, "account": None}, "recipient.wallet_address"),  # neither
