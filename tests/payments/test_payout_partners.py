@@ -118,6 +118,18 @@ def test_a_replay_answers_the_first_transfer_after_its_partner_was_deactivated(a
     assert refused.json()["errors"][0]["field"] == "recipient.payout_partner"
 
 
+def test_a_partners_settlement_address_is_never_one_recipients_identity(api, partner, pricing, bank):
+    """A dispute freezes a transfer's sender, card and wallet; for a payout-partner transfer the "wallet" is the
+    partner's settlement address, which pays many people: it is left out of the identities that are frozen and counted
+    (velocity), so one dispute cannot stop every payout of that partner."""
+    from payments.services import fraud
+
+    response = create(api, partner)
+    transfer = Transfer.objects.get(pk=response.json()["id"])
+    kinds_ = {kind for kind, _value in fraud.transfer_identities(transfer, card_fingerprint="fp_1")}
+    assert kinds_ == {"email", "phone", "card"}
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"wallet": "0x" + "11" * 20}, "recipient.payout_partner"),  # both a wallet and a partner
     ({"payout_partner": None, "account": None}, "recipient.wallet_address"),  # neither
