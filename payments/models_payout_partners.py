@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_fsm import transition
 
 from common.status import StatusField, StatusModel, StatusQuerySet
-from onchain.fields import AddressField
+from onchain.fields import AddressField, validate_address
 
 __all__ = ["PartnerPayout", "PayoutPartner"]
 
@@ -47,8 +47,6 @@ class PayoutPartner(models.Model):
         return f"{self.name} ({self.code})"
 
     def clean(self):
-        from onchain.fields import validate_address
-
         try:
             self.settlement_address = validate_address(self.settlement_address or "")
         except ValidationError as exc:
