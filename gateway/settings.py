@@ -214,6 +214,7 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-partner-statements": {"task": "payments.tasks.reconcile_partner_statements",
                                      "schedule": timedelta(minutes=15)},
     "reconcile-treasury": {"task": "payments.tasks.reconcile_treasury", "schedule": timedelta(seconds=60)},
+    "payouts-escalate": {"task": "payments.tasks.payouts_escalate", "schedule": timedelta(minutes=1)},
     "rates-refresh": {"task": "payments.tasks.rates_refresh",
                       "schedule": timedelta(minutes=env_int("RATES_REFRESH_MINUTES", 30))},
 }
@@ -289,6 +290,8 @@ RECONCILIATION_WINDOW_HOURS = env_int("RECONCILIATION_WINDOW_HOURS", 48)
 RECONCILIATION_LAG_SECONDS = env_int("RECONCILIATION_LAG_SECONDS", 900)
 # The sweeper reads a pending refund again this often (its refund.updated webhook may be lost).
 REFUND_POLL_SECONDS = 60
+# A payout partner's payout not confirmed (or failed) this long after its KGST was final raises one operator alert.
+PAYOUT_CONFIRM_ESCALATE_MINUTES = env_int("PAYOUT_CONFIRM_ESCALATE_MINUTES", 60)
 # Official rates (payments/services/rates.py): RATES_SOURCE is `nbkr` (the live daily XML at NBKR_RATES_URL),
 # `recorded` (the bundled recorded file taken as today's; `make run` without NBKR_RATES_URL) or `manual` (operators type
 # rates in admin; nothing is fetched). Quotes stop when the rate in effect was set more than RATE_MAX_AGE_HOURS ago.

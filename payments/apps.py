@@ -11,7 +11,7 @@ class PaymentsConfig(AppConfig):
         from django.core import checks
 
         from onchain.api import payout_listener_register
-        from payments import guarded, guarded_keys, guarded_limits, guarded_recon
+        from payments import guarded, guarded_keys, guarded_limits, guarded_payout_partners, guarded_recon
         from payments.pipeline import TransferPayoutListener
         from payments.providers.stripe_rail import api_version_check
         from staff.actions import guarded_actions_register
@@ -23,3 +23,4 @@ class PaymentsConfig(AppConfig):
         guarded_actions_register(*guarded_recon.ACTIONS)
         guarded_actions_register(*guarded_limits.ACTIONS)
         guarded_actions_register(*guarded_keys.ACTIONS)
+        guarded_actions_register(*guarded_payout_partners.ACTIONS)

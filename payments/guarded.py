@@ -52,9 +52,9 @@ def _settlement_failed(transfer):
         raise TransferNotPayable(f"Already {transfer.status}: a transfer is refunded once.")
     if transfer.status in (S.AWAITING_FUNDING, S.EXPIRED, S.CANCELLED):
         raise TransferNotPayable("This transfer was never paid: there is nothing to refund.")
-    if transfer.status != S.SETTLEMENT_FAILED:
-        raise TransferNotPayable("Only transfers whose settlement failed can be refunded here (cancel a transfer "
-                                 "before settlement instead).")
+    if transfer.status not in (S.SETTLEMENT_FAILED, S.PAYOUT_FAILED):
+        raise TransferNotPayable("Only transfers whose settlement or partner payout failed can be refunded here "
+                                 "(cancel a transfer before settlement instead).")
 
 
 def _refund(transfer, *, reason, actor):

@@ -216,6 +216,11 @@ class TransferQuerySet(StatusQuerySet):
         """A whole batch of payouts final on chain: settling transfers complete, compare-and-set in one statement."""
         return self._move(source=[Transfer.Status.SETTLING], target=Transfer.Status.COMPLETED, completed_at=at)
 
+    def mark_paid_to_partner(self):
+        """A batch's payouts to payout partners are final on chain: their settling transfers wait for each partner's
+        confirmation (compare-and-set, like mark_completed)."""
+        return self._move(source=[Transfer.Status.SETTLING], target=Transfer.Status.AWAITING_PAYOUT_CONFIRMATION)
+
 
 class Transfer(StatusModel):
     """One remittance. `status` moves only through the transitions below (docs/states.md)."""
@@ -234,6 +239,8 @@ class Transfer(StatusModel):
         REFUNDING = "refunding", "being refunded (refund asked for, not yet succeeded)"
         REFUND_FAILED = "refund_failed", "refund failed, operator decides"
         CANCELLED = "cancelled", "cancelled before payment"
+        AWAITING_PAYOUT_CONFIRMATION = "awaiting_payout_confirmation", "paid to the payout partner, awaiting its confirmation"
+        PAYOUT_FAILED = "payout_failed", "the payout partner could not pay out, operator decides"
 
     class FundingMethod(models.TextChoices):
         CARD = "card", "card (Stripe PaymentIntent)"
@@ -335,7 +342,19 @@ class Transfer(StatusModel):
     def mark_settlement_failed(self, reason):
         self.failure_reason = reason[:300]
 
-    @transition(field=status, source=[Status.REJECTED, Status.SETTLEMENT_FAILED, Status.FUNDED, Status.HELD],
+    @transition(field=status, source=Status.AWAITING_PAYOUT_CONFIRMATION, target=Status.COMPLETED)
+    def mark_payout_confirmed(self, at):
+        """The payout partner paid the person out (its confirmation through the API)."""
+        self.completed_at = at
+
+    @transition(field=status, source=Status.AWAITING_PAYOUT_CONFIRMATION, target=Status.PAYOUT_FAILED)
+    def mark_payout_failed(self, reason):
+        """The payout partner could not pay the person: the KGST is at the partner, an operator decides
+        (docs/runbook.md, "Payout partners")."""
+        self.failure_reason = reason[:300]
+
+    @transition(field=status, source=[Status.REJECTED, Status.SETTLEMENT_FAILED, Status.FUNDED, Status.HELD,
+                                      Status.PAYOUT_FAILED],
                 target=Status.REFUNDING)
     def mark_refunding(self, reason=None):
         """The money goes back: recorded before the refund is asked for (its idempotency key derives from the
@@ -941,3 +960,4 @@ class TravelRuleRecord(models.Model):
 
     def __str__(self):
         return f"travel rule data of transfer {self.transfer_id}"
+from payments.models_payout_partners import PartnerPayout, PayoutPartner  # noqa: E402,F401

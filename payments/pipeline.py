@@ -30,9 +30,9 @@ from payments.errors import (
     TransferNotCancellable,
     TransferNotPayable,
 )
-from payments.models import CardDispute, JournalEntry, Transfer
+from payments.models import CardDispute, JournalEntry, PartnerPayout, Transfer
 from payments.providers import stripe_rail
-from payments.services import fraud, ledger, limits, refunds, review
+from payments.services import fraud, ledger, limits, payout_partners, refunds, review
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
 from payments.services.transfers import transfer_funding_prepare
 
@@ -323,7 +323,9 @@ def _refundable(transfer):
         return True
     if transfer.status == S.SETTLEMENT_FAILED:
         return payout_is_dead(reference=transfer.payout_reference)
-    return False
+    # The payout partner could not pay the person: an operator refunds the sender (the KGST the partner holds is
+    # settled with it separately: docs/runbook.md, "Payout partners").
+    return transfer.status == S.PAYOUT_FAILED
 
 
 def transfer_refund(*, transfer_id):
@@ -334,7 +336,7 @@ def transfer_refund(*, transfer_id):
     transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
     if not transfer.livemode:
         return transfer  # a sandbox transfer took no money: nothing to give back (transfer_cancel ends it)
-    if transfer.status in (S.REJECTED, S.SETTLEMENT_FAILED):
+    if transfer.status in (S.REJECTED, S.SETTLEMENT_FAILED, S.PAYOUT_FAILED):
         with transaction.atomic():
             transfer = _locked(transfer_id)
             if not _refundable(transfer):
@@ -501,7 +503,7 @@ def refunds_due(*, now):
         | Q(updated_at__lt=now - timedelta(seconds=settings.REFUND_POLL_SECONDS))).order_by("updated_at")
 
 
-CANCEL_TOO_LATE = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED)
+CANCEL_TOO_LATE = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED)
 # Already stopped: a cancel answers with the transfer as it is (a second cancel is not an error).
 CANCEL_DONE = (S.CANCELLED, S.EXPIRED, S.REJECTED, S.REFUNDING, S.REFUNDED, S.REFUND_FAILED, S.CHARGED_BACK)
 
@@ -605,8 +607,13 @@ class TransferPayoutListener:
     def payouts_final(self, *, references, tx_hash):
         # Lock in a fixed order, then one compare-and-set statement for the batch (per-row saves cost more than the
         # rest of the pass); the ledger gets one balanced entry per transfer that moved.
-        transfers = list(Transfer.objects.select_for_update(of=("self",)).select_related("quote")
-                         .filter(pk__in=references, status=S.SETTLING).order_by("pk"))
+        locked = list(Transfer.objects.select_for_update(of=("self",)).select_related("quote")
+                      .filter(pk__in=references, status=S.SETTLING).order_by("pk"))
+        # Payouts to a payout partner's settlement address are final here but not yet paid to the person: those wait
+        # for the partner's confirmation (payments/services/payout_partners.py).
+        routed = set(PartnerPayout.objects.filter(transfer__in=locked).values_list("transfer_id", flat=True))
+        payout_partners.partner_payouts_final(transfers=[t for t in locked if t.pk in routed], tx_hash=tx_hash)
+        transfers = [t for t in locked if t.pk not in routed]
         moved = Transfer.objects.filter(pk__in=[t.pk for t in transfers]).mark_completed(timezone.now())
         if moved != len(transfers):  # impossible under the row locks; refuse rather than post a partial ledger
             raise TransferNotPayable(f"{len(transfers) - moved} of {len(transfers)} transfers left settling meanwhile")
@@ -653,7 +660,7 @@ def transfers_sweep():
 # Disputes and early fraud warnings ---------------------------------------------------------------
 
 NOT_PAID_OUT = (S.FUNDED, S.HELD, S.REJECTED)
-PAID_OUT = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED)
+PAID_OUT = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED)
 
 
 def card_dispute_record(*, kind, dispute, charge):

@@ -5,7 +5,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from payments import pipeline
-from payments.services import reconciliation
+from payments.services import payout_partners, reconciliation
 from payments.services.rates import rates_refresh as rates_refresh_service
 
 
@@ -48,3 +48,9 @@ def rescreen_task(reason):
     loader enqueues it on commit: `rescreen_task.delay(reason)`, or by name, `send_task("payments.transfers_rescreen",
     args=[reason])`, where importing payments.tasks would make an import loop."""
     pipeline.transfers_rescreen(reason=reason)
+
+
+@shared_task
+def payouts_escalate():
+    """Payout partners' payouts unconfirmed past PAYOUT_CONFIRM_ESCALATE_MINUTES: one operator alert each."""
+    payout_partners.payouts_escalate()

@@ -24,7 +24,9 @@ ROLES = {
                  "payments.change_corridor", "payments.add_rate", "payments.change_rate",
                  # partners' prefunded balances: their top-ups and withdrawals, with the bank's reference
                  "payments.topup_partner_balance", "payments.withdraw_partner_balance",
-                 "payments.resolve_reconciliation_item"),
+                 "payments.resolve_reconciliation_item",
+                 # payout partners: where their payouts' KGST goes (the settlement address is checked as a wallet)
+                 "payments.add_payoutpartner", "payments.change_payoutpartner", "payments.record_payout_return"),
     # Reads everything, changes nothing.
     "auditor": (),
 }

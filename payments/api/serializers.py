@@ -74,9 +74,34 @@ class SenderSerializer(serializers.Serializer):
 
 
 class RecipientSerializer(serializers.Serializer):
+    """Paid to a wallet (`wallet_address`) or through a payout partner (`payout_partner` and the recipient's
+    `account` there): exactly one of the two (docs/api.md, "Payout partners")."""
+
     name = serializers.CharField(max_length=140, validators=[validate_person_name])
     phone = PhoneField(max_length=20)
-    wallet_address = WalletField(max_length=42)
+    wallet_address = WalletField(max_length=42, required=False)
+    payout_partner = serializers.CharField(max_length=40, required=False,
+                                           help_text="A payout partner's id or code: it pays the som out to the "
+                                                     "recipient's `account` and confirms it.")
+    account = serializers.CharField(max_length=64, required=False,
+                                    help_text="The recipient's account number or phone at the payout partner.")
+
+    def validate(self, attrs):
+        if "wallet_address" in attrs and "payout_partner" in attrs:
+            raise serializers.ValidationError({"payout_partner": [
+                "Give wallet_address (paid to a wallet) or payout_partner (paid out by a partner), not both."]})
+        if "payout_partner" in attrs:
+            if not attrs.get("account", "").strip():
+                raise serializers.ValidationError({"account": [
+                    "Give the recipient's account or phone at the payout partner."]})
+            attrs["account"] = attrs["account"].strip()
+        elif "wallet_address" in attrs:
+            if "account" in attrs:
+                raise serializers.ValidationError({"account": ["account goes with payout_partner, not with a wallet."]})
+        else:
+            raise serializers.ValidationError({"wallet_address": [
+                "Give wallet_address (paid to a wallet) or payout_partner with account (paid out by a partner)."]})
+        return attrs
 
 
 class FundingInputSerializer(serializers.Serializer):
@@ -136,7 +161,12 @@ class TransferOutputSerializer(serializers.ModelSerializer):
         return {"name": obj.sender_name, "phone": obj.sender_phone, "email": obj.sender_email}
 
     def get_recipient(self, obj) -> dict:
-        return {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet}
+        recipient = {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet}
+        payout = getattr(obj, "partner_payout", None)
+        if payout is not None:  # paid through a payout partner: wallet_address is the partner's settlement address
+            recipient.update(payout_partner=payout.payout_partner.code, account=payout.recipient_account,
+                             payout_reference=payout.reference, payout_status=payout.status)
+        return recipient
 
     def get_funding(self, obj) -> dict:
         # card_attempts_left: what the pay page still takes for this transfer (CARD_ATTEMPTS_PER_TRANSFER);

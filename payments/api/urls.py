@@ -23,3 +23,12 @@ from payments.api import sandbox  # noqa: E402
 urlpatterns += [
     path("sandbox/transfers/<uuid:pk>/simulate", sandbox.SandboxSimulateApi.as_view(), name="api-sandbox-simulate"),
 ]
+
+# Payout partners confirm or fail the payouts routed to them (payments/api/payouts.py).
+from payments.api import payouts  # noqa: E402
+
+urlpatterns += [
+    path("payouts", payouts.PayoutListApi.as_view(), name="api-payouts"),
+    path("payouts/<uuid:pk>/confirm", payouts.PayoutConfirmApi.as_view(), name="api-payout-confirm"),
+    path("payouts/<uuid:pk>/fail", payouts.PayoutFailApi.as_view(), name="api-payout-fail"),
+]

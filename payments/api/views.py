@@ -46,7 +46,8 @@ class TransferCursorPagination(SafeCursorPagination):
 def _transfers(request):
     """The key's partner's transfers in the key's mode: a test key never sees a live transfer, nor a live key a test
     one (not found, as another partner's)."""
-    return Transfer.objects.filter(partner=request.user, livemode=request.auth.livemode).select_related("quote")
+    return Transfer.objects.filter(partner=request.user, livemode=request.auth.livemode).select_related(
+        "quote", "partner_payout__payout_partner")
 
 
 class TransferListCreateApi(generics.ListAPIView):

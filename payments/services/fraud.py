@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from payments.errors import VelocityLimited
-from payments.models import Freeze, Transfer, VelocityCounter
+from payments.models import Freeze, PayoutPartner, Transfer, VelocityCounter
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,17 @@ def normalise(kind, value):
     return value
 
 
+def is_settlement_address(address):
+    """True for a payout partner's settlement address (payments/services/payout_partners.py)."""
+    return PayoutPartner.objects.filter(settlement_address__iexact=address).exists()
+
+
 def transfer_identities(transfer, *, card_fingerprint=None):
     """The sender's, the recipient wallet's and (when known) the card's identities of a transfer."""
-    pairs = [("email", transfer.sender_email), ("phone", transfer.sender_phone), ("wallet", transfer.recipient_wallet),
+    wallet = transfer.recipient_wallet
+    if wallet and is_settlement_address(wallet):
+        wallet = ""  # a payout partner's address pays many people: never frozen or counted as one recipient's
+    pairs = [("email", transfer.sender_email), ("phone", transfer.sender_phone), ("wallet", wallet),
              ("card", card_fingerprint or transfer.card_fingerprint)]
     return [(kind, normalise(kind, value)) for kind, value in pairs if value]
 

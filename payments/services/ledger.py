@@ -45,6 +45,9 @@ ACCOUNTS = {
     "kgst_treasury": AccountKind(ASSET, "KGST held in the treasury wallet, from which the float is topped up"),
     "kgst_float": AccountKind(ASSET, "KGST in the payout float: the treasury's funding debits it, payouts credit it; "
                                      "negative until the opening balance is booked", may_go_negative=True),
+    "payout_partner_clearing": AccountKind(ASSET, "KGST sent to a payout partner's settlement address for payouts it "
+                                                  "has not confirmed yet: it holds them for us until it pays the "
+                                                  "person (or returns them)", per_partner=True),
     "payouts_in_transit": AccountKind(ASSET, "som sent on chain whose block is not final yet"),
     "partner_balance": AccountKind(LIABILITY, "a partner's prefunded balance: what we owe the partner",
                                    per_partner=True),

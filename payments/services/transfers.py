@@ -26,6 +26,7 @@ from payments.providers import stripe_rail
 from payments.services.balances import balance_fund, balance_funding_check
 from payments.services.fraud import frozen_detail, identities_frozen
 from payments.services.limits import limits_reserve
+from payments.services.payout_partners import PARTNER_FIELD, partner_payout_create, payout_partner_resolve
 from payments.services.quotes import quote_get_usable
 from payments.services.sandbox import sandbox_magic_apply
 from payments.services.screening import wallet_is_denied
@@ -65,41 +66,54 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     beneficiary's data (services/travel_rule.py), stored with the transfer.
     `livemode` False (a test key): a sandbox transfer from a test quote. No card payment, no balance, no limits, no
     chain: it moves only by its magic amount or the simulate endpoint (services/sandbox.py)."""
+    # A replay answers with the first transfer even if its payout partner stopped taking transfers since.
+    replay = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode)
+    recipient, payout_partner = (recipient, None) if replay else _route(recipient)
     method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
     if method not in Transfer.FundingMethod.values:
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
     if method == Transfer.FundingMethod.BALANCE and livemode:
         balance_funding_check(partner=partner)
-    if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode):
+    if not replay:
         _refuse_frozen(sender=sender, recipient=recipient)
     transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          quote_id=quote_id, sender=sender, recipient=recipient, method=method,
-                                         travel_rule=travel_rule, livemode=livemode)
+                                         travel_rule=travel_rule, livemode=livemode, payout_partner=payout_partner)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
         raise FundingPending(exc.detail, transfer=transfer) from exc
 
 
+def _route(recipient):
+    """A recipient paid through a payout partner (`payout_partner`, `account`) is paid at the partner's settlement
+    address: the rest of creation checks that address as it checks a wallet (payments/services/payout_partners.py)."""
+    if not recipient.get("payout_partner"):
+        return recipient, None
+    payout_partner = payout_partner_resolve(recipient["payout_partner"])
+    return {**recipient, "wallet_address": payout_partner.settlement_address}, payout_partner
+
+
 def _refuse_frozen(*, sender, recipient):
-    frozen = identities_frozen([("email", sender["email"]), ("phone", sender["phone"]),
-                                ("wallet", recipient["wallet_address"])])
+    wallet = [] if recipient.get("payout_partner") else [("wallet", recipient["wallet_address"])]
+    frozen = identities_frozen([("email", sender["email"]), ("phone", sender["phone"])] + wallet)
     if frozen:
         log.warning("transfer_refused frozen=%s", frozen_detail(frozen))
         raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
 
 
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
-                     livemode):
+                     livemode, payout_partner=None):
     replay = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
               "livemode": livemode}
     existing = _replay(**replay)
     if existing:
         return existing, False
+    field = PARTNER_FIELD if payout_partner else WALLET_FIELD
     if wallet_is_denied(recipient["wallet_address"]):
-        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=WALLET_FIELD)
+        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
     if livemode:  # the sandbox never asks the chain
-        _wallet_check(recipient["wallet_address"])
+        _wallet_check(recipient["wallet_address"], field=field)
     try:
         with transaction.atomic():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode)
@@ -116,6 +130,8 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 recipient_name=recipient["name"], recipient_phone=recipient["phone"],
                 recipient_wallet=recipient["wallet_address"], funding_method=method, livemode=livemode,
             )
+            if payout_partner:
+                partner_payout_create(transfer=transfer, payout_partner=payout_partner, account=recipient["account"])
             if travel:
                 travel_rule_store(transfer=transfer, data=travel)
             if not livemode:
@@ -134,16 +150,16 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     return transfer, True
 
 
-def _wallet_check(address):
+def _wallet_check(address, field=WALLET_FIELD):
     """onchain's recipient check, before any transaction (it asks the node): an address no payout may go to is
     refused beside the wallet field; a node that does not answer is a 503 asking to retry, never an accept."""
     try:
         recipient_check(address)
     except RecipientRefused as exc:
         log.info("transfer_wallet_refused kind=%s address=%s", exc.kind, address)
-        raise WalletRefused(exc.detail, field=WALLET_FIELD) from exc
+        raise WalletRefused(exc.detail, field=field) from exc
     except ChainUnavailable as exc:
-        raise WalletCheckUnavailable(WALLET_CHECK_RETRY, field=WALLET_FIELD) from exc
+        raise WalletCheckUnavailable(WALLET_CHECK_RETRY, field=field) from exc
 
 
 def transfer_funding_prepare(*, transfer):

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Transfer
+from payments.models import PartnerPayout, Transfer
 
 S = Transfer.Status
 # Nothing moves these on by itself, so the pages stop polling.
 TERMINAL = frozenset({S.COMPLETED, S.EXPIRED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK, S.CANCELLED,
-                      S.REFUND_FAILED})
+                      S.REFUND_FAILED, S.PAYOUT_FAILED})
 # Held transfers wait for a person, pending refunds for the card network; poll them gently.
-SLOW = frozenset({S.HELD, S.REFUNDING})
+SLOW = frozenset({S.HELD, S.REFUNDING, S.AWAITING_PAYOUT_CONFIRMATION})
 FAILED = frozenset({S.EXPIRED, S.REJECTED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK, S.CANCELLED,
-                    S.REFUNDING, S.REFUND_FAILED})
+                    S.REFUNDING, S.REFUND_FAILED, S.PAYOUT_FAILED})
 
 DONE, CURRENT, FAILURE, PENDING = "done", "current", "failed", "pending"
 
@@ -52,6 +52,12 @@ SENDER_HEADLINES = {
                                          "this page updates when your card's bank has accepted it.")),
     S.REFUND_FAILED: (_("Refund problem"), _("Your card's bank did not accept the refund. Our team has been alerted "
                                              "and will contact you to return your money.")),
+    # %(partner)s: the payout partner's name (a bank or wallet provider in Kyrgyzstan).
+    S.AWAITING_PAYOUT_CONFIRMATION: (_("Paid to %(partner)s, awaiting confirmation"),
+                                     _("The som reached %(partner)s, which pays them out to the recipient's account. "
+                                       "We are waiting for its confirmation.")),
+    S.PAYOUT_FAILED: (_("Payout problem"), _("%(partner)s could not pay the recipient. Our team has been alerted and "
+                                             "will pay another way or refund you in full.")),
 }
 
 RECIPIENT_HEADLINES = {
@@ -68,6 +74,11 @@ RECIPIENT_HEADLINES = {
     S.CANCELLED: (_("Cancelled"), _("This transfer was cancelled and nothing was sent.")),
     S.REFUNDING: (_("Cancelled"), _("This transfer was cancelled and the sender is being refunded.")),
     S.REFUND_FAILED: (_("Cancelled"), _("This transfer was cancelled and nothing was sent.")),
+    S.AWAITING_PAYOUT_CONFIRMATION: (_("Paid to %(partner)s, awaiting confirmation"),
+                                     _("The money was sent to %(partner)s for your account there. It pays you out "
+                                       "and confirms it to us.")),
+    S.PAYOUT_FAILED: (_("Delayed"), _("%(partner)s could not pay this transfer out to your account. Our team is "
+                                      "working on it.")),
 }
 
 
@@ -97,6 +108,12 @@ def transfer_timeline(transfer, *, audience="sender"):
         checks = Step(checks.key, checks.label, DONE)
         payout = Step(payout.key, payout.label, DONE)
         delivered = Step(delivered.key, delivered.label, DONE, transfer.completed_at)
+    elif status in (S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED):
+        checks = Step(checks.key, checks.label, DONE)
+        payout = Step(payout.key, payout.label, DONE)
+        delivered = (Step(delivered.key, _("Awaiting the payout partner's confirmation"), CURRENT)
+                     if status == S.AWAITING_PAYOUT_CONFIRMATION
+                     else Step(delivered.key, _("Payout by the partner failed"), FAILURE))
     elif status == S.CHARGED_BACK:
         checks = Step(checks.key, _("Payment taken back by the card's bank") if audience == "sender" else _("Cancelled"),
                       FAILURE)
@@ -123,9 +140,14 @@ def poll_trigger(transfer):
 def status_context(transfer, *, audience):
     headlines = SENDER_HEADLINES if audience == "sender" else RECIPIENT_HEADLINES
     title, explanation = headlines[transfer.status]
+    partner_payout = _partner_payout(transfer)
+    if transfer.status in (S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED):
+        name = {"partner": partner_payout.payout_partner.name if partner_payout else "?"}
+        title, explanation = str(title) % name, str(explanation) % name
     return {
         "status_title": title,
         "status_explanation": explanation,
+        "partner_payout": partner_payout,
         "steps": transfer_timeline(transfer, audience=audience),
         "poll_trigger": poll_trigger(transfer),
         "is_terminal": transfer.status in TERMINAL,
@@ -134,3 +156,8 @@ def status_context(transfer, *, audience):
         "show_failure_reason": audience == "sender" and bool(transfer.failure_reason)
         and transfer.status in (S.REJECTED, S.REFUNDED, S.SETTLEMENT_FAILED),
     }
+
+
+def _partner_payout(transfer):
+    """The payout partner's part of a transfer paid out through one (payments/services/payout_partners.py), or None."""
+    return PartnerPayout.objects.select_related("payout_partner").filter(transfer=transfer).first()

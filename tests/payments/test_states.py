@@ -103,6 +103,33 @@ def test_completed_transfer_is_final(pricing):
     assert fresh(transfer).status == S.COMPLETED
 
 
+def test_payout_partner_states_are_guarded(pricing):
+    """Only a settling transfer waits for a payout partner (compare-and-set); from there only the partner's confirmation
+    (→ completed) or failure (→ payout_failed) moves it, and payout_failed moves only to refunding (an operator's
+    refund): a confirmation after a failure, or completing it directly, is refused."""
+    transfer = funded(make_transfer())
+    assert Transfer.objects.filter(pk=transfer.pk).mark_paid_to_partner() == 0  # funded, not settling
+    with pytest.raises(TransitionNotAllowed):
+        transfer.mark_payout_confirmed(timezone.now())
+    transfer.mark_settling("ref")
+    transfer.save()
+    assert Transfer.objects.filter(pk=transfer.pk).mark_paid_to_partner() == 1
+    assert Transfer.objects.filter(pk=transfer.pk).mark_paid_to_partner() == 0
+    transfer.refresh_from_db()
+    assert transfer.status == S.AWAITING_PAYOUT_CONFIRMATION
+    assert Transfer.objects.filter(pk=transfer.pk).mark_completed(timezone.now()) == 0  # not by the chain again
+    for method, args in (("mark_settlement_failed", ("x",)), ("mark_refunding", ("x",)), ("mark_settling", ("r",))):
+        with pytest.raises(TransitionNotAllowed):
+            getattr(transfer, method)(*args)
+    transfer.mark_payout_failed("account closed")
+    transfer.save()
+    with pytest.raises(TransitionNotAllowed):
+        transfer.mark_payout_confirmed(timezone.now())
+    assert fresh(transfer).status == S.PAYOUT_FAILED
+    transfer.mark_refunding("refunded by an operator")
+    assert transfer.status == S.REFUNDING
+
+
 # Idempotent pipeline steps -----------------------------------------------------------------------
 
 def test_transfer_mark_funded_is_idempotent(pricing, stripe_server):

@@ -162,7 +162,8 @@ ROLE_PERMISSIONS = {
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
                  "payments.change_corridor", "payments.add_rate", "payments.change_rate",
                  "payments.topup_partner_balance", "payments.withdraw_partner_balance",
-                 "payments.resolve_reconciliation_item"},
+                 "payments.resolve_reconciliation_item", "payments.add_payoutpartner", "payments.change_payoutpartner",
+                 "payments.record_payout_return"},
     "auditor": set(),
 }
 
