@@ -4,11 +4,21 @@ way an UPDATE may touch the status column (a plain `.update(status=...)` is refu
 
 import threading
 
-from django.db import models
+from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django_fsm import FSMField, FSMFieldDescriptor
 
 _reloading = threading.local()
+
+# Sent inside the transaction that writes a status change, so a receiver's own writes (an outbox row) commit or roll
+# back with it. Arguments: `changes`, a list of (pk, source, target); `instance`, the saved instance (None for a
+# queryset's compare-and-set). source is None for a row just inserted. Receivers filter on `sender` (the model).
+status_changed = Signal()
+
+
+def _status_field(model):
+    return next((f for f in model._meta.concrete_fields if isinstance(f, StatusField)), None)
 
 
 class _GuardedDescriptor(FSMFieldDescriptor):
@@ -41,6 +51,30 @@ class StatusModel(models.Model):
     class Meta:
         abstract = True
 
+    def save(self, *args, **kwargs):
+        """A save that writes a new status (or inserts a row) tells `status_changed`'s receivers in the same
+        transaction."""
+        field = _status_field(type(self))
+        update_fields = kwargs.get("update_fields")
+        source = getattr(self, "_saved_status", None) if not self._state.adding else None
+        target = self.__dict__.get(field.attname) if field is not None else None
+        writes_status = update_fields is None or field is not None and field.name in update_fields
+        if (field is None or not writes_status or (source == target and not self._state.adding)
+                or not status_changed.has_listeners(type(self))):
+            super().save(*args, **kwargs)
+            self._remember_status()
+            return
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            status_changed.send(sender=type(self), instance=self, changes=[(self.pk, source, target)])
+        self._remember_status()
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._remember_status()
+        return instance
+
     def refresh_from_db(self, *args, **kwargs):
         ids = _reloading.__dict__.setdefault("ids", set())
         ids.add(id(self))
@@ -48,6 +82,12 @@ class StatusModel(models.Model):
             super().refresh_from_db(*args, **kwargs)
         finally:
             ids.discard(id(self))
+        self._remember_status()
+
+    def _remember_status(self):
+        field = _status_field(type(self))
+        if field is not None and field.attname in self.__dict__:
+            self._saved_status = self.__dict__[field.attname]
 
 
 class StatusQuerySet(models.QuerySet):
@@ -65,4 +105,14 @@ class StatusQuerySet(models.QuerySet):
         if any(f.name == "updated_at" for f in self.model._meta.concrete_fields) and "updated_at" not in fields:
             fields["updated_at"] = timezone.now()
         moving = self.filter(**{f"{self.status_field}__in": list(source)})
-        return super(StatusQuerySet, moving).update(**{self.status_field: target}, **fields)
+        if not status_changed.has_listeners(self.model):
+            return super(StatusQuerySet, moving).update(**{self.status_field: target}, **fields)
+        with transaction.atomic(using=self.db):
+            # The rows that move, locked, so the receivers hear exactly those (and their previous status).
+            rows = list(moving.select_for_update(of=("self",)).order_by("pk").values_list("pk", self.status_field))
+            moved = super(StatusQuerySet, self.model._default_manager.filter(pk__in=[pk for pk, _ in rows])
+                          ).update(**{self.status_field: target}, **fields)
+            if rows:
+                status_changed.send(sender=self.model, instance=None,
+                                    changes=[(pk, was, target) for pk, was in rows])
+        return moved

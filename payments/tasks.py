@@ -48,3 +48,4 @@ def rescreen_task(reason):
     loader enqueues it on commit: `rescreen_task.delay(reason)`, or by name, `send_task("payments.transfers_rescreen",
     args=[reason])`, where importing payments.tasks would make an import loop."""
     pipeline.transfers_rescreen(reason=reason)
+from payments import tasks_webhooks  # noqa: E402,F401  (outgoing webhook tasks)
