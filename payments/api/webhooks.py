@@ -91,12 +91,17 @@ def _events(partner):
     return WebhookEvent.objects.filter(partner=partner)
 
 
+class EndpointCursorPagination(SafeCursorPagination):
+    ordering = ("created_at",)
+
+
 class WebhookEndpointListCreateApi(generics.ListAPIView):
     required_scopes = SCOPES
     serializer_class = WebhookEndpointOutputSerializer
+    pagination_class = EndpointCursorPagination
 
     def get_queryset(self):
-        return _endpoints(self.request.user).order_by("created_at")
+        return _endpoints(self.request.user)
 
     @extend_schema(operation_id="webhook_endpoints_list")
     def get(self, request, *args, **kwargs):

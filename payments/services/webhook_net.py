@@ -99,15 +99,18 @@ def post(url, *, body, headers):
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             request = client.build_request("POST", target.connect_url, content=body,
                                            headers={**headers, "Host": target.host}, extensions=extensions)
-            with client.send(request, stream=True) as response:
+            response = client.send(request, stream=True)
+            try:
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
                     size += len(chunk)
                     if size >= settings.WEBHOOK_RESPONSE_MAX_BYTES or time.monotonic() - started > total:
                         break
-                text = b"".join(chunks)[:settings.WEBHOOK_RESPONSE_MAX_BYTES].decode("utf-8", "replace")
-                return Answer(response.status_code, text, dict(response.headers), "",
-                              int((time.monotonic() - started) * 1000))
+            finally:
+                response.close()
+            text = b"".join(chunks)[:settings.WEBHOOK_RESPONSE_MAX_BYTES].decode("utf-8", "replace")
+            return Answer(response.status_code, text, dict(response.headers), "",
+                          int((time.monotonic() - started) * 1000))
     except httpx.HTTPError as error:
         return Answer(None, "", {}, f"{type(error).__name__}: {error}"[:300], int((time.monotonic() - started) * 1000))
