@@ -46,7 +46,8 @@ class StatusField(FSMField):
 
 class StatusModel(models.Model):
     """`refresh_from_db` may reload the status. (django-fsm's own mixin does this by switching protection off on
-    the shared field object for a moment, which races between threads; this marks only the instance reloading.)"""
+    the shared field object for a moment, which races between threads; this marks only the instance reloading.)
+    Remembers the status it was loaded with, so `save` can tell `status_changed` what moved."""
 
     class Meta:
         abstract = True
@@ -64,7 +65,7 @@ class StatusModel(models.Model):
             super().save(*args, **kwargs)
             self._remember_status()
             return
-        with transaction.atomic(using=kwargs.get("using")):
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):  # no savepoint queries when nested
             super().save(*args, **kwargs)
             status_changed.send(sender=type(self), instance=self, changes=[(self.pk, source, target)])
         self._remember_status()
@@ -107,7 +108,7 @@ class StatusQuerySet(models.QuerySet):
         moving = self.filter(**{f"{self.status_field}__in": list(source)})
         if not status_changed.has_listeners(self.model):
             return super(StatusQuerySet, moving).update(**{self.status_field: target}, **fields)
-        with transaction.atomic(using=self.db):
+        with transaction.atomic(using=self.db, savepoint=False):
             # The rows that move, locked, so the receivers hear exactly those (and their previous status).
             rows = list(moving.select_for_update(of=("self",)).order_by("pk").values_list("pk", self.status_field))
             moved = super(StatusQuerySet, self.model._default_manager.filter(pk__in=[pk for pk, _ in rows])

@@ -168,7 +168,8 @@ def deliveries_sweep(*, limit=200):
     """Due deliveries whose task was lost, whose retry time came, or whose worker died mid-delivery (lease run out):
     each handed to the worker. Returns how many."""
     now = timezone.now()
-    ids = list(_due(now).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    ids = list(_due(now).annotate(blocked=_earlier_pending()).filter(blocked=False).order_by("next_attempt_at")
+               .values_list("pk", flat=True)[:limit])
     for pk in ids:
         current_app.send_task(DELIVER_TASK, args=[pk])
     return len(ids)
