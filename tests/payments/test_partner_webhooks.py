@@ -405,3 +405,27 @@ def test_the_signed_body_is_the_standard_webhooks_envelope():
     event = WebhookEvent(type="transfer.funded", payload={"id": "x"}, created_at=timezone.now())
     assert json.loads(message_body(event)).keys() == {"type", "timestamp", "data"}
     assert message_body(event) == message_body(event)
+
+
+@pytest.mark.django_db
+def test_an_endpoint_failing_for_days_is_disabled_before_its_schedule_ends(partner):
+    """Failing without a success since WEBHOOK_DISABLE_AFTER_SECONDS ago: the next failed attempt disables the
+    endpoint (and raises the operator alert) though this delivery still had retries left; a success in between
+    clears the count."""
+    failing = webhook_receiver.start(script=lambda n, _: (500, {}) if n != 1 else (200, {}))
+    try:
+        endpoint, _ = webhooks.endpoint_create(partner=partner, url=failing.url)
+        delivery_attempt(delivery_id=webhooks.endpoint_ping(endpoint=endpoint).deliveries.get().pk)
+        endpoint.refresh_from_db()
+        assert endpoint.enabled and endpoint.failing_since is not None
+        delivery_attempt(delivery_id=webhooks.endpoint_ping(endpoint=endpoint).deliveries.get().pk)  # a success
+        endpoint.refresh_from_db()
+        assert endpoint.failing_since is None
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - timedelta(days=3, seconds=1))
+        event = webhooks.endpoint_ping(endpoint=endpoint)
+        delivery_attempt(delivery_id=event.deliveries.get().pk)
+        endpoint.refresh_from_db()
+        assert not endpoint.enabled and event.deliveries.get().attempts == 1
+        assert OperatorAlert.objects.filter(kind="webhook", message__contains=endpoint.pk).exists()
+    finally:
+        failing.server.shutdown()
