@@ -429,3 +429,20 @@ def test_an_endpoint_failing_for_days_is_disabled_before_its_schedule_ends(partn
         assert OperatorAlert.objects.filter(kind="webhook", message__contains=endpoint.pk).exists()
     finally:
         failing.server.shutdown()
+
+
+@pytest.mark.django_db
+def test_a_balance_funded_transfer_tells_its_creation_funding_and_the_balance_debit(api, partner, pricing):
+    """Funded from the prefunded balance in the creating request: `transfer.created`, `transfer.funded` and a
+    `balance.movement` of kind `funding` for the amount debited, all in that request's transaction."""
+    from tests.payments.test_balances import body, quote_for
+
+    balance_topup(partner=partner, currency="RUB", amount=Decimal("20000.00"), reference="BANK-9")
+    quote = quote_for(api)
+    response = api.post("/api/v1/transfers", body(quote["id"]), format="json", HTTP_IDEMPOTENCY_KEY="bal-1")
+    assert response.status_code == 201, response.content
+    types = list(WebhookEvent.objects.filter(partner=partner).order_by("id").values_list("type", "payload"))
+    assert [t for t, _ in types] == ["balance.movement", "transfer.created", "transfer.funded", "balance.movement"]
+    funding = types[-1][1]
+    assert funding["kind"] == "funding" and funding["transfer_id"] == response.json()["id"]
+    assert funding["amount_minor"] == -1500000 and funding["balance_after_minor"] == 2000000 - 1500000
