@@ -237,6 +237,8 @@ WEBHOOK_CONNECT_TIMEOUT_SECONDS = 5
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_RESPONSE_MAX_BYTES = 4096
 WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
+# Certificate authorities trusted for webhook endpoints (a PEM file); empty: the system's.
+WEBHOOK_CA_FILE = os.environ.get("WEBHOOK_CA_FILE", "")
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "payments.webhooks_sweep",
                                           "schedule": timedelta(seconds=env_int("WEBHOOK_SWEEP_SECONDS", 5))}
 

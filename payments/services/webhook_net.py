@@ -3,8 +3,10 @@ WEBHOOK_ALLOW_PRIVATE relax it (tests and `make run`). The name is resolved, eve
 sent to the checked address with the Host header and TLS server name kept, so a DNS answer that changes between
 the check and the connection (rebinding) cannot send it inside."""
 
+import functools
 import ipaddress
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -75,6 +77,11 @@ def url_check(url, *, resolve=True):
     return Target(url=url, connect_url=connect_url, host=host_header, server_name=host, address=address)
 
 
+@functools.lru_cache(maxsize=4)
+def _tls_context(cafile):
+    return ssl.create_default_context(cafile=cafile)
+
+
 @dataclass(frozen=True)
 class Answer:
     status_code: int | None
@@ -96,7 +103,9 @@ def post(url, *, body, headers):
     timeout = httpx.Timeout(total, connect=settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS)
     extensions = {"sni_hostname": target.server_name} if target.connect_url.startswith("https") else {}
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        # The certificate is checked against the URL's host name (sni_hostname), not the address connected to.
+        verify = _tls_context(settings.WEBHOOK_CA_FILE or None)
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, verify=verify) as client:
             request = client.build_request("POST", target.connect_url, content=body,
                                            headers={**headers, "Host": target.host}, extensions=extensions)
             response = client.send(request, stream=True)

@@ -446,3 +446,30 @@ def test_a_balance_funded_transfer_tells_its_creation_funding_and_the_balance_de
     funding = types[-1][1]
     assert funding["kind"] == "funding" and funding["transfer_id"] == response.json()["id"]
     assert funding["amount_minor"] == -1500000 and funding["balance_after_minor"] == 2000000 - 1500000
+
+
+@pytest.mark.django_db
+def test_https_goes_to_the_checked_address_with_the_certificate_checked_for_the_urls_host(partner, settings, tmp_path):
+    """Over https the connection is pinned to the checked address while TLS still verifies the certificate against
+    the URL's host name (SNI): a certificate for `localhost` is accepted at https://localhost, one for another name
+    is refused (and nothing is delivered)."""
+    certfile, keyfile = webhook_receiver.self_signed(tmp_path, "localhost")
+    secure = webhook_receiver.start(tls=(certfile, keyfile))
+    wrong_cert, wrong_key = webhook_receiver.self_signed(tmp_path, "elsewhere.example")
+    impostor = webhook_receiver.start(tls=(wrong_cert, wrong_key))
+    try:
+        settings.WEBHOOK_CA_FILE = certfile
+        endpoint, secret = webhooks.endpoint_create(partner=partner, url=secure.url.replace("127.0.0.1", "localhost"))
+        attempt = delivery_attempt(delivery_id=webhooks.endpoint_ping(endpoint=endpoint).deliveries.get().pk)
+        assert attempt.status_code == 200, attempt.error
+        [request] = secure.received()
+        assert request.headers["host"] == f"localhost:{secure.port()}" and verify(secret, request)
+
+        settings.WEBHOOK_CA_FILE = wrong_cert
+        other, _ = webhooks.endpoint_create(partner=partner, url=impostor.url.replace("127.0.0.1", "localhost"))
+        attempt = delivery_attempt(delivery_id=webhooks.endpoint_ping(endpoint=other).deliveries.get().pk)
+        assert attempt.status_code is None and "CERTIFICATE_VERIFY_FAILED" in attempt.error, attempt.error
+        assert impostor.received() == []
+    finally:
+        secure.server.shutdown()
+        impostor.server.shutdown()

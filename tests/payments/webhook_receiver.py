@@ -2,6 +2,7 @@
 (headers, body, arrival time) and answers by a script (e.g. fail the first k, then 200)."""
 
 import http.server
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ class Receiver:
     server: http.server.ThreadingHTTPServer = None
     on_request: callable = None
 
+    tls: bool = False
+
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server.server_address[1]}/hooks"
 
     def port(self):
         return self.server.server_address[1]
@@ -42,6 +45,31 @@ class Receiver:
             return list(self.requests)
 
 
+def self_signed(directory, name):
+    """A self-signed certificate for DNS name `name` (its own CA): (certfile, keyfile)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    certfile, keyfile = directory / f"{name}.pem", directory / f"{name}.key"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return str(certfile), str(keyfile)
+
+
 def fail_first(k):
     """A script failing each message's first `k` attempts (500), then answering 200."""
     counts = {}
@@ -54,8 +82,9 @@ def fail_first(k):
     return script
 
 
-def start(script=None, on_request=None):
-    receiver = Receiver(script=script, on_request=on_request)
+def start(script=None, on_request=None, tls=None):
+    """`tls`: (certfile, keyfile) to serve https."""
+    receiver = Receiver(script=script, on_request=on_request, tls=bool(tls))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
@@ -78,5 +107,9 @@ def start(script=None, on_request=None):
             pass
 
     receiver.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
     threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
     return receiver
