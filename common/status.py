@@ -3,18 +3,41 @@ direct assignment. In bulk: a compare-and-set method of the model's queryset, bu
 way an UPDATE may touch the status column (a plain `.update(status=...)` is refused)."""
 
 import threading
+from typing import Protocol
 
 from django.db import models, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 from django_fsm import FSMField, FSMFieldDescriptor
 
 _reloading = threading.local()
 
-# Sent inside the transaction that writes a status change, so a receiver's own writes (an outbox row) commit or roll
-# back with it. Arguments: `changes`, a list of (pk, source, target); `instance`, the saved instance (None for a
-# queryset's compare-and-set). source is None for a row just inserted. Receivers filter on `sender` (the model).
-status_changed = Signal()
+
+
+class StatusListener(Protocol):
+    """Told of every status change of a model, inside the transaction that writes it, so its own writes (an outbox
+    row) commit or roll back with the change. `changes`: (pk, source, target) per row, source None for a row just
+    inserted; `instance`: the saved instance, or None for a queryset's compare-and-set."""
+
+    def status_changed(self, *, model, changes, instance): ...
+
+
+_listeners = {}
+
+
+def status_listener_register(model, listener):
+    """Start-up wiring (an AppConfig.ready()): `listener` hears `model`'s status changes (and its proxies')."""
+    registered = _listeners.setdefault(model._meta.concrete_model, [])
+    if listener not in registered:
+        registered.append(listener)
+
+
+def _listeners_of(model):
+    return _listeners.get(model._meta.concrete_model, ())
+
+
+def _tell(model, changes, instance):
+    for listener in _listeners_of(model):
+        listener.status_changed(model=model, changes=changes, instance=instance)
 
 
 def _status_field(model):
@@ -47,13 +70,13 @@ class StatusField(FSMField):
 class StatusModel(models.Model):
     """`refresh_from_db` may reload the status. (django-fsm's own mixin does this by switching protection off on
     the shared field object for a moment, which races between threads; this marks only the instance reloading.)
-    Remembers the status it was loaded with, so `save` can tell `status_changed` what moved."""
+    Remembers the status it was loaded with, so `save` can tell the StatusListeners what moved."""
 
     class Meta:
         abstract = True
 
     def save(self, *args, **kwargs):
-        """A save that writes a new status (or inserts a row) tells `status_changed`'s receivers in the same
+        """A save that writes a new status (or inserts a row) tells the model's StatusListeners in the same
         transaction."""
         field = _status_field(type(self))
         update_fields = kwargs.get("update_fields")
@@ -61,13 +84,13 @@ class StatusModel(models.Model):
         target = self.__dict__.get(field.attname) if field is not None else None
         writes_status = update_fields is None or field is not None and field.name in update_fields
         if (field is None or not writes_status or (source == target and not self._state.adding)
-                or not status_changed.has_listeners(type(self))):
+                or not _listeners_of(type(self))):
             super().save(*args, **kwargs)
             self._remember_status()
             return
         with transaction.atomic(using=kwargs.get("using"), savepoint=False):  # no savepoint queries when nested
             super().save(*args, **kwargs)
-            status_changed.send(sender=type(self), instance=self, changes=[(self.pk, source, target)])
+            _tell(type(self), [(self.pk, source, target)], self)
         self._remember_status()
 
     @classmethod
@@ -106,14 +129,13 @@ class StatusQuerySet(models.QuerySet):
         if any(f.name == "updated_at" for f in self.model._meta.concrete_fields) and "updated_at" not in fields:
             fields["updated_at"] = timezone.now()
         moving = self.filter(**{f"{self.status_field}__in": list(source)})
-        if not status_changed.has_listeners(self.model):
+        if not _listeners_of(self.model):
             return super(StatusQuerySet, moving).update(**{self.status_field: target}, **fields)
         with transaction.atomic(using=self.db, savepoint=False):
-            # The rows that move, locked, so the receivers hear exactly those (and their previous status).
+            # The rows that move, locked, so the listeners hear exactly those (and their previous status).
             rows = list(moving.select_for_update(of=("self",)).order_by("pk").values_list("pk", self.status_field))
             moved = super(StatusQuerySet, self.model._default_manager.filter(pk__in=[pk for pk, _ in rows])
                           ).update(**{self.status_field: target}, **fields)
             if rows:
-                status_changed.send(sender=self.model, instance=None,
-                                    changes=[(pk, was, target) for pk, was in rows])
+                _tell(self.model, [(pk, was, target) for pk, was in rows], None)
         return moved

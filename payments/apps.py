@@ -22,7 +22,7 @@ class PaymentsConfig(AppConfig):
         guarded_actions_register(*guarded.ACTIONS)
         guarded_actions_register(*guarded_recon.ACTIONS)
         guarded_actions_register(*guarded_limits.ACTIONS)
-        # Outgoing webhooks: an outbox event in the transaction of each transfer status change.
+        # Outgoing webhooks: an outbox event in the transaction of each transfer status change (common.status).
         from payments.services import webhook_events
 
         webhook_events.connect()

@@ -1,11 +1,11 @@
-"""What becomes a webhook event: every status change of a partner's transfer (common.status.status_changed, sent in
+"""What becomes a webhook event: every status change of a partner's transfer (a common.status.StatusListener, told in
 the transaction that writes it, so the outbox row commits or rolls back with the change) and every movement of a
 partner's balance (services/balances.py calls balance_movement_record in its transaction)."""
 
 from django.utils import timezone
 
-from common.status import status_changed
-from payments.models import HeldTransfer, Transfer
+from common.status import status_listener_register
+from payments.models import Transfer
 from payments.services.webhooks import BALANCE_MOVEMENT, TRANSFER_CREATED, events_record
 
 
@@ -32,7 +32,14 @@ def transfer_payload(transfer, *, previous_status):
     return payload
 
 
-def _on_transfer_status(sender, instance, changes, **kwargs):
+class TransferEvents:
+    """The StatusListener of Transfer: one outbox event per partner transfer that moved."""
+
+    def status_changed(self, *, model, changes, instance):
+        _on_transfer_status(changes, instance)
+
+
+def _on_transfer_status(changes, instance):
     if instance is not None:
         transfers = {instance.pk: instance}
     else:
@@ -55,6 +62,8 @@ def balance_movement_record(*, partner, currency, kind, amount_minor, balance_af
         "at": timezone.now().isoformat()})])
 
 
+_LISTENER = TransferEvents()
+
+
 def connect():
-    for model in (Transfer, HeldTransfer):
-        status_changed.connect(_on_transfer_status, sender=model, dispatch_uid=f"webhook-events-{model.__name__}")
+    status_listener_register(Transfer, _LISTENER)
