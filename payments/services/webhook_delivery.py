@@ -106,9 +106,11 @@ def delivery_attempt(*, delivery_id):
 def _record(delivery_id, answer):
     now = timezone.now()
     ok = answer.status_code is not None and 200 <= answer.status_code < 300
+    endpoint_id = WebhookDelivery.objects.values_list("endpoint_id", flat=True).get(pk=delivery_id)
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint", "event").get(pk=delivery_id)
-        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        # Endpoint, then delivery: the order endpoint_enable takes them in.
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
+        delivery = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("event").get(pk=delivery_id)
         attempt = WebhookAttempt.objects.create(
             delivery=delivery, number=delivery.attempt_log.count() + 1, status_code=answer.status_code,
             response_snippet=answer.body[:500], error=answer.error[:300], duration_ms=answer.duration_ms)

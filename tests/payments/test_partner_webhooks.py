@@ -331,7 +331,7 @@ def test_a_receiver_failing_at_first_gets_every_event_once_delivered_with_its_id
         events = list(WebhookEvent.objects.filter(partner=partner).order_by("id"))
         assert [e.type for e in events] == ["transfer.created", "transfer.cancelled", "balance.movement"]
         endpoint = WebhookEndpoint.objects.get(pk=created["id"])
-        wait_for(lambda: _deliveries_done(endpoint), timeout=60, what="every delivery settled")
+        wait_for(lambda: _deliveries_done(endpoint), timeout=120, what="every delivery settled")
         assert set(WebhookDelivery.objects.filter(endpoint=endpoint).values_list("state", flat=True)) == {"delivered"}
         got = receiver.by_id()
         assert set(got) == {e.msg_id for e in events}
@@ -346,7 +346,7 @@ def test_a_receiver_failing_at_first_gets_every_event_once_delivered_with_its_id
         replay = api.post(f"/api/v1/webhook-events/{events[1].msg_id}/replay", {}, format="json")
         assert replay.status_code == 202 and replay.json() == {"deliveries": 1}
         wait_for(lambda: receiver.by_id()[events[1].msg_id][-1].status == 200
-                 and len(receiver.by_id()[events[1].msg_id]) > 3, timeout=30, what="the replay")
+                 and len(receiver.by_id()[events[1].msg_id]) > 3, timeout=60, what="the replay")
         assert verify(secret, receiver.by_id()[events[1].msg_id][-1])["data"]["status"] == "cancelled"
         deliveries = api.get(f"/api/v1/webhook-events/{events[1].msg_id}/deliveries").json()
         assert deliveries[0]["state"] == "delivered" and len(deliveries[0]["attempt_log"]) >= 4
@@ -362,7 +362,7 @@ def test_retry_after_is_honoured(partner, celery_processes):
     try:
         endpoint, secret = webhooks.endpoint_create(partner=partner, url=receiver.url)
         event = webhooks.endpoint_ping(endpoint=endpoint)
-        wait_for(lambda: _deliveries_done(endpoint), timeout=30, what="the ping delivered")
+        wait_for(lambda: _deliveries_done(endpoint), timeout=120, what="the ping delivered")
         first, second = receiver.received()
         assert second.at - first.at >= 2.0
         assert first.headers["webhook-id"] == second.headers["webhook-id"] == event.msg_id
@@ -383,13 +383,13 @@ def test_an_endpoint_failing_past_its_schedule_is_disabled_and_operators_alerted
         other, other_secret = webhooks.endpoint_create(partner=partner, url=healthy.url,
                                                        event_types=["webhook_endpoint.disabled"])
         event = webhooks.endpoint_ping(endpoint=endpoint)
-        wait_for(lambda: not WebhookEndpoint.objects.get(pk=endpoint.pk).enabled, timeout=30, what="disabled")
+        wait_for(lambda: not WebhookEndpoint.objects.get(pk=endpoint.pk).enabled, timeout=120, what="disabled")
         endpoint.refresh_from_db()
         assert "failing since" in endpoint.disabled_reason and endpoint.disabled_at
         delivery = event.deliveries.get()
         assert delivery.state == "failed" and delivery.attempts == 4 and len(failing.received()) == 4
         assert OperatorAlert.objects.filter(kind="webhook", message__contains=endpoint.pk).count() == 1
-        wait_for(lambda: healthy.received(), timeout=30, what="the disabled event at the other endpoint")
+        wait_for(lambda: healthy.received(), timeout=60, what="the disabled event at the other endpoint")
         notice = verify(other_secret, healthy.received()[0])
         assert notice["type"] == "webhook_endpoint.disabled" and notice["data"]["endpoint_id"] == endpoint.pk
         assert WebhookEvent.objects.filter(partner=partner, type="webhook_endpoint.disabled").count() == 1
