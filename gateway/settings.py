@@ -219,6 +219,30 @@ CELERY_BEAT_SCHEDULE = {
                       "schedule": timedelta(minutes=env_int("RATES_REFRESH_MINUTES", 30))},
 }
 
+# Outgoing webhooks to partners (payments/services/webhooks.py, docs/webhooks.md). In production (DEBUG off) endpoints
+# must be https and resolve to public addresses only; `make run` and the tests relax both.
+WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", not DEBUG)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", DEBUG)
+# Fernet keys (comma-separated, the first encrypts) for the signing secrets at rest; empty: derived from SECRET_KEY.
+WEBHOOK_ENCRYPTION_KEYS = os.environ.get("WEBHOOK_ENCRYPTION_KEYS", "")
+# Seconds to wait before each retry: 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h seven times (about 3 days in all).
+WEBHOOK_RETRY_SCHEDULE = [float(x) for x in env_list("WEBHOOK_RETRY_SCHEDULE",
+                                                     "5,300,1800,7200,18000" + ",36000" * 7)]
+WEBHOOK_RETRY_JITTER = 0.1  # each wait is drawn within ±10%
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = env_int("WEBHOOK_RETRY_AFTER_MAX_SECONDS", 6 * 3600)
+# A retry due this soon is scheduled on the task itself (countdown); later ones are found by the sweep.
+WEBHOOK_RETRY_INLINE_MAX_SECONDS = 60
+WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 3 * 24 * 3600)
+WEBHOOK_SECRET_OVERLAP_SECONDS = env_int("WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = 5
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_RESPONSE_MAX_BYTES = 4096
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
+# Certificate authorities trusted for webhook endpoints (a PEM file); empty: the system's.
+WEBHOOK_CA_FILE = os.environ.get("WEBHOOK_CA_FILE", "")
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "payments.webhooks_sweep",
+                                          "schedule": timedelta(seconds=env_int("WEBHOOK_SWEEP_SECONDS", 5))}
+
 # Card funding through Stripe (localstripe locally).
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")

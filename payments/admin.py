@@ -126,4 +126,5 @@ from payments import (  # noqa: E402,F401 (registered after the models' admins)
     admin_recon,
     admin_review,
     admin_sanctions,
+    admin_webhooks,
 )

@@ -24,3 +24,7 @@ class PaymentsConfig(AppConfig):
         guarded_actions_register(*guarded_limits.ACTIONS)
         guarded_actions_register(*guarded_keys.ACTIONS)
         guarded_actions_register(*guarded_payout_partners.ACTIONS)
+        # Outgoing webhooks: an outbox event in the transaction of each transfer status change (common.status).
+        from payments.services import webhook_events
+
+        webhook_events.connect()

@@ -54,3 +54,6 @@ def rescreen_task(reason):
 def payouts_escalate():
     """Payout partners' payouts unconfirmed past PAYOUT_CONFIRM_ESCALATE_MINUTES: one operator alert each."""
     payout_partners.payouts_escalate()
+
+
+from payments import tasks_webhooks  # noqa: E402,F401  (outgoing webhook tasks)

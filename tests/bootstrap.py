@@ -46,6 +46,13 @@ env["RATES_SOURCE"] = "manual"
 # No payout hold for the suite's transfers (the Celery worker reads these too); the fraud tests set their own.
 env["FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS"] = "0"
 env["LARGE_AMOUNT_PAYOUT_DELAY_SECONDS"] = "0"
+# Outgoing webhooks reach the tests' receivers on 127.0.0.1 over http, retry within a second or two and are swept
+# every second; the SSRF tests switch the address checks back on in their own process.
+env["WEBHOOK_ALLOW_PRIVATE"] = "1"
+env["WEBHOOK_REQUIRE_HTTPS"] = "0"
+env["WEBHOOK_RETRY_SCHEDULE"] = "0.2,0.4,0.8"
+env["WEBHOOK_SWEEP_SECONDS"] = "1"
+env["WEBHOOK_LEASE_SECONDS"] = "15"
 env["STRIPE_SECRET_KEY"] = "sk_test_" + secrets.token_hex(8)
 env["STRIPE_PUBLISHABLE_KEY"] = "pk_test_" + secrets.token_hex(8)
 env["STRIPE_WEBHOOK_SECRET"] = "whsec_" + secrets.token_hex(16)

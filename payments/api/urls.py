@@ -32,3 +32,22 @@ urlpatterns += [
     path("payouts/<uuid:pk>/confirm", payouts.PayoutConfirmApi.as_view(), name="api-payout-confirm"),
     path("payouts/<uuid:pk>/fail", payouts.PayoutFailApi.as_view(), name="api-payout-fail"),
 ]
+
+# Outgoing webhooks (payments/api/webhooks.py).
+from payments.api import webhooks  # noqa: E402
+
+urlpatterns += [
+    path("webhook-endpoints", webhooks.WebhookEndpointListCreateApi.as_view(), name="api-webhook-endpoints"),
+    path("webhook-endpoints/<str:pk>", webhooks.WebhookEndpointDetailApi.as_view(), name="api-webhook-endpoint"),
+    path("webhook-endpoints/<str:pk>/rotate-secret", webhooks.WebhookEndpointRotateApi.as_view(),
+         name="api-webhook-endpoint-rotate"),
+    path("webhook-endpoints/<str:pk>/enable", webhooks.WebhookEndpointEnableApi.as_view(),
+         name="api-webhook-endpoint-enable"),
+    path("webhook-endpoints/<str:pk>/test", webhooks.WebhookEndpointTestApi.as_view(), name="api-webhook-endpoint-test"),
+    path("webhook-events", webhooks.WebhookEventListApi.as_view(), name="api-webhook-events"),
+    path("webhook-events/<str:msg_id>", webhooks.WebhookEventDetailApi.as_view(), name="api-webhook-event"),
+    path("webhook-events/<str:msg_id>/deliveries", webhooks.WebhookEventDeliveriesApi.as_view(),
+         name="api-webhook-event-deliveries"),
+    path("webhook-events/<str:msg_id>/replay", webhooks.WebhookEventReplayApi.as_view(),
+         name="api-webhook-event-replay"),
+]

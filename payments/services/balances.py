@@ -33,6 +33,7 @@ from payments.errors import (
 )
 from payments.models import MINOR_DIGITS, SOURCE_CURRENCIES, JournalEntry, LedgerAccount, Partner, Posting, from_minor, to_minor
 from payments.services.ledger import funding_lines, ledger_account, ledger_post
+from payments.services.webhook_events import balance_movement_record
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ def _movement(*, kind, partner, currency, amount, reference, memo):
         sign = 1 if kind == TOPUP else -1
         entry = ledger_post(kind=kind, reference=key, memo=memo[:200], lines=[
             (BANK, currency, sign * amount_minor), (BALANCE, currency, -sign * amount_minor, partner)])
+        balance_movement_record(partner=partner, currency=currency, kind=kind, amount_minor=sign * amount_minor,
+                                balance_after_minor=owed + sign * amount_minor, entry_id=entry.pk)
     log.info("partner_balance_%s partner=%s currency=%s amount_minor=%s entry=%s balance_minor=%s", kind, partner.pk,
              currency, amount_minor, entry.pk, owed + sign * amount_minor)
     return entry
@@ -234,8 +237,10 @@ def balance_fund(*, transfer):
                                   field="funding.method")
     transfer.mark_funded(timezone.now())
     transfer.save()
-    ledger_post(transfer=transfer, kind="funding", memo="partner balance",
-                lines=funding_lines(transfer, money_in=BALANCE, partner=transfer.partner))
+    entry = ledger_post(transfer=transfer, kind="funding", memo="partner balance",
+                        lines=funding_lines(transfer, money_in=BALANCE, partner=transfer.partner))
+    balance_movement_record(partner=transfer.partner, currency=currency, kind="funding", amount_minor=-needed,
+                            balance_after_minor=owed - needed, entry_id=entry.pk, transfer_id=transfer.pk)
     transfer_id = str(transfer.id)
     transaction.on_commit(lambda: current_app.send_task(ADVANCE_TASK, args=[transfer_id]))
     log.info("transfer_funded transfer_id=%s method=balance partner=%s balance_minor=%s", transfer_id,
@@ -247,9 +252,12 @@ def balance_refund_book(*, transfer):
     """A balance-funded transfer's money back to its partner's balance (no card rail): the funding entry reversed line
     by line (kind `refund`), posted once. The caller holds the transfer's row lock (payments.pipeline.refund_apply);
     the balance account is locked after it, the order every balance writer keeps."""
-    balance_account_lock(partner=transfer.partner, currency=transfer.quote.source_currency)
+    account = balance_account_lock(partner=transfer.partner, currency=transfer.quote.source_currency)
     lines = [(code, currency, -amount, *partner) for code, currency, amount, *partner in
              funding_lines(transfer, money_in=BALANCE, partner=transfer.partner)]
     entry = ledger_post(transfer=transfer, kind="refund", lines=lines, memo="back to the partner balance")
+    balance_movement_record(partner=transfer.partner, currency=transfer.quote.source_currency, kind="refund",
+                            amount_minor=transfer.source_minor, balance_after_minor=_owed(account), entry_id=entry.pk,
+                            transfer_id=transfer.pk)
     log.info("transfer_refunded transfer_id=%s method=balance entry=%s", transfer.id, entry.pk)
     return entry

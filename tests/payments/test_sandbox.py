@@ -209,14 +209,16 @@ def test_one_idempotency_key_in_both_modes_makes_two_transfers(keys):
 
 
 def test_cancelling_a_test_transfer_moves_no_money(keys):
-    """Waiting: cancelled. Funded or held: refunded at once, no Stripe refund, nothing posted."""
+    """Waiting: cancelled. Funded: refunded at once, no Stripe refund, nothing posted. Held: refused (409) as in
+    production, where a transfer under review is the operators' to cancel."""
     _, test = keys
     waiting = make_transfer(test)
     funded = make_transfer(test, "15000.01")
     held = make_transfer(test, "15000.02")
     assert test.post(f"/api/v1/transfers/{waiting['id']}/cancel").json()["status"] == S.CANCELLED
-    for transfer in (funded, held):
-        assert test.post(f"/api/v1/transfers/{transfer['id']}/cancel").json()["status"] == S.REFUNDED
+    assert test.post(f"/api/v1/transfers/{funded['id']}/cancel").json()["status"] == S.REFUNDED
+    assert test.post(f"/api/v1/transfers/{held['id']}/cancel").status_code == 409
+    assert Transfer.objects.get(pk=held["id"]).status == S.HELD
     pipeline.transfers_sweep()
     assert Transfer.objects.get(pk=funded["id"]).status == S.REFUNDED
     assert_nothing_real([waiting["id"], funded["id"], held["id"]])
