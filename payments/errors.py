@@ -271,3 +271,11 @@ class TravelRuleIncomplete(PaymentsError):
     def __init__(self, detail=None, *, errors, field=None):
         super().__init__(detail, field=field)
         self.errors = errors
+
+
+class ReferenceAlreadyUsed(PaymentsError):
+    """The partner's `reference` already names another of its transfers (docs/api.md "References")."""
+
+    status = 409
+    code = "reference-already-used"
+    title = _("Reference already used by another transfer")

@@ -16,3 +16,8 @@ urlpatterns += [
     path("balances", balances.BalancesApi.as_view(), name="api-balances"),
     path("balances/<str:currency>/statement", balances.BalanceStatementApi.as_view(), name="api-balance-statement"),
 ]
+
+# Current rates per corridor (payments/api/rates.py).
+from payments.api import rates  # noqa: E402
+
+urlpatterns += [path("rates", rates.RatesApi.as_view(), name="api-rates")]

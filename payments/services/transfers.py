@@ -17,6 +17,7 @@ from payments.errors import (
     FundingUnavailable,
     IdempotencyMismatch,
     QuoteAlreadyUsed,
+    ReferenceAlreadyUsed,
     TransferRefused,
     WalletCheckUnavailable,
     WalletRefused,
@@ -49,7 +50,7 @@ def _replay(*, partner, idempotency_key, fingerprint):
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
-                    travel_rule=None):
+                    travel_rule=None, reference=""):
     """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
     and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
     is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
@@ -60,7 +61,9 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     partner's balance: a balance that does not cover it is refused and nothing is created (balances.balance_fund).
     The sender's limits are reserved in the inserting transaction (services/limits.py: over a hard limit, refused and
     nothing created); at or above the travel-rule threshold `travel_rule` must carry the originator's and
-    beneficiary's data (services/travel_rule.py), stored with the transfer."""
+    beneficiary's data (services/travel_rule.py), stored with the transfer.
+    `reference` (the partner's own id, optional) must not name another of the partner's transfers: refused with
+    ReferenceAlreadyUsed and nothing created; a replay of the request that created it replays as any other."""
     method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
     if method not in Transfer.FundingMethod.values:
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
@@ -70,7 +73,7 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
         _refuse_frozen(sender=sender, recipient=recipient)
     transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
                                          quote_id=quote_id, sender=sender, recipient=recipient, method=method,
-                                         travel_rule=travel_rule)
+                                         travel_rule=travel_rule, reference=reference)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -85,7 +88,14 @@ def _refuse_frozen(*, sender, recipient):
         raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
 
 
-def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule):
+def _reference_refused():
+    return ReferenceAlreadyUsed(_("This reference already names another of your transfers: send a new one, or the "
+                                  "same Idempotency-Key and body to read back the transfer made with it."),
+                                field="reference")
+
+
+def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
+                     reference):
     existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
     if existing:
         return existing, False
@@ -101,12 +111,14 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 return existing, False
             if Transfer.objects.filter(quote=quote).exists():
                 raise QuoteAlreadyUsed(_("This quote already backs another transfer: ask for a new one."), field="quote_id")
+            if reference and Transfer.objects.filter(partner=partner, reference=reference).exists():
+                raise _reference_refused()
             travel = travel_rule_validate(quote=quote, sender=sender, recipient=recipient, travel_rule=travel_rule)
             transfer = Transfer.objects.create(
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],
                 recipient_name=recipient["name"], recipient_phone=recipient["phone"],
-                recipient_wallet=recipient["wallet_address"], funding_method=method,
+                recipient_wallet=recipient["wallet_address"], funding_method=method, reference=reference,
             )
             limits_reserve(transfer=transfer)
             if travel:
@@ -118,6 +130,9 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
         existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
         if existing:
             return existing, False
+        # Or a concurrent request with another key took the reference (transfer_reference_per_partner).
+        if reference and Transfer.objects.filter(partner=partner, reference=reference).exists():
+            raise _reference_refused() from None
         raise
     log.info("transfer_created transfer_id=%s partner=%s", transfer.id, partner)
     return transfer, True
