@@ -36,11 +36,13 @@ def _moment(name, raw):
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+CORRIDORS = [f"{s}-{t}" for s, _n in SOURCE_CURRENCIES for t, _m in TARGET_CURRENCIES]
+
+
 def _corridor(raw):
     source, _, target = raw.upper().partition("-")
     if source not in dict(SOURCE_CURRENCIES) or target not in dict(TARGET_CURRENCIES):
-        raise ValidationError({"corridor": [f"Unknown corridor {raw[:20]!r}: use one of "
-                                            f"{', '.join(f'{s}-{t}' for s, _n in SOURCE_CURRENCIES for t, _m in TARGET_CURRENCIES)}."]})
+        raise ValidationError({"corridor": [f"Unknown corridor {raw[:20]!r}: use one of {', '.join(CORRIDORS)}."]})
     return source, target
 
 
