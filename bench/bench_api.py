@@ -175,7 +175,7 @@ def profile_creates(key, quote_ids, n, top=40):
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     for method in ("card", "balance"):
         def run(tag, count, method=method):
-            wall, cpu, queries = time.perf_counter(), time.process_time(), 0
+            wall, cpu, queries, sql = time.perf_counter(), time.process_time(), 0, []
             for i in range(count):
                 body = transfer_body(next(quote_ids), 9_000_000 + secrets.randbelow(10**6), method)
                 with CaptureQueriesContext(connection) as captured:
@@ -184,13 +184,16 @@ def profile_creates(key, quote_ids, n, top=40):
                 queries += len(captured.captured_queries)
                 if response.status_code != 201:
                     raise RuntimeError(f"profile {method}: {response.status_code} {response.content[:300]!r}")
+                sql = [q["sql"] for q in captured.captured_queries]
             return (time.perf_counter() - wall) / count * 1000, (time.process_time() - cpu) / count * 1000, \
-                queries / count
+                queries / count, sql
 
         run("warm", 3)
-        wall, cpu, queries = run("plain", n)
+        wall, cpu, queries, last = run("plain", n)
         say(f"# create {method}, {n} in-process without the profiler: wall {wall:.1f} ms, CPU {cpu:.1f} ms, "
-            f"{queries:.1f} SQL statements per create")
+            f"{queries:.1f} SQL statements per create:")
+        for sql in last:
+            say(f"#   {sql[:150]}")
         profiler = cProfile.Profile()
         profiler.enable()
         run("prof", n)

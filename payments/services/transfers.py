@@ -69,11 +69,15 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
     if method == Transfer.FundingMethod.BALANCE:
         balance_funding_check(partner=partner)
-    if not _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint):
+    existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    if existing:
+        transfer, created = existing, False
+    else:
         _refuse_frozen(sender=sender, recipient=recipient)
-    transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
-                                         quote_id=quote_id, sender=sender, recipient=recipient, method=method,
-                                         travel_rule=travel_rule, reference=reference)
+        transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key,
+                                             fingerprint=fingerprint, quote_id=quote_id, sender=sender,
+                                             recipient=recipient, method=method, travel_rule=travel_rule,
+                                             reference=reference)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -96,9 +100,8 @@ def _reference_refused():
 
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
                      reference):
-    existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint)
-    if existing:
-        return existing, False
+    """Insert the transfer, the caller having found no transfer under this key; a concurrent duplicate that commits
+    meanwhile is found again under the quote's lock (or by the unique constraint) and answered as a replay."""
     if wallet_is_denied(recipient["wallet_address"]):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=WALLET_FIELD)
     _wallet_check(recipient["wallet_address"])
@@ -160,7 +163,10 @@ def transfer_funding_prepare(*, transfer):
         transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)
     stored = Transfer.objects.filter(pk=transfer.pk, payment_intent_id="", status=Transfer.Status.AWAITING_FUNDING
                                      ).update(payment_intent_id=intent.id, payment_client_secret=intent.client_secret)
-    transfer.refresh_from_db()
+    if stored:  # the row now holds exactly these two values: no re-read (it would drop the cached quote too)
+        transfer.payment_intent_id, transfer.payment_client_secret = intent.id, intent.client_secret
+    else:
+        transfer.refresh_from_db()
     if not stored and transfer.payment_intent_id != intent.id:
         # Cancelled (or expired) while we asked Stripe: this PaymentIntent must never be paid.
         stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=intent.id)
