@@ -96,7 +96,7 @@ def load(base, *, key, connections, seconds, send):
 
     def run():
         mine, seen, kept = [], Counter(), []
-        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
             start.wait()
             while time.monotonic() < stop_at[0]:
                 i = next(counter)
@@ -286,7 +286,7 @@ def main():  # noqa: C901 - one straight script
                     "bare_get": {200}}
         for name in ("create_card", "create_balance", "bare_post", "bare_get"):  # warm-up: imports, connections
             _, statuses, _, bodies = load(base, key=key, connections=args.connections, seconds=2, send=endpoints[name])
-            if set(statuses) - expected[name]:
+            if set(statuses) - expected[name] - {0}:  # a first request may time out while a worker loads
                 raise RuntimeError(f"{name} warm-up answered {dict(statuses)}; see {stack.tmp / 'gunicorn.log'}")
             if name.startswith("create"):
                 created_ids.extend(json.loads(b)["id"] for b in bodies)
