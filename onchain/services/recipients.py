@@ -25,6 +25,7 @@ import logging
 
 import requests
 from django.conf import settings
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
@@ -81,12 +82,15 @@ def recipient_check(address, *, symbol="KGST"):
     if value < SYSTEM_ADDRESS_CEILING:
         _refuse("system")
     address = to_checksum_address(address)
-    ours = Token.objects.filter(address=address).first()
+    # Our tokens named by the address (as a token or its batch contract) and the payout token, in one read.
+    tokens = list(Token.objects.select_related("chain").filter(
+        Q(address=address) | Q(batch_contract=address) | Q(symbol=symbol)).order_by("id"))
+    ours = next((t for t in tokens if t.address == address), None)
     if ours is not None:
         _refuse("token", symbol=ours.symbol)
-    if Token.objects.filter(batch_contract=address).exists() or HotWallet.objects.filter(address=address).exists():
+    if any(t.batch_contract == address for t in tokens) or HotWallet.objects.filter(address=address).exists():
         _refuse("ours")
-    token = Token.objects.select_related("chain").filter(symbol=symbol).first()
+    token = next((t for t in tokens if t.symbol == symbol), None)
     w3 = client.web3()
     try:
         code = w3.eth.get_code(address, "latest")
