@@ -61,3 +61,10 @@ def test_a_recipient_check_asks_the_node_twice(api, pricing, stripe_server, chai
         rpc_web3.cache_clear()
     methods = sorted(m for body in node_posts for m in ("eth_getCode", "eth_call", "eth_chainId") if f'"{m}"' in body)
     assert methods == ["eth_call", "eth_getCode"], node_posts
+
+
+def test_the_benchmarks_bare_endpoints_are_not_served_by_the_product(api, client):
+    """`/bench/noop` and `/bench/bare` exist only under bench.bare.settings (make bench-api, make bench-quotes)."""
+    for path in ("/bench/noop", "/bench/bare"):
+        assert api.get(path).status_code == 404
+        assert api.post(path, {"currency": "RUB", "amount": "1.00", "note": "x"}, format="json").status_code == 404
