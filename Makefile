@@ -42,7 +42,7 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-quotes bench-screening
+.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
@@ -51,6 +51,9 @@ bench-kill: deps
 
 bench-quotes: deps
 	$(PY) -m bench.quotes $(BENCH_ARGS)
+
+bench-api: deps
+	$(PY) -m bench.bench_api $(BENCH_ARGS)
 
 # The ledger state machine (tests/payments/test_money_machine.py) at ten times CI's examples, longer runs: nightly-style.
 .PHONY: test-money-deep

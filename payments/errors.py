@@ -278,3 +278,11 @@ class ManualRateRefused(PaymentsError):
 
     code = "manual-rate-refused"
     title = _("Manual rate refused")
+
+
+class ReferenceAlreadyUsed(PaymentsError):
+    """The partner's `reference` already names another of its transfers (docs/api.md "References")."""
+
+    status = 409
+    code = "reference-already-used"
+    title = _("Reference already used by another transfer")

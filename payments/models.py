@@ -280,6 +280,8 @@ class Transfer(StatusModel):
     refund_id = models.CharField(max_length=255, blank=True)
     payout_reference = models.CharField(max_length=64, blank=True, help_text="onchain.Payout.reference")
     failure_reason = models.CharField(max_length=300, blank=True)
+    # The partner's own id for this transfer (docs/api.md "References"): unique per partner when given.
+    reference = models.CharField(max_length=64, blank=True, default="")
 
     sender_token = models.CharField(max_length=64, unique=True, default=new_status_token, editable=False)
     recipient_token = models.CharField(max_length=64, unique=True, default=new_status_token, editable=False)
@@ -297,8 +299,13 @@ class Transfer(StatusModel):
                                     name="transfer_idempotency_per_partner"),
             models.UniqueConstraint(fields=["idempotency_key"], condition=Q(partner__isnull=True),
                                     name="transfer_idempotency_web"),
+            # Also the index the list's `reference` filter reads (partner first, as every list query is); one per mode,
+            # as test and live objects never mix.
+            models.UniqueConstraint(fields=["partner", "livemode", "reference"], condition=~Q(reference=""),
+                                    name="transfer_reference_per_partner"),
         ]
-        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["partner", "-created_at"])]
+        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["partner", "-created_at"]),
+                   models.Index(fields=["partner", "status", "-created_at"], name="transfer_partner_status_idx")]
         # Staff actions (payments/guarded.py), each its own permission; staff/roles.py grants them.
         permissions = [("release_transfer", "Can release a held transfer (with a second person)"),
                        ("reject_transfer", "Can reject a held transfer (it is refunded)"),

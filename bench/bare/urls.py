@@ -1,4 +1,5 @@
-"""The product's URL map plus POST /bench/bare."""
+"""The product's URL map plus POST /bench/bare (`make bench-quotes`) and GET/POST /bench/noop (`make bench-api`).
+Served only under bench.bare.settings: the product's settings never route here."""
 
 from django.urls import path
 from rest_framework import serializers, status
@@ -26,4 +27,18 @@ class BarePostApi(APIView):
         return Response({"id": row.id}, status=status.HTTP_201_CREATED)
 
 
-urlpatterns = [*product_urlpatterns, path("bench/bare", BarePostApi.as_view())]
+class NoopApi(APIView):
+    """The bare DRF baseline of `make bench-api`: no database at all. GET answers a small object; POST validates the
+    three fields of BareInput and answers 201. Authentication, the key's rate limit, parser and renderer as every
+    API view of ours."""
+
+    def get(self, request):
+        return Response({"id": "noop", "status": "ok"})
+
+    def post(self, request):
+        data = BareInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response({"id": "noop", **data.validated_data}, status=status.HTTP_201_CREATED)
+
+
+urlpatterns = [*product_urlpatterns, path("bench/bare", BarePostApi.as_view()), path("bench/noop", NoopApi.as_view())]

@@ -135,8 +135,18 @@ class TravelRuleSerializer(serializers.Serializer):
     beneficiary = BeneficiarySerializer(required=False)
 
 
+def validate_reference(value):
+    # Printable only: a reference is shown in dashboards, logs and CSV exports, where a control character misleads.
+    if not value.isprintable():
+        raise serializers.ValidationError("Use printable characters only (no control characters or line breaks).")
+
+
 class TransferInputSerializer(serializers.Serializer):
     quote_id = serializers.UUIDField()
+    reference = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, validators=[validate_reference],
+        help_text="Your own id for this transfer: up to 64 printable characters, unique among your transfers "
+                  "(reusing one is 409 `reference-already-used`). Returned on the transfer; `?reference=` finds it.")
     sender = SenderSerializer()
     recipient = RecipientSerializer()
     funding = FundingInputSerializer(required=False)
@@ -154,8 +164,9 @@ class TransferOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Transfer
-        fields = ["id", "status", "quote", "sender", "recipient", "funding", "settlement", "sender_status_url",
-                  "recipient_status_url", "failure_reason", "created_at", "funded_at", "completed_at", "livemode"]
+        fields = ["id", "reference", "status", "quote", "sender", "recipient", "funding", "settlement",
+                  "sender_status_url", "recipient_status_url", "failure_reason", "created_at", "funded_at",
+                  "completed_at", "livemode"]
 
     def get_sender(self, obj) -> dict:
         return {"name": obj.sender_name, "phone": obj.sender_phone, "email": obj.sender_email}

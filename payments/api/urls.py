@@ -51,3 +51,8 @@ urlpatterns += [
     path("webhook-events/<str:msg_id>/replay", webhooks.WebhookEventReplayApi.as_view(),
          name="api-webhook-event-replay"),
 ]
+
+# Current rates per corridor (payments/api/rates.py).
+from payments.api import rates  # noqa: E402
+
+urlpatterns += [path("rates", rates.RatesApi.as_view(), name="api-rates")]

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from common.pagination import SafeCursorPagination
 from payments import pipeline, scopes
+from payments.api.filters import LIST_PARAMETERS, transfer_list_filters
 from payments.api.serializers import (
     QuoteInputSerializer,
     QuoteOutputSerializer,
@@ -17,7 +18,7 @@ from payments.api.serializers import (
     TransferOutputSerializer,
 )
 from payments.models import Transfer
-from payments.selectors import transfer_settlements
+from payments.selectors import transfer_settlements, transfers_of_partner
 from payments.services.quotes import quote_create
 from payments.services.transfers import request_fingerprint, transfer_create
 
@@ -41,6 +42,13 @@ class TransferCursorPagination(SafeCursorPagination):
     # CursorPagination orders by its own `ordering` (DRF's default "-created" is not a Transfer field);
     # the id makes the order total for transfers created in the same microsecond.
     ordering = ("-created_at", "-id")
+    page_size_query_param, max_page_size = "limit", 100
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise ValidationError({"limit": [f"A page holds 1 to {self.max_page_size} transfers."]})
+        return super().get_page_size(request)
 
 
 def _transfers(request):
@@ -56,7 +64,15 @@ class TransferListCreateApi(generics.ListAPIView):
     pagination_class = TransferCursorPagination
 
     def get_queryset(self):
-        return _transfers(self.request)
+        if self.request.method != "GET":
+            return _transfers(self.request)
+        # Parsed before any query runs: a bad filter is a 400 and reads nothing.
+        return transfers_of_partner(partner=self.request.user, livemode=self.request.auth.livemode,
+                                    **transfer_list_filters(self.request.query_params))
+
+    @extend_schema(parameters=LIST_PARAMETERS, operation_id="transfers_list")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def get_serializer(self, *args, **kwargs):
         if args and isinstance(args[0], list):  # a page of transfers: their settlements in one read

@@ -10,18 +10,22 @@ weekend and one holiday; a longer outage needs a manual rate, which an operator 
 (`rate_record_manual`)."""
 
 import logging
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from onchain.api import operator_alert_raise
+from payments import pricing
 from payments.errors import ManualRateRefused, RateSourceError, RateUnavailable
-from payments.models import BISHKEK, SOURCE_CURRENCIES, Rate
+from payments.models import BISHKEK, SOURCE_CURRENCIES, Corridor, Rate
 from payments.providers.nbkr import NbkrRecordedSource, NbkrSource, OfficialRate
 
 log = logging.getLogger(__name__)
@@ -163,3 +167,40 @@ def rate_current(*, source_currency, target_currency="KGS", now=None):
     rate_ensure_usable(source_currency=source_currency, target_currency=target_currency,
                        value_date=rate and rate.value_date, now=now)
     return rate
+
+
+@dataclass(frozen=True)
+class CorridorRate:
+    """What `GET /api/v1/rates` shows for one active corridor: our rate (None when the official one is missing or
+    stale, with the reason), the official rate in effect and its value date, and the corridor's fee structure."""
+
+    corridor: Corridor
+    official_rate: Decimal | None
+    official_rate_date: date | None
+    effective_at: datetime | None
+    rate: Decimal | None
+    unavailable_reason: str
+
+
+def corridor_rates(*, now=None):
+    """Every active corridor with its rate in effect `now`, in one query. A corridor whose official rate is missing or
+    older than RATE_MAX_AGE_HOURS is listed with no rate of ours and the reason quotes give (rate_ensure_usable), so
+    a partner sees why quotes are paused instead of an error for the whole list."""
+    now = now or timezone.now()
+    latest = rates_in_effect(source_currency=OuterRef("source_currency"),
+                             target_currency=OuterRef("target_currency"), now=now)
+    corridors = (Corridor.objects.filter(is_active=True).order_by("source_currency", "target_currency")
+                 .annotate(official=Subquery(latest.values("rate")[:1]),
+                           value_date=Subquery(latest.values("value_date")[:1]),
+                           effective_at=Subquery(latest.values("effective_at")[:1])))
+    out = []
+    for corridor in corridors:
+        rate, reason = None, ""
+        try:
+            rate_ensure_usable(source_currency=corridor.source_currency, target_currency=corridor.target_currency,
+                               value_date=corridor.value_date, now=now)
+            rate = pricing.our_rate(official=corridor.official, margin_bps=corridor.margin_bps)
+        except RateUnavailable as exc:
+            reason = exc.detail
+        out.append(CorridorRate(corridor, corridor.official, corridor.value_date, corridor.effective_at, rate, reason))
+    return out

@@ -17,6 +17,7 @@ from payments.errors import (
     FundingUnavailable,
     IdempotencyMismatch,
     QuoteAlreadyUsed,
+    ReferenceAlreadyUsed,
     TransferRefused,
     WalletCheckUnavailable,
     WalletRefused,
@@ -52,7 +53,7 @@ def _replay(*, partner, idempotency_key, fingerprint, livemode=True):
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
-                    travel_rule=None, livemode=True):
+                    travel_rule=None, livemode=True, reference=""):
     """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
     and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
     is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
@@ -65,7 +66,10 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     nothing created); at or above the travel-rule threshold `travel_rule` must carry the originator's and
     beneficiary's data (services/travel_rule.py), stored with the transfer.
     `livemode` False (a test key): a sandbox transfer from a test quote. No card payment, no balance, no limits, no
-    chain: it moves only by its magic amount or the simulate endpoint (services/sandbox.py)."""
+    chain: it moves only by its magic amount or the simulate endpoint (services/sandbox.py).
+    `reference` (the partner's own id, optional) must not name another of the partner's transfers in the same mode:
+    refused with ReferenceAlreadyUsed and nothing created; a replay of the request that created it replays as any
+    other."""
     # A replay answers with the first transfer even if its payout partner stopped taking transfers since.
     replay = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode)
     recipient, payout_partner = (recipient, None) if replay else _route(recipient)
@@ -74,11 +78,14 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
     if method == Transfer.FundingMethod.BALANCE and livemode:
         balance_funding_check(partner=partner)
-    if not replay:
+    if replay:
+        transfer, created = replay, False
+    else:
         _refuse_frozen(sender=sender, recipient=recipient)
-    transfer, created = _transfer_insert(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
-                                         quote_id=quote_id, sender=sender, recipient=recipient, method=method,
-                                         travel_rule=travel_rule, livemode=livemode, payout_partner=payout_partner)
+        transfer, created = _transfer_insert(
+            partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, quote_id=quote_id,
+            sender=sender, recipient=recipient, method=method, travel_rule=travel_rule, livemode=livemode,
+            payout_partner=payout_partner, reference=reference)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -102,13 +109,23 @@ def _refuse_frozen(*, sender, recipient):
         raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
 
 
+def _reference_refused():
+    return ReferenceAlreadyUsed(_("This reference already names another of your transfers: send a new one, or the "
+                                  "same Idempotency-Key and body to read back the transfer made with it."),
+                                field="reference")
+
+
+def _reference_taken(*, partner, livemode, reference):
+    return bool(reference) and Transfer.objects.filter(partner=partner, livemode=livemode,
+                                                        reference=reference).exists()
+
+
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
-                     livemode, payout_partner=None):
+                     livemode, payout_partner=None, reference=""):
+    """Insert the transfer, the caller having found no transfer under this key; a concurrent duplicate that commits
+    meanwhile is found again under the quote's lock (or by the unique constraint) and answered as a replay."""
     replay = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
               "livemode": livemode}
-    existing = _replay(**replay)
-    if existing:
-        return existing, False
     field = PARTNER_FIELD if payout_partner else WALLET_FIELD
     if wallet_is_denied(recipient["wallet_address"]):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
@@ -123,12 +140,15 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 return existing, False
             if Transfer.objects.filter(quote=quote).exists():
                 raise QuoteAlreadyUsed(_("This quote already backs another transfer: ask for a new one."), field="quote_id")
+            if _reference_taken(partner=partner, livemode=livemode, reference=reference):
+                raise _reference_refused()
             travel = travel_rule_validate(quote=quote, sender=sender, recipient=recipient, travel_rule=travel_rule)
             transfer = Transfer.objects.create(
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],
                 recipient_name=recipient["name"], recipient_phone=recipient["phone"],
                 recipient_wallet=recipient["wallet_address"], funding_method=method, livemode=livemode,
+                reference=reference,
             )
             if payout_partner:
                 partner_payout_create(transfer=transfer, payout_partner=payout_partner, account=recipient["account"])
@@ -145,6 +165,9 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
         existing = _replay(**replay)
         if existing:
             return existing, False
+        # Or a concurrent request with another key took the reference (transfer_reference_per_partner).
+        if _reference_taken(partner=partner, livemode=livemode, reference=reference):
+            raise _reference_refused() from None
         raise
     log.info("transfer_created transfer_id=%s partner=%s", transfer.id, partner)
     return transfer, True
@@ -172,7 +195,10 @@ def transfer_funding_prepare(*, transfer):
         transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)
     stored = Transfer.objects.filter(pk=transfer.pk, payment_intent_id="", status=Transfer.Status.AWAITING_FUNDING
                                      ).update(payment_intent_id=intent.id, payment_client_secret=intent.client_secret)
-    transfer.refresh_from_db()
+    if stored:  # the row now holds exactly these two values: no re-read (it would drop the cached quote too)
+        transfer.payment_intent_id, transfer.payment_client_secret = intent.id, intent.client_secret
+    else:
+        transfer.refresh_from_db()
     if not stored and transfer.payment_intent_id != intent.id:
         # Cancelled (or expired) while we asked Stripe: this PaymentIntent must never be paid.
         stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=intent.id)
