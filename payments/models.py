@@ -871,3 +871,4 @@ class TravelRuleRecord(models.Model):
 
     def __str__(self):
         return f"travel rule data of transfer {self.transfer_id}"
+from payments.models_idempotency import *  # noqa: E402,F401,F403
