@@ -1,6 +1,7 @@
 """Partner API: each view parses input, calls one service and renders the result."""
 
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -68,8 +69,10 @@ class TransferListCreateApi(Idempotent, generics.ListAPIView):
         transfer, created = transfer_create(
             partner=request.user, idempotency_key=self.idempotency_key, fingerprint=request_fingerprint(request.data),
             **data.validated_data)
-        return Response(TransferOutputSerializer(transfer).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if not created:
+            return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_200_OK)
+        return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": reverse("api-transfer-detail", args=[transfer.pk])})
 
 
 class TransferCancelApi(Idempotent, APIView):
