@@ -2,7 +2,9 @@
 IETF draft and Stripe do it: the first answer replayed byte for byte, another body 422, in flight 409, answers that
 say nothing final released, orphaned keys taken over after the lease, records purged after their time."""
 
+import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
@@ -12,6 +14,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
+from eth_account import Account
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
@@ -291,3 +294,83 @@ def test_purge_deletes_in_batches(partner):
 # Under gunicorn with several processes ------------------------------------------------------------------------------
 RACE_KEYS = int(os.environ.get("IDEMPOTENCY_RACE_KEYS", "100"))
 RACE_COPIES = int(os.environ.get("IDEMPOTENCY_RACE_COPIES", "20"))
+RACE_CLIENT_THREADS, RACE_OTHER_BODIES = 40, 200  # a new connection per request: gthread closes idle ones
+GUNICORN_ARGS = ("--worker-class", "gthread", "--threads", "4")  # 4 processes × 4 threads serve 16 requests at once
+
+
+def _race_body(quote, i):
+    return {"quote_id": str(quote.id), "funding": {"method": "balance"},
+            "sender": {"name": "Aibek Usenov", "phone": f"+7916{i:07d}", "email": f"sender{i}@example.com"},
+            "recipient": {"name": "Gulnara Usenova", "phone": "+996555123456",
+                          "wallet_address": Account.from_key(hashlib.sha256(f"race-{i}".encode()).digest()).address}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_raced_by_identical_requests_under_gunicorn_make_one_transfer_each_and_other_bodies_are_422(
+        pricing, partner, settings):
+    """IDEMPOTENCY_RACE_KEYS keys (100 here; 1,000 in the issue's run) × IDEMPOTENCY_RACE_COPIES (20) identical
+    balance-funded requests fired at once through gunicorn with 4 processes: exactly one transfer (and one balance
+    debit) per key; per key one fresh 201, every other answer its byte-identical replay or 409 in progress with
+    Retry-After. Then another body under each key, and 200 other bodies at once under one key: every one 422, and
+    nothing more is created."""
+    from collections import Counter, defaultdict
+
+    from payments.models import JournalEntry
+    from payments.services import balances
+    from tests.gunicorn import gunicorn_server
+
+    settings.QUOTE_TTL_SECONDS = 3600
+    amount = Decimal("1000.00")
+    keys = [f"race-{i}" for i in range(RACE_KEYS)]
+    bodies = {key: _race_body(quote_create(partner=partner, source_currency="RUB", source_amount=amount), i)
+              for i, key in enumerate(keys)}
+    balances.balance_topup(partner=partner, currency="RUB", amount=amount * RACE_KEYS, reference="PREFUND-RACE")
+    auth = {"Authorization": f"Api-Key {partner.raw_key}"}
+
+    with (gunicorn_server("idempotency", workers=4, args=GUNICORN_ARGS) as (url, _proc),
+          httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=RACE_CLIENT_THREADS,
+                                                                         max_keepalive_connections=0)) as http,
+          ThreadPoolExecutor(RACE_CLIENT_THREADS) as pool):
+        def send(job):
+            key, body = job
+            return key, http.post("/api/v1/transfers", json=body, headers={**auth, "Idempotency-Key": key})
+
+        started = time.monotonic()
+        raced = list(pool.map(send, [(key, bodies[key]) for key in keys for _ in range(RACE_COPIES)]))
+        race_seconds = time.monotonic() - started
+        replays = list(pool.map(send, [(key, bodies[key]) for key in keys]))
+        others = list(pool.map(send, [(key, {**bodies[key], "sender": {**bodies[key]["sender"], "name": "Other Name"}})
+                                      for key in keys]))
+        one_key = list(pool.map(send, [(keys[0], {**bodies[keys[0]], "recipient": {
+            **bodies[keys[0]]["recipient"], "name": f"Other {n}"}}) for n in range(RACE_OTHER_BODIES)]))
+
+    kinds = Counter("fresh" if r.status_code == 201 and "idempotent-replayed" not in r.headers
+                    else "replayed" if r.status_code == 201 else r.status_code for _, r in raced)
+    print(f"idempotency.race keys={RACE_KEYS} copies={RACE_COPIES} requests={len(raced)} seconds={race_seconds:.1f} "
+          f"requests_per_second={len(raced) / race_seconds:.0f} answers={dict(kinds)} transfers="
+          f"{Transfer.objects.count()} other_bodies_422={sum(r.status_code == 422 for _, r in others + one_key)}"
+          f"/{len(others) + len(one_key)}")
+    by_key = defaultdict(list)
+    for key, response in raced:
+        by_key[key].append(response)
+    for key, responses in by_key.items():
+        fresh = [r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers]
+        assert len(fresh) == 1, (key, [(r.status_code, r.text[:200]) for r in responses])
+        for r in responses:
+            if r.status_code == 201:
+                assert r.content == fresh[0].content
+            else:
+                assert r.status_code == 409 and r.headers["Retry-After"] == "1", r.text[:300]
+                assert r.json()["type"].endswith("/idempotency-key-in-use")
+    fresh_by_key = {key: next(r for r in rs if r.status_code == 201 and "idempotent-replayed" not in r.headers)
+                    for key, rs in by_key.items()}
+    for key, r in replays:
+        assert r.headers.get("Idempotent-Replayed") == "true", (key, r.status_code, r.text[:300])
+        assert r.content == fresh_by_key[key].content
+    assert {r.status_code for _, r in others + one_key} == {422}
+    assert {r.json()["type"].rsplit("/", 1)[-1] for _, r in others + one_key} == {"idempotency-key-reused"}
+
+    assert Transfer.objects.count() == RACE_KEYS == len(set(Transfer.objects.values_list("idempotency_key", flat=True)))
+    assert JournalEntry.objects.filter(kind="funding").count() == RACE_KEYS
+    assert balances.balance_get(partner=partner, currency="RUB") == 0
+    assert IdempotencyRecord.objects.filter(state="done", response_status=201).count() == RACE_KEYS
