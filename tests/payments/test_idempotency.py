@@ -291,6 +291,22 @@ def test_purge_deletes_in_batches(partner):
     assert not IdempotencyRecord.objects.exists()
 
 
+
+def test_admin_lists_records_without_their_response_bodies(client, partner):
+    """Operators see a partner's keys (read-only); the stored body, which may hold a client secret, is not shown."""
+    from django.contrib.auth import get_user_model
+
+    from tests.helpers import staff_login
+
+    record = _record(partner, "visible-key", expires_in=timedelta(hours=1))
+    IdempotencyRecord.objects.filter(pk=record.pk).update(response_body=b'{"client_secret":"pi_x_secret_y"}')
+    staff_login(client, get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
+    listing = client.get("/admin/payments/idempotencyrecord/")
+    page = client.get(f"/admin/payments/idempotencyrecord/{record.pk}/change/")
+    assert listing.status_code == page.status_code == 200
+    assert b"visible-key" in listing.content and b"visible-key" in page.content
+    assert b"pi_x_secret_y" not in page.content
+
 # Under gunicorn with several processes ------------------------------------------------------------------------------
 RACE_KEYS = int(os.environ.get("IDEMPOTENCY_RACE_KEYS", "100"))
 RACE_COPIES = int(os.environ.get("IDEMPOTENCY_RACE_COPIES", "20"))
@@ -374,3 +390,44 @@ def test_keys_raced_by_identical_requests_under_gunicorn_make_one_transfer_each_
     assert JournalEntry.objects.filter(kind="funding").count() == RACE_KEYS
     assert balances.balance_get(partner=partner, currency="RUB") == 0
     assert IdempotencyRecord.objects.filter(state="done", response_status=201).count() == RACE_KEYS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_process_is_killed_leaves_its_key_retryable_after_the_lease(partner, pricing):
+    """A real crash: gunicorn's worker is SIGKILLed while its request holds the key (held open on its quote's row
+    lock). The record stays in flight; retries get 409 until the lease (5 s here) runs out, then one runs and makes
+    the one transfer, stored for replays."""
+    import psutil
+
+    from payments.services import balances
+    from tests.gunicorn import gunicorn_server
+
+    quote = quote_create(partner=partner, source_currency="RUB", source_amount=Decimal("1000.00"))
+    balances.balance_topup(partner=partner, currency="RUB", amount=Decimal("1000.00"), reference="PREFUND-CRASH")
+    body = {**transfer_body(quote.id), "funding": {"method": "balance"}}
+    headers = {"Authorization": f"Api-Key {partner.raw_key}", "Idempotency-Key": "crash"}
+    with (gunicorn_server("idempotency-crash", workers=1, env={"IDEMPOTENCY_LEASE_SECONDS": "5"}) as (url, proc),
+          ThreadPoolExecutor(1) as pool):
+        with transaction.atomic():
+            Quote.objects.select_for_update().get(pk=quote.pk)
+            pending = pool.submit(httpx.post, f"{url}/api/v1/transfers", json=body, headers=headers, timeout=60)
+            wait_for(lambda: IdempotencyRecord.objects.filter(key="crash", state="in_flight").exists(),
+                     what="the request to claim its key")
+            for worker in psutil.Process(proc.pid).children():
+                worker.kill()
+            with pytest.raises(httpx.TransportError):
+                pending.result()
+        assert IdempotencyRecord.objects.get(key="crash").state == "in_flight"
+        seen = []
+
+        def retried():
+            response = httpx.post(f"{url}/api/v1/transfers", json=body, headers={**headers, "Connection": "close"},
+                                  timeout=60)
+            seen.append(response.status_code)
+            return response if response.status_code != 409 else None
+
+        done = wait_for(retried, timeout=120, interval=0.5, what="a retry to run after the lease")
+    assert done.status_code == 201, done.text
+    assert set(seen) <= {409, 201} and seen[-1] == 201
+    assert Transfer.objects.count() == 1
+    assert IdempotencyRecord.objects.get(key="crash").state == "done"
