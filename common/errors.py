@@ -53,7 +53,10 @@ def problem_exception_handler(exc, context):
         extra = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
         if getattr(exc, "errors", None):  # several fields at once: {dotted field: [messages]}
             extra = {"errors": [{"field": f, "message": str(m)} for f, ms in exc.errors.items() for m in ms]}
-        return problem(exc.status, exc.code, exc.title, exc.detail, **extra)
+        response = problem(exc.status, exc.code, exc.title, exc.detail, **extra)
+        if getattr(exc, "retry_after", None):
+            response["Retry-After"] = str(int(exc.retry_after))
+        return response
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -242,6 +242,15 @@ WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
 WEBHOOK_CA_FILE = os.environ.get("WEBHOOK_CA_FILE", "")
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "payments.webhooks_sweep",
                                           "schedule": timedelta(seconds=env_int("WEBHOOK_SWEEP_SECONDS", 5))}
+# Idempotency-Key records of the partner API (payments/services/idempotency.py): kept at least 24 hours (the IETF
+# draft's and Stripe's window), then purged by beat. An in-flight record whose process died is taken over after the
+# lease, longer than gunicorn's --timeout (30 s in the Dockerfile) so a live request never loses its key.
+IDEMPOTENCY_KEY_TTL_HOURS = max(env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24), 24)
+IDEMPOTENCY_LEASE_SECONDS = max(env_int("IDEMPOTENCY_LEASE_SECONDS", 60), 1)
+CELERY_BEAT_SCHEDULE["idempotency-purge"] = {"task": "payments.tasks.idempotency_purge",
+                                             "schedule": timedelta(minutes=15)}
+# Transfers one `POST /api/v1/transfers/bulk` may carry.
+BULK_MAX_ITEMS = 100
 
 # Card funding through Stripe (localstripe locally).
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")

@@ -118,6 +118,7 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     inlines = [PostingInline]
 from payments import (  # noqa: E402,F401 (registered after the models' admins)
     admin_balances,
+    admin_idempotency,
     admin_keys,
     admin_ledger,
     admin_limits,

@@ -50,7 +50,9 @@ class QuoteAlreadyUsed(PaymentsError):
 
 
 class IdempotencyMismatch(PaymentsError):
-    status = 409
+    """The Idempotency-Key was first used with another body or on another endpoint (the IETF draft's 422)."""
+
+    status = 422
     code = "idempotency-key-reused"
     title = _("Idempotency-Key reused with a different request")
 
@@ -286,3 +288,39 @@ class ReferenceAlreadyUsed(PaymentsError):
     status = 409
     code = "reference-already-used"
     title = _("Reference already used by another transfer")
+
+
+class IdempotencyKeyInvalid(PaymentsError):
+    """An Idempotency-Key header that is empty, longer than 255 characters, or missing where it is required."""
+
+    status = 400
+    code = "idempotency-key-invalid"
+    title = _("Invalid Idempotency-Key header")
+
+
+class IdempotencyInFlight(PaymentsError):
+    """The first request with this Idempotency-Key is still being processed: retry after `retry_after` seconds."""
+
+    status = 409
+    code = "idempotency-key-in-use"
+    title = _("A request with this Idempotency-Key is still in progress")
+
+    def __init__(self, detail=None, *, retry_after, field=None):
+        super().__init__(detail, field=field)
+        self.retry_after = retry_after
+
+
+class BulkRequestInvalid(PaymentsError):
+    """A bulk request with no items, or items repeating an idempotency key: nothing was created."""
+
+    status = 400
+    code = "bulk-invalid"
+    title = _("Invalid bulk request")
+
+
+class BulkTooLarge(PaymentsError):
+    """A bulk request with more items than one request may carry: nothing was created."""
+
+    status = 413
+    code = "bulk-too-large"
+    title = _("Too many items in one bulk request")

@@ -967,5 +967,6 @@ class TravelRuleRecord(models.Model):
 
     def __str__(self):
         return f"travel rule data of transfer {self.transfer_id}"
+from payments.models_idempotency import *  # noqa: E402,F401,F403
 from payments.models_payout_partners import PartnerPayout, PayoutPartner  # noqa: E402,F401
 from payments.models_webhooks import *  # noqa: E402,F401,F403

@@ -6,6 +6,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from payments import pipeline
 from payments.services import payout_partners, reconciliation
+from payments.services.idempotency import idempotency_purge as idempotency_purge_service
 from payments.services.rates import rates_refresh as rates_refresh_service
 
 
@@ -32,6 +33,11 @@ def reconcile_partner_statements():
 @shared_task
 def reconcile_treasury():
     reconciliation.treasury_reconcile()
+
+
+@shared_task
+def idempotency_purge():
+    idempotency_purge_service()
 
 
 @shared_task

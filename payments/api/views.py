@@ -1,8 +1,8 @@
 """Partner API: each view parses input, calls one service and renders the result."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from common.pagination import SafeCursorPagination
 from payments import pipeline, scopes
 from payments.api.filters import LIST_PARAMETERS, transfer_list_filters
+from payments.api.idempotency import IDEMPOTENCY_KEY_OPTIONAL, IDEMPOTENCY_KEY_REQUIRED, Idempotent
 from payments.api.serializers import (
     QuoteInputSerializer,
     QuoteOutputSerializer,
@@ -22,15 +23,13 @@ from payments.selectors import transfer_settlements, transfers_of_partner
 from payments.services.quotes import quote_create
 from payments.services.transfers import request_fingerprint, transfer_create
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
-    description="Any unique string up to 255 characters; the same key and body return the same transfer.")
 
-
-class QuoteCreateApi(APIView):
+class QuoteCreateApi(Idempotent, APIView):
     required_scopes = {"POST": [scopes.QUOTES]}
+    idempotency = "optional"
 
-    @extend_schema(request=QuoteInputSerializer, responses={201: QuoteOutputSerializer}, operation_id="quotes_create")
+    @extend_schema(parameters=[IDEMPOTENCY_KEY_OPTIONAL], request=QuoteInputSerializer,
+                   responses={201: QuoteOutputSerializer}, operation_id="quotes_create")
     def post(self, request):
         data = QuoteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -58,8 +57,9 @@ def _transfers(request):
         "quote", "partner_payout__payout_partner")
 
 
-class TransferListCreateApi(generics.ListAPIView):
+class TransferListCreateApi(Idempotent, generics.ListAPIView):
     required_scopes = {"GET": [scopes.TRANSFERS_READ], "POST": [scopes.TRANSFERS_CREATE]}
+    idempotency = "required"  # a transfer moves money: a retry must never make a second one
     serializer_class = TransferOutputSerializer
     pagination_class = TransferCursorPagination
 
@@ -80,26 +80,29 @@ class TransferListCreateApi(generics.ListAPIView):
                 transfers=args[0])
         return super().get_serializer(*args, **kwargs)
 
-    @extend_schema(parameters=[IDEMPOTENCY_HEADER], request=TransferInputSerializer,
+    @extend_schema(parameters=[IDEMPOTENCY_KEY_REQUIRED], request=TransferInputSerializer,
                    responses={201: TransferOutputSerializer, 200: TransferOutputSerializer},
                    operation_id="transfers_create")
     def post(self, request):
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if not key or len(key) > 255:
-            raise ValidationError({"Idempotency-Key": ["Send an Idempotency-Key header of 1 to 255 characters."]})
         data = TransferInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # The key's record (api/idempotency.py) replays a finished request; the transfer's own unique key is the
+        # inner guarantee (a record expired or taken over after a crash still finds the transfer made with the key).
         transfer, created = transfer_create(
-            partner=request.user, idempotency_key=key, fingerprint=request_fingerprint(request.data),
+            partner=request.user, idempotency_key=self.idempotency_key, fingerprint=request_fingerprint(request.data),
             livemode=request.auth.livemode, **data.validated_data)
-        return Response(TransferOutputSerializer(transfer).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if not created:
+            return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_200_OK)
+        return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": reverse("api-transfer-detail", args=[transfer.pk])})
 
 
-class TransferCancelApi(APIView):
+class TransferCancelApi(Idempotent, APIView):
     required_scopes = {"POST": [scopes.TRANSFERS_CREATE]}
+    idempotency = "optional"
 
-    @extend_schema(request=None, responses={200: TransferOutputSerializer}, operation_id="transfers_cancel",
+    @extend_schema(parameters=[IDEMPOTENCY_KEY_OPTIONAL], request=None, responses={200: TransferOutputSerializer},
+                   operation_id="transfers_cancel",
                    description="Cancel before settlement. Unpaid: the card payment is cancelled, status `cancelled`. "
                                "Paid: refunded in full, status `refunding`, then `refunded`. A transfer under review (`held`) "
                                "is not cancelled by the sender: 409 `transfer-not-cancellable`. Cancelling again answers "

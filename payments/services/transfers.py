@@ -1,8 +1,6 @@
 """Creating transfers idempotently and starting their funding: a card (Stripe PaymentIntent), or at once from the
 partner's prefunded balance (services/balances.py)."""
 
-import hashlib
-import json
 import logging
 
 from django.db import IntegrityError, transaction
@@ -26,6 +24,7 @@ from payments.models import Transfer
 from payments.providers import stripe_rail
 from payments.services.balances import balance_fund, balance_funding_check
 from payments.services.fraud import frozen_detail, identities_frozen
+from payments.services.idempotency import request_fingerprint  # noqa: F401 (its home before the record layer)
 from payments.services.limits import limits_reserve
 from payments.services.payout_partners import PARTNER_FIELD, partner_payout_create, payout_partner_resolve
 from payments.services.quotes import quote_get_usable
@@ -37,11 +36,6 @@ log = logging.getLogger(__name__)
 WALLET_FIELD = "recipient.wallet_address"
 WALLET_CHECK_RETRY = gettext_lazy("We could not check this wallet address on the blockchain just now. Nothing was "
                                   "saved: please try again in a minute.")
-
-
-def request_fingerprint(data):
-    """sha256 of the request's canonical JSON: the same body gives the same fingerprint, whatever its key order."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def _replay(*, partner, idempotency_key, fingerprint, livemode=True):

@@ -198,36 +198,39 @@ def test_transfer_created_with_payment_intent_on_stripe(api, pricing, stripe_ser
 
 
 def test_same_idempotency_key_and_body_replays_the_transfer(api, pricing, stripe_server):
-    """The same Idempotency-Key with the same body answers 200 with the first transfer: one row, one PaymentIntent."""
+    """The same Idempotency-Key with the same body replays the first answer (201, marked `Idempotent-Replayed`):
+    one row, one PaymentIntent."""
     body = transfer_body(new_quote(api)["id"])
     first = api.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
     assert first.status_code == 201, first.content
     second = api.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
-    assert second.status_code == 200, second.content
+    assert second.status_code == 201, second.content
+    assert second["Idempotent-Replayed"] == "true"
     assert second.json()["id"] == first.json()["id"]
     assert second.json()["funding"]["payment_intent_id"] == first.json()["funding"]["payment_intent_id"]
     assert Transfer.objects.count() == 1
     assert [pi["id"] for pi in stripe_intents()] == [first.json()["funding"]["payment_intent_id"]]
 
 
-def test_same_idempotency_key_other_body_is_conflict(api, pricing, stripe_server):
-    """The same Idempotency-Key with a different body is a 409 problem and creates nothing."""
+def test_same_idempotency_key_other_body_is_unprocessable(api, pricing, stripe_server):
+    """The same Idempotency-Key with a different body is a 422 problem (the IETF draft's answer) and creates nothing."""
     first = api.post("/api/v1/transfers", transfer_body(new_quote(api)["id"]), format="json",
                      HTTP_IDEMPOTENCY_KEY="order-1")
     assert first.status_code == 201, first.content
     other = transfer_body(new_quote(api)["id"])
     response = api.post("/api/v1/transfers", other, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
-    assert_problem(response, 409, "idempotency-key-reused")
+    assert_problem(response, 422, "idempotency-key-reused")
     assert Transfer.objects.count() == 1
     assert len(stripe_intents()) == 1
 
 
-@pytest.mark.parametrize("headers", [{}, {"HTTP_IDEMPOTENCY_KEY": ""}, {"HTTP_IDEMPOTENCY_KEY": "x" * 256}],
-                         ids=["missing", "empty", "too-long"])
+@pytest.mark.parametrize("headers", [{}, {"HTTP_IDEMPOTENCY_KEY": ""}, {"HTTP_IDEMPOTENCY_KEY": "x" * 256},
+                                     {"HTTP_IDEMPOTENCY_KEY": "   "}, {"HTTP_IDEMPOTENCY_KEY": '""'}],
+                         ids=["missing", "empty", "too-long", "blank", "empty-sf-string"])
 def test_missing_idempotency_key_is_400(api, pricing, stripe_server, headers):
     """A transfer POST without a usable Idempotency-Key is a 400 problem and creates nothing."""
     response = api.post("/api/v1/transfers", transfer_body(new_quote(api)["id"]), format="json", **headers)
-    assert_problem(response, 400, "validation-error", "Idempotency-Key")
+    assert_problem(response, 400, "idempotency-key-invalid", "Idempotency-Key")
     assert Transfer.objects.count() == 0
     assert stripe_intents() == []
 
@@ -240,7 +243,8 @@ def test_replay_with_reordered_keys_is_the_same_request(api, pricing, stripe_ser
     reordered = {"recipient": dict(reversed(body["recipient"].items())), "sender": body["sender"],
                  "quote_id": body["quote_id"]}
     second = api.post("/api/v1/transfers", reordered, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
-    assert second.status_code == 200, second.content
+    assert second.status_code == 201, second.content
+    assert second["Idempotent-Replayed"] == "true"
     assert second.json()["id"] == first.json()["id"]
 
 
@@ -251,7 +255,8 @@ def test_replay_after_quote_expiry_still_returns_the_transfer(api, pricing, stri
     assert first.status_code == 201, first.content
     Quote.objects.filter(pk=body["quote_id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     again = api.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
-    assert again.status_code == 200, again.content
+    assert again.status_code == 201, again.content
+    assert again["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
     assert Transfer.objects.count() == 1
 
@@ -466,7 +471,9 @@ def test_openapi_schema_and_docs_are_public(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicates_create_one_transfer(partner, pricing, stripe_server):
-    """20 simultaneous requests with one Idempotency-Key and body create one transfer; all get its id."""
+    """20 simultaneous requests with one Idempotency-Key and body create one transfer: one fresh 201, the others
+    replay it (201, `Idempotent-Replayed`) or are told it is still in progress (409 with Retry-After); a retry after
+    gets the transfer's id."""
     from concurrent.futures import ThreadPoolExecutor
 
     from django.db import connection
@@ -485,13 +492,17 @@ def test_concurrent_duplicates_create_one_transfer(partner, pricing, stripe_serv
     def create(_):
         try:
             response = client().post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY="same-key")
-            return response.status_code, response.json().get("id")
+            return response
         finally:
             connection.close()
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(create, range(20)))
-    assert {status for status, _ in results} <= {200, 201}
-    assert sorted(status for status, _ in results).count(201) == 1
-    assert len({transfer_id for _, transfer_id in results}) == 1
+    fresh = [r for r in results if r.status_code == 201 and not r.has_header("Idempotent-Replayed")]
+    replayed = [r for r in results if r.status_code == 201 and r.has_header("Idempotent-Replayed")]
+    busy = [r for r in results if r.status_code == 409]
+    assert (len(fresh), len(replayed) + len(busy)) == (1, 19), [r.status_code for r in results]
+    assert {r.content for r in replayed} <= {fresh[0].content}
+    assert all(r.json()["type"].endswith("/idempotency-key-in-use") and r["Retry-After"] for r in busy)
+    assert create(0).json()["id"] == fresh[0].json()["id"]
     assert Transfer.objects.count() == 1

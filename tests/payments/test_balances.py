@@ -236,19 +236,19 @@ def test_card_stays_the_default_funding_method(api, partner, pricing, stripe_ser
 
 
 def test_a_replayed_balance_transfer_is_debited_once(api, partner, pricing):
-    """The same Idempotency-Key and body answer 200 with the same funded transfer and debit nothing more; the same key
-    with the card method instead is a 409."""
+    """The same Idempotency-Key and body replay the first answer (201) with the same funded transfer and debit nothing
+    more; the same key with the card method instead is a 422."""
     topup(partner, "50000.00")
     quote = quote_for(api)
     request = body(quote["id"])
     first = api.post("/api/v1/transfers", request, format="json", HTTP_IDEMPOTENCY_KEY="once")
     again = api.post("/api/v1/transfers", request, format="json", HTTP_IDEMPOTENCY_KEY="once")
-    assert (first.status_code, again.status_code) == (201, 200)
+    assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (201, 201, "true")
     assert again.json()["id"] == first.json()["id"]
     assert owed(partner) == 5_000_000 - 1_500_000
     card = api.post("/api/v1/transfers", {**request, "funding": {"method": "card"}}, format="json",
                     HTTP_IDEMPOTENCY_KEY="once")
-    assert card.status_code == 409
+    assert card.status_code == 422
     assert JournalEntry.objects.filter(kind="funding").count() == 1
 
 

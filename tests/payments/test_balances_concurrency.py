@@ -2,9 +2,6 @@
 transfers race through gunicorn with several worker processes against a balance that covers exactly 100 of them.
 The balance account's row lock (services/balances.py) is what makes exactly 100 succeed."""
 
-import os
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -12,14 +9,12 @@ from decimal import Decimal
 
 import httpx
 import pytest
-import redis
-from django.conf import settings
 
-from gateway.dev.services import REPO, free_port
 from payments.models import JournalEntry, LedgerAccount, Posting, Quote, Transfer
 from payments.services import balances
 from payments.services.quotes import quote_create
-from tests.conftest import _test_database_url, new_recipient, wait_for
+from tests.conftest import new_recipient
+from tests.gunicorn import gunicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,34 +24,9 @@ AMOUNT = Decimal("1000.00")
 
 @pytest.fixture
 def gunicorn_url(transactional_db):
-    """gunicorn (sync workers, as the Dockerfile runs it) on a free port against the test database; its after-commit
-    tasks go to a queue of their own, emptied afterwards, so no later worker picks them up."""
-    port, queue = free_port(), f"{settings.CELERY_TASK_DEFAULT_QUEUE}-gunicorn"
-    env = dict(os.environ, DATABASE_URL=_test_database_url(), CELERY_QUEUE=queue, RATE_API_PER_MINUTE="100000")
-    log = open(settings.VAR_DIR / "gunicorn-balances.log", "ab")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--bind",
-                             f"127.0.0.1:{port}", "--workers", str(WORKERS), "--timeout", "120"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def answers():
-        try:
-            return httpx.get(f"{url}/api/v1/schema/", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return proc.poll() is not None  # exited: fail below rather than wait out the timeout
-
-    try:
-        wait_for(answers, timeout=60, what="gunicorn to answer")
-        assert proc.poll() is None, f"gunicorn exited ({proc.returncode}); see {log.name}"
+    """gunicorn (sync workers, as the Dockerfile runs it) against the test database (tests/gunicorn.py)."""
+    with gunicorn_server("balances", workers=WORKERS) as (url, _proc):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
 
 
 def test_200_concurrent_balance_fundings_against_a_balance_for_100_fund_exactly_100(

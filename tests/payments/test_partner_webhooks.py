@@ -90,22 +90,29 @@ def test_every_transfer_transition_writes_its_event(pricing, partner, source, ta
 
 def test_the_transitions_walked_reach_every_status(db):
     """The parametrised walk above covers every status a transfer can move to (so a new status gets its event)."""
-    reached = {target for _, target, _ in TRANSITIONS} | {S.COMPLETED}  # completed: the queryset compare-and-set
+    # The queryset compare-and-sets below reach the rest: a batch final pays (completed) or hands to a payout partner.
+    reached = {target for _, target, _ in TRANSITIONS} | {target for _, target in BULK_MOVES}
     assert reached == set(S.values) - {S.AWAITING_FUNDING}
 
 
+BULK_MOVES = [("mark_completed", S.COMPLETED), ("mark_paid_to_partner", S.AWAITING_PAYOUT_CONFIRMATION)]
+
+
 @pytest.mark.django_db
-def test_a_batch_completing_writes_one_event_per_transfer_moved(pricing, partner):
-    """The compare-and-set `mark_completed` (a payout batch final) writes a `transfer.completed` for each transfer it
-    moved, and none for a transfer it left alone."""
+@pytest.mark.parametrize(("move", "target"), BULK_MOVES)
+def test_a_batch_final_writes_one_event_per_transfer_moved(pricing, partner, move, target):
+    """A compare-and-set of the queryset (a payout batch final: `mark_completed`, or `mark_paid_to_partner` for
+    payout-partner transfers) writes a `transfer.<target>` for each transfer it moved, and none for a transfer it
+    left alone."""
     settling = [make_transfer(partner, key=f"k{i}") for i in range(3)]
     force_status(Transfer.objects.filter(pk__in=[t.pk for t in settling]), S.SETTLING)
     other = make_transfer(partner, key="other")
-    moved = Transfer.objects.filter(pk__in=[t.pk for t in [*settling, other]]).mark_completed(timezone.now())
+    queryset = Transfer.objects.filter(pk__in=[t.pk for t in [*settling, other]])
+    moved = queryset.mark_completed(timezone.now()) if move == "mark_completed" else getattr(queryset, move)()
     assert moved == 3
     for transfer in settling:
         assert [(e.type, e.payload["previous_status"]) for e in events_of(transfer)][-1] == (
-            "transfer.completed", S.SETTLING)
+            f"transfer.{target}", S.SETTLING)
     assert [e.type for e in events_of(other)] == ["transfer.created"]
 
 
