@@ -57,8 +57,9 @@ def _lease():
 
 def idempotency_claim(*, partner, key, method, path, fingerprint, livemode=True):
     """The record for (partner, mode, key) (a test key's records never meet a live key's): ours and in flight (run
-    the request, then idempotency_complete or idempotency_release), or done (replay it). Refuses another body or endpoint (IdempotencyMismatch, 422) and a
-    key whose first request is still running (IdempotencyInFlight, 409). An expired record counts as absent."""
+    the request, then idempotency_complete or idempotency_release), or done (replay it). Refuses another body or
+    endpoint (IdempotencyMismatch, 422) and a key whose first request is still running (IdempotencyInFlight, 409).
+    An expired record counts as absent."""
     for _attempt in range(5):
         now = timezone.now()
         token = uuid.uuid4()
