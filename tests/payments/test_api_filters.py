@@ -202,6 +202,7 @@ def test_queries_per_list_request_do_not_grow_with_the_page_size(api, partner, q
     for i in range(24):
         make_transfer(partner, status=S.FUNDED if i % 2 else S.HELD, reference=f"ref-{i}")
     counts = []
+    api.get("/api/v1/transfers?limit=1")  # the key's last use is written once a minute: not in the counts below
     for limit in (2, 20):
         with CaptureQueriesContext(connection) as queries:
             response = api.get(f"/api/v1/transfers?{query}&limit={limit}")

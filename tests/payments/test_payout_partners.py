@@ -4,6 +4,7 @@ partner's settlement address, the transfer waits in `awaiting_payout_confirmatio
 operator alert each. Real PostgreSQL, anvil and (last test) a real Celery worker and beat."""
 
 import re
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -33,7 +34,7 @@ def client_for(partner_key):
 
 
 def make_bank(code="demir-bank", name="Demir Bank", active=True):
-    operator, key = partner_create(name=f"{code}-ops")
+    operator, key = partner_create(name=f"{code}-ops", scopes=["payouts:confirm"])
     bank = PayoutPartner.objects.create(code=code, name=name, kind=PayoutPartner.Kind.BANK, operator=operator,
                                         settlement_address=new_recipient(), is_active=active)
     return bank, client_for(key)
@@ -103,8 +104,8 @@ def test_a_transfer_naming_a_payout_partner_pays_its_settlement_address_with_a_r
 
 
 def test_a_replay_answers_the_first_transfer_after_its_partner_was_deactivated(api, partner, pricing, bank):
-    """The same Idempotency-Key and body answer the first transfer (200) even once its payout partner stopped taking
-    new transfers; a new key is refused beside `recipient.payout_partner`."""
+    """The same Idempotency-Key and body replay the first answer (201, byte for byte) even once its payout partner
+    stopped taking new transfers; a new key is refused beside `recipient.payout_partner`."""
     payout_partner, _ = bank
     balances.balance_topup(partner=partner, currency="RUB", amount=Decimal("20000.00"), reference="bank-replay")
     data = body(quote(api)["id"])
@@ -112,7 +113,8 @@ def test_a_replay_answers_the_first_transfer_after_its_partner_was_deactivated(a
     assert first.status_code == 201, first.content
     PayoutPartner.objects.filter(pk=payout_partner.pk).update(is_active=False)
     again = api.post("/api/v1/transfers", data, format="json", HTTP_IDEMPOTENCY_KEY="replay-1")
-    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert again.status_code == 201 and again.content == first.content
+    assert again.headers["Idempotent-Replayed"] == "true"
     refused = api.post("/api/v1/transfers", body(quote(api)["id"]), format="json", HTTP_IDEMPOTENCY_KEY="replay-2")
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "recipient.payout_partner"
@@ -267,7 +269,7 @@ def test_treasury_records_a_failed_payouts_kgst_returned_once(client, api, partn
 
 def test_another_payout_partners_payout_is_not_found(api, partner, pricing, bank):
     """A payout partner sees, confirms and fails only its own payouts: another's is a 404 problem and nothing
-    changes; the origination partner's own key sees no payouts either."""
+    changes; the origination partner's own key (without the payouts scope) is refused as well."""
     transfer = awaiting(api, partner)
     _, other_api = make_bank(code="other-bank", name="Other Bank")
     assert other_api.get("/api/v1/payouts").json()["results"] == []
@@ -275,8 +277,19 @@ def test_another_payout_partners_payout_is_not_found(api, partner, pricing, bank
         response = other_api.post(f"/api/v1/payouts/{transfer.pk}/{path}", {"reason": "x"}, format="json")
         assert response.status_code == 404, response.content
         assert response.json()["type"].endswith("/payout-not-found")
-    assert api.post(f"/api/v1/payouts/{transfer.pk}/confirm").status_code == 404
+    assert api.post(f"/api/v1/payouts/{transfer.pk}/confirm").status_code == 403
     assert Transfer.objects.get(pk=transfer.pk).status == S.AWAITING_PAYOUT_CONFIRMATION
+
+
+def test_a_key_without_the_payouts_scope_cannot_see_or_decide_payouts(api, partner, pricing, bank):
+    """The payout partner's operator with a key lacking `payouts:confirm` (a default key) is refused with a 403
+    naming the scope, on the list and on both decisions; nothing changes."""
+    payout_partner, _ = bank
+    _, default_key = partner_create(name=payout_partner.operator.name)
+    plain = client_for(default_key)
+    for response in (plain.get("/api/v1/payouts"), plain.post(f"/api/v1/payouts/{uuid.uuid4()}/confirm"),
+                     plain.post(f"/api/v1/payouts/{uuid.uuid4()}/fail", {"reason": "x"}, format="json")):
+        assert response.status_code == 403 and "payouts:confirm" in response.content.decode()
 
 
 def test_a_payout_not_final_yet_cannot_be_confirmed(api, partner, pricing, bank):
