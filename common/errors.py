@@ -7,6 +7,22 @@ from rest_framework.response import Response
 
 PROBLEM_BASE = "https://tulpar.example/problems/"
 
+# Titles for DRF's own exceptions: one fixed text per problem type (DRF's default_detail may carry placeholders,
+# 'Method "{method}" not allowed.'; the request's own words belong in `detail`). docs/api.md, Errors, lists them.
+DRF_TITLES = {
+    "parse-error": "Malformed request body",
+    "authentication-failed": "Authentication failed",
+    "not-authenticated": "Authentication required",
+    "permission-denied": "Permission denied",
+    "not-found": "Not found",
+    "method-not-allowed": "Method not allowed",
+    "not-acceptable": "Not acceptable",
+    "unsupported-media-type": "Unsupported media type",
+    "throttled": "Too many requests",
+    "invalid-cursor": "Invalid cursor",
+    "error": "Server error",
+}
+
 
 class ApplicationError(Exception):
     """A refusal the caller can act on; `code` names the problem type."""
@@ -30,6 +46,13 @@ def problem_response(status, code, title, detail, **extra):
     """The same problem detail as a plain Django response, for code that runs outside DRF (middleware)."""
     body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail, **extra}
     return JsonResponse(body, status=status, content_type="application/problem+json")
+
+
+def api_not_found(request, exception=None):
+    """Any path under /api/ that names no endpoint (an unknown path, an id that is not a UUID): a JSON 404
+    problem, never Django's HTML page (or its debug page)."""
+    return problem_response(404, "not-found", DRF_TITLES["not-found"],
+                            f"No API endpoint at {request.path_info[:200]!r}; the schema is at /api/v1/schema/.")
 
 
 def _flatten(errors, prefix=""):
@@ -64,7 +87,8 @@ def problem_exception_handler(exc, context):
         return problem(400, "validation-error", "Invalid request", detail, errors=errors)
     if isinstance(exc, drf_exceptions.APIException):
         code = exc.default_code.replace("_", "-")
-        response = problem(exc.status_code, code, str(exc.default_detail), str(exc.detail))
+        title = DRF_TITLES.get(code) or str(exc.default_detail).split("{")[0].strip() or "Error"
+        response = problem(exc.status_code, code, title, str(exc.detail))
         if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
             response["WWW-Authenticate"] = 'Api-Key realm="api"'
             response.status_code = 401

@@ -56,5 +56,9 @@ class PartnerApiKeyScheme(OpenApiAuthenticationExtension):
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):
+        # The whole header value is `Api-Key <key>`: a generated client must be given the prefix with the key
+        # (docs/api.md, Integration guide).
         return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "`Api-Key <key>`; keys come from `manage.py create_partner NAME`."}
+                "description": "Send `Authorization: Api-Key <key>`: the value is the word `Api-Key`, one space and "
+                               "your key (set the whole string as the API key in a generated client). Keys come "
+                               "from `manage.py create_partner NAME`. A missing or wrong key is a 401 problem."}

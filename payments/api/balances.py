@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.pagination import SafeCursorPagination
+from payments.api import examples
 from payments.models import SOURCE_CURRENCIES
 from payments.services.balances import balance_movements, balance_statement, balances_list
 
@@ -15,7 +16,7 @@ AMOUNT = {"max_digits": 20, "decimal_places": 2}
 
 
 class BalanceOutputSerializer(serializers.Serializer):
-    currency = serializers.CharField()
+    currency = serializers.ChoiceField(choices=SOURCE_CURRENCIES)
     balance = serializers.DecimalField(source="amount", help_text="What we hold for you: funds transfers.", **AMOUNT)
 
 
@@ -36,7 +37,8 @@ class MovementOutputSerializer(serializers.Serializer):
 
 
 class BalancesApi(APIView):
-    @extend_schema(responses={200: BalancesOutputSerializer}, operation_id="balances_list")
+    @extend_schema(responses={200: BalancesOutputSerializer}, operation_id="balances_list", tags=["balances"],
+                   summary="Your prefunded balances", examples=examples.BALANCES)
     def get(self, request):
         return Response(BalancesOutputSerializer({"balances": balances_list(partner=request.user)}).data)
 
@@ -57,7 +59,9 @@ class BalanceStatementApi(generics.ListAPIView):
                            f"{', '.join(dict(SOURCE_CURRENCIES))}.")
         return balance_statement(partner=self.request.user, currency=currency)
 
-    @extend_schema(operation_id="balances_statement", parameters=[OpenApiParameter(
+    @extend_schema(operation_id="balances_statement", tags=["balances"], summary="A balance's movements",
+                   description="Newest first, by cursor: follow `next` as given.", examples=examples.STATEMENT,
+                   parameters=[OpenApiParameter(
         "currency", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(dict(SOURCE_CURRENCIES)),
         description="The balance's currency.")])
     def get(self, request, *args, **kwargs):

@@ -2,14 +2,16 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.openapi import openapi_link, problem_responses
 from common.pagination import SafeCursorPagination
 from payments import pipeline
+from payments.api import examples
 from payments.api.serializers import (
     QuoteInputSerializer,
     QuoteOutputSerializer,
@@ -22,12 +24,28 @@ from payments.services.quotes import quote_create
 from payments.services.transfers import request_fingerprint, transfer_create
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
-    description="Any unique string up to 255 characters; the same key and body return the same transfer.")
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"},
+    OpenApiParameter.HEADER, required=True,
+    description="1 to 255 printable ASCII characters (a UUID is a good choice), unique per transfer; the same key "
+                "and body return the same transfer.")
+TRANSFER_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The transfer's id.")
+
+# Stateful clients (and schemathesis) follow these: a quote's id into a transfer, a transfer's id into its reads.
+openapi_link("quotes_create", 201, "create_transfer", "transfers_create",
+             request_body={"quote_id": "$response.body#/id"}, description="Make a transfer with this quote.")
+for _status in (200, 201):
+    openapi_link("transfers_create", _status, "get_transfer", "transfers_retrieve",
+                 parameters={"id": "$response.body#/id"}, description="Read this transfer.")
+    openapi_link("transfers_create", _status, "cancel_transfer", "transfers_cancel",
+                 parameters={"id": "$response.body#/id"}, description="Cancel this transfer.")
+openapi_link("transfers_retrieve", 200, "cancel_transfer", "transfers_cancel",
+             parameters={"id": "$response.body#/id"}, description="Cancel this transfer.")
 
 
 class QuoteCreateApi(APIView):
-    @extend_schema(request=QuoteInputSerializer, responses={201: QuoteOutputSerializer}, operation_id="quotes_create")
+    @extend_schema(request=QuoteInputSerializer, operation_id="quotes_create", tags=["quotes"],
+                   summary="Get a quote", examples=examples.QUOTE_CREATE,
+                   responses={201: QuoteOutputSerializer, **problem_responses(422, 503)})
     def post(self, request):
         data = QuoteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -45,6 +63,9 @@ def _transfers(partner):
     return Transfer.objects.filter(partner=partner).select_related("quote")
 
 
+@extend_schema_view(get=extend_schema(operation_id="transfers_list", tags=["transfers"], summary="List your transfers",
+                                     description="Newest first, by cursor: follow `next` as given.",
+                                     examples=examples.TRANSFER_LIST))
 class TransferListCreateApi(generics.ListAPIView):
     serializer_class = TransferOutputSerializer
     pagination_class = TransferCursorPagination
@@ -58,9 +79,15 @@ class TransferListCreateApi(generics.ListAPIView):
                 transfers=args[0])
         return super().get_serializer(*args, **kwargs)
 
-    @extend_schema(parameters=[IDEMPOTENCY_HEADER], request=TransferInputSerializer,
-                   responses={201: TransferOutputSerializer, 200: TransferOutputSerializer},
-                   operation_id="transfers_create")
+    @extend_schema(parameters=[IDEMPOTENCY_HEADER], request=TransferInputSerializer, operation_id="transfers_create",
+                   tags=["transfers"], summary="Create a transfer from a quote", examples=examples.TRANSFER_CREATE,
+                   description="201 with the new transfer; 200 with the same transfer when the Idempotency-Key and "
+                               "body were sent before.",
+                   responses={201: TransferOutputSerializer, 200: TransferOutputSerializer,
+                              **problem_responses(403, 404, 409, 422, 503, descriptions={
+                                  403: "The key may not do this, or the sender, card or wallet is frozen "
+                                       "(`transfer-refused`).",
+                                  404: "No such quote (`quote-not-found`)."})})
     def post(self, request):
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key or len(key) > 255:
@@ -75,7 +102,9 @@ class TransferListCreateApi(generics.ListAPIView):
 
 
 class TransferCancelApi(APIView):
-    @extend_schema(request=None, responses={200: TransferOutputSerializer}, operation_id="transfers_cancel",
+    @extend_schema(request=None, responses={200: TransferOutputSerializer, **problem_responses(409, 503)},
+                   operation_id="transfers_cancel", tags=["transfers"], summary="Cancel a transfer",
+                   parameters=[TRANSFER_ID], examples=examples.TRANSFER_CANCEL,
                    description="Cancel before settlement. Unpaid: the card payment is cancelled, status `cancelled`. "
                                "Paid: refunded in full, status `refunding`, then `refunded`. Cancelling again answers "
                                "with the transfer as it is; once settlement has started, 409 "
@@ -87,6 +116,8 @@ class TransferCancelApi(APIView):
         return Response(TransferOutputSerializer(_transfers(request.user).get(pk=transfer.pk)).data)
 
 
+@extend_schema_view(get=extend_schema(operation_id="transfers_retrieve", tags=["transfers"], summary="Read a transfer",
+                                     parameters=[TRANSFER_ID], examples=examples.TRANSFER_READ))
 class TransferDetailApi(generics.RetrieveAPIView):
     serializer_class = TransferOutputSerializer
 
