@@ -104,7 +104,7 @@ class ProblemAutoSchema(AutoSchema):
         if self.get_auth():
             statuses |= {401, 403, 429}
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
-            statuses |= {400, 415}
+            statuses |= {400, 413, 415}
         parameters = self._get_parameters()
         if any(p.get("in") in ("query", "header") for p in parameters):
             statuses.add(400)

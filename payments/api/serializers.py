@@ -146,7 +146,7 @@ class OriginatorSerializer(serializers.Serializer):
 
 class BeneficiarySerializer(serializers.Serializer):
     name = NameField(required=False, help_text="Defaults to recipient.name (the wallet is recipient.wallet_address).")
-    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2, required=False,
                                      help_text="ISO 3166-1 alpha-2 code of the recipient's country.")
 
 
