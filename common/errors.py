@@ -71,6 +71,20 @@ def _flatten(errors, prefix=""):
     return [{"field": prefix or None, "message": str(errors)}]
 
 
+# Validation error codes for a value that fits the published schema (type, pattern, length) but still is not valid:
+# a phone number outside the numbering plan, a wrong EIP-55 checksum, a date that does not exist. A request whose
+# only errors are these is a 422 `invalid-value`; anything the schema itself refuses stays a 400 `validation-error`.
+UNPROCESSABLE_CODES = {"phone_number_plan", "address_checksum", "date_invalid"}
+
+
+def _codes(errors):
+    if isinstance(errors, dict):
+        return [c for value in errors.values() for c in _codes(value)]
+    if isinstance(errors, list):
+        return [c for item in errors for c in _codes(item)]
+    return [getattr(errors, "code", None)]
+
+
 def problem_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         extra = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
@@ -84,6 +98,9 @@ def problem_exception_handler(exc, context):
     if isinstance(exc, drf_exceptions.ValidationError):
         errors = _flatten(exc.detail)
         detail = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        codes = _codes(exc.detail)
+        if codes and all(code in UNPROCESSABLE_CODES for code in codes):
+            return problem(422, "invalid-value", "Invalid value", detail, errors=errors)
         return problem(400, "validation-error", "Invalid request", detail, errors=errors)
     if isinstance(exc, drf_exceptions.APIException):
         code = exc.default_code.replace("_", "-")

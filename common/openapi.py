@@ -84,7 +84,20 @@ def openapi_link(source, status, name, target, *, parameters=None, request_body=
     LINKS.setdefault(source, {}).setdefault(str(status), {})[name] = link
 
 
+# Schema keywords a serializer cannot say (an exactly-one-of rule), merged into its component by `add_links`.
+COMPONENT_EXTRAS = {}
+
+
+def component_extra(component, **keywords):
+    """Add JSON Schema keywords (`oneOf`, `not`, …) to the component named `component` ("QuoteInputRequest")."""
+    COMPONENT_EXTRAS.setdefault(component, {}).update(keywords)
+
+
 def add_links(result, generator, request, public):
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, keywords in COMPONENT_EXTRAS.items():
+        if name in schemas:
+            schemas[name].update(keywords)
     for methods in result.get("paths", {}).values():
         for operation in methods.values():
             for status, links in LINKS.get(operation.get("operationId"), {}).items():

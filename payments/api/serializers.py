@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.openapi import component_extra
 from onchain.fields import validate_address
 from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, Quote, Transfer
 from payments.selectors import transfer_settlement
@@ -85,29 +86,44 @@ class NameField(serializers.CharField):
         super().__init__(max_length=140, validators=[validate_person_name], **kwargs)
 
 
-@extend_schema_field({"type": "string", "minLength": 5, "maxLength": 20, "pattern": PHONE_PATTERN,
+# `format` names what the pattern cannot check (the number plan, the EIP-55 checksum); tests/payments/
+# schemathesis_hooks.py generates valid values for them.
+@extend_schema_field({"type": "string", "format": "phone", "minLength": 5, "maxLength": 20, "pattern": PHONE_PATTERN,
                       "examples": ["+996555123456"],
                       "description": "With its country code, +7, +996 or +1 (E.164; spaces, dashes, dots and brackets "
                                      "allowed), and a valid number of that plan."})
 class PhoneField(serializers.CharField):
+    """A value the pattern refuses is a 400; one that fits it but is no number of the plan, a 422 (common/errors.py)."""
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         try:
-            return validate_phone(value)
+            number = validate_phone(value)
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from exc
+            code = "phone_number_plan" if re.match(PHONE_PATTERN, value) else "invalid"
+            raise serializers.ValidationError(exc.messages, code=code) from exc
+        return number
 
 
-@extend_schema_field({"type": "string", "pattern": WALLET_PATTERN, "minLength": 42, "maxLength": 42,
+@extend_schema_field({"type": "string", "format": "evm-address", "pattern": WALLET_PATTERN, "minLength": 42,
+                      "maxLength": 42,
                       "examples": ["0x52908400098527886E0F7030069857D2E4169EE7"],
                       "description": "0x and 40 hex digits; mixed case must carry a correct EIP-55 checksum."})
 class WalletField(serializers.CharField):
+    """A malformed address is a 400; a well-formed one with a wrong checksum, a 422 (common/errors.py)."""
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         try:
             return validate_address(value)
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from exc
+            raise serializers.ValidationError(exc.messages, code=exc.error_list[0].code) from exc
+
+
+# Exactly one of the two amounts (validate() below); the schema says so too.
+component_extra("QuoteInputRequest", oneOf=[
+    {"required": ["source_amount"], "not": {"required": ["target_amount"]}},
+    {"required": ["target_amount"], "not": {"required": ["source_amount"]}}])
 
 
 class SenderSerializer(serializers.Serializer):
@@ -120,6 +136,23 @@ class RecipientSerializer(serializers.Serializer):
     name = NameField()
     phone = PhoneField(max_length=20)
     wallet_address = WalletField(max_length=42)
+
+
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+@extend_schema_field({"type": ["string", "null"], "format": "date", "pattern": DATE_PATTERN,
+                      "description": "YYYY-MM-DD."})
+class IsoDateField(serializers.DateField):
+    """Only YYYY-MM-DD (Python's fromisoformat, under DRF's DateField, also takes "20260101" and week dates)."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not re.match(DATE_PATTERN, value):
+            raise serializers.ValidationError("Give the date as YYYY-MM-DD.", code="invalid")
+        try:
+            return super().to_internal_value(value)
+        except serializers.ValidationError:
+            raise serializers.ValidationError("This date does not exist.", code="date_invalid") from None
 
 
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": 300, "pattern": r"\S",
@@ -138,7 +171,7 @@ class FundingInputSerializer(serializers.Serializer):
 class OriginatorSerializer(serializers.Serializer):
     name = NameField(required=False, help_text="Defaults to sender.name.")
     address = AddressLineField(required=False)
-    date_of_birth = serializers.DateField(required=False, allow_null=True)
+    date_of_birth = IsoDateField(required=False, allow_null=True)
     id_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
     account = serializers.CharField(max_length=100, required=False, allow_blank=True,
                                     help_text="The sender's account or wallet reference with you, if any.")

@@ -1,5 +1,7 @@
 """Partner API: each view parses input, calls one service and renders the result."""
 
+import re
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -23,8 +25,10 @@ from payments.selectors import transfer_settlements
 from payments.services.quotes import quote_create
 from payments.services.transfers import request_fingerprint, transfer_create
 
+# Printable ASCII with at least one non-space character: surrounding spaces are not part of a header's value.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"},
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
     OpenApiParameter.HEADER, required=True,
     description="1 to 255 printable ASCII characters (a UUID is a good choice), unique per transfer; the same key "
                 "and body return the same transfer.")
@@ -89,9 +93,11 @@ class TransferListCreateApi(generics.ListAPIView):
                                        "(`transfer-refused`).",
                                   404: "No such quote (`quote-not-found`)."})})
     def post(self, request):
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if not key or len(key) > 255:
-            raise ValidationError({"Idempotency-Key": ["Send an Idempotency-Key header of 1 to 255 characters."]})
+        raw = request.headers.get("Idempotency-Key", "")
+        key = raw.strip()
+        if len(raw) > 255 or not re.match(IDEMPOTENCY_KEY_PATTERN, key):
+            raise ValidationError({"Idempotency-Key": ["Send an Idempotency-Key header of 1 to 255 printable ASCII "
+                                                       "characters."]})
         data = TransferInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         transfer, created = transfer_create(
