@@ -52,6 +52,11 @@ bench-kill: deps
 bench-quotes: deps
 	$(PY) -m bench.quotes $(BENCH_ARGS)
 
+# schemathesis against the live API schema (tests/payments/test_schemathesis.py) at ten times CI's examples.
+.PHONY: test-schema-deep
+test-schema-deep: deps
+	SCHEMATHESIS_EXAMPLES=500 $(PY) -m pytest -q -s -p no:logging tests/payments/test_schemathesis.py
+
 # The ledger state machine (tests/payments/test_money_machine.py) at ten times CI's examples, longer runs: nightly-style.
 .PHONY: test-money-deep
 test-money-deep: deps

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "50"))
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261129"))
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 REPO = Path(__file__).resolve().parents[2]
