@@ -69,7 +69,7 @@ def problem_responses(*statuses, descriptions=None):
         for status in statuses}
 
 
-# OpenAPI links, added by `add_links` (a postprocessing hook): {operationId: {status: {name: link}}}.
+# OpenAPI links, added by `finish_schema` (a postprocessing hook): {operationId: {status: {name: link}}}.
 LINKS = {}
 
 
@@ -84,7 +84,7 @@ def openapi_link(source, status, name, target, *, parameters=None, request_body=
     LINKS.setdefault(source, {}).setdefault(str(status), {})[name] = link
 
 
-# Schema keywords a serializer cannot say (an exactly-one-of rule), merged into its component by `add_links`.
+# Schema keywords a serializer cannot say (an exactly-one-of rule), merged into its component by `finish_schema`.
 COMPONENT_EXTRAS = {}
 
 
@@ -93,7 +93,8 @@ def component_extra(component, **keywords):
     COMPONENT_EXTRAS.setdefault(component, {}).update(keywords)
 
 
-def add_links(result, generator, request, public):
+def finish_schema(result, generator, request, public):
+    """Postprocessing hook: merges COMPONENT_EXTRAS into their components and LINKS into their responses."""
     schemas = result.get("components", {}).get("schemas", {})
     for name, keywords in COMPONENT_EXTRAS.items():
         if name in schemas:

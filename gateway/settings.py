@@ -181,7 +181,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "transfers", "description": "Transfers made from a quote: create, read, list, cancel."},
         {"name": "balances", "description": "Your prefunded balances and their statements."},
     ],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "common.openapi.add_links"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "common.openapi.finish_schema"],
 }
 
 # Rate limits (common/ratelimit.py): scope → (requests, seconds), counted in Redis so every process shares them.

@@ -250,3 +250,70 @@ def test_every_problem_type_is_documented_in_the_errors_section():
     errors = text.split("## Errors", 1)[1].split("\n## ", 1)[0]
     missing = [code for code in sorted(_problem_codes()) if f"`{code}`" not in errors]
     assert not missing, f"undocumented problem types: {missing}"
+
+
+@pytest.mark.parametrize(("key", "accepted"), [("order-1", True), ("  padded  ", True), ("k" * 255, True),
+                                               ("", False), ("   ", False), ("k" * 256, False), ("a\x01b", False),
+                                               ("тест", False)])
+def test_idempotency_key_is_checked_as_the_schema_says(api, pricing, stripe_server, key, accepted):
+    """1 to 255 printable ASCII characters with at least one that is not a space: anything else is a 400 problem
+    naming the header, and nothing is created."""
+    quote = api.post("/api/v1/quotes", QUOTE_BODY, format="json").json()
+    response = api.post("/api/v1/transfers", _transfer_body(quote["id"]), format="json",
+                        headers={"Idempotency-Key": key})
+    if accepted:
+        assert response.status_code == 201, response.content
+    else:
+        assert response.status_code == 400
+        assert [e["field"] for e in response.json()["errors"]] == ["Idempotency-Key"]
+        assert not Transfer.objects.exists()
+
+
+def _travel_rule_body(quote_id, date_of_birth):
+    body = _transfer_body(quote_id)
+    body["travel_rule"] = {"originator": {"address": "Moscow", "date_of_birth": date_of_birth},
+                           "beneficiary": {"country": "KG"}}
+    return body
+
+
+@pytest.mark.parametrize(("value", "status", "code"), [("20260101", 400, "validation-error"),
+                                                       ("2026-W01-1", 400, "validation-error"),
+                                                       ("", 400, "validation-error"),
+                                                       ("1990-02-30", 422, "invalid-value")])
+def test_a_date_is_yyyy_mm_dd_and_an_impossible_one_is_422(api, pricing, value, status, code):
+    """Dates take only the schema's YYYY-MM-DD (DRF would also take "20260101" and ISO week dates); one that fits
+    the pattern but does not exist is a 422 invalid-value."""
+    quote = api.post("/api/v1/quotes", QUOTE_BODY, format="json").json()
+    response = api.post("/api/v1/transfers", _travel_rule_body(quote["id"], value), format="json",
+                        HTTP_IDEMPOTENCY_KEY="dob")
+    assert response.status_code == status, response.content
+    assert response.json()["type"].endswith("/" + code)
+    assert [e["field"] for e in response.json()["errors"]] == ["travel_rule.originator.date_of_birth"]
+
+
+def test_the_schema_asks_for_exactly_one_amount(schema):
+    """Both amounts or neither is a 400 from the server, and the schema's oneOf refuses both too."""
+    quote = schema["components"]["schemas"]["QuoteInputRequest"]
+    assert {"required": ["source_amount"], "not": {"required": ["target_amount"]}} in quote["oneOf"]
+    assert {"required": ["target_amount"], "not": {"required": ["source_amount"]}} in quote["oneOf"]
+
+
+def test_a_new_endpoint_gets_the_problem_responses_without_asking():
+    """ProblemAutoSchema adds 401/403/406/429 to any authenticated operation, 400/413/415 with a body, 404 with a
+    path parameter: a view declaring only its 200 still documents every problem DRF can answer."""
+    from django.urls import path
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.utils import extend_schema
+    from rest_framework.views import APIView
+
+    from payments.api.serializers import QuoteInputSerializer, QuoteOutputSerializer
+
+    class Probe(APIView):
+        @extend_schema(request=QuoteInputSerializer, responses={200: QuoteOutputSerializer}, operation_id="probe")
+        def post(self, request, pk):
+            raise AssertionError("never called")
+
+    generated = SchemaGenerator(patterns=[path("api/v1/probe/<uuid:pk>", Probe.as_view())]).get_schema(public=True)
+    responses = next(iter(generated["paths"].values()))["post"]["responses"]
+    assert set(responses) == {"200", "400", "401", "403", "404", "406", "413", "415", "429"}
+    assert list(responses["401"]["content"]) == ["application/problem+json"]
