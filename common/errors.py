@@ -72,9 +72,10 @@ def _flatten(errors, prefix=""):
 
 
 # Validation error codes for a value that fits the published schema (type, pattern, length) but still is not valid:
-# a phone number outside the numbering plan, a wrong EIP-55 checksum, a date that does not exist. A request whose
+# a phone number outside the numbering plan, a wrong EIP-55 checksum, a date that does not exist, a name with an
+# unassigned code point. A request whose
 # only errors are these is a 422 `invalid-value`; anything the schema itself refuses stays a 400 `validation-error`.
-UNPROCESSABLE_CODES = {"phone_number_plan", "address_checksum", "date_invalid"}
+UNPROCESSABLE_CODES = {"phone_number_plan", "address_checksum", "date_invalid", "name_characters"}
 
 
 def _codes(errors):

@@ -82,8 +82,20 @@ class QuoteOutputSerializer(serializers.ModelSerializer):
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": 140, "pattern": NAME_PATTERN,
                       "description": NAME_DESCRIPTION})
 class NameField(serializers.CharField):
+    """Hidden characters the pattern lists are a 400; the others it cannot list (unassigned code points, rare format
+    characters) are refused all the same, as a 422 invalid-value (common/errors.py)."""
+
     def __init__(self, **kwargs):
-        super().__init__(max_length=140, validators=[validate_person_name], **kwargs)
+        super().__init__(max_length=140, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            validate_person_name(value)
+        except DjangoValidationError as exc:
+            code = "name_characters" if re.match(NAME_PATTERN, value) else "invalid"
+            raise serializers.ValidationError(exc.messages, code=code) from exc
+        return value
 
 
 # `format` names what the pattern cannot check (the number plan, the EIP-55 checksum); tests/payments/

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from payments import pipeline
-from payments.api.serializers import PHONE_PATTERN
+from payments.api.serializers import NAME_PATTERN, PHONE_PATTERN
 from payments.models import Transfer
 from payments.services.quotes import quote_create
 from payments.services.setup import partner_create
@@ -42,6 +42,19 @@ def test_api_refuses_names_with_invisible_or_control_characters(api, pricing, ro
     body[role]["name"] = f"Ivan{char}Sanctionov"
     response = api.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
     assert_problem(response, 400, "validation-error", field=f"{role}.name")
+    assert not Transfer.objects.exists()
+
+
+@pytest.mark.parametrize("char", ["\u0378", "\u0600", "\U000e0001", "\U000f0000"],
+                         ids=["unassigned", "arabic number sign (format)", "language tag", "plane-15 private use"])
+def test_api_refuses_hidden_characters_the_schema_pattern_cannot_list_with_a_422(api, pricing, char):
+    """The schema's name pattern lists the common hidden characters (a 400 above); unassigned code points and rare
+    format or private-use characters fit it but are refused all the same: 422 invalid-value, nothing created."""
+    body = transfer_body(new_quote(api)["id"])
+    body["sender"]["name"] = f"Ivan{char}Sanctionov"
+    assert re.match(NAME_PATTERN, body["sender"]["name"])
+    response = api.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
+    assert_problem(response, 422, "invalid-value", field="sender.name")
     assert not Transfer.objects.exists()
 
 
