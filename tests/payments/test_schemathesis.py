@@ -79,7 +79,7 @@ def test_schemathesis_finds_nothing_against_the_live_schema(transactional_db, li
                "--header", f"Authorization: Api-Key {partner.raw_key}",
                "--report", "junit,ndjson", "--report-junit-path", str(junit), "--report-ndjson-path", str(ndjson)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=BUDGET,  # noqa: S603 (our own argv)
-                            cwd=REPO, env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO)})
+                            cwd=tmp_path, env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(REPO)})
     output = result.stdout + result.stderr
     print(output[-12000:])
     cases, failures = _summary(ndjson) if ndjson.exists() else (0, [])
