@@ -55,6 +55,11 @@ bench-quotes: deps
 bench-api: deps
 	$(PY) -m bench.bench_api $(BENCH_ARGS)
 
+# schemathesis against the live API schema (tests/payments/test_schemathesis.py) at ten times CI's examples.
+.PHONY: test-schema-deep
+test-schema-deep: deps
+	SCHEMATHESIS_EXAMPLES=500 $(PY) -m pytest -q -s -p no:logging tests/payments/test_schemathesis.py
+
 # The ledger state machine (tests/payments/test_money_machine.py) at ten times CI's examples, longer runs: nightly-style.
 .PHONY: test-money-deep
 test-money-deep: deps

@@ -159,7 +159,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "common.errors.problem_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["payments.api.auth.PartnerKeyThrottle"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.openapi.ProblemAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
 }
@@ -171,6 +171,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema SDK generators and schemathesis read (docs/api.md, Integration guide): 3.1, request and response
+    # components split so always-present response fields are `required`, every error a ProblemDetails.
+    "OAS_VERSION": "3.1.0",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"CurrencyEnum": "payments.models.SOURCE_CURRENCIES"},
+    "TAGS": [
+        {"name": "quotes", "description": "Prices for a transfer, valid until `expires_at`."},
+        {"name": "transfers", "description": "Transfers made from a quote: create, read, list, cancel."},
+        {"name": "balances", "description": "Your prefunded balances and their statements."},
+    ],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "common.openapi.finish_schema"],
 }
 
 # Rate limits (common/ratelimit.py): scope → (requests, seconds), counted in Redis so every process shares them.

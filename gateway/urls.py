@@ -1,8 +1,10 @@
 from csp.decorators import csp_update
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from common.errors import api_not_found
 from payments.admin_screening import screen_name_view
 from payments.webhooks import stripe_webhook
 from staff.admin_site import StaffAdminSite
@@ -27,6 +29,9 @@ urlpatterns = [
     path("api/v1/redoc/", csp_update(REDOC_CSP)(SpectacularRedocView.as_view(
         url_name="api-schema", permission_classes=[], authentication_classes=[])), name="api-redoc"),
     path("api/v1/", include("payments.api.urls")),
+    # Whatever else is under /api/ (an unknown path, a transfer id that is not a UUID) is a JSON 404 problem, in
+    # DEBUG too; before the web pages so no HTML page or APPEND_SLASH redirect answers an API client.
+    re_path(r"^api/", csrf_exempt(api_not_found)),
     path("webhooks/stripe", stripe_webhook, name="stripe-webhook"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("payments.web.urls")),

@@ -266,7 +266,7 @@ class TravelRuleIncomplete(PaymentsError):
     """A transfer at or above the travel-rule threshold without the originator's or beneficiary's data: `errors`
     maps each missing field (dotted, inside `travel_rule`) to its message. Nothing was created."""
 
-    status = 400
+    status = 422  # the body fits the schema; the amount makes these fields required (a business rule)
     code = "travel-rule-required"
     title = _("Originator and beneficiary details are required for this amount")
 

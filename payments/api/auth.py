@@ -70,8 +70,10 @@ class PartnerApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return [
             {"type": "apiKey", "in": "header", "name": "Authorization",
-             "description": "`Api-Key <key>`, e.g. `Api-Key tlp_live_AbCd1234.…` (test keys: `tlp_test_…`). Keys come "
-                            "from `manage.py api_key create` or `manage.py create_partner NAME`; see docs/api.md."},
+             "description": "Send `Authorization: Api-Key <key>`: the value is the word `Api-Key`, one space and your "
+                            "key, e.g. `Api-Key tlp_live_AbCd1234.…` (test keys: `tlp_test_…`; set the whole string as "
+                            "the API key in a generated client). Keys come from `manage.py api_key create` or "
+                            "`manage.py create_partner NAME`; see docs/api.md. A missing or wrong key is a 401 problem."},
             {"type": "http", "scheme": "bearer",
              "description": "The same key as a bearer token: `Authorization: Bearer <key>`."},
         ]

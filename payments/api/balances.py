@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from common.pagination import SafeCursorPagination
 from payments import scopes
+from payments.api import examples
 from payments.models import SOURCE_CURRENCIES, Posting
 from payments.services.balances import balance_movements, balance_statement, balances_list
 
@@ -16,7 +17,7 @@ AMOUNT = {"max_digits": 20, "decimal_places": 2}
 
 
 class BalanceOutputSerializer(serializers.Serializer):
-    currency = serializers.CharField()
+    currency = serializers.ChoiceField(choices=SOURCE_CURRENCIES)
     balance = serializers.DecimalField(source="amount", help_text="What we hold for you: funds transfers.", **AMOUNT)
 
 
@@ -39,7 +40,8 @@ class MovementOutputSerializer(serializers.Serializer):
 class BalancesApi(APIView):
     required_scopes = {"GET": [scopes.BALANCES_READ]}
 
-    @extend_schema(responses={200: BalancesOutputSerializer}, operation_id="balances_list",
+    @extend_schema(responses={200: BalancesOutputSerializer}, operation_id="balances_list", tags=["balances"],
+                   summary="Your prefunded balances", examples=examples.BALANCES,
                    description="Live money only: a test key (sandbox) sees no balances.")
     def get(self, request):
         balances = balances_list(partner=request.user) if request.auth.livemode else []
@@ -65,7 +67,9 @@ class BalanceStatementApi(generics.ListAPIView):
             return Posting.objects.none()  # the sandbox never moves a balance
         return balance_statement(partner=self.request.user, currency=currency)
 
-    @extend_schema(operation_id="balances_statement", parameters=[OpenApiParameter(
+    @extend_schema(operation_id="balances_statement", tags=["balances"], summary="A balance's movements",
+                   description="Newest first, by cursor: follow `next` as given.", examples=examples.STATEMENT,
+                   parameters=[OpenApiParameter(
         "currency", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(dict(SOURCE_CURRENCIES)),
         description="The balance's currency.")])
     def get(self, request, *args, **kwargs):

@@ -9,7 +9,6 @@ import logging
 
 from django.db import DatabaseError
 from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
 from payments.models import IdempotencyRecord
@@ -24,13 +23,15 @@ from payments.services.idempotency import (
 
 log = logging.getLogger(__name__)
 
+# Printable ASCII with at least one non-space character: surrounding spaces are not part of a header's value.
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"}
 IDEMPOTENCY_KEY_REQUIRED = OpenApiParameter(
-    HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+    HEADER, KEY_SCHEMA, OpenApiParameter.HEADER, required=True,
     description="1 to 255 characters, unique per request (a UUID). The same key and body replay the first response "
                 "byte for byte (with `Idempotent-Replayed: true`); another body is 422; while the first request "
                 "runs, 409. Kept at least 24 hours.")
 IDEMPOTENCY_KEY_OPTIONAL = OpenApiParameter(
-    HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    HEADER, KEY_SCHEMA, OpenApiParameter.HEADER, required=False,
     description="Optional: when sent, the same key and body replay the first response (see `transfers_create`).")
 
 

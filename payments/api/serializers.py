@@ -1,15 +1,46 @@
+import re
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.openapi import component_extra
 from onchain.fields import validate_address
 from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, Quote, Transfer
 from payments.selectors import transfer_settlement
 from payments.validators import validate_person_name, validate_phone
 
 MAX_AMOUNT = Decimal("9999999999.99")
+# An amount is a JSON string in plain decimal notation, above zero, at most 10 digits before the point and 2 after,
+# without leading zeros: "150", "150.5", "0.01". JSON numbers (binary floats to most parsers), exponents ("1e3"),
+# signs and blanks are refused, so the schema's pattern and the server accept exactly the same strings.
+AMOUNT_PATTERN = r"^(?:[1-9][0-9]{0,9}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?))$"
+_AMOUNT = re.compile(AMOUNT_PATTERN)
+# The shapes validate_phone and validate_address can accept; they check the rest (the number plan, the checksum).
+PHONE_PATTERN = r"^(?:\+|00)[0-9][0-9 ().-]*$"
+WALLET_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+# Blank names are refused (surrounding spaces are trimmed); so are invisible and control characters
+# (payments/validators.py).
+_HIDDEN = r"\x00-\x1f\x7f-\x9f\u00ad\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ue000-\uf8ff"
+NAME_PATTERN = rf"^[^{_HIDDEN}]*[^{_HIDDEN}\s][^{_HIDDEN}]*$"
+NAME_DESCRIPTION = ("1 to 140 characters, not blank; invisible and control characters (zero-width, bidi marks, "
+                    "private-use or unassigned code points) are refused.")
+
+
+@extend_schema_field({"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["15000.00"],
+                      "description": "A decimal string above zero: up to 10 digits, optionally a point and 1 or 2 "
+                                     "decimals; JSON numbers and exponents are refused."})
+class AmountField(serializers.DecimalField):
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not _AMOUNT.match(data):
+            raise serializers.ValidationError('Send the amount as a string of digits with at most 2 decimals, '
+                                              'above zero, like "15000.00".', code="invalid")
+        return super().to_internal_value(data)
 
 
 class QuoteInputSerializer(serializers.Serializer):
@@ -17,10 +48,8 @@ class QuoteInputSerializer(serializers.Serializer):
     (receive-fixed: the recipient gets exactly this many som)."""
 
     source_currency = serializers.ChoiceField(choices=SOURCE_CURRENCIES)
-    source_amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
-                                             max_value=MAX_AMOUNT, required=False)
-    target_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"),
-                                             max_value=MAX_AMOUNT, required=False)
+    source_amount = AmountField(required=False)
+    target_amount = AmountField(required=False)
     target_currency = serializers.ChoiceField(choices=TARGET_CURRENCIES)
 
     def validate(self, attrs):
@@ -47,37 +76,79 @@ class QuoteOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "direction", "source_currency", "source_amount", "target_currency", "target_amount", "rate",
                   "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent", "expires_at",
                   "created_at", "livemode"]
+        read_only_fields = fields  # always present in a response: `required` in the schema
 
 
-class PhoneField(serializers.CharField):
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 140, "pattern": NAME_PATTERN,
+                      "description": NAME_DESCRIPTION})
+class NameField(serializers.CharField):
+    """Hidden characters the pattern lists are a 400; the others it cannot list (unassigned code points, rare format
+    characters) are refused all the same, as a 422 invalid-value (common/errors.py)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=140, **kwargs)
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         try:
-            return validate_phone(value)
+            validate_person_name(value)
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from exc
+            code = "name_characters" if re.match(NAME_PATTERN, value) else "invalid"
+            raise serializers.ValidationError(exc.messages, code=code) from exc
+        return value
 
 
+# `format` names what the pattern cannot check (the number plan, the EIP-55 checksum); tests/payments/
+# schemathesis_hooks.py generates valid values for them.
+@extend_schema_field({"type": "string", "format": "phone", "minLength": 5, "maxLength": 20, "pattern": PHONE_PATTERN,
+                      "examples": ["+996555123456"],
+                      "description": "With its country code, +7, +996 or +1 (E.164; spaces, dashes, dots and brackets "
+                                     "allowed), and a valid number of that plan."})
+class PhoneField(serializers.CharField):
+    """A value the pattern refuses is a 400; one that fits it but is no number of the plan, a 422 (common/errors.py)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            number = validate_phone(value)
+        except DjangoValidationError as exc:
+            code = "phone_number_plan" if re.match(PHONE_PATTERN, value) else "invalid"
+            raise serializers.ValidationError(exc.messages, code=code) from exc
+        return number
+
+
+@extend_schema_field({"type": "string", "format": "evm-address", "pattern": WALLET_PATTERN, "minLength": 42,
+                      "maxLength": 42,
+                      "examples": ["0x52908400098527886E0F7030069857D2E4169EE7"],
+                      "description": "0x and 40 hex digits; mixed case must carry a correct EIP-55 checksum."})
 class WalletField(serializers.CharField):
+    """A malformed address is a 400; a well-formed one with a wrong checksum, a 422 (common/errors.py)."""
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         try:
             return validate_address(value)
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from exc
+            raise serializers.ValidationError(exc.messages, code=exc.error_list[0].code) from exc
+
+
+# Exactly one of the two amounts (validate() below); the schema says so too.
+component_extra("QuoteInputRequest", oneOf=[
+    {"required": ["source_amount"], "not": {"required": ["target_amount"]}},
+    {"required": ["target_amount"], "not": {"required": ["source_amount"]}}])
 
 
 class SenderSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=140, validators=[validate_person_name])
+    name = NameField()
     phone = PhoneField(max_length=20)
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=254)  # the column's length (Transfer.sender_email)
 
 
 class RecipientSerializer(serializers.Serializer):
     """Paid to a wallet (`wallet_address`) or through a payout partner (`payout_partner` and the recipient's
     `account` there): exactly one of the two (docs/api.md, "Payout partners")."""
 
-    name = serializers.CharField(max_length=140, validators=[validate_person_name])
+    name = NameField()
     phone = PhoneField(max_length=20)
     wallet_address = WalletField(max_length=42, required=False)
     payout_partner = serializers.CharField(max_length=40, required=False,
@@ -104,6 +175,30 @@ class RecipientSerializer(serializers.Serializer):
         return attrs
 
 
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+@extend_schema_field({"type": ["string", "null"], "format": "date", "pattern": DATE_PATTERN,
+                      "description": "YYYY-MM-DD."})
+class IsoDateField(serializers.DateField):
+    """Only YYYY-MM-DD (Python's fromisoformat, under DRF's DateField, also takes "20260101" and week dates)."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not re.match(DATE_PATTERN, value):
+            raise serializers.ValidationError("Give the date as YYYY-MM-DD.", code="invalid")
+        try:
+            return super().to_internal_value(value)
+        except serializers.ValidationError:
+            raise serializers.ValidationError("This date does not exist.", code="date_invalid") from None
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 300, "pattern": r"\S",
+                      "description": "Postal address, not blank."})
+class AddressLineField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=300, **kwargs)
+
+
 class FundingInputSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=Transfer.FundingMethod.choices, default=Transfer.FundingMethod.CARD,
                                      help_text="`card` (default): pay the PaymentIntent with Stripe.js. `balance`: "
@@ -111,19 +206,17 @@ class FundingInputSerializer(serializers.Serializer):
 
 
 class OriginatorSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=140, required=False, validators=[validate_person_name],
-                                 help_text="Defaults to sender.name.")
-    address = serializers.CharField(max_length=300, required=False)
-    date_of_birth = serializers.DateField(required=False, allow_null=True)
+    name = NameField(required=False, help_text="Defaults to sender.name.")
+    address = AddressLineField(required=False)
+    date_of_birth = IsoDateField(required=False, allow_null=True)
     id_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
     account = serializers.CharField(max_length=100, required=False, allow_blank=True,
                                     help_text="The sender's account or wallet reference with you, if any.")
 
 
 class BeneficiarySerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=140, required=False, validators=[validate_person_name],
-                                 help_text="Defaults to recipient.name (the wallet is recipient.wallet_address).")
-    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+    name = NameField(required=False, help_text="Defaults to recipient.name (the wallet is recipient.wallet_address).")
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2, required=False,
                                      help_text="ISO 3166-1 alpha-2 code of the recipient's country.")
 
 
@@ -153,6 +246,51 @@ class TransferInputSerializer(serializers.Serializer):
     travel_rule = TravelRuleSerializer(required=False)
 
 
+class SenderOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    phone = serializers.CharField(help_text="E.164.")
+    email = serializers.EmailField()
+
+
+class RecipientOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    phone = serializers.CharField(help_text="E.164.")
+    wallet_address = serializers.CharField(help_text="EIP-55 checksum form (a payout partner's settlement address "
+                                                     "when paid through one).")
+    # Present only for a transfer paid out by a payout partner (docs/api.md, "Payout partners").
+    payout_partner = serializers.CharField(required=False, help_text="The payout partner's code.")
+    account = serializers.CharField(required=False, help_text="The recipient's account at the payout partner.")
+    payout_reference = serializers.CharField(required=False, help_text="The reference the payout partner sees.")
+    payout_status = serializers.CharField(required=False, help_text="pending, confirmed or failed.")
+
+
+class FundingOutputSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(choices=Transfer.FundingMethod.choices)
+    payment_intent_id = serializers.CharField(allow_null=True, help_text="Stripe PaymentIntent (card funding).")
+    client_secret = serializers.CharField(allow_null=True, help_text="For Stripe.js on your page (card funding).")
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="What the sender pays.")
+    currency = serializers.CharField()
+    card_attempts_left = serializers.IntegerField(allow_null=True, min_value=0,
+                                                  help_text="Cards the pay page still takes (card funding).")
+    payout_not_before = serializers.DateTimeField(allow_null=True,
+                                                  help_text="A new sender's or a large transfer's payout delay.")
+
+
+class SettlementOutputSerializer(serializers.Serializer):
+    """The KGST payout on-chain (onchain.selectors.Settlement)."""
+
+    chain_id = serializers.IntegerField()
+    token_address = serializers.CharField()
+    to_address = serializers.CharField()
+    amount_base_units = serializers.CharField(help_text="Token base units as a string (exact past 2**53).")
+    status = serializers.CharField()
+    tx_hash = serializers.CharField(allow_null=True)
+    block_number = serializers.IntegerField(allow_null=True)
+    confirmations = serializers.IntegerField(min_value=0)
+    required_confirmations = serializers.IntegerField(min_value=0)
+    explorer_url = serializers.CharField(help_text="Empty until a transaction is sent.")
+
+
 class TransferOutputSerializer(serializers.ModelSerializer):
     quote = QuoteOutputSerializer()
     sender = serializers.SerializerMethodField()
@@ -167,11 +305,14 @@ class TransferOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "reference", "status", "quote", "sender", "recipient", "funding", "settlement",
                   "sender_status_url", "recipient_status_url", "failure_reason", "created_at", "funded_at",
                   "completed_at", "livemode"]
+        read_only_fields = fields
 
-    def get_sender(self, obj) -> dict:
+    @extend_schema_field(SenderOutputSerializer)
+    def get_sender(self, obj):
         return {"name": obj.sender_name, "phone": obj.sender_phone, "email": obj.sender_email}
 
-    def get_recipient(self, obj) -> dict:
+    @extend_schema_field(RecipientOutputSerializer)
+    def get_recipient(self, obj):
         recipient = {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet}
         payout = getattr(obj, "partner_payout", None)
         if payout is not None:  # paid through a payout partner: wallet_address is the partner's settlement address
@@ -179,7 +320,8 @@ class TransferOutputSerializer(serializers.ModelSerializer):
                              payout_reference=payout.reference, payout_status=payout.status)
         return recipient
 
-    def get_funding(self, obj) -> dict:
+    @extend_schema_field(FundingOutputSerializer)
+    def get_funding(self, obj):
         # card_attempts_left: what the pay page still takes for this transfer (CARD_ATTEMPTS_PER_TRANSFER);
         # payout_not_before: a new sender's or a large transfer's payout delay, once funded.
         card = obj.funding_method == Transfer.FundingMethod.CARD
@@ -189,7 +331,8 @@ class TransferOutputSerializer(serializers.ModelSerializer):
                 "card_attempts_left": max(settings.CARD_ATTEMPTS_PER_TRANSFER - obj.card_attempts, 0) if card else None,
                 "payout_not_before": obj.release_after.isoformat() if obj.release_after else None}
 
-    def get_settlement(self, obj) -> dict | None:
+    @extend_schema_field(SettlementOutputSerializer(allow_null=True))
+    def get_settlement(self, obj):
         # A list view hands in the whole page's settlements (one query for all); a single transfer reads its own.
         page = self.context.get("settlements")
         settlement = page.get(obj.pk) if page is not None else transfer_settlement(transfer=obj)

@@ -46,8 +46,8 @@ def key_parse(raw, *, required, name=HEADER):
     key = raw.strip()
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
-    if not key or len(key) > KEY_MAX_LENGTH or not key.isprintable():
-        raise IdempotencyKeyInvalid(f"{name} must be 1 to {KEY_MAX_LENGTH} printable characters.", field=name)
+    if not key or len(key) > KEY_MAX_LENGTH or not key.isprintable() or not key.isascii():
+        raise IdempotencyKeyInvalid(f"{name} must be 1 to {KEY_MAX_LENGTH} printable ASCII characters.", field=name)
     return key
 
 

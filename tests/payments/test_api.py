@@ -351,14 +351,16 @@ def _bad_checksum_address():
     "0x" + "12345678901234567890123456789012345678zz",
     "bad-checksum",
 ], ids=["short", "long", "no-prefix", "non-hex", "trailing-non-hex", "bad-checksum"])
-def test_bad_wallet_address_is_400(api, pricing, stripe_server, wallet):
-    """A malformed recipient wallet (length, hex, EIP-55 checksum) is a 400 problem naming
-    recipient.wallet_address, with no Transfer created."""
-    if wallet == "bad-checksum":
+def test_bad_wallet_address_is_400_or_422_for_a_wrong_checksum(api, pricing, stripe_server, wallet):
+    """A malformed recipient wallet (length, hex) is a 400 problem naming recipient.wallet_address; a well-formed
+    one whose EIP-55 checksum is wrong fits the schema's pattern and is a 422 invalid-value. No Transfer created."""
+    checksum = wallet == "bad-checksum"
+    if checksum:
         wallet = _bad_checksum_address()
     response = api.post("/api/v1/transfers", transfer_body(new_quote(api)["id"], wallet=wallet), format="json",
                         HTTP_IDEMPOTENCY_KEY="k")
-    assert_problem(response, 400, "validation-error", "recipient.wallet_address")
+    assert_problem(response, 422 if checksum else 400, "invalid-value" if checksum else "validation-error",
+                   "recipient.wallet_address")
     assert Transfer.objects.count() == 0
     assert stripe_intents() == []
 
@@ -383,12 +385,14 @@ def test_denylisted_wallet_is_refused(api, pricing, stripe_server, wallet):
     assert stripe_intents() == []
 
 
-@pytest.mark.parametrize("phone", ["12345", "+44 20 7946 0958", "+7916123456", "abc", ""])
-def test_bad_sender_phone_is_400(api, pricing, stripe_server, phone):
-    """A sender phone outside +7/+996/+1 E.164 is a 400 problem naming sender.phone."""
+@pytest.mark.parametrize(("phone", "status"), [("12345", 400), ("+44 20 7946 0958", 422), ("+7916123456", 422),
+                                               ("abc", 400), ("", 400)])
+def test_bad_sender_phone_is_400_or_422_when_well_formed(api, pricing, stripe_server, phone, status):
+    """A sender phone outside +7/+996/+1 E.164 is a problem naming sender.phone: 400 when the schema's pattern
+    refuses it, 422 invalid-value when it is well-formed but no valid number of the plan."""
     response = api.post("/api/v1/transfers", transfer_body(new_quote(api)["id"], sender_phone=phone), format="json",
                         HTTP_IDEMPOTENCY_KEY="k")
-    assert_problem(response, 400, "validation-error", "sender.phone")
+    assert_problem(response, status, "validation-error" if status == 400 else "invalid-value", "sender.phone")
     assert Transfer.objects.count() == 0
 
 

@@ -363,10 +363,10 @@ def test_balances_need_an_api_key_and_are_in_the_openapi_schema(client, pricing)
     assert "/api/v1/balances" in schema["paths"]
     assert "/api/v1/balances/{currency}/statement" in schema["paths"]
     components = schema["components"]["schemas"]
-    method = components["FundingInput"]["properties"]["method"]
+    method = components["FundingInputRequest"]["properties"]["method"]  # request components end in Request
     enum = components[method["allOf"][0]["$ref"].rsplit("/", 1)[-1]]["enum"] if "allOf" in method else method["enum"]
     assert set(enum) == {"card", "balance"}
-    assert "funding" in components["TransferInput"]["properties"]
+    assert "funding" in components["TransferInputRequest"]["properties"]
 
 
 # Admin ---------------------------------------------------------------------------------------------------------

@@ -56,13 +56,14 @@ def test_api_one_minor_unit_below_the_threshold_asks_nothing(api, partner, prici
 
 
 @pytest.mark.parametrize(("currency", "threshold"), EDGES)
-def test_api_at_the_threshold_without_travel_rule_is_a_400_with_field_errors(api, partner, pricing, stripe_server,
+def test_api_at_the_threshold_without_travel_rule_is_a_422_with_field_errors(api, partner, pricing, stripe_server,
                                                                            currency, threshold):
-    """At exactly the threshold, a transfer without originator and beneficiary data is refused with a 400 problem
-    naming each missing field; nothing is created."""
+    """At exactly the threshold, a transfer without originator and beneficiary data is refused with a problem
+    naming each missing field (422: the body fits the schema, the amount makes the fields required); nothing is
+    created."""
     quote = quote_create(partner=partner, source_currency=currency, source_amount=threshold)
     response = post(api, api_body(quote))
-    assert response.status_code == 400
+    assert response.status_code == 422
     problem = response.json()
     assert problem["type"].endswith("/travel-rule-required")
     assert {e["field"] for e in problem["errors"]} == {"travel_rule.originator.address",

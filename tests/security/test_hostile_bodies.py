@@ -190,13 +190,15 @@ def test_web_forms_answer_odd_bodies_without_a_server_error(gunicorn, csrf, path
 
 
 @pytest.mark.parametrize("path", ["/api/v1/transfers", "/api/v1/balances/RUB/statement"])
-@pytest.mark.parametrize("position", ["abc", "2026-13-45", "1e999"])
-def test_a_tampered_cursor_is_a_404_problem_not_a_500(api, path, position):
+@pytest.mark.parametrize("cursor", ["p=abc", "p=2026-13-45", "p=1e999", "not base64 !", "o=x"])
+def test_a_bad_cursor_is_a_400_invalid_cursor_problem_not_a_404_or_500(api, path, cursor):
     """A cursor is base64 of `p=<position>`; DRF does not check the position's type, so one that does not fit the
-    ordering column (an id, a timestamp) failed inside the query. Every cursor-paginated list answers it 404."""
+    ordering column (an id, a timestamp) failed inside the query, and DRF answers an undecodable one 404 as if the
+    list were missing. Every cursor-paginated list answers both 400 `invalid-cursor`."""
     import base64
 
-    cursor = base64.b64encode(f"p={position}".encode()).decode()
-    response = api.get(path, {"cursor": cursor})
-    assert response.status_code == 404
+    value = cursor if " " in cursor else base64.b64encode(cursor.encode()).decode()
+    response = api.get(path, {"cursor": value})
+    assert response.status_code == 400
     assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith("/invalid-cursor")
