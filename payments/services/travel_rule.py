@@ -10,6 +10,7 @@ is the threshold). Without a usable USD rate, the data is required (never skippe
 import logging
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from django.utils import timezone
@@ -61,7 +62,13 @@ SENDER_MIN_AGE, SENDER_MAX_AGE = 14, 120  # Kyrgyz and Russian ID documents are 
 
 
 def _plausible_birth_date(born):
-    """A date of birth that could be a living sender's (a future date or 1900-01-01 typed in a hurry is not)."""
+    """A date of birth that could be a living sender's (a future date or 1900-01-01 typed in a hurry is not). A
+    service caller may pass the ISO text; anything that is not a date is not plausible."""
+    if isinstance(born, str):
+        try:
+            born = date.fromisoformat(born)
+        except ValueError:
+            return False
     today = timezone.localdate()
     try:
         youngest = today.replace(year=today.year - SENDER_MIN_AGE)

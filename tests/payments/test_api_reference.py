@@ -59,14 +59,14 @@ def test_a_reused_reference_is_a_409_naming_the_field_and_stores_nothing(api, pr
 
 
 def test_a_replay_of_the_request_that_used_the_reference_still_replays(api, pricing, stripe_server):
-    """Same key, same body (reference included): the first transfer back (200), not a 409; same key with another
-    reference is the idempotency mismatch, not a reference conflict."""
+    """Same key, same body (reference included): the first answer replayed (201, byte for byte), not a 409; same key
+    with another reference is the idempotency mismatch (422), not a reference conflict."""
     first, body = create(api, "inv-9", key="k1")
     again = api.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
-    assert again.status_code == 200, again.content
-    assert again.json()["id"] == first.json()["id"] and again.json()["reference"] == "inv-9"
+    assert again.status_code == 201 and again.content == first.content, again.content
+    assert again.json()["reference"] == "inv-9"
     other = api.post("/api/v1/transfers", {**body, "reference": "inv-10"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
-    assert_problem(other, 409, "idempotency-key-reused")
+    assert_problem(other, 422, "idempotency-key-reused")
     assert Transfer.objects.count() == 1
 
 

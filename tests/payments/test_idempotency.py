@@ -196,6 +196,7 @@ class _FailsOnce(Idempotent, APIView):
     """A view that raises an unexpected exception the first time it runs."""
 
     idempotency = "required"
+    required_scopes = ["transfers:create"]
     runs = 0
 
     def post(self, request):
