@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from common.errors import DRF_TITLES
 from payments.api.serializers import AMOUNT_PATTERN, NAME_PATTERN, TransferInputSerializer
-from payments.models import Transfer, TravelRuleRecord
+from payments.models import PartnerPayout, PayoutPartner, Transfer, TravelRuleRecord
 from tests.conftest import QUOTE_BODY, new_recipient
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -177,6 +177,9 @@ COLUMNS = {  # serializer field (dotted) → the column it is stored in
     "sender.name": Transfer.sender_name, "sender.phone": Transfer.sender_phone, "sender.email": Transfer.sender_email,
     "recipient.name": Transfer.recipient_name, "recipient.phone": Transfer.recipient_phone,
     "recipient.wallet_address": Transfer.recipient_wallet,
+    "recipient.account": PartnerPayout.recipient_account,
+    "recipient.payout_partner": PayoutPartner.code,  # looked up by code (or id), never stored as given
+    "reference": Transfer.reference,
     "travel_rule.originator.name": TravelRuleRecord.originator_name,
     "travel_rule.originator.address": TravelRuleRecord.originator_address,
     "travel_rule.originator.id_number": TravelRuleRecord.originator_id_number,
