@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from common.openapi import component_extra
 from onchain.fields import validate_address
-from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, Quote, Transfer
+from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, PartnerPayout, Quote, Transfer
 from payments.selectors import transfer_settlement
 from payments.validators import validate_person_name, validate_phone
 
@@ -257,11 +257,12 @@ class RecipientOutputSerializer(serializers.Serializer):
     phone = serializers.CharField(help_text="E.164.")
     wallet_address = serializers.CharField(help_text="EIP-55 checksum form (a payout partner's settlement address "
                                                      "when paid through one).")
-    # Present only for a transfer paid out by a payout partner (docs/api.md, "Payout partners").
-    payout_partner = serializers.CharField(required=False, help_text="The payout partner's code.")
-    account = serializers.CharField(required=False, help_text="The recipient's account at the payout partner.")
-    payout_reference = serializers.CharField(required=False, help_text="The reference the payout partner sees.")
-    payout_status = serializers.CharField(required=False, help_text="pending, confirmed or failed.")
+    # Null unless the transfer is paid out by a payout partner (docs/api.md, "Payout partners").
+    payout_partner = serializers.CharField(allow_null=True, help_text="The payout partner's code.")
+    account = serializers.CharField(allow_null=True, help_text="The recipient's account at the payout partner.")
+    payout_reference = serializers.CharField(allow_null=True, help_text="The reference the payout partner sees.")
+    payout_status = serializers.ChoiceField(choices=PartnerPayout.Status.choices, allow_null=True,
+                                            help_text="pending, awaiting, confirmed or failed.")
 
 
 class FundingOutputSerializer(serializers.Serializer):
@@ -313,7 +314,8 @@ class TransferOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(RecipientOutputSerializer)
     def get_recipient(self, obj):
-        recipient = {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet}
+        recipient = {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet,
+                     "payout_partner": None, "account": None, "payout_reference": None, "payout_status": None}
         payout = getattr(obj, "partner_payout", None)
         if payout is not None:  # paid through a payout partner: wallet_address is the partner's settlement address
             recipient.update(payout_partner=payout.payout_partner.code, account=payout.recipient_account,
