@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 from common.openapi import problem_responses
 from payments import scopes
 from payments.api import examples
-from payments.api.views import TRANSFER_ID
 from payments.api.serializers import TransferOutputSerializer
+from payments.api.views import TRANSFER_ID
 from payments.models import Transfer
 from payments.services.sandbox import EVENTS, SandboxLiveRefused, sandbox_simulate
 
