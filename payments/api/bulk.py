@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import PROBLEM_BASE, ApplicationError, problem_exception_handler
-from common.openapi import ProblemDetailsSerializer, problem_responses
+from common.openapi import ProblemDetailsSerializer, component_extra, problem_responses
 from payments.api import examples
-from payments.api.idempotency import IDEMPOTENCY_KEY_OPTIONAL, Idempotent
+from payments.api.idempotency import IDEMPOTENCY_KEY_OPTIONAL, KEY_SCHEMA, Idempotent
 from payments.api.serializers import TransferInputSerializer, TransferOutputSerializer
 from payments.errors import BulkRequestInvalid, BulkTooLarge, IdempotencyKeyInvalid
 from payments.services.idempotency import key_parse, request_fingerprint
@@ -25,12 +25,20 @@ log = logging.getLogger(__name__)
 
 
 class BulkItemSerializer(TransferInputSerializer):
-    idempotency_key = serializers.CharField(max_length=255, help_text="This item's own key: a retried bulk request "
+    idempotency_key = serializers.RegexField(
+        KEY_SCHEMA["pattern"], max_length=255, trim_whitespace=False, help_text="This item's own key: a retried bulk request "
                                             "replays the items already created instead of creating them again.")
 
 
 class BulkInputSerializer(serializers.Serializer):
-    items = BulkItemSerializer(many=True, help_text="1 to 100 transfers.")
+    items = BulkItemSerializer(many=True, min_length=1, max_length=settings.BULK_MAX_ITEMS,
+                               help_text="1 to 100 transfers (more: 413 `bulk-too-large`).")
+
+
+# DRF's ListSerializer checks min_length and max_length, but drf-spectacular does not say them in the schema.
+component_extra("BulkInputRequest", properties={"items": {
+    "type": "array", "items": {"$ref": "#/components/schemas/BulkItemRequest"}, "minItems": 1,
+    "maxItems": settings.BULK_MAX_ITEMS, "description": "1 to 100 transfers (more: 413 `bulk-too-large`)."}})
 
 
 class BulkResultSerializer(serializers.Serializer):

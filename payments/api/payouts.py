@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from common.openapi import problem_responses
 from common.pagination import SafeCursorPagination
 from payments.api import examples
+from payments.api.serializers import text_field
 from payments.services import payout_partners as service
 
 SCOPES = ["payouts:confirm"]
@@ -46,7 +47,7 @@ class PayoutOutputSerializer(serializers.Serializer):
 
 
 class PayoutFailInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=300, help_text="Why the person could not be paid (account closed, …).")
+    reason = text_field(max_length=300, help_text="Why the person could not be paid (account closed, …).")
 
 
 class PayoutCursorPagination(SafeCursorPagination):

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -25,6 +26,12 @@ WALLET_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 # (payments/validators.py).
 _HIDDEN = r"\x00-\x1f\x7f-\x9f\u00ad\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ue000-\uf8ff"
 NAME_PATTERN = rf"^[^{_HIDDEN}]*[^{_HIDDEN}\s][^{_HIDDEN}]*$"
+# Free text: DRF refuses NUL characters and (trimming surrounding whitespace) a blank value where one is not allowed;
+# these patterns say so in the schema. As validators they never refuse anything those checks let through.
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+TEXT_OR_BLANK_PATTERN = r"^[^\x00]*$"
+# A reference: printable only (validate_reference); the characters a pattern can list are a 400, the rest a 422.
+REFERENCE_PATTERN = rf"^[^{_HIDDEN}]*$"
 NAME_DESCRIPTION = ("1 to 140 characters, not blank; invisible and control characters (zero-width, bidi marks, "
                     "private-use or unassigned code points) are refused.")
 
@@ -77,6 +84,13 @@ class QuoteOutputSerializer(serializers.ModelSerializer):
                   "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent", "expires_at",
                   "created_at", "livemode"]
         read_only_fields = fields  # always present in a response: `required` in the schema
+
+
+def text_field(*, allow_blank=False, **kwargs):
+    """A CharField whose schema pattern says what DRF refuses anyway: NUL characters, and blank unless allowed."""
+    pattern = TEXT_OR_BLANK_PATTERN if allow_blank else TEXT_PATTERN
+    validators = [RegexValidator(pattern), *kwargs.pop("validators", [])]
+    return serializers.CharField(allow_blank=allow_blank, validators=validators, **kwargs)
 
 
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": 140, "pattern": NAME_PATTERN,
@@ -133,6 +147,11 @@ class WalletField(serializers.CharField):
 
 
 # Exactly one of the two amounts (validate() below); the schema says so too.
+# A wallet, or a payout partner with the recipient's account there (RecipientSerializer.validate).
+component_extra("RecipientRequest", oneOf=[
+    {"required": ["wallet_address"], "not": {"anyOf": [{"required": ["payout_partner"]}, {"required": ["account"]}]}},
+    {"required": ["payout_partner", "account"], "not": {"required": ["wallet_address"]}}])
+
 component_extra("QuoteInputRequest", oneOf=[
     {"required": ["source_amount"], "not": {"required": ["target_amount"]}},
     {"required": ["target_amount"], "not": {"required": ["source_amount"]}}])
@@ -151,11 +170,11 @@ class RecipientSerializer(serializers.Serializer):
     name = NameField()
     phone = PhoneField(max_length=20)
     wallet_address = WalletField(max_length=42, required=False)
-    payout_partner = serializers.CharField(max_length=40, required=False,
+    payout_partner = text_field(max_length=40, required=False,
                                            help_text="A payout partner's id or code: it pays the som out to the "
                                                      "recipient's `account` and confirms it.")
-    account = serializers.CharField(max_length=64, required=False,
-                                    help_text="The recipient's account number or phone at the payout partner.")
+    account = text_field(max_length=64, required=False,
+                         help_text="The recipient's account number or phone at the payout partner.")
 
     def validate(self, attrs):
         if "wallet_address" in attrs and "payout_partner" in attrs:
@@ -231,13 +250,18 @@ class TravelRuleSerializer(serializers.Serializer):
 def validate_reference(value):
     # Printable only: a reference is shown in dashboards, logs and CSV exports, where a control character misleads.
     if not value.isprintable():
-        raise serializers.ValidationError("Use printable characters only (no control characters or line breaks).")
+        # A character the schema's pattern lists is a 400; one it cannot list (a rare space or format character,
+        # an unassigned code point) fits the schema and is a 422 invalid-value.
+        code = "text_characters" if re.match(REFERENCE_PATTERN, value) else "invalid"
+        raise serializers.ValidationError("Use printable characters only (no control characters or line breaks).",
+                                          code=code)
 
 
 class TransferInputSerializer(serializers.Serializer):
     quote_id = serializers.UUIDField()
     reference = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, validators=[validate_reference],
+        max_length=64, required=False, allow_blank=True, validators=[RegexValidator(REFERENCE_PATTERN),
+                                                                      validate_reference],
         help_text="Your own id for this transfer: up to 64 printable characters, unique among your transfers "
                   "(reusing one is 409 `reference-already-used`). Returned on the transfer; `?reference=` finds it.")
     sender = SenderSerializer()

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from common.openapi import openapi_link, problem_responses
 from common.pagination import SafeCursorPagination
 from payments.api import examples
+from payments.api.serializers import text_field
 from payments.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from payments.services import webhooks
 from payments.services.webhook_net import url_check
@@ -36,17 +37,17 @@ openapi_link("webhook_endpoints_test", 202, "get_event", "webhook_events_retriev
 
 
 class WebhookEndpointInputSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=2000, help_text="https, resolving to public addresses only.")
-    description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    url = text_field(max_length=2000, help_text="https, resolving to public addresses only.")
+    description = text_field(max_length=200, required=False, allow_blank=True, default="")
     event_types = serializers.ListField(
-        child=serializers.CharField(max_length=60), required=False, default=list, max_length=50,
+        child=text_field(max_length=60), required=False, default=list, max_length=50,
         help_text='Types to receive; empty or ["*"]: all. Unknown types are refused.')
 
 
 class WebhookEndpointUpdateSerializer(WebhookEndpointInputSerializer):
-    url = serializers.CharField(max_length=2000, required=False)
-    description = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    event_types = serializers.ListField(child=serializers.CharField(max_length=60), required=False, max_length=50)
+    url = text_field(max_length=2000, required=False)
+    description = text_field(max_length=200, required=False, allow_blank=True)
+    event_types = serializers.ListField(child=text_field(max_length=60), required=False, max_length=50)
 
 
 class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
@@ -117,7 +118,7 @@ class ReplayAcceptedSerializer(serializers.Serializer):
 
 
 class ReplayInputSerializer(serializers.Serializer):
-    endpoint_id = serializers.CharField(required=False, help_text="Only to this endpoint (default: all subscribed).")
+    endpoint_id = text_field(max_length=40, required=False, help_text="Only to this endpoint (default: all subscribed).")
 
 
 def _endpoints(partner):
