@@ -32,6 +32,7 @@ TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
 TEXT_OR_BLANK_PATTERN = r"^[^\x00]*$"
 # A reference: printable only (validate_reference); the characters a pattern can list are a 400, the rest a 422.
 REFERENCE_PATTERN = rf"^[^{_HIDDEN}]*$"
+REFERENCE_MESSAGE = "Use printable characters only (no control characters or line breaks)."
 NAME_DESCRIPTION = ("1 to 140 characters, not blank; invisible and control characters (zero-width, bidi marks, "
                     "private-use or unassigned code points) are refused.")
 
@@ -249,18 +250,16 @@ class TravelRuleSerializer(serializers.Serializer):
 
 def validate_reference(value):
     # Printable only: a reference is shown in dashboards, logs and CSV exports, where a control character misleads.
-    if not value.isprintable():
-        # A character the schema's pattern lists is a 400; one it cannot list (a rare space or format character,
-        # an unassigned code point) fits the schema and is a 422 invalid-value.
-        code = "text_characters" if re.match(REFERENCE_PATTERN, value) else "invalid"
-        raise serializers.ValidationError("Use printable characters only (no control characters or line breaks).",
-                                          code=code)
+    # A character the schema's pattern lists is refused by its validator (400); one it cannot list (a rare space or
+    # format character, an unassigned code point) fits the schema and is a 422 invalid-value.
+    if not value.isprintable() and re.match(REFERENCE_PATTERN, value):
+        raise serializers.ValidationError(REFERENCE_MESSAGE, code="text_characters")
 
 
 class TransferInputSerializer(serializers.Serializer):
     quote_id = serializers.UUIDField()
     reference = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, validators=[RegexValidator(REFERENCE_PATTERN),
+        max_length=64, required=False, allow_blank=True, validators=[RegexValidator(REFERENCE_PATTERN, REFERENCE_MESSAGE),
                                                                       validate_reference],
         help_text="Your own id for this transfer: up to 64 printable characters, unique among your transfers "
                   "(reusing one is 409 `reference-already-used`). Returned on the transfer; `?reference=` finds it.")

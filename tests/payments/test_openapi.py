@@ -320,3 +320,31 @@ def test_a_new_endpoint_gets_the_problem_responses_without_asking():
     responses = next(iter(generated["paths"].values()))["post"]["responses"]
     assert set(responses) == {"200", "400", "401", "403", "404", "406", "413", "415", "429"}
     assert list(responses["401"]["content"]) == ["application/problem+json"]
+
+
+@pytest.mark.parametrize(("reference", "status", "code"), [("order\x01", 400, "validation-error"),
+                                                           ("order\u200b1", 400, "validation-error"),
+                                                           ("order\u00a01", 422, "invalid-value"),
+                                                           ("order 1", 201, None)])
+def test_a_reference_the_pattern_allows_but_not_printable_is_422(api, pricing, stripe_server, reference, status,
+                                                                   code):
+    """The schema's reference pattern lists control and common invisible characters (a 400); a non-printable one it
+    cannot list (a no-break space) fits the schema, so it is a 422 invalid-value, and nothing is created."""
+    quote = api.post("/api/v1/quotes", QUOTE_BODY, format="json").json()
+    response = api.post("/api/v1/transfers", {**_transfer_body(quote["id"]), "reference": reference}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="ref")
+    assert response.status_code == status, response.content
+    if code:
+        assert response.json()["type"].endswith("/" + code)
+        assert [e["field"] for e in response.json()["errors"]] == ["reference"]
+        assert not Transfer.objects.exists()
+
+
+def test_free_text_inputs_say_no_nul_and_not_blank_in_the_schema(schema):
+    """DRF refuses NUL characters and blank text: every such input of the new endpoints carries the pattern."""
+    components = schema["components"]["schemas"]
+    for component, field in [("RecipientRequest", "account"), ("RecipientRequest", "payout_partner"),
+                             ("WebhookEndpointInputRequest", "url"), ("PayoutFailInputRequest", "reason"),
+                             ("ReplayInputRequest", "endpoint_id")]:
+        pattern = components[component]["properties"][field]["pattern"]
+        assert not re.search(pattern, "a\x00b") and not re.search(pattern, "   ") and re.search(pattern, "a b")
