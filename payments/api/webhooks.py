@@ -34,6 +34,12 @@ for _source, _status in (("webhook_endpoints_test", 202), ("webhook_events_retri
                  parameters={"msg_id": "$response.body#/id"}, description="This event's deliveries.")
 openapi_link("webhook_endpoints_test", 202, "get_event", "webhook_events_retrieve",
              parameters={"msg_id": "$response.body#/id"}, description="The test event.")
+for _source in ("webhook_endpoints_retrieve", "webhook_endpoints_update"):
+    openapi_link(_source, 200, "enable_endpoint", "webhook_endpoints_enable", parameters={"id": "$response.body#/id"},
+                 description="Re-enable this endpoint when it is disabled.")
+for _source, _status in (("webhook_endpoints_test", 202), ("webhook_events_retrieve", 200)):
+    openapi_link(_source, _status, "replay_event", "webhook_events_replay", parameters={"msg_id": "$response.body#/id"},
+                 description="Send this event again.")
 
 
 class WebhookEndpointInputSerializer(serializers.Serializer):

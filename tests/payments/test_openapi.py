@@ -348,3 +348,17 @@ def test_free_text_inputs_say_no_nul_and_not_blank_in_the_schema(schema):
                              ("ReplayInputRequest", "endpoint_id")]:
         pattern = components[component]["properties"][field]["pattern"]
         assert not re.search(pattern, "a\x00b") and not re.search(pattern, "   ") and re.search(pattern, "a b")
+
+
+def test_links_lead_from_a_webhook_endpoint_to_its_operations_and_from_an_event_to_its_deliveries(schema):
+    """webhook_endpoints_create 201 → read, change, rotate, test and delete it (id from the body); a test event →
+    the event, its deliveries and a replay (msg_id from the body)."""
+    created = schema["paths"]["/api/v1/webhook-endpoints"]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in created.values()} == {
+        "webhook_endpoints_retrieve", "webhook_endpoints_update", "webhook_endpoints_rotate_secret",
+        "webhook_endpoints_test", "webhook_endpoints_delete"}
+    assert all(link["parameters"] == {"id": "$response.body#/id"} for link in created.values())
+    tested = schema["paths"]["/api/v1/webhook-endpoints/{id}/test"]["post"]["responses"]["202"]["links"]
+    assert {link["operationId"] for link in tested.values()} == {
+        "webhook_events_retrieve", "webhook_events_deliveries", "webhook_events_replay"}
+    assert all(link["parameters"] == {"msg_id": "$response.body#/id"} for link in tested.values())
