@@ -75,7 +75,7 @@ def _flatten(errors, prefix=""):
 # a phone number outside the numbering plan, a wrong EIP-55 checksum, a date that does not exist, a name with an
 # unassigned code point. A request whose
 # only errors are these is a 422 `invalid-value`; anything the schema itself refuses stays a 400 `validation-error`.
-UNPROCESSABLE_CODES = {"phone_number_plan", "address_checksum", "date_invalid", "name_characters"}
+UNPROCESSABLE_CODES = {"phone_number_plan", "address_checksum", "date_invalid", "name_characters", "text_characters"}
 
 
 def _codes(errors):

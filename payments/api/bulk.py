@@ -13,7 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import PROBLEM_BASE, ApplicationError, problem_exception_handler
-from payments.api.idempotency import IDEMPOTENCY_KEY_OPTIONAL, Idempotent
+from common.openapi import ProblemDetailsSerializer, component_extra, problem_responses
+from payments.api import examples
+from payments.api.idempotency import IDEMPOTENCY_KEY_OPTIONAL, KEY_SCHEMA, Idempotent
 from payments.api.serializers import TransferInputSerializer, TransferOutputSerializer
 from payments.errors import BulkRequestInvalid, BulkTooLarge, IdempotencyKeyInvalid
 from payments.services.idempotency import key_parse, request_fingerprint
@@ -23,20 +25,29 @@ log = logging.getLogger(__name__)
 
 
 class BulkItemSerializer(TransferInputSerializer):
-    idempotency_key = serializers.CharField(max_length=255, help_text="This item's own key: a retried bulk request "
+    idempotency_key = serializers.RegexField(
+        KEY_SCHEMA["pattern"], max_length=255, trim_whitespace=False, help_text="This item's own key: a retried bulk request "
                                             "replays the items already created instead of creating them again.")
 
 
 class BulkInputSerializer(serializers.Serializer):
-    items = BulkItemSerializer(many=True, help_text="1 to 100 transfers.")
+    items = BulkItemSerializer(many=True, min_length=1, max_length=settings.BULK_MAX_ITEMS,
+                               help_text="1 to 100 transfers (more: 413 `bulk-too-large`).")
+
+
+# DRF's ListSerializer checks min_length and max_length, but drf-spectacular does not say them in the schema.
+component_extra("BulkInputRequest", properties={"items": {
+    "type": "array", "items": {"$ref": "#/components/schemas/BulkItemRequest"}, "minItems": 1,
+    "maxItems": settings.BULK_MAX_ITEMS, "description": "1 to 100 transfers (more: 413 `bulk-too-large`)."}})
 
 
 class BulkResultSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The item's position in `items`.")
     idempotency_key = serializers.CharField()
     status = serializers.IntegerField(help_text="201 created, 200 replayed (same key and body), 4xx/5xx refused.")
-    transfer = TransferOutputSerializer(required=False, help_text="When status is 200 or 201.")
-    problem = serializers.DictField(required=False, help_text="RFC 9457 problem details when status is 4xx or 5xx.")
+    transfer = TransferOutputSerializer(allow_null=True, help_text="When status is 200 or 201; null otherwise.")
+    problem = ProblemDetailsSerializer(allow_null=True, help_text="RFC 9457 problem details when status is 4xx or "
+                                                                  "5xx; null otherwise.")
 
 
 class BulkOutputSerializer(serializers.Serializer):
@@ -78,7 +89,7 @@ def _problem(exc):
 def _item_result(partner, index, item, *, livemode):
     key = key_parse(item["idempotency_key"], required=True, name="idempotency_key")
     body = {name: value for name, value in item.items() if name != "idempotency_key"}
-    result = {"index": index, "idempotency_key": key}
+    result = {"index": index, "idempotency_key": key, "transfer": None, "problem": None}
     try:
         data = TransferInputSerializer(data=body)
         data.is_valid(raise_exception=True)
@@ -105,7 +116,11 @@ class TransferBulkApi(Idempotent, APIView):
     idempotency = "optional"
 
     @extend_schema(parameters=[IDEMPOTENCY_KEY_OPTIONAL], request=BulkInputSerializer,
-                   responses={200: BulkOutputSerializer}, operation_id="transfers_bulk_create",
+                   responses={200: BulkOutputSerializer, **problem_responses(409, 422, descriptions={
+                       409: "A request with this Idempotency-Key is still running (`idempotency-key-in-use`).",
+                       422: "This Idempotency-Key was used with another body."})},
+                   operation_id="transfers_bulk_create", tags=["transfers"], summary="Create up to 100 transfers",
+                   examples=examples.BULK_CREATE,
                    description="Up to 100 transfers, each with its own `idempotency_key`, answered per item in order "
                                "(`status` 201 created, 200 replayed, 4xx/5xx with a `problem`). Items are independent: "
                                "a refused item does not undo the others. Retry the whole request with the same item "

@@ -27,10 +27,17 @@ def scopes_required(view, method):
     return None if declared is None else list(declared)
 
 
+def _implements(view, method):
+    name = method.lower()
+    return name in view.http_method_names and callable(getattr(view, name, None))
+
+
 class HasRequiredScopes(permissions.BasePermission):
     def has_permission(self, request, view):
         if request.auth is None:
             return False  # DRF answers 401 with the authentication's challenge
+        if not _implements(view, request.method):
+            return True  # DRF's own method check answers 405 (a scope refusal would hide that the method is wrong)
         required = scopes_required(view, request.method)
         if not required:
             raise ScopesUndeclared(f"{request.method} on this endpoint is not open to API keys.")

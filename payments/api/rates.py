@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from payments.api import examples
 from payments.services.rates import corridor_rates
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -50,7 +51,8 @@ class RatesOutputSerializer(serializers.Serializer):
 class RatesApi(APIView):
     required_scopes = ["quotes"]
 
-    @extend_schema(responses={200: RatesOutputSerializer}, operation_id="rates_list",
+    @extend_schema(responses={200: RatesOutputSerializer}, operation_id="rates_list", tags=["rates"],
+                   summary="Current rates and fees of every corridor", examples=examples.RATES,
                    description="The current rate of every active corridor: ours (after our margin) and the official "
                                "one with its date, and the fee and amount limits a quote applies. A corridor whose "
                                "official rate is missing or out of date is listed with `available: false` and the "

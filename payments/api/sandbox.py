@@ -6,8 +6,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.openapi import problem_responses
 from payments import scopes
+from payments.api import examples
 from payments.api.serializers import TransferOutputSerializer
+from payments.api.views import TRANSFER_ID
 from payments.models import Transfer
 from payments.services.sandbox import EVENTS, SandboxLiveRefused, sandbox_simulate
 
@@ -20,8 +23,12 @@ class SandboxSimulateApi(APIView):
     # Moving a transfer is what its creator does (a test key only: nothing real can move).
     required_scopes = {"POST": [scopes.TRANSFERS_CREATE]}
 
-    @extend_schema(request=SimulateInputSerializer, responses={200: TransferOutputSerializer},
-                   operation_id="sandbox_transfers_simulate",
+    @extend_schema(request=SimulateInputSerializer,
+                   responses={200: TransferOutputSerializer, **problem_responses(403, 409, descriptions={
+                       403: "The key may not do this, or it is a live key (`sandbox-live-key`).",
+                       409: "The transfer's status does not allow this move (`sandbox-move-refused`)."})},
+                   operation_id="sandbox_transfers_simulate", tags=["sandbox"], summary="Simulate a test transfer's event",
+                   parameters=[TRANSFER_ID], examples=examples.SANDBOX_SIMULATE,
                    description="Test keys only. Moves a test transfer as if its payment, screening or payout happened: "
                                "`funded` (from awaiting_funding), `held` (from awaiting_funding or funded), `failed` "
                                "(rejected; from awaiting_funding, funded or held), `completed` (from any of those or "

@@ -3,12 +3,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.openapi import component_extra
 from onchain.fields import validate_address
-from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, Quote, Transfer
+from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, PartnerPayout, Quote, Transfer
 from payments.selectors import transfer_settlement
 from payments.validators import validate_person_name, validate_phone
 
@@ -25,6 +26,13 @@ WALLET_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 # (payments/validators.py).
 _HIDDEN = r"\x00-\x1f\x7f-\x9f\u00ad\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ue000-\uf8ff"
 NAME_PATTERN = rf"^[^{_HIDDEN}]*[^{_HIDDEN}\s][^{_HIDDEN}]*$"
+# Free text: DRF refuses NUL characters and (trimming surrounding whitespace) a blank value where one is not allowed;
+# these patterns say so in the schema. As validators they never refuse anything those checks let through.
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+TEXT_OR_BLANK_PATTERN = r"^[^\x00]*$"
+# A reference: printable only (validate_reference); the characters a pattern can list are a 400, the rest a 422.
+REFERENCE_PATTERN = rf"^[^{_HIDDEN}]*$"
+REFERENCE_MESSAGE = "Use printable characters only (no control characters or line breaks)."
 NAME_DESCRIPTION = ("1 to 140 characters, not blank; invisible and control characters (zero-width, bidi marks, "
                     "private-use or unassigned code points) are refused.")
 
@@ -77,6 +85,13 @@ class QuoteOutputSerializer(serializers.ModelSerializer):
                   "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent", "expires_at",
                   "created_at", "livemode"]
         read_only_fields = fields  # always present in a response: `required` in the schema
+
+
+def text_field(*, allow_blank=False, **kwargs):
+    """A CharField whose schema pattern says what DRF refuses anyway: NUL characters, and blank unless allowed."""
+    pattern = TEXT_OR_BLANK_PATTERN if allow_blank else TEXT_PATTERN
+    validators = [RegexValidator(pattern), *kwargs.pop("validators", [])]
+    return serializers.CharField(allow_blank=allow_blank, validators=validators, **kwargs)
 
 
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": 140, "pattern": NAME_PATTERN,
@@ -133,6 +148,11 @@ class WalletField(serializers.CharField):
 
 
 # Exactly one of the two amounts (validate() below); the schema says so too.
+# A wallet, or a payout partner with the recipient's account there (RecipientSerializer.validate).
+component_extra("RecipientRequest", oneOf=[
+    {"required": ["wallet_address"], "not": {"anyOf": [{"required": ["payout_partner"]}, {"required": ["account"]}]}},
+    {"required": ["payout_partner", "account"], "not": {"required": ["wallet_address"]}}])
+
 component_extra("QuoteInputRequest", oneOf=[
     {"required": ["source_amount"], "not": {"required": ["target_amount"]}},
     {"required": ["target_amount"], "not": {"required": ["source_amount"]}}])
@@ -151,11 +171,11 @@ class RecipientSerializer(serializers.Serializer):
     name = NameField()
     phone = PhoneField(max_length=20)
     wallet_address = WalletField(max_length=42, required=False)
-    payout_partner = serializers.CharField(max_length=40, required=False,
+    payout_partner = text_field(max_length=40, required=False,
                                            help_text="A payout partner's id or code: it pays the som out to the "
                                                      "recipient's `account` and confirms it.")
-    account = serializers.CharField(max_length=64, required=False,
-                                    help_text="The recipient's account number or phone at the payout partner.")
+    account = text_field(max_length=64, required=False,
+                         help_text="The recipient's account number or phone at the payout partner.")
 
     def validate(self, attrs):
         if "wallet_address" in attrs and "payout_partner" in attrs:
@@ -230,14 +250,17 @@ class TravelRuleSerializer(serializers.Serializer):
 
 def validate_reference(value):
     # Printable only: a reference is shown in dashboards, logs and CSV exports, where a control character misleads.
-    if not value.isprintable():
-        raise serializers.ValidationError("Use printable characters only (no control characters or line breaks).")
+    # A character the schema's pattern lists is refused by its validator (400); one it cannot list (a rare space or
+    # format character, an unassigned code point) fits the schema and is a 422 invalid-value.
+    if not value.isprintable() and re.match(REFERENCE_PATTERN, value):
+        raise serializers.ValidationError(REFERENCE_MESSAGE, code="text_characters")
 
 
 class TransferInputSerializer(serializers.Serializer):
     quote_id = serializers.UUIDField()
     reference = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, validators=[validate_reference],
+        max_length=64, required=False, allow_blank=True, validators=[RegexValidator(REFERENCE_PATTERN, REFERENCE_MESSAGE),
+                                                                      validate_reference],
         help_text="Your own id for this transfer: up to 64 printable characters, unique among your transfers "
                   "(reusing one is 409 `reference-already-used`). Returned on the transfer; `?reference=` finds it.")
     sender = SenderSerializer()
@@ -257,11 +280,12 @@ class RecipientOutputSerializer(serializers.Serializer):
     phone = serializers.CharField(help_text="E.164.")
     wallet_address = serializers.CharField(help_text="EIP-55 checksum form (a payout partner's settlement address "
                                                      "when paid through one).")
-    # Present only for a transfer paid out by a payout partner (docs/api.md, "Payout partners").
-    payout_partner = serializers.CharField(required=False, help_text="The payout partner's code.")
-    account = serializers.CharField(required=False, help_text="The recipient's account at the payout partner.")
-    payout_reference = serializers.CharField(required=False, help_text="The reference the payout partner sees.")
-    payout_status = serializers.CharField(required=False, help_text="pending, confirmed or failed.")
+    # Null unless the transfer is paid out by a payout partner (docs/api.md, "Payout partners").
+    payout_partner = serializers.CharField(allow_null=True, help_text="The payout partner's code.")
+    account = serializers.CharField(allow_null=True, help_text="The recipient's account at the payout partner.")
+    payout_reference = serializers.CharField(allow_null=True, help_text="The reference the payout partner sees.")
+    payout_status = serializers.ChoiceField(choices=PartnerPayout.Status.choices, allow_null=True,
+                                            help_text="pending, awaiting, confirmed or failed.")
 
 
 class FundingOutputSerializer(serializers.Serializer):
@@ -313,7 +337,8 @@ class TransferOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(RecipientOutputSerializer)
     def get_recipient(self, obj):
-        recipient = {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet}
+        recipient = {"name": obj.recipient_name, "phone": obj.recipient_phone, "wallet_address": obj.recipient_wallet,
+                     "payout_partner": None, "account": None, "payout_reference": None, "payout_status": None}
         payout = getattr(obj, "partner_payout", None)
         if payout is not None:  # paid through a payout partner: wallet_address is the partner's settlement address
             recipient.update(payout_partner=payout.payout_partner.code, account=payout.recipient_account,

@@ -125,6 +125,31 @@ def test_a_view_that_declares_no_scopes_is_refused(acme):
         assert response.data["type"].endswith("/scopes-undeclared")
 
 
+def test_a_method_the_view_does_not_have_is_405_not_a_scope_refusal(acme):
+    """The scope check fails closed only for methods a view implements: one it does not have at all is DRF's 405
+    `method-not-allowed` (with `Allow`), whether or not the view declares scopes, for a key holding every scope."""
+    key, _ = api_key_create(partner=acme, scopes=list(SCOPES))
+
+    class Undeclared(APIView):
+        def get(self, request):
+            raise AssertionError("must not run")
+
+    class OnlyPost(APIView):
+        required_scopes = {"POST": ["quotes"]}
+
+        def post(self, request):
+            raise AssertionError("must not run")
+
+    for view in (Undeclared, OnlyPost):
+        for method in ("delete", "put", "patch"):
+            request = getattr(APIRequestFactory(), method)("/api/v1/x")
+            force_authenticate(request, user=acme, token=key)
+            response = view.as_view()(request)
+            response.render()
+            assert response.status_code == 405, (view, method)
+            assert response.data["type"].endswith("/method-not-allowed")
+
+
 def test_every_endpoint_and_method_refuses_a_key_without_its_scope(acme, pricing):
     """For every view and method under /api/v1/ (walked from the resolver): a key holding every scope but the ones
     the method declares gets 403 `insufficient-scope` naming the missing scope, and nothing is created; a key with

@@ -196,7 +196,7 @@ class _FailsOnce(Idempotent, APIView):
     """A view that raises an unexpected exception the first time it runs."""
 
     idempotency = "required"
-    required_scopes = ["transfers:create"]
+    required_scopes = ["transfers:create"]  # a view declaring none is refused before it runs (fail closed)
     runs = 0
 
     def post(self, request):

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from common.errors import DRF_TITLES
 from payments.api.serializers import AMOUNT_PATTERN, NAME_PATTERN, TransferInputSerializer
-from payments.models import Transfer, TravelRuleRecord
+from payments.models import PartnerPayout, PayoutPartner, Transfer, TravelRuleRecord
 from tests.conftest import QUOTE_BODY, new_recipient
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -177,6 +177,9 @@ COLUMNS = {  # serializer field (dotted) → the column it is stored in
     "sender.name": Transfer.sender_name, "sender.phone": Transfer.sender_phone, "sender.email": Transfer.sender_email,
     "recipient.name": Transfer.recipient_name, "recipient.phone": Transfer.recipient_phone,
     "recipient.wallet_address": Transfer.recipient_wallet,
+    "recipient.account": PartnerPayout.recipient_account,
+    "recipient.payout_partner": PayoutPartner.code,  # looked up by code (or id), never stored as given
+    "reference": Transfer.reference,
     "travel_rule.originator.name": TravelRuleRecord.originator_name,
     "travel_rule.originator.address": TravelRuleRecord.originator_address,
     "travel_rule.originator.id_number": TravelRuleRecord.originator_id_number,
@@ -317,3 +320,45 @@ def test_a_new_endpoint_gets_the_problem_responses_without_asking():
     responses = next(iter(generated["paths"].values()))["post"]["responses"]
     assert set(responses) == {"200", "400", "401", "403", "404", "406", "413", "415", "429"}
     assert list(responses["401"]["content"]) == ["application/problem+json"]
+
+
+@pytest.mark.parametrize(("reference", "status", "code"), [("order\x01", 400, "validation-error"),
+                                                           ("order\u200b1", 400, "validation-error"),
+                                                           ("order\u00a01", 422, "invalid-value"),
+                                                           ("order 1", 201, None)])
+def test_a_reference_the_pattern_allows_but_not_printable_is_422(api, pricing, stripe_server, reference, status,
+                                                                   code):
+    """The schema's reference pattern lists control and common invisible characters (a 400); a non-printable one it
+    cannot list (a no-break space) fits the schema, so it is a 422 invalid-value, and nothing is created."""
+    quote = api.post("/api/v1/quotes", QUOTE_BODY, format="json").json()
+    response = api.post("/api/v1/transfers", {**_transfer_body(quote["id"]), "reference": reference}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="ref")
+    assert response.status_code == status, response.content
+    if code:
+        assert response.json()["type"].endswith("/" + code)
+        assert [e["field"] for e in response.json()["errors"]] == ["reference"]
+        assert not Transfer.objects.exists()
+
+
+def test_free_text_inputs_say_no_nul_and_not_blank_in_the_schema(schema):
+    """DRF refuses NUL characters and blank text: every such input of the new endpoints carries the pattern."""
+    components = schema["components"]["schemas"]
+    for component, field in [("RecipientRequest", "account"), ("RecipientRequest", "payout_partner"),
+                             ("WebhookEndpointInputRequest", "url"), ("PayoutFailInputRequest", "reason"),
+                             ("ReplayInputRequest", "endpoint_id")]:
+        pattern = components[component]["properties"][field]["pattern"]
+        assert not re.search(pattern, "a\x00b") and not re.search(pattern, "   ") and re.search(pattern, "a b")
+
+
+def test_links_lead_from_a_webhook_endpoint_to_its_operations_and_from_an_event_to_its_deliveries(schema):
+    """webhook_endpoints_create 201 → read, change, rotate, test and delete it (id from the body); a test event →
+    the event, its deliveries and a replay (msg_id from the body)."""
+    created = schema["paths"]["/api/v1/webhook-endpoints"]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in created.values()} == {
+        "webhook_endpoints_retrieve", "webhook_endpoints_update", "webhook_endpoints_rotate_secret",
+        "webhook_endpoints_test", "webhook_endpoints_delete"}
+    assert all(link["parameters"] == {"id": "$response.body#/id"} for link in created.values())
+    tested = schema["paths"]["/api/v1/webhook-endpoints/{id}/test"]["post"]["responses"]["202"]["links"]
+    assert {link["operationId"] for link in tested.values()} == {
+        "webhook_events_retrieve", "webhook_events_deliveries", "webhook_events_replay"}
+    assert all(link["parameters"] == {"msg_id": "$response.body#/id"} for link in tested.values())

@@ -30,7 +30,7 @@ hooks = "tests.payments.schemathesis_hooks"
 expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]
-include-operation-id-regex = "^(transfers_list|balances_statement)$"
+include-operation-id-regex = "^(transfers_list|balances_statement|payouts_list|webhook_endpoints_list|webhook_events_list)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422", "429", "5xx"]
 """
 
