@@ -20,6 +20,8 @@ class BarePostApi(APIView):
     """Validates three fields and inserts one row. DRF's defaults of our settings apply, as to every API view: the
     partner's API key and its rate limit, our JSON parser and renderer, the problem-details handler."""
 
+    required_scopes = ["quotes"]  # the scope check runs as on every API view
+
     def post(self, request):
         data = BareInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -31,6 +33,8 @@ class NoopApi(APIView):
     """The bare DRF baseline of `make bench-api`: no database at all. GET answers a small object; POST validates the
     three fields of BareInput and answers 201. Authentication, the key's rate limit, parser and renderer as every
     API view of ours."""
+
+    required_scopes = ["quotes"]  # the scope check runs as on every API view
 
     def get(self, request):
         return Response({"id": "noop", "status": "ok"})
