@@ -273,6 +273,10 @@ class OperatorAlert(models.Model):
         NONCE = "nonce", "nonce disagreement"
         LIMIT = "limit", "ceiling or daily limit reached"
         FUNDING = "funding", "card funding problem (amount mismatch, dispute, fraud warning)"
+        # Raised by payments through onchain.api.operator_alert_raise: named here so admin can filter on them.
+        RATES = "rates", "official rates not fetched or stale"
+        PAYOUT_PARTNER = "payout_partner", "payout partner payout unconfirmed or failed"
+        WEBHOOK = "webhook", "partner webhook endpoint disabled"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     wallet = models.ForeignKey(HotWallet, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
