@@ -35,3 +35,21 @@ def test_seed_rates_is_idempotent():
     call_command("seed_rates", stdout=StringIO())
     assert Corridor.objects.count() == 2
     assert Rate.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_make_runs_demo_key_file_is_kept_only_if_it_works_in_this_database():
+    """devsetup keeps var/demo_api_key only when that key authenticates the demo partner here: a key written for
+    another database (a test run, a dropped database), a revoked one or another partner's is replaced, so the key
+    `make run` prints always works."""
+    from payments.management.commands.devsetup import _key_works
+    from payments.models import PartnerAPIKey
+    from payments.services.setup import partner_create
+
+    demo, raw = partner_create(name="demo")
+    other, other_raw = partner_create(name="other")
+    assert _key_works(raw, demo)
+    assert not _key_works(other_raw, demo)
+    assert not _key_works("tlp_live_AbCd1234.not-a-key-of-this-database", demo)
+    PartnerAPIKey.objects.filter(partner=demo).update(revoked=True)
+    assert not _key_works(raw, demo)

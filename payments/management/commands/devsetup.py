@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from eth_account import Account
 
 from onchain.api import devchain_bootstrap, wallet_balances
-from payments.models import Partner, Rate
+from payments.models import Partner, PartnerAPIKey, Rate
 from payments.sanctions.load import sanctions_sample_load
 from payments.services.rates import rates_refresh
 from payments.services.reconciliation import treasury_dev_book_opening
@@ -64,7 +64,8 @@ class Command(BaseCommand):
 
         key_path = Path(demo_key_file)
         partner = Partner.objects.filter(name="demo").first()
-        if partner is None or not key_path.exists() or not partner.api_keys.filter(revoked=False).exists():
+        # The file may hold a key of another database (a test run's, a dropped database): keep it only if it works here.
+        if partner is None or not key_path.exists() or not _key_works(key_path.read_text().strip(), partner):
             _, raw = partner_create(name="demo")
             key_path.write_text(raw)
             key_path.chmod(0o600)
@@ -76,3 +77,11 @@ class Command(BaseCommand):
                 "api_version": settings.STRIPE_API_VERSION})
             response.raise_for_status()
         self.stdout.write("Local set-up done.")
+
+
+def _key_works(raw, partner):
+    try:
+        key = PartnerAPIKey.objects.get_from_key(raw)
+    except PartnerAPIKey.DoesNotExist:
+        return False
+    return key.partner_id == partner.pk and key.livemode and not key.revoked and not key.has_expired
