@@ -375,7 +375,7 @@ def _charge_disputed(transfer):
     return bool(charge_id) and stripe_rail.charge_retrieve(charge_id).disputed
 
 
-def refund_apply(*, refund, transfer_id=None):
+def refund_apply(*, refund, transfer_id=None, disputed=False):
     """Apply a refund as the rail holds it (a stripe_rail.RefundState read from the API), whoever read it: the refund
     step, the webhook or the sweeper. Under the row lock: the refund id is recorded; `succeeded` → `refunded` and the
     refund entry; `failed`/`canceled` → `refund_failed`, the `refund_failed` entry and an operator alert (from
@@ -383,8 +383,10 @@ def refund_apply(*, refund, transfer_id=None):
     the same state again changes nothing.
     Stripe fails a refund of a charge the card's bank disputed: then the charge's disputes are read from Stripe and
     recorded (card_dispute_record), so the chargeback is booked in place of a failed refund owed to the sender
-    (booking the refund as owed would have an operator pay the sender a second time)."""
-    disputed = _disputes_behind(refund)
+    (booking the refund as owed would have an operator pay the sender a second time). `disputed`: what
+    disputes_behind(refund) read, when the caller read it outside its transaction (the webhook); else read here."""
+    if disputed is False:
+        disputed = disputes_behind(refund)
     with transaction.atomic():
         candidates = Transfer.objects.select_for_update(of=("self",)).select_related("quote")
         if transfer_id:
@@ -445,7 +447,7 @@ def refund_apply(*, refund, transfer_id=None):
     return transfer
 
 
-def _disputes_behind(refund):
+def disputes_behind(refund):
     """(charge, its disputes) read from Stripe when a failed refund's charge is disputed; None otherwise. A disputed
     charge whose dispute is not listed yet leaves the transfer `refunding`, asked again by the sweeper."""
     if not refund.failed or not refund.charge:

@@ -54,7 +54,12 @@ def _payment_intent_of(event_intent):
 
 
 def _refund_of(event_refund):
-    return stripe_rail.refund_retrieve(event_refund.id)
+    return _with_disputes(stripe_rail.refund_retrieve(event_refund.id))
+
+
+def _with_disputes(refund):
+    """The refund, and (failed on a disputed charge) its charge's disputes, read here outside the transaction."""
+    return None if refund is None else (refund, pipeline.disputes_behind(refund))
 
 
 def _refund_of_charge(charge):
@@ -63,12 +68,13 @@ def _refund_of_charge(charge):
     transfer = Transfer.objects.filter(charge_id=charge.id).exclude(refund_id="").first() or (
         Transfer.objects.filter(payment_intent_id=charge.payment_intent).exclude(refund_id="").first()
         if charge.payment_intent else None)
-    return stripe_rail.refund_retrieve(transfer.refund_id) if transfer else None
+    return _with_disputes(stripe_rail.refund_retrieve(transfer.refund_id)) if transfer else None
 
 
-def _on_refund(event_object, refund):
-    if refund is not None:
-        pipeline.refund_apply(refund=refund)
+def _on_refund(event_object, fetched):
+    if fetched is not None:
+        refund, disputed = fetched
+        pipeline.refund_apply(refund=refund, disputed=disputed)
 
 
 # event type: (shape check, typed in the provider: a signed event with anything else is a 400, never a 500 that
