@@ -362,3 +362,31 @@ def test_links_lead_from_a_webhook_endpoint_to_its_operations_and_from_an_event_
     assert {link["operationId"] for link in tested.values()} == {
         "webhook_events_retrieve", "webhook_events_deliveries", "webhook_events_replay"}
     assert all(link["parameters"] == {"msg_id": "$response.body#/id"} for link in tested.values())
+
+
+@pytest.mark.parametrize("value", ["Aida", " Aida ", "a b", "", " ", "\t", "a\x00b", "\x00", "Ai\u200bda", "\u202e",
+                                   "Айда Бекова", "a" * 141, "b" * 5000 + "\x00", "c" * 5000 + "\u200b", "\ue000x"])
+def test_the_servers_linear_checks_agree_with_the_schema_patterns(value):
+    """The name and free-text rules are checked on the server without the schema's patterns (those backtrack
+    quadratically on a long value failing at its end): for every sample the server's rule and the pattern agree."""
+    import re
+
+    from payments.api.serializers import NAME_PATTERN, TEXT_OR_BLANK_PATTERN, TEXT_PATTERN, _names_rule, _TextRule
+
+    assert _names_rule(value) == bool(re.match(NAME_PATTERN, value))
+    for allow_blank, pattern in ((False, TEXT_PATTERN), (True, TEXT_OR_BLANK_PATTERN)):
+        try:
+            _TextRule(allow_blank=allow_blank)(value)
+            ok = True
+        except Exception:
+            ok = False
+        assert ok == bool(re.match(pattern, value)), (allow_blank, value[:20])
+
+
+def test_an_overlong_name_is_refused_for_its_length_before_its_characters():
+    """A 200,000-character name ending in a hidden character is refused as too long (the length is checked first)."""
+    from payments.api.serializers import SenderSerializer
+
+    data = SenderSerializer(data={"name": "a" * 200_000 + "\u200b", "phone": "+996555123456", "email": "a@b.kg"})
+    assert not data.is_valid()
+    assert data.errors["name"][0].code == "max_length"
