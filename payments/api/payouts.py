@@ -58,6 +58,7 @@ class PayoutListApi(generics.ListAPIView):
     """Payouts waiting for your confirmation, oldest first."""
 
     required_scopes = SCOPES
+    live_keys_only = True
     serializer_class = PayoutOutputSerializer
     pagination_class = PayoutCursorPagination
 
@@ -72,6 +73,7 @@ class PayoutListApi(generics.ListAPIView):
 
 class PayoutConfirmApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(request=None, responses={200: PayoutOutputSerializer, **problem_responses(409, descriptions={
                        409: "Already failed (`payout-already-decided`) or its KGST is not final with you yet "
@@ -87,6 +89,7 @@ class PayoutConfirmApi(APIView):
 
 class PayoutFailApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(request=PayoutFailInputSerializer, responses={
                        200: PayoutOutputSerializer, **problem_responses(409, descriptions={

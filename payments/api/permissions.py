@@ -13,6 +13,12 @@ class ScopeMissing(ApplicationError):
     title = "The API key lacks a scope this request needs"
 
 
+class LiveKeyRequired(ApplicationError):
+    status = 403
+    code = "live-key-required"
+    title = "This endpoint takes live keys only"
+
+
 class ScopesUndeclared(ApplicationError):
     status = 403
     code = "scopes-undeclared"
@@ -38,6 +44,11 @@ class HasRequiredScopes(permissions.BasePermission):
             return False  # DRF answers 401 with the authentication's challenge
         if not _implements(view, request.method):
             return True  # DRF's own method check answers 405 (a scope refusal would hide that the method is wrong)
+        # Objects that are not kept per mode (payout partners' payouts, webhook endpoints and their events): a test
+        # key must not reach live ones.
+        if getattr(view, "live_keys_only", False) and not request.auth.livemode:
+            raise LiveKeyRequired("Use a live key here: payouts and webhook endpoints are not kept per mode (a "
+                                  "sandbox transfer's events reach your endpoints with `livemode: false`).")
         required = scopes_required(view, request.method)
         if not required:
             raise ScopesUndeclared(f"{request.method} on this endpoint is not open to API keys.")

@@ -141,6 +141,7 @@ class EndpointCursorPagination(SafeCursorPagination):
 
 class WebhookEndpointListCreateApi(generics.ListAPIView):
     required_scopes = SCOPES
+    live_keys_only = True
     serializer_class = WebhookEndpointOutputSerializer
     pagination_class = EndpointCursorPagination
 
@@ -169,6 +170,7 @@ class WebhookEndpointListCreateApi(generics.ListAPIView):
 
 class WebhookEndpointDetailApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(responses={200: WebhookEndpointOutputSerializer}, operation_id="webhook_endpoints_retrieve",
                    tags=TAGS_ENDPOINTS, summary="Read a webhook endpoint", parameters=[ENDPOINT_ID],
@@ -197,6 +199,7 @@ class WebhookEndpointDetailApi(APIView):
 
 class WebhookEndpointRotateApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(request=RotateInputSerializer, responses={200: SecretSerializer},
                    operation_id="webhook_endpoints_rotate_secret", tags=TAGS_ENDPOINTS,
@@ -215,6 +218,7 @@ class WebhookEndpointRotateApi(APIView):
 
 class WebhookEndpointEnableApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(request=None, responses={200: WebhookEndpointOutputSerializer, **problem_responses(
                        422, descriptions={422: "The URL is refused now (`webhook-url-refused`)."})},
@@ -230,6 +234,7 @@ class WebhookEndpointEnableApi(APIView):
 
 class WebhookEndpointTestApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(request=None, responses={202: WebhookEventOutputSerializer}, operation_id="webhook_endpoints_test",
                    tags=TAGS_ENDPOINTS, summary="Send a test event", parameters=[ENDPOINT_ID],
@@ -247,6 +252,7 @@ class EventCursorPagination(SafeCursorPagination):
 
 class WebhookEventListApi(generics.ListAPIView):
     required_scopes = SCOPES
+    live_keys_only = True
     serializer_class = WebhookEventOutputSerializer
     pagination_class = EventCursorPagination
 
@@ -262,6 +268,7 @@ class WebhookEventListApi(generics.ListAPIView):
 
 class WebhookEventDetailApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(responses={200: WebhookEventOutputSerializer}, operation_id="webhook_events_retrieve",
                    tags=TAGS_EVENTS, summary="Read an event", parameters=[EVENT_ID],
@@ -272,6 +279,7 @@ class WebhookEventDetailApi(APIView):
 
 class WebhookEventDeliveriesApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(responses={200: WebhookDeliveryOutputSerializer(many=True)},
                    operation_id="webhook_events_deliveries", tags=TAGS_EVENTS,
@@ -285,6 +293,7 @@ class WebhookEventDeliveriesApi(APIView):
 
 class WebhookEventReplayApi(APIView):
     required_scopes = SCOPES
+    live_keys_only = True
 
     @extend_schema(
         request=ReplayInputSerializer, responses={202: ReplayAcceptedSerializer}, operation_id="webhook_events_replay",

@@ -388,3 +388,22 @@ def test_staff_without_the_key_permissions_cannot_rotate_or_revoke(acme, client)
         assert response.status_code == 403, action
     old.refresh_from_db()
     assert (old.revoked, old.expiry_date, PartnerAPIKey.objects.count()) == (False, None, 1)
+
+
+def test_a_test_key_never_reaches_payouts_or_webhook_endpoints(acme, pricing):
+    """Payout partners' payouts and webhook endpoints/events are not kept per mode, so every route under
+    /api/v1/payouts and /api/v1/webhook-* (walked from the resolver, so a route added later is checked too) refuses
+    a test key holding every scope with 403 `live-key-required`, and nothing is created."""
+    before = (Quote.objects.count(), Transfer.objects.count())
+    test_key = key_client(acme, list(SCOPES), livemode=False)
+    checked = 0
+    for route, _name, cls in api_views():
+        if not route.startswith(("api/v1/payouts", "api/v1/webhook-")):
+            continue
+        assert getattr(cls, "live_keys_only", False), route
+        for method in view_methods(cls):
+            response = getattr(test_key, method.lower())(concrete_path(route), {}, format="json")
+            assert_problem(response, 403, "live-key-required")
+            checked += 1
+    assert checked >= 12
+    assert (Quote.objects.count(), Transfer.objects.count()) == before
