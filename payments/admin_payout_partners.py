@@ -40,6 +40,11 @@ class PayoutPartnerForm(forms.ModelForm):
 @admin.register(PayoutPartner)
 class PayoutPartnerAdmin(admin.ModelAdmin):
     form = PayoutPartnerForm
+
+    def get_readonly_fields(self, request, obj=None):
+        # Where the KGST goes and whose keys confirm it are set once: a change would send future payouts elsewhere
+        # (or let another account confirm past ones) on one person's edit. Register a new partner instead.
+        return ["code", "operator", "settlement_address"] if obj is not None else []
     list_display = ["name", "code", "kind", "operator", "settlement_address", "is_active", "awaiting"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "code", "settlement_address"]

@@ -323,9 +323,12 @@ def _refundable(transfer):
         return True
     if transfer.status == S.SETTLEMENT_FAILED:
         return payout_is_dead(reference=transfer.payout_reference)
-    # The payout partner could not pay the person: an operator refunds the sender (the KGST the partner holds is
-    # settled with it separately: docs/runbook.md, "Payout partners").
-    return transfer.status == S.PAYOUT_FAILED
+    # The payout partner could not pay the person: the sender is refunded once treasury has recorded the KGST back
+    # from the partner (`partner_payout_returned`); before that a partner that in fact paid would be paid for twice.
+    if transfer.status == S.PAYOUT_FAILED:
+        payout = getattr(transfer, "partner_payout", None)
+        return payout is not None and payout.returned_at is not None
+    return False
 
 
 def transfer_refund(*, transfer_id):

@@ -23,7 +23,7 @@ from payments.errors import (
 from payments.models import Transfer
 from payments.providers import stripe_rail
 from payments.services.balances import balance_fund, balance_funding_check
-from payments.services.fraud import frozen_detail, identities_frozen
+from payments.services.fraud import frozen_detail, identities_frozen, is_settlement_address
 from payments.services.idempotency import request_fingerprint  # noqa: F401 (its home before the record layer)
 from payments.services.limits import limits_reserve
 from payments.services.payout_partners import PARTNER_FIELD, partner_payout_create, payout_partner_resolve
@@ -90,6 +90,11 @@ def _route(recipient):
     """A recipient paid through a payout partner (`payout_partner`, `account`) is paid at the partner's settlement
     address: the rest of creation checks that address as it checks a wallet (payments/services/payout_partners.py)."""
     if not recipient.get("payout_partner"):
+        # A payout partner's address named as a plain wallet would complete with no payout reference for the partner
+        # to pay against (and escape the freezes its address is exempt from).
+        if is_settlement_address(recipient["wallet_address"]):
+            raise WalletRefused(_("This address belongs to a payout partner: name the partner (recipient."
+                                  "payout_partner) and the recipient's account there instead."), field=WALLET_FIELD)
         return recipient, None
     payout_partner = payout_partner_resolve(recipient["payout_partner"])
     return {**recipient, "wallet_address": payout_partner.settlement_address}, payout_partner

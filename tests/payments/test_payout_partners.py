@@ -226,17 +226,24 @@ def test_a_failed_payout_waits_for_operators_and_cannot_be_confirmed(api, partne
 
 
 def test_an_operator_refunds_a_failed_payout_back_to_the_balance(api, partner, pricing, bank):
-    """From `payout_failed` the one refund path applies (here back to the partner's balance): `refunded`, the
-    funding unwound; the KGST stays booked at the payout partner until it returns it (docs/runbook.md)."""
+    """From `payout_failed` the one refund path applies (here back to the partner's balance) once treasury has
+    recorded the KGST back from the partner: before that the refund changes nothing (a partner that in fact paid
+    would be paid for twice); after it, `refunded`, the funding unwound, nothing held at the partner."""
+    from payments.services.payout_partners import payout_return_record
+
     payout_partner, bank_api = bank
     transfer = awaiting(api, partner)
     bank_api.post(f"/api/v1/payouts/{transfer.pk}/fail", {"reason": "name mismatch"}, format="json")
+    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.PAYOUT_FAILED
+    som = to_minor(transfer.quote.target_amount, "KGS")
+    assert account_balance("payout_partner_clearing", "KGS", payout_partner.operator) == som
+    assert not JournalEntry.objects.filter(transfer=transfer, kind="refund").exists()
+    payout_return_record(payout_id=PartnerPayout.objects.get(transfer=transfer).pk, note="returned, tx 0xabc")
     refunded = pipeline.transfer_refund(transfer_id=transfer.pk)
     assert refunded.status == S.REFUNDED
     assert balances.balance_get(partner=partner, currency="RUB") == 2_000_000
     assert account_balance("recipient_payable", "KGS") == 0
-    som = to_minor(transfer.quote.target_amount, "KGS")
-    assert account_balance("payout_partner_clearing", "KGS", payout_partner.operator) == som
+    assert account_balance("payout_partner_clearing", "KGS", payout_partner.operator) == 0
 
 
 def test_treasury_records_a_failed_payouts_kgst_returned_once(client, api, partner, pricing, bank):
@@ -410,3 +417,29 @@ def test_end_to_end_on_the_real_pipeline(api, partner, pricing, bank, chain, cel
     assert bank_api.post(f"/api/v1/payouts/{transfer_id}/confirm").status_code == 200
     assert Transfer.objects.get(pk=transfer_id).status == S.COMPLETED
     assert kinds(transfer) == {"funding", "partner_payout", "payout"}
+
+
+def test_a_partners_settlement_address_named_as_a_plain_wallet_is_refused(api, partner, pricing, bank):
+    """A transfer naming a payout partner's settlement address as `wallet_address` would complete with no payout
+    reference for the partner: refused beside the wallet field, nothing created."""
+    payout_partner, _ = bank
+    data = body(quote(api)["id"])
+    data["recipient"] = {"name": "Aida Bekova", "phone": "+996555123456",
+                         "wallet_address": payout_partner.settlement_address}
+    response = api.post("/api/v1/transfers", data, format="json", HTTP_IDEMPOTENCY_KEY="plain-to-partner")
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["field"] == "recipient.wallet_address"
+    assert not Transfer.objects.exists()
+
+
+def test_a_partners_settlement_address_and_operator_are_not_edited_in_admin(client, bank):
+    """Where the KGST goes and whose keys confirm it are set once: the change form shows them read-only."""
+    from django.contrib.auth import get_user_model
+
+    from tests.helpers import staff_login
+
+    payout_partner, _ = bank
+    user = get_user_model().objects.create_superuser("root", "r@example.com", "a-long-password-123")
+    staff_login(client, user)
+    form = client.get(f"/admin/payments/payoutpartner/{payout_partner.pk}/change/").context["adminform"].form
+    assert not {"settlement_address", "operator", "code"} & set(form.fields)
