@@ -66,8 +66,9 @@ def _retry_after(headers, now):
     value = {k.lower(): v for k, v in headers.items()}.get("retry-after")
     if not value:
         return None
-    if value.strip().isdigit():
-        return int(value.strip())
+    value = value.strip()
+    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit(); 10,000 digits would not fit the clock
+        return int(value[:9])
     try:
         return max(0, int((email.utils.parsedate_to_datetime(value) - now).total_seconds()))
     except (TypeError, ValueError):

@@ -27,8 +27,12 @@ class Target:
 
 
 def _refused_reason(ip):
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    # IPv4 carried inside IPv6 (mapped, 6to4, Teredo's client) is judged as that IPv4: 2002:a9fe:a9fe:: is
+    # 169.254.169.254.
+    if ip.version == 6:
+        ip = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None) or ip
+    if ip.version == 6 and ip.is_site_local:
+        return "site-local"
     for flag in ("is_private", "is_loopback", "is_link_local", "is_multicast", "is_reserved", "is_unspecified"):
         if getattr(ip, flag):
             return flag.removeprefix("is_").replace("_", "-")
@@ -106,12 +110,14 @@ def post(url, *, body, headers):
         # The certificate is checked against the URL's host name (sni_hostname), not the address connected to.
         verify = _tls_context(settings.WEBHOOK_CA_FILE or None)
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, verify=verify) as client:
+            # Identity encoding and raw reads: the size cap counts bytes on the wire, not a decompressed bomb.
             request = client.build_request("POST", target.connect_url, content=body,
-                                           headers={**headers, "Host": target.host}, extensions=extensions)
+                                           headers={**headers, "Host": target.host, "Accept-Encoding": "identity"},
+                                           extensions=extensions)
             response = client.send(request, stream=True)
             try:
                 chunks, size = [], 0
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
                     chunks.append(chunk)
                     size += len(chunk)
                     if size >= settings.WEBHOOK_RESPONSE_MAX_BYTES or time.monotonic() - started > total:

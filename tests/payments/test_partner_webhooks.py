@@ -158,6 +158,9 @@ def production(settings):
     "https://169.254.169.254/latest/meta-data", "https://[::1]/hooks", "https://[fe80::1]/", "https://0.0.0.0/",
     "https://[::ffff:127.0.0.1]/", "https://224.0.0.1/", "https://localhost/hooks", "https://user:pw@93.184.215.14/",
     "ftp://93.184.215.14/", "not a url",
+    "https://[2002:a9fe:a9fe::1]/", "https://[2002:7f00:1::]/",  # 6to4 around 169.254.169.254 and 127.0.0.1
+    "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo whose client is 127.0.0.1
+    "https://[fec0::1]/",  # site-local
 ])
 def test_endpoints_inside_the_network_or_not_https_are_refused_at_creation(api, partner, production, url):
     """In production settings: a problem detail naming the URL field, and nothing stored."""
@@ -480,3 +483,13 @@ def test_https_goes_to_the_checked_address_with_the_certificate_checked_for_the_
     finally:
         secure.server.shutdown()
         impostor.server.shutdown()
+
+
+@pytest.mark.parametrize(("header", "expected"), [("30", 30), ("²", None), ("9" * 5000, 999_999_999), ("-5", None),
+                                                  ("soon", None)])
+def test_a_hostile_retry_after_never_breaks_a_delivery(header, expected):
+    """Retry-After is the receiver's to write: a non-ASCII digit, a 5,000-digit number or garbage gives a bounded
+    number or none, never an exception that would leave the delivery unrecorded."""
+    from payments.services.webhook_delivery import _retry_after
+
+    assert _retry_after({"Retry-After": header}, timezone.now()) == expected
