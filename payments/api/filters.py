@@ -18,8 +18,8 @@ _OFFSET_AS_SPACE = re.compile(r"(T[\d:.]+) (\d\d(:?\d\d)?)$")
 
 
 def _statuses(raw):
-    values = [v.strip() for v in raw.split(",") if v.strip()]
-    unknown = [v for v in values if v not in Transfer.Status.values]
+    values = list(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))  # a repeat filters nothing more
+    unknown = [v[:30] for v in values if v not in Transfer.Status.values][:3]  # echo a few, short: not the input
     if unknown or not values:
         raise ValidationError({"status": [f"Unknown status {', '.join(map(repr, unknown)) or '(empty)'}: use one or "
                                           f"several of {', '.join(Transfer.Status.values)}, comma-separated."]})
@@ -33,7 +33,12 @@ def _moment(name, raw):
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ValidationError({name: [f"Not an ISO 8601 date-time: {raw[:40]!r} (e.g. 2026-11-29T10:00:00Z)."]}) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        value.astimezone(UTC)  # 0001-01-01T00:00+05:00 has no UTC moment (OverflowError)
+    except OverflowError:
+        raise ValidationError({name: [f"Out of range: {raw[:40]!r}."]}) from None
+    return value
 
 
 CORRIDORS = [f"{s}-{t}" for s, _n in SOURCE_CURRENCIES for t, _m in TARGET_CURRENCIES]
@@ -46,10 +51,17 @@ def _corridor(raw):
     return source, target
 
 
+FILTERS = ("status", "created_after", "created_before", "corridor", "source_currency", "reference")
+
+
 def transfer_list_filters(params):
     """Query parameters → keyword arguments of selectors.transfers_of_partner. Raises ValidationError (a 400 problem
     naming the parameter) for any value it cannot read."""
     out = {}
+    # One value per parameter: `?status=bogus&status=funded` must not quietly become `funded`.
+    repeated = [name for name in FILTERS if len(params.getlist(name)) > 1]
+    if repeated:
+        raise ValidationError({name: ["Give this parameter once."] for name in repeated})
     if "status" in params:
         out["statuses"] = _statuses(params["status"])
     for name in ("created_after", "created_before"):
@@ -69,8 +81,8 @@ def transfer_list_filters(params):
         out["source_currency"] = currency
     if "reference" in params:
         reference = params["reference"].strip()  # as a stored reference is (the create body's is trimmed)
-        if not reference or len(reference) > 64:
-            raise ValidationError({"reference": ["A reference is 1 to 64 characters."]})
+        if not reference or len(reference) > 64 or not reference.isprintable():  # a NUL is a 500 on PostgreSQL
+            raise ValidationError({"reference": ["A reference is 1 to 64 printable characters."]})
         out["reference"] = reference
     return out
 

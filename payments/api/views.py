@@ -62,7 +62,8 @@ class TransferCursorPagination(SafeCursorPagination):
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+        if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 3
+                                    and 1 <= int(raw) <= self.max_page_size):
             raise ValidationError({"limit": [f"A page holds 1 to {self.max_page_size} transfers."]})
         return super().get_page_size(request)
 

@@ -163,6 +163,11 @@ def test_a_filtered_list_pages_through_every_match_with_its_cursor(api, partner)
     ("limit=0", "limit"),
     ("limit=101", "limit"),
     ("limit=ten", "limit"),
+    ("limit=%C2%B2", "limit"),  # "²" is a digit to str.isdigit()
+    ("limit=" + "9" * 5000, "limit"),
+    ("reference=a%00b", "reference"),  # PostgreSQL text cannot hold a NUL: a 500 before
+    ("status=bogus&status=funded", "status"),  # the last value alone would have been used
+    ("created_after=0001-01-01T00:00:00%2B05:00", "created_after"),  # no UTC moment
 ])
 def test_a_bad_filter_is_a_400_problem_naming_it_and_reads_nothing(api, mixed, query, field):
     """Never an ignored filter (every transfer back) or a 500: a 400 validation problem naming the parameter, before
