@@ -2,13 +2,14 @@
 (payments/guarded_keys.py) with a reason in the audit trail. A new key is shown once on the page that made it."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.template.response import TemplateResponse
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from payments import guarded_keys
 from payments.models import PartnerAPIKey
 from payments.scopes import DEFAULT_SCOPES, SCOPES
+from payments.services.api_keys import api_key_create
 from staff.admin_actions import GuardedActionsMixin, confirm_with_reason
 from staff.services import action_perform, action_preview
 
@@ -48,22 +49,34 @@ class PartnerAPIKeyAdmin(GuardedActionsMixin, APIKeyModelAdmin):
         fields = ("prefix", "last_used_at", "rotated_from")
         if obj is not None:  # a key's mode and scopes are fixed once it exists: rotate or make a new key
             fields += ("livemode", "scopes", "partner")
+        if obj is not None:  # revoking and rotating are audited actions; an expiry moved later would revive a key
+            fields += ("revoked", "expiry_date")
         if obj is not None and obj.revoked:
-            fields += ("name", "revoked", "expiry_date")
+            fields += ("name",)
         return fields
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is not None:
-            kwargs["fields"] = ["name", "rate_limit_per_minute", "expiry_date", "revoked"]
+            kwargs["fields"] = ["name", "rate_limit_per_minute"]
         return super().get_form(request, obj, **kwargs)
 
     def save_model(self, request, obj, form=None, change=False):
         if change:
             return super().save_model(request, obj, form, change)
-        key = PartnerAPIKey.objects.assign_key(obj)
-        obj.save()
-        raw = (obj.display_prefix.removesuffix(obj.prefix)) + key
-        messages.warning(request, f"The API key {obj.display_prefix} is: {raw} — store it now: it is not shown again.")
+        created, raw = api_key_create(partner=obj.partner, scopes=obj.scopes, livemode=obj.livemode, name=obj.name,
+                                      rate_limit_per_minute=obj.rate_limit_per_minute)
+        for field in PartnerAPIKey._meta.concrete_fields:  # the admin's log and redirect name the created row
+            setattr(obj, field.attname, getattr(created, field.attname))
+        request.tulpar_new_key = raw
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The raw key is shown on this page once: never in a message (kept in a cookie or the session) or a log.
+        raw = getattr(request, "tulpar_new_key", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        return TemplateResponse(request, "admin/payments/partnerapikey/rotated.html", {
+            **self.admin_site.each_context(request), "title": "New API key", "opts": self.model._meta,
+            "rotated": [("(new key)", obj.display_prefix, raw, obj.expiry_date or "no expiry")]})
 
     @admin.action(description="Rotate (a new key; the old one keeps working for the overlap window)",
                   permissions=["rotate"])

@@ -226,6 +226,26 @@ def test_unknown_scopes_are_refused_everywhere_and_nothing_is_stored(acme, clien
     assert not PartnerAPIKey.objects.exists()
 
 
+def test_a_key_made_in_admin_is_shown_once_on_its_page_and_its_expiry_and_revocation_are_not_edited(client, acme):
+    """Adding a key in admin shows the raw key on the answer page only (no message: messages live in a cookie or
+    the session) and the key works; its change form edits name and rate limit only (revoking is an audited action,
+    and an expiry moved later would revive a rotated key)."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_superuser("root", "r@example.com", "a-long-password-123")
+    staff_login(client, user)
+    response = client.post("/admin/payments/partnerapikey/add/", {
+        "partner": acme.pk, "name": "from admin", "livemode": "on", "scopes": ["quotes"]}, follow=False)
+    assert response.status_code == 200, response.content[:500]
+    raw = response.context["rotated"][0][2]
+    assert raw.startswith("tlp_live_") and raw in response.content.decode()
+    assert not [m for m in response.context.get("messages", []) if raw in str(m)]
+    key = PartnerAPIKey.objects.get(name="from admin")
+    assert PartnerAPIKey.objects.get_from_key(raw).pk == key.pk and key.scopes == ["quotes"]
+    form = client.get(f"/admin/payments/partnerapikey/{key.pk}/change/").context["adminform"].form
+    assert set(form.fields) == {"name", "rate_limit_per_minute"}
+
+
 # Authentication -----------------------------------------------------------------------------------
 
 def test_bearer_and_api_key_headers_both_authenticate(acme):
