@@ -92,9 +92,12 @@ def endpoint_signing_secrets(*, endpoint, at=None):
 
 
 def endpoint_enable(*, endpoint):
-    """Re-enable a disabled endpoint: its deliveries still pending go out again now."""
+    """Re-enable a disabled endpoint: its deliveries still pending go out again now. An enabled endpoint is left as
+    it is (resetting its deliveries' attempts would let a caller skip the backoff and never let them fail)."""
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if endpoint.enabled:
+            return endpoint
         endpoint.enabled, endpoint.disabled_reason, endpoint.disabled_at, endpoint.failing_since = True, "", None, None
         endpoint.save()
         pending = list(endpoint.deliveries.filter(state=WebhookDelivery.State.PENDING).values_list("pk", flat=True))

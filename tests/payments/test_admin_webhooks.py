@@ -1,8 +1,11 @@
 """Outgoing webhooks in admin: the pages show endpoints, events and the delivery log without any secret; replay and
 re-enable actions schedule deliveries again."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from payments.models import WebhookDelivery, WebhookEndpoint, WebhookSecret
 from payments.services import webhooks
@@ -46,3 +49,15 @@ def test_replay_and_reenable_actions(operator, partner):
     assert response.status_code == 302
     endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.disabled_reason == ""
+
+
+def test_enabling_an_enabled_endpoint_changes_nothing(partner):
+    """Enabling an endpoint that is already on leaves its pending deliveries' attempts and schedule alone (a caller
+    repeating it must not skip the backoff or keep a delivery from ever failing)."""
+    endpoint, _ = webhooks.endpoint_create(partner=partner, url="https://93.184.215.14/hooks")
+    event = webhooks.endpoint_ping(endpoint=endpoint)
+    later = timezone.now() + timedelta(hours=2)
+    WebhookDelivery.objects.filter(event=event).update(attempts=4, next_attempt_at=later)
+    webhooks.endpoint_enable(endpoint=endpoint)
+    delivery = WebhookDelivery.objects.get(event=event)
+    assert (delivery.attempts, delivery.next_attempt_at) == (4, later)
