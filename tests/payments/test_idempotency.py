@@ -127,10 +127,12 @@ def test_keys_belong_to_their_partner(api, pricing):
 # In flight ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
-def test_a_retry_while_the_first_request_runs_is_409_with_retry_after(live_server, partner, pricing, stripe_server):
+def test_a_retry_while_the_first_request_runs_is_409_with_retry_after(live_server, partner, pricing, stripe_server,
+                                                                      settings):
     """A real first request held open (it waits for its quote's row lock, which the test holds): the same key and
     body meanwhile get 409 `idempotency-key-in-use` with Retry-After, another body 422; released, the first ends
     201 and a retry replays it. One transfer."""
+    settings.IDEMPOTENCY_LEASE_SECONDS = 600  # a slow machine must not turn the held request's 409 into a takeover
     quote = quote_create(partner=partner, source_currency="RUB", source_amount=Decimal("15000.00"))
     body = transfer_body(quote.id)
     url = f"{live_server.url}/api/v1/transfers"
@@ -344,7 +346,10 @@ def test_keys_raced_by_identical_requests_under_gunicorn_make_one_transfer_each_
     balances.balance_topup(partner=partner, currency="RUB", amount=amount * RACE_KEYS, reference="PREFUND-RACE")
     auth = {"Authorization": f"Api-Key {partner.raw_key}"}
 
-    with (gunicorn_server("idempotency", workers=4, args=GUNICORN_ARGS) as (url, _proc),
+    # A loaded machine must not turn an in-flight 409 into a lease takeover (a 200) or a killed worker: this pins
+    # the race, not the lease.
+    with (gunicorn_server("idempotency", workers=4, args=(*GUNICORN_ARGS, "--timeout", "300"),
+                          env={"IDEMPOTENCY_LEASE_SECONDS": "600"}) as (url, _proc),
           httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=RACE_CLIENT_THREADS,
                                                                          max_keepalive_connections=0)) as http,
           ThreadPoolExecutor(RACE_CLIENT_THREADS) as pool):
