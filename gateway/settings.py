@@ -411,3 +411,9 @@ AXES_CLIENT_IP_CALLABLE = "staff.security.client_ip"
 STAFF_CLIENT_IP_FROM_PROXY = env_bool("DJANGO_BEHIND_PROXY")
 OTP_TOTP_ISSUER = "tulpar"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Text messages (common/sms.py): console locally, in-memory in tests, a provider's JSON HTTP API in production.
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "common.sms.ConsoleBackend")
+SMS_HTTP_URL = os.environ.get("SMS_HTTP_URL", "")
+SMS_HTTP_TOKEN = os.environ.get("SMS_HTTP_TOKEN", "")
+SMS_HTTP_TIMEOUT_S = env_int("SMS_HTTP_TIMEOUT_S", 10)

@@ -3,7 +3,7 @@ balance funding, screening, settlement, refunds, cancellations, expiry and crash
 (PostgreSQL, localstripe), and after every step checks that every journal entry balances per currency, that no
 account that must not go negative does, and that each transfer's journal matches its state.
 
-Examples: LEDGER_MACHINE_EXAMPLES (default 5000, fixed seed: `derandomize`) of up to LEDGER_MACHINE_STEPS steps
+Examples: LEDGER_MACHINE_EXAMPLES (default 2000, fixed seed: `derandomize`) of up to LEDGER_MACHINE_STEPS steps
 (default 10); `make test-money-deep` runs 50,000 of up to 30.
 Each example runs in its own savepoint, rolled back at its end, so every example starts from the same books."""
 
@@ -29,7 +29,7 @@ from tests.conftest import new_recipient, pay_on_stripe
 
 pytestmark = pytest.mark.django_db
 S = Transfer.Status
-EXAMPLES = int(os.environ.get("LEDGER_MACHINE_EXAMPLES", "5000"))
+EXAMPLES = int(os.environ.get("LEDGER_MACHINE_EXAMPLES", "2000"))
 SENDER = {"name": "Aibek Usenov", "phone": "+79161234567", "email": "aibek@example.com"}
 RECIPIENT = {"name": "Gulnara Usenova", "phone": "+996555123456"}
 
