@@ -149,6 +149,7 @@ def test_the_pages_work_without_javascript_up_to_the_card_field(browser, pricing
         page.fill("#id_recipient_wallet", new_recipient())
         page.click("#details-submit")
         page.wait_for_url("**/pay")
+        assert page.locator("#card-needs-javascript").is_visible()
         transfer = Transfer.objects.get(sender_email="nojs@example.com")
         for url in (f"/t/{transfer.sender_token}", f"/r/{transfer.recipient_token}"):
             page.goto(live_server.url + url)
