@@ -29,12 +29,14 @@ def gunicorn_server(name, *, workers=4, args=(), env=None):
 
     def answers():
         try:
-            return httpx.get(f"{url}/api/v1/schema/", timeout=2).status_code == 200
+            # A cheap answer (401 before any query): the schema took seconds to build, and on a loaded machine
+            # every probe of it outran its own timeout, so gunicorn "never answered".
+            return httpx.get(f"{url}/api/v1/transfers", timeout=10).status_code == 401
         except httpx.TransportError:
             return proc.poll() is not None  # exited: fail below rather than wait out the timeout
 
     try:
-        wait_for(answers, timeout=60, what="gunicorn to answer")
+        wait_for(answers, timeout=180, what="gunicorn to answer")
         assert proc.poll() is None, f"gunicorn exited ({proc.returncode}); see {log.name}"
         yield url, proc
     finally:

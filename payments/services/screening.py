@@ -80,7 +80,8 @@ def wallet_is_denied(address):
     (until any list is loaded: development) the bundled sample's; exact, case-insensitive."""
     if denied_address(address):
         return True
-    return not lists_fingerprint() and address.lower() in _lists()
+    # The bundled sample is in memory: ask the database whether any list is loaded only for an address it names.
+    return address.lower() in _lists() and not lists_fingerprint()
 
 
 def names_screen(*, names, birth_dates=None, nationalities=None):

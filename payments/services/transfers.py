@@ -4,6 +4,7 @@ partner's prefunded balance (services/balances.py)."""
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import Case, Q, When
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -44,6 +45,14 @@ def _replay(*, partner, idempotency_key, fingerprint, livemode=True):
     if existing and existing.request_fingerprint != fingerprint:
         raise IdempotencyMismatch(_("This Idempotency-Key was used with a different request body."))
     return existing
+
+
+def _replay_or_quote_user(*, quote, partner, idempotency_key, fingerprint, livemode):
+    """The transfer under this key, else any transfer already on `quote` (at most one exists: a quote backs one
+    transfer), else None; one read."""
+    mine = Q(partner=partner, livemode=livemode, idempotency_key=idempotency_key)
+    return (Transfer.objects.select_related("quote").filter(mine | Q(quote=quote))
+            .order_by(Case(When(mine, then=0), default=1)).first())
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
@@ -133,11 +142,15 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     try:
         with transaction.atomic():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode)
-            # A concurrent duplicate may have committed while we waited for the quote's lock.
-            existing = _replay(**replay)
-            if existing:
+            # A concurrent duplicate may have committed while we waited for the quote's lock: one read finds it, or
+            # another transfer on this quote.
+            existing = _replay_or_quote_user(quote=quote, **replay)
+            if existing is not None and existing.idempotency_key == idempotency_key \
+                    and existing.partner_id == getattr(partner, "pk", None) and existing.livemode == livemode:
+                if existing.request_fingerprint != fingerprint:
+                    raise IdempotencyMismatch(_("This Idempotency-Key was used with a different request body."))
                 return existing, False
-            if Transfer.objects.filter(quote=quote).exists():
+            if existing is not None:
                 raise QuoteAlreadyUsed(_("This quote already backs another transfer: ask for a new one."), field="quote_id")
             if _reference_taken(partner=partner, livemode=livemode, reference=reference):
                 raise _reference_refused()
@@ -149,7 +162,11 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 recipient_wallet=recipient["wallet_address"], funding_method=method, livemode=livemode,
                 reference=reference,
             )
-            if payout_partner:
+            if not payout_partner:
+                # No payout-partner payout exists for it: say so to the instance, so reading it (the response) does
+                # not ask the database.
+                Transfer._meta.get_field("partner_payout").set_cached_value(transfer, None)
+            else:
                 partner_payout_create(transfer=transfer, payout_partner=payout_partner, account=recipient["account"])
             if travel:
                 travel_rule_store(transfer=transfer, data=travel)

@@ -31,7 +31,7 @@ class Gunicorn:
 
     def answers(self):
         try:
-            return httpx.get(f"{self.url}/", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}/", timeout=10).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -52,7 +52,7 @@ def gunicorn(django_db_setup, django_db_blocker, tmp_path_factory):
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = Gunicorn(url=f"http://127.0.0.1:{port}", proc=proc, log=log, api_key=key)
     try:
-        wait_for(server.answers, timeout=60, what="gunicorn to answer")
+        wait_for(server.answers, timeout=180, what="gunicorn to answer")
         yield server
     finally:
         proc.terminate()
