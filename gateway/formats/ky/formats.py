@@ -1,0 +1,7 @@
+"""Kyrgyz formats: Django's, with the decimal comma Kyrgyz writes (as Russian does; Django's ky file has a point)."""
+
+from django.conf.locale.ky.formats import *  # noqa: F403
+
+DECIMAL_SEPARATOR = ","
+THOUSAND_SEPARATOR = "\xa0"  # a no-break space, as Russian: a number never wraps across lines
+NUMBER_GROUPING = 3
