@@ -215,13 +215,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How often beat runs the batcher and the tracker (also what status pages add to their arrival estimate).
+SETTLEMENT_TRACK_MS = env_int("SETTLEMENT_TRACK_MS", 500)
 CELERY_BEAT_SCHEDULE = {
     "funding-poll": {"task": "payments.tasks.funding_poll", "schedule": timedelta(seconds=env_int("FUNDING_POLL_SECONDS", 20))},
     "transfers-sweep": {"task": "payments.tasks.transfers_sweep", "schedule": timedelta(seconds=10)},
     "settlement-build": {"task": "onchain.tasks.settlement_build",
-                         "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
+                         "schedule": timedelta(milliseconds=SETTLEMENT_TRACK_MS)},
     "settlement-track": {"task": "onchain.tasks.settlement_track",
-                         "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
+                         "schedule": timedelta(milliseconds=SETTLEMENT_TRACK_MS)},
     "settlement-reconcile": {"task": "onchain.tasks.settlement_reconcile", "schedule": timedelta(seconds=30)},
     "treasury-check": {"task": "onchain.tasks.treasury_check", "schedule": timedelta(seconds=60)},
     # Reconciliation (payments/services/reconciliation.py): the ledger against Stripe, partners' statements, the chain.
