@@ -120,6 +120,10 @@ LANGUAGES = [("en", "English"), ("ru", "Русский"), ("ky", "Кыргызч
 TIME_ZONE = "UTC"
 USE_I18N = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Our corrections to Django's number and date formats (Kyrgyz writes a decimal comma: gateway/formats/ky).
+FORMAT_MODULE_PATH = ["gateway.formats"]
+# Recipients are in Kyrgyzstan: their status page shows Bishkek time whatever the browser says.
+RECIPIENT_TIME_ZONE = os.environ.get("RECIPIENT_TIME_ZONE", "Asia/Bishkek")
 USE_TZ = True
 
 STATIC_URL = "/static/"
@@ -211,13 +215,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How often beat runs the batcher and the tracker (also what status pages add to their arrival estimate).
+SETTLEMENT_TRACK_MS = env_int("SETTLEMENT_TRACK_MS", 500)
 CELERY_BEAT_SCHEDULE = {
     "funding-poll": {"task": "payments.tasks.funding_poll", "schedule": timedelta(seconds=env_int("FUNDING_POLL_SECONDS", 20))},
     "transfers-sweep": {"task": "payments.tasks.transfers_sweep", "schedule": timedelta(seconds=10)},
     "settlement-build": {"task": "onchain.tasks.settlement_build",
-                         "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
+                         "schedule": timedelta(milliseconds=SETTLEMENT_TRACK_MS)},
     "settlement-track": {"task": "onchain.tasks.settlement_track",
-                         "schedule": timedelta(milliseconds=env_int("SETTLEMENT_TRACK_MS", 500))},
+                         "schedule": timedelta(milliseconds=SETTLEMENT_TRACK_MS)},
     "settlement-reconcile": {"task": "onchain.tasks.settlement_reconcile", "schedule": timedelta(seconds=30)},
     "treasury-check": {"task": "onchain.tasks.treasury_check", "schedule": timedelta(seconds=60)},
     # Reconciliation (payments/services/reconciliation.py): the ledger against Stripe, partners' statements, the chain.
@@ -374,6 +380,8 @@ CHAIN_RPC_URL = os.environ.get("CHAIN_RPC_URL", "http://127.0.0.1:8545")
 CHAIN_RPC_URLS = env_list("CHAIN_RPC_URLS", "")
 CHAIN_RPC_TIMEOUT_SECONDS = env_int("CHAIN_RPC_TIMEOUT_SECONDS", 10)
 CHAIN_CONFIRMATIONS = env_int("CHAIN_CONFIRMATIONS", 2)
+# The local chain's explorer link (`{tx_hash}` filled in) for devchain_bootstrap; real chains set theirs in admin.
+DEV_CHAIN_EXPLORER_TX_URL = os.environ.get("DEV_CHAIN_EXPLORER_TX_URL", "")
 PAYOUT_GAS_LIMIT = env_int("PAYOUT_GAS_LIMIT", 100_000)
 # Batching: payouts wait at most BATCH_MAX_AGE_MS for company, at most BATCH_MAX_SIZE per transaction.
 SETTLEMENT_BATCHING = env_bool("SETTLEMENT_BATCHING", True)

@@ -16,7 +16,7 @@ from staff.admin_actions import GuardedActionsMixin, guarded_action_response
 @admin.register(Chain)
 class ChainAdmin(admin.ModelAdmin):
     list_display = ["name", "chain_id", "confirmations", "use_finalized_tag", "eip1559", "max_fee_per_gas_ceiling",
-                    "stuck_after_seconds"]
+                    "stuck_after_seconds", "block_time_ms", "explorer_tx_url"]
 
 
 @admin.register(Token)

@@ -9,12 +9,22 @@ sent or transactions we can rebroadcast byte for byte. docs/settlement.md has th
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django_fsm import transition
 
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField, Uint256Field
+
+
+def validate_explorer_tx_url(value):
+    """An http(s) address with exactly one `{tx_hash}` and no other braces: it is filled with str.format, and a page
+    links to it."""
+    if value and (not value.startswith(("https://", "http://")) or value.count("{") != 1 or value.count("}") != 1
+                  or "{tx_hash}" not in value):
+        raise ValidationError("An http(s) URL containing {tx_hash} once and no other braces, e.g. "
+                              "https://bscscan.com/tx/{tx_hash}.")
 
 
 class Chain(models.Model):
@@ -29,7 +39,12 @@ class Chain(models.Model):
                                            help_text="Never sign with a higher max fee (or gas price), in wei.")
     stuck_after_seconds = models.PositiveIntegerField(default=30,
                                                       help_text="Replace a transaction unmined after this long.")
-    explorer_tx_url = models.CharField(max_length=200, blank=True, help_text="e.g. https://bscscan.com/tx/{tx_hash}")
+    explorer_tx_url = models.CharField(max_length=200, blank=True, validators=[validate_explorer_tx_url],
+                                       help_text="e.g. https://bscscan.com/tx/{tx_hash}; empty: no link on the status "
+                                                 "pages")
+    # The finality rule in time: status pages estimate how long a payout takes from this and `confirmations`.
+    block_time_ms = models.PositiveIntegerField(default=3000, help_text="Typical time between blocks, in "
+                                                "milliseconds (BNB Chain: 450).")
     # Recorded by each tracking pass, so status reads count confirmations without asking the node.
     head_block = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
     head_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -38,7 +53,9 @@ class Chain(models.Model):
         return f"{self.name} ({self.chain_id})"
 
     def tx_url(self, tx_hash):
-        return self.explorer_tx_url.format(tx_hash=tx_hash) if self.explorer_tx_url and tx_hash else ""
+        if not (self.explorer_tx_url and tx_hash):
+            return ""
+        return self.explorer_tx_url.replace("{tx_hash}", tx_hash)
 
 
 class Token(models.Model):

@@ -3,7 +3,9 @@ without asking the node: confirmations count from the head that the tracker reco
 
 from dataclasses import asdict, dataclass
 
-from onchain.models import Batch, ChainTransaction, Payout
+from django.conf import settings
+
+from onchain.models import Batch, ChainTransaction, Payout, Token
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,41 @@ def _confirmations(batch, chain):
 def payout_is_dead(*, reference):
     """True when the payout failed for good: nothing of it can still be mined (refunding is then safe)."""
     return Payout.objects.filter(reference=reference, status=Payout.Status.FAILED).exists()
+
+
+@dataclass(frozen=True)
+class PayoutEta:
+    seconds: float  # until the payout is final on chain, from where it is now
+    queued_ahead: int  # payouts waiting to be batched before it
+    queue_seconds: float  # the part of `seconds` that those payouts add
+
+
+def payout_eta(*, reference=None, symbol="KGST"):
+    """How long until a payout is final, from the pipeline as it is now: the payouts queued before it (each full batch
+    ahead costs a block), the batcher's wait for company, one block to be mined, then the chain's finality rule
+    (`confirmations` blocks of `block_time_ms`) and the tracker's next pass. Without `reference` (or before its payout
+    is queued): a payout queued now. None when the payout failed or no token is registered. Two indexed reads."""
+    payout = (Payout.objects.select_related("token__chain", "batch").filter(reference=reference).first()
+              if reference else None)
+    token = payout.token if payout else Token.objects.select_related("chain").filter(symbol=symbol).first()
+    if token is None or (payout and payout.status == Payout.Status.FAILED):
+        return None
+    chain = token.chain
+    block = chain.block_time_ms / 1000
+    track = settings.SETTLEMENT_TRACK_MS / 1000
+    depth = max(chain.confirmations, 1)
+    if payout and payout.status == Payout.Status.CONFIRMED:
+        return PayoutEta(seconds=0, queued_ahead=0, queue_seconds=0)
+    if payout and payout.status == Payout.Status.BATCHED:
+        have = _confirmations(payout.batch, chain)
+        left = depth - have if have else depth + 1  # not mined yet: one block to be mined in, then the depth
+        return PayoutEta(seconds=max(left, 0) * block + track, queued_ahead=0, queue_seconds=0)
+    queued = Payout.objects.filter(token=token, status=Payout.Status.QUEUED)  # the (status, created_at) index
+    if payout:
+        queued = queued.filter(created_at__lt=payout.created_at)
+    ahead = queued.count()
+    per_batch = settings.BATCH_MAX_SIZE if settings.SETTLEMENT_BATCHING and token.batch_contract else 1
+    queue_seconds = (ahead // per_batch) * block
+    wait = (settings.BATCH_MAX_AGE_MS / 1000 if per_batch > 1 else 0) + track
+    return PayoutEta(seconds=queue_seconds + wait + (depth + 1) * block + track, queued_ahead=ahead,
+                     queue_seconds=queue_seconds)

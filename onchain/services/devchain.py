@@ -28,6 +28,8 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
     with transaction.atomic():
         chain, _ = Chain.objects.update_or_create(chain_id=w3.eth.chain_id, defaults={
             "name": "anvil (local)", "use_finalized_tag": use_finalized_tag,
+            # make run mines a block a second; an explorer only when one runs beside anvil (otterscan, blockscout).
+            "block_time_ms": 1000, "explorer_tx_url": settings.DEV_CHAIN_EXPLORER_TX_URL,
             "confirmations": settings.CHAIN_CONFIRMATIONS if confirmations is None else confirmations})
     token = Token.objects.filter(chain=chain, symbol="KGST").first()
     if token is None or not _has_code(w3, token.address) or not _has_code(w3, token.batch_contract):

@@ -4,8 +4,9 @@ start (amount, live preview) → details (sender, recipient, wallet) → pay (ca
 """
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from functools import wraps
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.http import Http404, JsonResponse
@@ -43,6 +44,7 @@ from payments.pipeline import (
     under_review_message,
 )
 from payments.selectors import transfer_settlement
+from payments.services.eta import transfer_eta
 from payments.services.quotes import quote_create, quote_get_usable, quote_price
 from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
 from payments.services.travel_rule import travel_rule_required
@@ -326,6 +328,9 @@ def _status_page(request, transfer, *, audience):
         "quote": transfer.quote,
         "settlement": transfer_settlement(transfer=transfer),
         "poll_url": f"{request.path}?fragment=1",
+        "eta": transfer_eta(transfer=transfer),
+        # Times: Bishkek for the recipient; for the sender UTC, named, which local-time.js turns into the browser's zone.
+        "browser_time": audience == "sender",
         **status_context(transfer, audience=audience),
     }
     if audience == "sender":
@@ -338,7 +343,9 @@ def _status_page(request, transfer, *, audience):
         # The recipient learns who sent the money, not how to reach them.
         context["sender_first_name"] = (transfer.sender_name.split() or [""])[0]
     template = f"payments/_{audience}_status.html" if request.GET.get("fragment") else f"payments/{audience}_status.html"
-    return render(request, template, context)
+    zone = ZoneInfo(settings.RECIPIENT_TIME_ZONE) if audience == "recipient" else UTC
+    with timezone.override(zone):  # the polled fragment comes through here too, so live updates keep the zone
+        return render(request, template, context)
 
 
 # 6. Cancel (sender) ------------------------------------------------------------------------------
