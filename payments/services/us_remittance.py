@@ -14,7 +14,7 @@ funded from a partner's balance is the partner's remittance to its customer: the
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -46,7 +46,7 @@ def cancel_window_start(transfer, *, funded_at):
     """At funding (under the transfer's row lock, before its save): the sender may cancel until
     funded_at + US_CANCEL_WINDOW_SECONDS, and no payout happens before that moment (a payout delay already later
     stays). Stored, so a later change of the setting does not move a window already promised."""
-    if not applies(transfer):
+    if not applies(transfer) or window_seconds() <= 0:  # 0: no window (the test suite's default; never production)
         return
     ends = funded_at + timedelta(seconds=window_seconds())
     transfer.cancel_window_ends_at = ends
@@ -100,7 +100,9 @@ class Disclosure:
             "other_fees": str(self.other_fees), "other_taxes": str(self.other_taxes),
             "amount_received": str(self.amount_received), "received_currency": self.target_currency,
             "date_available": self.available_on.isoformat(), "cancel_minutes": self.cancel_minutes,
-            "cancel_until": self.cancel_until.isoformat() if self.cancel_until else None,
+            # UTC with a Z, like every other time in the API (DRF's DateTimeField)
+            "cancel_until": (self.cancel_until.astimezone(UTC).isoformat().replace("+00:00", "Z")
+                             if self.cancel_until else None),
             "provider_contact": {"email": self.provider_email, "phone": self.provider_phone},
             "regulator": dict(self.regulator),
         }
