@@ -327,6 +327,12 @@ FIRST_TRANSFERS_COUNT = env_int("FIRST_TRANSFERS_COUNT", 2)
 FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS = env_int("FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS", 3600)
 LARGE_AMOUNT_KGS = Decimal(os.environ.get("LARGE_AMOUNT_KGS", "100000"))
 LARGE_AMOUNT_PAYOUT_DELAY_SECONDS = env_int("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS", 6 * 3600)
+# US remittance rule (12 CFR 1005.34): a USD card sender may cancel this long after paying; the payout waits for it.
+# Never below the rule's 30 minutes in production; tests and `make run` may shorten it.
+US_CANCEL_WINDOW_SECONDS = env_int("US_CANCEL_WINDOW_SECONDS", 1800)
+# Our contact, printed on the USD disclosure and receipt (the rule asks for the provider's contact).
+SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@tulpar.example")
+SUPPORT_PHONE = os.environ.get("SUPPORT_PHONE", "+996 312 000 000")
 
 # Quotes and the transfer lifecycle.
 # A rotated partner key keeps working this long beside its successor (payments/services/api_keys.py).

@@ -277,6 +277,8 @@ class Transfer(StatusModel):
     last_card_token = models.CharField(max_length=255, blank=True)
     # Funded card payments of new senders and large amounts are paid out no earlier than this (the sweeper moves them).
     release_after = models.DateTimeField(null=True, blank=True)
+    # US remittance rule (payments/services/us_remittance.py): the sender may cancel until then; no payout before it.
+    cancel_window_ends_at = models.DateTimeField(null=True, blank=True)
     refund_id = models.CharField(max_length=255, blank=True)
     payout_reference = models.CharField(max_length=64, blank=True, help_text="onchain.Payout.reference")
     failure_reason = models.CharField(max_length=300, blank=True)

@@ -32,7 +32,7 @@ from payments.errors import (
 )
 from payments.models import CardDispute, JournalEntry, PartnerPayout, Transfer
 from payments.providers import stripe_rail
-from payments.services import fraud, ledger, limits, payout_partners, refunds, review
+from payments.services import fraud, ledger, limits, payout_partners, refunds, review, us_remittance
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
 from payments.services.transfers import transfer_funding_prepare
 
@@ -172,6 +172,7 @@ def transfer_mark_funded(*, payment_intent):
         transfer.charge_id = payment_intent.charge_id
         transfer.mark_funded(now)
         transfer.release_after = fraud.payout_release_after(transfer, funded_at=now)
+        us_remittance.cancel_window_start(transfer, funded_at=now)  # USD: no payout while the sender may cancel
         transfer.save()
         ledger.ledger_post_funding(transfer=transfer)
         _after_commit(advance_task, transfer.id)
@@ -285,6 +286,8 @@ def transfer_advance(*, transfer_id):
 def _settle(transfer):
     if not transfer.livemode:
         raise TransferNotPayable(_("A sandbox transfer is never paid out."))
+    if us_remittance.cancel_window_open(transfer):  # every path to a payout passes here (an operator's release too)
+        raise TransferNotPayable(us_remittance.payout_held_message())
     reference = str(transfer.id)
     payout_request(reference=reference, to_address=transfer.recipient_wallet, amount=transfer.quote.target_amount)
     transfer.mark_settling(reference)
@@ -517,8 +520,9 @@ def transfer_cancellable(transfer, *, by_operator=False):
     """True while a cancel would still stop the transfer: before settlement, unpaid or funded; a transfer `held` for
     compliance review only by an operator (its review decides: a true sanctions match must stay blocked, and
     returning it on the sender's request would undo the hold)."""
-    return transfer.status in ((S.AWAITING_FUNDING, S.FUNDED, S.HELD) if by_operator else (S.AWAITING_FUNDING,
-                                                                                           S.FUNDED))
+    if by_operator:
+        return transfer.status in (S.AWAITING_FUNDING, S.FUNDED, S.HELD)
+    return transfer.status in (S.AWAITING_FUNDING, S.FUNDED) and not us_remittance.cancel_window_closed(transfer)
 
 
 def under_review_message():
@@ -540,6 +544,8 @@ def transfer_cancel(*, transfer_id, reason, by_operator=False):
     - funded or held: `refunding` (committed with the reason), and the refund task returns the money in full.
     - already stopped (cancelled, expired, rejected, refunding, refunded, …): returned as it is.
     - settling, completed, settlement_failed: TransferNotCancellable (409), nothing changes.
+    - a USD card transfer (US remittance rule) whose cancellation window has closed: the sender's cancel is
+      TransferNotCancellable (409); an operator's still goes through.
     Stripe is called outside any transaction; a Stripe that does not answer raises FundingUnavailable (503)."""
     transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
     if transfer.status in CANCEL_TOO_LATE:
@@ -566,6 +572,8 @@ def transfer_cancel(*, transfer_id, reason, by_operator=False):
             log.info("transfer_cancelled transfer_id=%s reason=%s", transfer.id, reason)
         elif transfer.status == S.HELD and not by_operator:  # held while we asked Stripe
             raise TransferNotCancellable(under_review_message())
+        elif transfer.status == S.FUNDED and not by_operator and us_remittance.cancel_window_closed(transfer):
+            raise TransferNotCancellable(us_remittance.window_closed_message())  # under the lock: no race at 30:00
         elif transfer.status in (S.FUNDED, S.HELD) and not transfer.livemode:
             # The sandbox took no money: refunded at once, no rail, no ledger.
             transfer.mark_refunding(reason)

@@ -39,7 +39,7 @@ RUNTIME_VARS = (
     "STRIPE_FRAME_ORIGINS",
     "STRIPE_REQUEST_THREE_D_SECURE",
     "CARD_ATTEMPTS_PER_TRANSFER", "VELOCITY_LIMITS", "FIRST_TRANSFERS_COUNT", "FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS",
-    "LARGE_AMOUNT_KGS", "LARGE_AMOUNT_PAYOUT_DELAY_SECONDS",
+    "LARGE_AMOUNT_KGS", "LARGE_AMOUNT_PAYOUT_DELAY_SECONDS", "US_CANCEL_WINDOW_SECONDS", "SUPPORT_EMAIL", "SUPPORT_PHONE",
     "RECONCILIATION_WINDOW_HOURS", "RECONCILIATION_LAG_SECONDS", "PAYOUT_CONFIRM_ESCALATE_MINUTES",
     "RATES_SOURCE", "NBKR_RATES_URL", "NBKR_TIMEOUT_SECONDS", "RATE_MAX_AGE_HOURS", "RATES_REFRESH_MINUTES",
     "MANUAL_RATE_MAX_DEVIATION",
@@ -93,6 +93,7 @@ def main():
     # The payout hold for new senders and large amounts, short enough to watch a demo transfer complete.
     env.setdefault("FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS", "30")
     env.setdefault("LARGE_AMOUNT_PAYOUT_DELAY_SECONDS", "60")
+    env.setdefault("US_CANCEL_WINDOW_SECONDS", "60")  # the US remittance rule's 30 minutes, shortened for a demo
     # Official rates: the live NBKR feed when NBKR_RATES_URL is set, else the bundled recorded file as today's.
     env.setdefault("RATES_SOURCE", "nbkr" if env.get("NBKR_RATES_URL") else "recorded")
     started = []

@@ -11,6 +11,7 @@ from common.openapi import component_extra
 from onchain.fields import validate_address
 from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, PartnerPayout, Quote, Transfer
 from payments.selectors import transfer_settlement
+from payments.services import us_remittance
 from payments.validators import validate_person_name, validate_phone
 
 MAX_AMOUNT = Decimal("9999999999.99")
@@ -93,19 +94,57 @@ class QuoteInputSerializer(serializers.Serializer):
         return attrs
 
 
+class ContactSerializer(serializers.Serializer):
+    email = serializers.CharField()
+    phone = serializers.CharField()
+
+
+class RegulatorSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    website = serializers.CharField()
+    phone = serializers.CharField()
+
+
+class UsRemittanceSerializer(serializers.Serializer):
+    """The US remittance rule's disclosure (12 CFR 1005.31) for a USD sender: show it before payment (on the quote)
+    and as the receipt after (on the transfer, with `cancel_until`). Amounts are decimal strings."""
+
+    transfer_amount = serializers.CharField(help_text="Sent, before our fee.")
+    fee = serializers.CharField(help_text="Our fee.")
+    taxes = serializers.CharField(help_text="Taxes we collect: none.")
+    total = serializers.CharField(help_text="What the sender pays.")
+    currency = serializers.CharField()
+    exchange_rate = serializers.CharField(help_text="Som per dollar, after our margin.")
+    other_fees = serializers.CharField(help_text="Fees charged by others: none (paid in full on-chain).")
+    other_taxes = serializers.CharField(help_text="Taxes charged by others: none.")
+    amount_received = serializers.CharField()
+    received_currency = serializers.CharField()
+    date_available = serializers.DateField(help_text="In Bishkek.")
+    cancel_minutes = serializers.IntegerField(help_text="The sender may cancel this long after paying.")
+    cancel_until = serializers.DateTimeField(allow_null=True, help_text="Null before payment.")
+    provider_contact = ContactSerializer()
+    regulator = RegulatorSerializer()
+
+
 class QuoteOutputSerializer(serializers.ModelSerializer):
     """Everything a sender compares: our rate and the official one, the fee, what is charged, the som received and
     the total cost (fee plus spread against the official rate) in percent."""
 
     total_charged = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
     cost_percent = serializers.DecimalField(max_digits=5, decimal_places=2, read_only=True)
+    us_remittance = serializers.SerializerMethodField()
 
     class Meta:
         model = Quote
         fields = ["id", "direction", "source_currency", "source_amount", "target_currency", "target_amount", "rate",
                   "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent", "expires_at",
-                  "created_at", "livemode"]
+                  "created_at", "livemode", "us_remittance"]
         read_only_fields = fields  # always present in a response: `required` in the schema
+
+    @extend_schema_field(UsRemittanceSerializer(allow_null=True))
+    def get_us_remittance(self, obj):
+        # USD only: the disclosure to show before payment (null for other currencies).
+        return us_remittance.disclosure(quote=obj).as_dict() if us_remittance.applies_to_quote(obj) else None
 
 
 def text_field(*, allow_blank=False, **kwargs):
@@ -345,13 +384,20 @@ class TransferOutputSerializer(serializers.ModelSerializer):
     settlement = serializers.SerializerMethodField()
     sender_status_url = serializers.SerializerMethodField()
     recipient_status_url = serializers.SerializerMethodField()
+    us_remittance = serializers.SerializerMethodField()
 
     class Meta:
         model = Transfer
         fields = ["id", "reference", "status", "quote", "sender", "recipient", "funding", "settlement",
                   "sender_status_url", "recipient_status_url", "failure_reason", "created_at", "funded_at",
-                  "completed_at", "livemode"]
+                  "completed_at", "livemode", "us_remittance"]
         read_only_fields = fields
+
+    @extend_schema_field(UsRemittanceSerializer(allow_null=True))
+    def get_us_remittance(self, obj):
+        # A USD card transfer: the receipt (cancel_until once paid); null otherwise (a balance-funded transfer is
+        # the partner's own remittance to its customer).
+        return us_remittance.disclosure(quote=obj.quote, transfer=obj).as_dict() if us_remittance.applies(obj) else None
 
     @extend_schema_field(SenderOutputSerializer)
     def get_sender(self, obj):

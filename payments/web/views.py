@@ -44,6 +44,7 @@ from payments.pipeline import (
     under_review_message,
 )
 from payments.selectors import transfer_settlement
+from payments.services import us_remittance
 from payments.services.eta import transfer_eta
 from payments.services.quotes import quote_create, quote_get_usable, quote_price
 from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
@@ -305,6 +306,7 @@ def pay(request, token):
         "stripe_js_url": settings.STRIPE_JS_URL,
         "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "seconds_left": max(int((funding_deadline - timezone.now()).total_seconds()), 0),
+        "us_disclosure": us_remittance.disclosure(quote=transfer.quote) if us_remittance.applies(transfer) else None,
     }
     if funding_error:
         status = 503
@@ -339,6 +341,9 @@ def _status_page(request, transfer, *, audience):
         context["pay_url"] = reverse("web:pay", kwargs={"token": transfer.sender_token})
         context["cancel_url"] = reverse("web:cancel", kwargs={"token": transfer.sender_token})
         context["can_cancel"] = transfer_cancellable(transfer)
+        if us_remittance.applies(transfer):
+            context["us_receipt"] = us_remittance.disclosure(quote=transfer.quote, transfer=transfer)
+            context["us_cancel_window_open"] = us_remittance.cancel_window_open(transfer)
     else:
         # The recipient learns who sent the money, not how to reach them.
         context["sender_first_name"] = (transfer.sender_name.split() or [""])[0]
@@ -356,8 +361,13 @@ def _status_page(request, transfer, *, audience):
 @rate_limited("web-transfer")  # each POST asks Stripe (PaymentIntent read and cancel): counted like a new transfer
 def cancel(request, token):
     """The sender cancels before settlement: a confirmation page (GET) and the cancel itself (POST, CSRF-checked).
-    The sender's status link is the key, as for the status page. Unpaid: nothing is charged; paid: refunded in full."""
-    transfer = get_object_or_404(Transfer.objects.select_related("quote"), sender_token=token)
+    The sender's status link is the key, as for the status page. Unpaid: nothing is charged; paid: refunded in full.
+    The recipient's link is refused with a message (403) and changes nothing: only the sender may cancel."""
+    transfer = Transfer.objects.select_related("quote").filter(sender_token=token).first()
+    if transfer is None:
+        if Transfer.objects.filter(recipient_token=token).exists():
+            return render(request, "payments/cancel_refused.html", status=403)
+        raise Http404
     status_url = reverse("web:sender_status", kwargs={"token": token})
     error, status = None, 200
     if request.method == "POST" and transfer_cancellable(transfer):
@@ -376,6 +386,8 @@ def cancel(request, token):
                           "recipient."), 409
     elif transfer.status == Transfer.Status.HELD:
         error, status = under_review_message(), 409
+    elif transfer.status == Transfer.Status.FUNDED and us_remittance.cancel_window_closed(transfer):
+        error, status = us_remittance.window_closed_message(), 409
     elif not transfer_cancellable(transfer):
         return redirect(status_url)  # already cancelled, refunded or expired: its page says so
     return render(request, "payments/cancel.html", {"transfer": transfer, "quote": transfer.quote, "error": error,

@@ -221,9 +221,10 @@ def test_the_web_cancel_without_its_csrf_token_is_refused(pricing, stripe_server
 
 
 def test_the_web_cancel_needs_the_senders_link(client, pricing, stripe_server):
-    """The recipient's link or a made-up token finds nothing to cancel."""
+    """The recipient's link is refused with a message (403), a made-up token finds nothing; nothing changes."""
     transfer = make_transfer()
-    assert client.post(f"/t/{transfer.recipient_token}/cancel").status_code == 404
+    refused = client.post(f"/t/{transfer.recipient_token}/cancel")
+    assert refused.status_code == 403 and "Only the sender can cancel" in refused.content.decode()
     assert client.get("/t/not-a-token/cancel").status_code == 404
     assert fresh(transfer).status == S.AWAITING_FUNDING
 

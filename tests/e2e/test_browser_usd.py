@@ -1,0 +1,64 @@
+"""A USD sender in headless Chromium under the US remittance rule: the disclosure before paying, the receipt after,
+and the cancel within the 30 minutes (no JavaScript needed for it: a link, a confirmation page, a form POST)."""
+
+import shutil
+
+import pytest
+
+from payments.models import Transfer
+from tests.conftest import new_recipient
+from tests.e2e.test_browser import browser, page  # noqa: F401 (the same Chromium and page fixtures)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it)"),
+]
+
+
+def test_usd_sender_sees_the_disclosure_pays_gets_the_receipt_and_cancels(page, pricing, stripe_webhook_to,  # noqa: F811
+                                                                          settings):
+    """Disclosure on the pay page (fees, taxes, rate, som received, 30 minutes to cancel, the CFPB); after paying
+    the status page turns `funded` with the receipt and its cancel deadline; the cancel button's confirmation
+    cancels it and the money goes back (`refunding`); no payout was made meanwhile."""
+    settings.US_CANCEL_WINDOW_SECONDS = 1800
+    live = stripe_webhook_to.url
+    wallet = new_recipient()
+
+    page.goto(f"{live}/")
+    page.fill("#id_source_amount", "100")
+    page.select_option("#id_source_currency", "USD")
+    page.click("#amount-submit")
+    page.wait_for_url("**/details")
+    page.fill("#id_sender_name", "John Smith")
+    page.fill("#id_sender_phone", "+1 212 555 1234")
+    page.fill("#id_sender_email", "john@example.com")
+    page.fill("#id_recipient_name", "Aida Bekova")
+    page.fill("#id_recipient_phone", "+996 555 123 456")
+    page.fill("#id_recipient_wallet", wallet.lower())
+    page.click("#details-submit")
+
+    page.wait_for_url("**/pay")
+    disclosure = page.locator("#us-disclosure")
+    for text in ("Transfer taxes", "Total to recipient", "within 30 minutes", "1-855-411-2372", "180 days"):
+        assert text in disclosure.inner_text(), text
+    card = page.locator("#card-element")
+    card.locator("input[placeholder=number]").fill("4242424242424242")
+    card.locator("input[placeholder=exp_month]").fill("12")
+    card.locator("input[placeholder=exp_year]").fill("30")
+    card.locator("input[placeholder=cvc]").fill("123")
+    card.locator("input[placeholder=postal_code]").fill("10001")
+    page.click("#pay-button")
+    page.get_by_role("button", name="Complete authentication").click()
+
+    page.wait_for_url("**/t/*")
+    page.locator("#transfer-status[data-status=funded] #us-receipt").wait_for(timeout=60_000)
+    assert "You can cancel until" in page.locator("#us-receipt").inner_text()
+    assert "full refund until" in page.locator("#us-cancel-window").inner_text()
+    page.click("#cancel-link")
+    page.wait_for_url("**/cancel")
+    page.click("#cancel-confirm")
+    page.locator("#transfer-status[data-status=refunding], #transfer-status[data-status=refunded]").wait_for()
+
+    transfer = Transfer.objects.get(recipient_wallet=wallet)
+    assert transfer.status in ("refunding", "refunded") and transfer.failure_reason == "cancelled by the sender"
+    assert not transfer.payout_reference
