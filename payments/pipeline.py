@@ -271,7 +271,10 @@ def transfer_advance(*, transfer_id):
             transfer.mark_held(outcome.reason)
             transfer.save()
         elif outcome.decision == CLEAR:
-            if transfer.release_after and transfer.release_after > timezone.now():
+            if not transfer.recipient_wallet:  # sent to a phone: waits for the recipient's claim (services/claims.py)
+                transfer.mark_awaiting_claim()
+                transfer.save()
+            elif transfer.release_after and transfer.release_after > timezone.now():
                 log.info("transfer_payout_delayed transfer_id=%s release_after=%s", transfer.id, transfer.release_after)
             else:
                 _settle(transfer)
@@ -285,6 +288,10 @@ def transfer_advance(*, transfer_id):
 def _settle(transfer):
     if not transfer.livemode:
         raise TransferNotPayable(_("A sandbox transfer is never paid out."))
+    if not transfer.recipient_wallet:  # released from review before the recipient claimed it: it waits for the claim
+        transfer.mark_awaiting_claim()
+        transfer.save()
+        return
     reference = str(transfer.id)
     payout_request(reference=reference, to_address=transfer.recipient_wallet, amount=transfer.quote.target_amount)
     transfer.mark_settling(reference)
@@ -517,8 +524,8 @@ def transfer_cancellable(transfer, *, by_operator=False):
     """True while a cancel would still stop the transfer: before settlement, unpaid or funded; a transfer `held` for
     compliance review only by an operator (its review decides: a true sanctions match must stay blocked, and
     returning it on the sender's request would undo the hold)."""
-    return transfer.status in ((S.AWAITING_FUNDING, S.FUNDED, S.HELD) if by_operator else (S.AWAITING_FUNDING,
-                                                                                           S.FUNDED))
+    return transfer.status in ((S.AWAITING_FUNDING, S.FUNDED, S.HELD, S.AWAITING_CLAIM) if by_operator
+                               else (S.AWAITING_FUNDING, S.FUNDED, S.AWAITING_CLAIM))
 
 
 def under_review_message():
@@ -566,13 +573,13 @@ def transfer_cancel(*, transfer_id, reason, by_operator=False):
             log.info("transfer_cancelled transfer_id=%s reason=%s", transfer.id, reason)
         elif transfer.status == S.HELD and not by_operator:  # held while we asked Stripe
             raise TransferNotCancellable(under_review_message())
-        elif transfer.status in (S.FUNDED, S.HELD) and not transfer.livemode:
+        elif transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM) and not transfer.livemode:
             # The sandbox took no money: refunded at once, no rail, no ledger.
             transfer.mark_refunding(reason)
             transfer.mark_refunded(refund_id="sandbox")
             transfer.save()
             log.info("sandbox_transfer_cancelled_refunded transfer_id=%s", transfer.id)
-        elif transfer.status in (S.FUNDED, S.HELD):
+        elif transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM):
             refunds.refund_rail(transfer)  # refuses (nothing changes) when no rail can return the money
             transfer.mark_refunding(reason)
             transfer.save()
@@ -664,7 +671,7 @@ def transfers_sweep():
 
 # Disputes and early fraud warnings ---------------------------------------------------------------
 
-NOT_PAID_OUT = (S.FUNDED, S.HELD, S.REJECTED)
+NOT_PAID_OUT = (S.FUNDED, S.HELD, S.REJECTED, S.AWAITING_CLAIM)
 PAID_OUT = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED)
 
 
@@ -769,7 +776,7 @@ def _returned(transfer):
 
 
 def _fraud_warning_apply(transfer, warning):
-    if transfer.status in (S.FUNDED, S.HELD):
+    if transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM):
         transfer.mark_rejected("refused by our risk checks (card payment reported as fraud)")
         transfer.save()
         _after_commit(refund_task, transfer.id)
