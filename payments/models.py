@@ -981,7 +981,7 @@ class TravelRuleRecord(models.Model):
 
     def __str__(self):
         return f"travel rule data of transfer {self.transfer_id}"
+from payments.models_claims import ClaimCode, ClaimReminder  # noqa: E402,F401
 from payments.models_idempotency import *  # noqa: E402,F401,F403
 from payments.models_payout_partners import PartnerPayout, PayoutPartner  # noqa: E402,F401
 from payments.models_webhooks import *  # noqa: E402,F401,F403
-from payments.models_claims import ClaimCode, ClaimReminder  # noqa: E402,F401
