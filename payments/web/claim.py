@@ -1,6 +1,7 @@
 """The recipient's claim page (payments/services/claims.py): ask for a one-time code by SMS, then give it with a
 wallet or a payout partner. Plain forms, no script needed; errors beside their fields, in the visitor's language."""
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -42,7 +43,8 @@ def claim(request, token):
         except ClaimRefused as exc:
             error, status = exc.detail, 409
         else:
-            notice = _("We sent a code by SMS to the phone number the sender gave. It is valid for 10 minutes.")
+            notice = _("We sent a code by SMS to the phone number the sender gave. It is valid for %(minutes)s "
+                       "minutes.") % {"minutes": max(settings.CLAIM_CODE_TTL_SECONDS // 60, 1)}
     elif request.method == "POST":
         form = ClaimForm(request.POST, partners=_partners())
         if form.is_valid():
