@@ -25,6 +25,7 @@ from datetime import timedelta
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -161,11 +162,15 @@ def claim_destination(*, wallet_address="", payout_partner="", account=""):
     return Destination(wallet_address)
 
 
-def claim_submit(*, transfer_id, code, destination, ip=""):
+def claim_submit(*, transfer_id, code, destination=None, wallet_address="", payout_partner="", account="", ip=""):
     """Check the code and, if it is right, set the destination and send the transfer back to `funded` (the advance
     task screens and pays it), all under the transfer's row lock: one destination however many claims race. A wrong
-    code counts against it (committed) and changes nothing else."""
+    code counts against it (committed) and changes nothing else. The destination is `destination`, or checked here
+    from the raw fields (claim_destination) after the per-IP count, so refused claims cannot probe the chain freely."""
     _ip_count("claim-verify", ip)
+    _refuse_unless_open(Transfer.objects.get(pk=transfer_id))
+    if destination is None:
+        destination = claim_destination(wallet_address=wallet_address, payout_partner=payout_partner, account=account)
     code = "".join((code or "").split())
     now = timezone.now()
     with transaction.atomic():
@@ -229,7 +234,8 @@ def claims_sweep(*, now=None):
     sent = 0
     for number, hours in enumerate(sorted(settings.CLAIM_REMINDER_HOURS), start=1):
         due = waiting.filter(funded_at__lte=now - timedelta(hours=hours), funded_at__gt=deadline)
-        for transfer in due.exclude(claim_reminders__number=number, claim_reminders__sent_at__isnull=False):
+        sent_already = ClaimReminder.objects.filter(transfer=OuterRef("pk"), number=number, sent_at__isnull=False)
+        for transfer in due.exclude(Exists(sent_already)).select_related("quote"):
             sent += claim_remind(transfer=transfer, number=number)
     if sent or refunded:
         log.info("claims_swept reminders=%s refunded=%s", sent, refunded)

@@ -15,7 +15,6 @@ from payments.services.claims import (
     ClaimRateLimited,
     ClaimRefused,
     claim_code_send,
-    claim_destination,
     claim_state,
     claim_submit,
 )
@@ -50,10 +49,8 @@ def claim(request, token):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                destination = claim_destination(wallet_address=data["wallet_address"],
-                                                payout_partner=data["payout_partner"], account=data["account"])
-                claim_submit(transfer_id=transfer.pk, code=data["code"], destination=destination,
-                             ip=client_ip(request))
+                claim_submit(transfer_id=transfer.pk, code=data["code"], wallet_address=data["wallet_address"],
+                             payout_partner=data["payout_partner"], account=data["account"], ip=client_ip(request))
             except ClaimRateLimited as exc:
                 error, status = exc.detail, 429
             except ClaimRefused as exc:

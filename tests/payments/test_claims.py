@@ -234,3 +234,14 @@ def test_reminders_are_sent_once_each_then_the_transfer_is_refunded_to_the_balan
     assert pipeline.transfer_refund(transfer_id=waiting.pk).status == S.REFUNDED
     with pytest.raises(claims.ClaimRefused, match="no longer be claimed"):
         claims.claim_code_send(transfer_id=waiting.pk)
+
+
+def test_a_reminder_stored_but_not_sent_before_a_crash_is_sent_on_the_next_sweep(waiting, sms_outbox):
+    """A reminder row left without `sent_at` (a crash between storing it and the SMS) is sent by the next sweep with
+    the same idempotency key, also when an earlier reminder was sent; sent ones are never sent again."""
+    funded = waiting.funded_at
+    ClaimReminder.objects.create(transfer=waiting, number=1, sent_at=timezone.now())
+    ClaimReminder.objects.create(transfer=waiting, number=2)
+    assert claims.claims_sweep(now=funded + timedelta(hours=73)) == (1, 0)
+    assert [m.idempotency_key for m in sms_outbox] == [f"claim-reminder-{waiting.pk}-2"]
+    assert claims.claims_sweep(now=funded + timedelta(hours=74)) == (0, 0)
