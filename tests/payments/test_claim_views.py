@@ -53,12 +53,15 @@ def code_from(outbox):
 
 
 def test_recipient_status_page_links_to_the_claim_and_the_page_has_plain_forms(client, waiting):
-    """Awaiting the claim, the recipient's page links to the claim page, whose forms post without any script."""
+    """Awaiting the claim, the recipient's page links to the claim page, whose forms post without any script; the
+    sender's page says the recipient chooses the wallet."""
     status_page = client.get(f"/r/{waiting.recipient_token}").content.decode()
     assert f'href="{url(waiting)}"' in status_page
     page = client.get(url(waiting)).content.decode()
     assert 'id="claim-send-form"' in page and 'id="claim-form"' in page and 'method="post"' in page
     assert 'autocomplete="one-time-code"' in page
+    sender_page = client.get(f"/t/{waiting.sender_token}").content.decode()
+    assert 'id="claim-pending"' in sender_page and "Waiting for the recipient" in sender_page
 
 
 def test_send_then_claim_with_a_wallet_redirects_to_the_status_page(client, waiting, sms_outbox, chain):
