@@ -197,6 +197,8 @@ RATE_LIMITS = {
     "api-auth-failures": (env_int("RATE_API_AUTH_FAILURES_PER_HOUR", 20), 3600),  # bad API keys, per client IP
     "web-quote": (env_int("RATE_WEB_QUOTES_PER_HOUR", 60), 3600),  # quotes from the sender form, per IP
     "web-transfer": (env_int("RATE_WEB_TRANSFERS_PER_HOUR", 20), 3600),  # transfers (PaymentIntents), per IP
+    "claim-send": (env_int("RATE_CLAIM_CODES_PER_HOUR", 10), 3600),  # recipient claim: codes asked for, per IP
+    "claim-verify": (env_int("RATE_CLAIM_VERIFY_PER_HOUR", 30), 3600),  # recipient claim: codes tried, per IP
 }
 
 # Celery: settings for money (RELIABILITY.md): late acks, no prefetch, JSON only, time limits.
@@ -431,3 +433,15 @@ SMS_BACKEND = os.environ.get("SMS_BACKEND", "common.sms.ConsoleBackend")
 SMS_HTTP_URL = os.environ.get("SMS_HTTP_URL", "")
 SMS_HTTP_TOKEN = os.environ.get("SMS_HTTP_TOKEN", "")
 SMS_HTTP_TIMEOUT_S = env_int("SMS_HTTP_TIMEOUT_S", 10)
+
+# Recipient claim (payments/services/claims.py): a transfer sent to a phone waits for its recipient to prove the phone
+# with a one-time code and name a wallet or payout partner; reminders by SMS, then a full refund to the sender.
+CLAIM_CODE_TTL_SECONDS = max(env_int("CLAIM_CODE_TTL_SECONDS", 600), 60)
+CLAIM_CODE_MAX_ATTEMPTS = max(env_int("CLAIM_CODE_MAX_ATTEMPTS", 5), 1)  # wrong tries that lock a code
+CLAIM_CODES_PER_DAY = max(env_int("CLAIM_CODES_PER_DAY", 5), 1)  # codes one transfer may send in 24 hours
+CLAIM_CODE_RESEND_SECONDS = max(env_int("CLAIM_CODE_RESEND_SECONDS", 60), 0)  # between two codes of one transfer
+CLAIM_REMINDER_HOURS = tuple(int(h) for h in os.environ.get("CLAIM_REMINDER_HOURS", "24,72").split(",") if h.strip())
+CLAIM_SMS_LANGUAGE = os.environ.get("CLAIM_SMS_LANGUAGE", "ky")  # the reminders' language (en, ru or ky)
+CLAIM_WINDOW_HOURS = max(env_int("CLAIM_WINDOW_HOURS", 168), 1)  # unclaimed this long after funding: refunded
+CELERY_BEAT_SCHEDULE["claims-sweep"] = {"task": "payments.tasks.claims_sweep",
+                                        "schedule": timedelta(seconds=env_int("CLAIM_SWEEP_SECONDS", 300))}

@@ -241,6 +241,7 @@ class Transfer(StatusModel):
         CANCELLED = "cancelled", "cancelled before payment"
         AWAITING_PAYOUT_CONFIRMATION = "awaiting_payout_confirmation", "paid to the payout partner, awaiting its confirmation"
         PAYOUT_FAILED = "payout_failed", "the payout partner could not pay out, operator decides"
+        AWAITING_CLAIM = "awaiting_claim", "paid and screened, waiting for the recipient to claim it"
 
     class FundingMethod(models.TextChoices):
         CARD = "card", "card (Stripe PaymentIntent)"
@@ -260,7 +261,8 @@ class Transfer(StatusModel):
     sender_email = models.EmailField()
     recipient_name = models.CharField(max_length=140)
     recipient_phone = models.CharField(max_length=20)
-    recipient_wallet = AddressField()
+    # Empty until the recipient claims the transfer (payments/services/claims.py): the sender gave only the phone.
+    recipient_wallet = AddressField(blank=True)
 
     # Funded by card (a Stripe PaymentIntent) or at creation from the partner's prefunded balance (services/balances.py).
     funding_method = models.CharField(max_length=8, choices=FundingMethod.choices, default=FundingMethod.CARD)
@@ -339,9 +341,20 @@ class Transfer(StatusModel):
     def mark_held(self, reason):
         self.failure_reason = reason[:300]
 
-    @transition(field=status, source=[Status.FUNDED, Status.HELD], target=Status.REJECTED)
+    @transition(field=status, source=[Status.FUNDED, Status.HELD, Status.AWAITING_CLAIM], target=Status.REJECTED)
     def mark_rejected(self, reason):
         self.failure_reason = reason[:300]
+
+    # Recipient claim (payments/services/claims.py): screened clear with no destination yet, it waits for the
+    # recipient; the claim fills the destination and sends it back to `funded`, where the usual advance screens the
+    # destination and pays it (or waits for its release time).
+    @transition(field=status, source=[Status.FUNDED, Status.HELD], target=Status.AWAITING_CLAIM)
+    def mark_awaiting_claim(self):
+        pass
+
+    @transition(field=status, source=Status.AWAITING_CLAIM, target=Status.FUNDED)
+    def mark_claimed(self):
+        pass
 
     @transition(field=status, source=[Status.FUNDED, Status.HELD], target=Status.SETTLING)
     def mark_settling(self, payout_reference):
@@ -363,7 +376,7 @@ class Transfer(StatusModel):
         self.failure_reason = reason[:300]
 
     @transition(field=status, source=[Status.REJECTED, Status.SETTLEMENT_FAILED, Status.FUNDED, Status.HELD,
-                                      Status.PAYOUT_FAILED],
+                                      Status.PAYOUT_FAILED, Status.AWAITING_CLAIM],
                 target=Status.REFUNDING)
     def mark_refunding(self, reason=None):
         """The money goes back: recorded before the refund is asked for (its idempotency key derives from the
@@ -389,7 +402,8 @@ class Transfer(StatusModel):
         self.failure_reason = reason[:300]
 
     @transition(field=status, source=[Status.AWAITING_FUNDING, Status.FUNDED, Status.HELD, Status.REJECTED,
-                                      Status.REFUNDING, Status.REFUND_FAILED], target=Status.CHARGED_BACK)
+                                      Status.REFUNDING, Status.REFUND_FAILED, Status.AWAITING_CLAIM],
+                target=Status.CHARGED_BACK)
     def mark_charged_back(self, reason):
         """The cardholder's bank took the payment back (a dispute) before any payout: nothing will be paid, and
         nothing can be refunded (Stripe refuses refunds on a disputed charge). From `refund_failed`: the chargeback
@@ -969,6 +983,7 @@ class TravelRuleRecord(models.Model):
 
     def __str__(self):
         return f"travel rule data of transfer {self.transfer_id}"
+from payments.models_claims import ClaimCode, ClaimReminder  # noqa: E402,F401
 from payments.models_idempotency import *  # noqa: E402,F401,F403
 from payments.models_payout_partners import PartnerPayout, PayoutPartner  # noqa: E402,F401
 from payments.models_webhooks import *  # noqa: E402,F401,F403

@@ -272,7 +272,10 @@ def transfer_advance(*, transfer_id):
             transfer.mark_held(outcome.reason)
             transfer.save()
         elif outcome.decision == CLEAR:
-            if transfer.release_after and transfer.release_after > timezone.now():
+            if not transfer.recipient_wallet:  # sent to a phone: waits for the recipient's claim (services/claims.py)
+                transfer.mark_awaiting_claim()
+                transfer.save()
+            elif transfer.release_after and transfer.release_after > timezone.now():
                 log.info("transfer_payout_delayed transfer_id=%s release_after=%s", transfer.id, transfer.release_after)
             else:
                 _settle(transfer)
@@ -286,6 +289,10 @@ def transfer_advance(*, transfer_id):
 def _settle(transfer):
     if not transfer.livemode:
         raise TransferNotPayable(_("A sandbox transfer is never paid out."))
+    if not transfer.recipient_wallet:  # released from review before the recipient claimed it: it waits for the claim
+        transfer.mark_awaiting_claim()
+        transfer.save()
+        return
     if us_remittance.cancel_window_open(transfer):  # every path to a payout passes here (an operator's release too)
         raise TransferNotPayable(us_remittance.payout_held_message())
     reference = str(transfer.id)
@@ -521,8 +528,10 @@ def transfer_cancellable(transfer, *, by_operator=False):
     compliance review only by an operator (its review decides: a true sanctions match must stay blocked, and
     returning it on the sender's request would undo the hold)."""
     if by_operator:
-        return transfer.status in (S.AWAITING_FUNDING, S.FUNDED, S.HELD)
-    return transfer.status in (S.AWAITING_FUNDING, S.FUNDED) and not us_remittance.cancel_window_closed(transfer)
+        return transfer.status in (S.AWAITING_FUNDING, S.FUNDED, S.HELD, S.AWAITING_CLAIM)
+    # An unclaimed transfer was never paid out: its sender may take it back after the US window too.
+    return transfer.status == S.AWAITING_CLAIM or (
+        transfer.status in (S.AWAITING_FUNDING, S.FUNDED) and not us_remittance.cancel_window_closed(transfer))
 
 
 def under_review_message():
@@ -574,13 +583,13 @@ def transfer_cancel(*, transfer_id, reason, by_operator=False):
             raise TransferNotCancellable(under_review_message())
         elif transfer.status == S.FUNDED and not by_operator and us_remittance.cancel_window_closed(transfer):
             raise TransferNotCancellable(us_remittance.window_closed_message())  # under the lock: no race at 30:00
-        elif transfer.status in (S.FUNDED, S.HELD) and not transfer.livemode:
+        elif transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM) and not transfer.livemode:
             # The sandbox took no money: refunded at once, no rail, no ledger.
             transfer.mark_refunding(reason)
             transfer.mark_refunded(refund_id="sandbox")
             transfer.save()
             log.info("sandbox_transfer_cancelled_refunded transfer_id=%s", transfer.id)
-        elif transfer.status in (S.FUNDED, S.HELD):
+        elif transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM):
             refunds.refund_rail(transfer)  # refuses (nothing changes) when no rail can return the money
             transfer.mark_refunding(reason)
             transfer.save()
@@ -672,7 +681,7 @@ def transfers_sweep():
 
 # Disputes and early fraud warnings ---------------------------------------------------------------
 
-NOT_PAID_OUT = (S.FUNDED, S.HELD, S.REJECTED)
+NOT_PAID_OUT = (S.FUNDED, S.HELD, S.REJECTED, S.AWAITING_CLAIM)
 PAID_OUT = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED)
 
 
@@ -777,7 +786,7 @@ def _returned(transfer):
 
 
 def _fraud_warning_apply(transfer, warning):
-    if transfer.status in (S.FUNDED, S.HELD):
+    if transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM):
         transfer.mark_rejected("refused by our risk checks (card payment reported as fraud)")
         transfer.save()
         _after_commit(refund_task, transfer.id)

@@ -5,7 +5,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from payments import pipeline
-from payments.services import payout_partners, reconciliation
+from payments.services import claims, payout_partners, reconciliation
 from payments.services.idempotency import idempotency_purge as idempotency_purge_service
 from payments.services.rates import rates_refresh as rates_refresh_service
 
@@ -60,6 +60,12 @@ def rescreen_task(reason):
 def payouts_escalate():
     """Payout partners' payouts unconfirmed past PAYOUT_CONFIRM_ESCALATE_MINUTES: one operator alert each."""
     payout_partners.payouts_escalate()
+
+
+@shared_task
+def claims_sweep():
+    """Unclaimed transfers: reminders due, and the final refund past CLAIM_WINDOW_HOURS (payments/services/claims.py)."""
+    claims.claims_sweep()
 
 
 from payments import tasks_webhooks  # noqa: E402,F401  (outgoing webhook tasks)

@@ -212,7 +212,9 @@ class WalletField(serializers.CharField):
 # A wallet, or a payout partner with the recipient's account there (RecipientSerializer.validate).
 component_extra("RecipientRequest", oneOf=[
     {"required": ["wallet_address"], "not": {"anyOf": [{"required": ["payout_partner"]}, {"required": ["account"]}]}},
-    {"required": ["payout_partner", "account"], "not": {"required": ["wallet_address"]}}])
+    {"required": ["payout_partner", "account"], "not": {"required": ["wallet_address"]}},
+    {"not": {"anyOf": [{"required": ["wallet_address"]}, {"required": ["payout_partner"]},
+                       {"required": ["account"]}]}}])
 
 component_extra("QuoteInputRequest", oneOf=[
     {"required": ["source_amount"], "not": {"required": ["target_amount"]}},
@@ -227,7 +229,8 @@ class SenderSerializer(serializers.Serializer):
 
 class RecipientSerializer(serializers.Serializer):
     """Paid to a wallet (`wallet_address`) or through a payout partner (`payout_partner` and the recipient's
-    `account` there): exactly one of the two (docs/api.md, "Payout partners")."""
+    `account` there): at most one of the two (docs/api.md, "Payout partners"). Neither: the transfer waits, once paid
+    and screened, in `awaiting_claim` until the recipient claims it by phone (docs/api.md, "Recipient claim")."""
 
     name = NameField()
     phone = PhoneField(max_length=20)
@@ -250,9 +253,9 @@ class RecipientSerializer(serializers.Serializer):
         elif "wallet_address" in attrs:
             if "account" in attrs:
                 raise serializers.ValidationError({"account": ["account goes with payout_partner, not with a wallet."]})
-        else:
-            raise serializers.ValidationError({"wallet_address": [
-                "Give wallet_address (paid to a wallet) or payout_partner with account (paid out by a partner)."]})
+        elif "account" in attrs:
+            raise serializers.ValidationError({"account": ["account goes with payout_partner."]})
+        # Neither: the recipient claims it by phone and names the destination then (docs/states.md, awaiting_claim).
         return attrs
 
 
@@ -340,7 +343,8 @@ class RecipientOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     phone = serializers.CharField(help_text="E.164.")
     wallet_address = serializers.CharField(help_text="EIP-55 checksum form (a payout partner's settlement address "
-                                                     "when paid through one).")
+                                                     "when paid through one); empty until the recipient claims a "
+                                                     "transfer sent to a phone only.")
     # Null unless the transfer is paid out by a payout partner (docs/api.md, "Payout partners").
     payout_partner = serializers.CharField(allow_null=True, help_text="The payout partner's code.")
     account = serializers.CharField(allow_null=True, help_text="The recipient's account at the payout partner.")

@@ -99,6 +99,9 @@ def _route(recipient):
     """A recipient paid through a payout partner (`payout_partner`, `account`) is paid at the partner's settlement
     address: the rest of creation checks that address as it checks a wallet (payments/services/payout_partners.py)."""
     if not recipient.get("payout_partner"):
+        if not recipient.get("wallet_address"):
+            # Only the recipient's phone: the recipient claims it and names the destination (services/claims.py).
+            return {**recipient, "wallet_address": ""}, None
         # A payout partner's address named as a plain wallet would complete with no payout reference for the partner
         # to pay against (and escape the freezes its address is exempt from).
         if is_settlement_address(recipient["wallet_address"]):
@@ -110,7 +113,8 @@ def _route(recipient):
 
 
 def _refuse_frozen(*, sender, recipient):
-    wallet = [] if recipient.get("payout_partner") else [("wallet", recipient["wallet_address"])]
+    wallet = [] if recipient.get("payout_partner") or not recipient["wallet_address"] else [
+        ("wallet", recipient["wallet_address"])]
     frozen = identities_frozen([("email", sender["email"]), ("phone", sender["phone"])] + wallet)
     if frozen:
         log.warning("transfer_refused frozen=%s", frozen_detail(frozen))
@@ -135,10 +139,8 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     replay = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
               "livemode": livemode}
     field = PARTNER_FIELD if payout_partner else WALLET_FIELD
-    if wallet_is_denied(recipient["wallet_address"]):
-        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
-    if livemode:  # the sandbox never asks the chain
-        _wallet_check(recipient["wallet_address"], field=field)
+    if recipient["wallet_address"]:  # empty: the recipient names it when claiming (services/claims.py)
+        _destination_check(recipient["wallet_address"], field=field, livemode=livemode)
     try:
         with transaction.atomic():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode)
@@ -187,6 +189,24 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
         raise
     log.info("transfer_created transfer_id=%s partner=%s", transfer.id, partner)
     return transfer, True
+
+
+def _destination_check(address, *, field, livemode=True):
+    if wallet_is_denied(address):
+        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
+    if livemode:  # the sandbox never asks the chain
+        _wallet_check(address, field=field)
+
+
+def wallet_destination_check(*, address, field=WALLET_FIELD):
+    """The checks a wallet named at creation gets, for a wallet named later (a recipient's claim): not a payout
+    partner's settlement address, not denied, not frozen, and accepted by onchain's recipient check. Raises
+    WalletRefused / WalletCheckUnavailable / TransferRefused beside `field`; the address is already well-formed."""
+    if is_settlement_address(address):
+        raise WalletRefused(_("This address belongs to a payout partner: choose the partner instead."), field=field)
+    if identities_frozen([("wallet", address)]):
+        raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
+    _destination_check(address, field=field)
 
 
 def _wallet_check(address, field=WALLET_FIELD):

@@ -138,8 +138,9 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
                                       widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off",
                                                                     "placeholder": "+996 555 123 456"}))
     recipient_wallet = forms.CharField(
-        label=_("Recipient's wallet address"),
-        help_text=_("A BEP-20 (BNB Smart Chain) address that starts with 0x. The som arrive there as KGST."),
+        label=_("Recipient's wallet address"), required=False,
+        help_text=_("A BEP-20 (BNB Smart Chain) address that starts with 0x. The som arrive there as KGST. "
+                    "Leave it empty if you do not know it: the recipient gets an SMS and chooses where to receive."),
         widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false",
                                       "placeholder": "0x…", "class": "mono"}))
     # The travel rule's extra fields (shown and required only at or above its threshold).
@@ -180,7 +181,8 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
 
     def clean_recipient_wallet(self):
         # Pasted addresses often carry spaces or line breaks; the checksum form is what gets stored.
-        return validate_address("".join(self.cleaned_data["recipient_wallet"].split()))
+        wallet = "".join(self.cleaned_data["recipient_wallet"].split())
+        return validate_address(wallet) if wallet else ""  # empty: the recipient claims it (services/claims.py)
 
     def service_payload(self):
         """The body transfer_create takes, in the API's shape (its fingerprint covers exactly this)."""
@@ -188,7 +190,7 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
         return {
             "sender": {"name": data["sender_name"], "phone": data["sender_phone"], "email": data["sender_email"]},
             "recipient": {"name": data["recipient_name"], "phone": data["recipient_phone"],
-                          "wallet_address": data["recipient_wallet"]},
+                          **({"wallet_address": data["recipient_wallet"]} if data["recipient_wallet"] else {})},
             **({"travel_rule": {
                 "originator": {"address": data["originator_address"],
                                "date_of_birth": data["originator_date_of_birth"],
@@ -207,3 +209,47 @@ class PayForm(ServiceErrorsMixin, forms.Form):
         regex=r"^(tok|pm|card|src)_[A-Za-z0-9_]{1,250}$", max_length=255, widget=forms.HiddenInput,
         error_messages={"required": _("Enter your card details."),
                         "invalid": _("The card details could not be read: enter them again.")})
+
+
+class ClaimSendForm(forms.Form):
+    """The recipient asks for a one-time code (sent to the phone the sender gave); no input but the button."""
+
+
+class ClaimForm(ServiceErrorsMixin, forms.Form):
+    """The recipient's one-time code and where to be paid: a wallet, or a payout partner and the account there."""
+
+    service_fields = {"recipient.payout_partner": "payout_partner", "recipient.wallet_address": "wallet_address"}
+
+    code = forms.RegexField(label=_("Code from the SMS"), regex=r"^\s*[0-9]{6}\s*$", max_length=12,
+                            error_messages={"required": _("Enter the 6-digit code from the SMS."),
+                                            "invalid": _("Enter the 6-digit code from the SMS.")},
+                            widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))
+    wallet_address = forms.CharField(
+        label=_("Your wallet address"), required=False, max_length=120,
+        help_text=_("A BEP-20 (BNB Smart Chain) address that starts with 0x. Or choose a payout partner below."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false",
+                                      "placeholder": "0x…", "class": "mono"}))
+    payout_partner = forms.ChoiceField(label=_("Or get it paid out by"), required=False)
+    account = forms.CharField(label=_("Your account or phone at the payout partner"), required=False, max_length=64,
+                              widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+    def __init__(self, *args, partners=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["payout_partner"].choices = [("", _("— none: pay to my wallet —"))] + [
+            (p.code, p.name) for p in partners]
+        self._described_by()
+
+    def clean_wallet_address(self):
+        wallet = "".join(self.cleaned_data["wallet_address"].split())
+        return validate_address(wallet) if wallet else ""
+
+    def clean(self):
+        data = super().clean()
+        wallet, partner, account = data.get("wallet_address"), data.get("payout_partner"), data.get("account", "")
+        if wallet and partner:
+            self.add_error("payout_partner", _("Give a wallet address or choose a payout partner, not both."))
+        elif partner and not account.strip():
+            self.add_error("account", _("Give your account or phone number at the payout partner."))
+        elif not partner and "wallet_address" in data and not wallet:
+            self.add_error("wallet_address", _("Give a wallet address or choose a payout partner."))
+        return data

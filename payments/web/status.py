@@ -14,7 +14,7 @@ S = Transfer.Status
 TERMINAL = frozenset({S.COMPLETED, S.EXPIRED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK, S.CANCELLED,
                       S.REFUND_FAILED, S.PAYOUT_FAILED})
 # Held transfers wait for a person, pending refunds for the card network; poll them gently.
-SLOW = frozenset({S.HELD, S.REFUNDING, S.AWAITING_PAYOUT_CONFIRMATION})
+SLOW = frozenset({S.HELD, S.REFUNDING, S.AWAITING_PAYOUT_CONFIRMATION, S.AWAITING_CLAIM})
 FAILED = frozenset({S.EXPIRED, S.REJECTED, S.REFUNDED, S.SETTLEMENT_FAILED, S.CHARGED_BACK, S.CANCELLED,
                     S.REFUNDING, S.REFUND_FAILED, S.PAYOUT_FAILED})
 
@@ -56,6 +56,8 @@ SENDER_HEADLINES = {
     S.AWAITING_PAYOUT_CONFIRMATION: (_("Paid to %(partner)s, awaiting confirmation"),
                                      _("The som reached %(partner)s, which pays them out to the recipient's account. "
                                        "We are waiting for its confirmation.")),
+    S.AWAITING_CLAIM: (_("Waiting for the recipient"),
+                       _("Your payment cleared. The recipient got an SMS and chooses where to receive the money.")),
     S.PAYOUT_FAILED: (_("Payout problem"), _("%(partner)s could not pay the recipient. Our team has been alerted and "
                                              "will pay another way or refund you in full.")),
 }
@@ -77,6 +79,7 @@ RECIPIENT_HEADLINES = {
     S.AWAITING_PAYOUT_CONFIRMATION: (_("Paid to %(partner)s, awaiting confirmation"),
                                      _("The money was sent to %(partner)s for your account there. It pays you out "
                                        "and confirms it to us.")),
+    S.AWAITING_CLAIM: (_("Waiting for you"), _("The sender has paid. Tell us where to receive the money.")),
     S.PAYOUT_FAILED: (_("Delayed"), _("%(partner)s could not pay this transfer out to your account. Our team is "
                                       "working on it.")),
 }
@@ -101,6 +104,9 @@ def transfer_timeline(transfer, *, audience="sender"):
         checks = Step(checks.key, _("Cancelled"), FAILURE)
     elif status == S.REJECTED or (status == S.REFUNDED and not reached_settlement):
         checks = Step(checks.key, _("Checks not passed"), FAILURE)
+    elif status == S.AWAITING_CLAIM:
+        checks = Step(checks.key, checks.label, DONE)
+        payout = Step(payout.key, _("Waiting for the recipient"), CURRENT)
     elif status == S.SETTLING:
         checks = Step(checks.key, checks.label, DONE)
         payout = Step(payout.key, payout.label, CURRENT)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments.web import views
+from payments.web import claim, views
 
 app_name = "web"
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     path("t/<str:token>/pay", views.pay, name="pay"),
     path("t/<str:token>/cancel", views.cancel, name="cancel"),
     path("t/<str:token>", views.sender_status, name="sender_status"),
+    path("r/<str:token>/claim", claim.claim, name="claim"),
     path("r/<str:token>", views.recipient_status, name="recipient_status"),
     path("language/<str:code>", views.language, name="language"),
 ]

@@ -134,7 +134,7 @@ def test_a_partners_settlement_address_is_never_one_recipients_identity(api, par
 
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"wallet": "0x" + "11" * 20}, "recipient.payout_partner"),  # both a wallet and a partner
-    ({"payout_partner": None, "account": None}, "recipient.wallet_address"),  # neither
+    ({"payout_partner": None}, "recipient.account"),  # an account with neither (neither alone: a recipient claim)
     ({"account": None}, "recipient.account"),  # a partner without the recipient's account there
     ({"payout_partner": None, "wallet": "0x" + "11" * 20}, "recipient.account"),  # an account beside a wallet
     ({"payout_partner": "no-such-bank"}, "recipient.payout_partner"),
@@ -142,7 +142,7 @@ def test_a_partners_settlement_address_is_never_one_recipients_identity(api, par
     ({"payout_partner": "closed-bank"}, "recipient.payout_partner"),  # inactive
 ])
 def test_bad_routing_is_a_problem_naming_the_field_and_stores_nothing(api, partner, pricing, bank, kwargs, field):
-    """Exactly one of wallet_address and payout_partner (with account); an unknown or inactive partner is refused
+    """At most one of wallet_address and payout_partner (with account); an unknown or inactive partner is refused
     beside `recipient.payout_partner`. Nothing is stored, nothing is taken from the balance."""
     make_bank(code="closed-bank", name="Closed Bank", active=False)
     response = create(api, partner, **kwargs)
