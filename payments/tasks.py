@@ -62,4 +62,4 @@ def payouts_escalate():
     payout_partners.payouts_escalate()
 
 
-from payments import tasks_webhooks  # noqa: E402,F401  (outgoing webhook tasks)
+from payments import tasks_notifications, tasks_webhooks  # noqa: E402,F401  (notifications; outgoing webhooks)
