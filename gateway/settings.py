@@ -432,7 +432,10 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "tulpar <noreply@local
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Notifications to senders and recipients (payments/services/notifications.py, docs/notifications.md).
-NOTIFY_CHANNELS = [c for c in env_list("NOTIFY_CHANNELS", "email,sms") if c in ("email", "sms")]
+# Texts carry status links (whoever has one sees the transfer): outside debug, never to the console backend's stdout.
+_SMS_TO_CONSOLE = SMS_BACKEND == "common.sms.ConsoleBackend" and not DEBUG
+NOTIFY_CHANNELS = [c for c in env_list("NOTIFY_CHANNELS", "email" if _SMS_TO_CONSOLE else "email,sms")
+                   if c in ("email", "sms")]
 NOTIFY_PARTNER_TRANSFERS = env_bool("NOTIFY_PARTNER_TRANSFERS", True)
 # Seconds before each retry of a message whose provider failed in a way worth retrying; then it is failed.
 NOTIFY_RETRY_SCHEDULE = [float(x) for x in env_list("NOTIFY_RETRY_SCHEDULE", "10,60,300,1800,7200")]

@@ -120,6 +120,13 @@ def _claim(notification_id, now):
         if row is None:
             return None  # sent, failed, not due yet, or another worker holds it
         if row.state == SENDING:
+            if row.attempts > len(settings.NOTIFY_RETRY_SCHEDULE):
+                # Workers keep dying on this one (a crash loop): stop, an operator sees it failed in admin.
+                row.state, row.lease_until, row.last_error = FAILED, None, "the worker stopped mid-send every attempt"
+                row.save(update_fields=["state", "lease_until", "last_error", "updated_at"])
+                log.error("notification_failed notification=%s transfer_id=%s error=crash-loop", row.pk,
+                          row.transfer_id)
+                return None
             log.warning("notification_resend_after_crash notification=%s transfer_id=%s", row.pk, row.transfer_id)
         row.state, row.attempts = SENDING, row.attempts + 1
         row.lease_until = now + timedelta(seconds=lease_seconds())
@@ -138,6 +145,9 @@ def notification_send(*, notification_id):
         provider_id = _deliver(row, transfer)
     except SendError as exc:
         return _failed(row, exc)
+    except (ValueError, KeyError, TypeError) as exc:  # a message that cannot be made (bad data): no retry helps
+        log.exception("notification_unsendable notification=%s transfer_id=%s", row.pk, row.transfer_id)
+        return _failed(row, SendError(f"cannot make the message: {type(exc).__name__}", retryable=False))
     Notification.objects.filter(pk=row.pk, state=SENDING).update(
         state=SENT, sent_at=timezone.now(), provider_id=provider_id[:100], lease_until=None, last_error="",
         updated_at=timezone.now())
@@ -202,7 +212,8 @@ def message_render(row, transfer):
                   "target": _money(quote.target_amount, quote.target_currency),
                   "name": transfer.recipient_name, "sender": (transfer.sender_name.split() or [""])[0],
                   "partner": partner or ""}
-        subject, body = str(subject) % values, str(body) % values
+        # One line: a name with a line break must not break the Subject header (or the text).
+        subject, body = " ".join((str(subject) % values).split()), str(body) % values
         link = status_link(transfer, row.role)
         context = {"subject": subject, "body": body, "link": link, "language": transfer.language,
                    "greeting_name": transfer.sender_name if row.role == SENDER else transfer.recipient_name}

@@ -196,6 +196,17 @@ def test_a_send_interrupted_by_a_crash_is_sent_again_with_the_same_key(notify, p
     assert texted.state == "sent" and texted.attempts == 2
 
 
+def test_a_row_whose_worker_keeps_dying_is_failed_not_sent_forever(notify, pricing, stripe_server):
+    """A row found mid-send after more crashes than the retry schedule allows is failed for an operator to see."""
+    transfer = funded(make_transfer())
+    texted = row(transfer, "funded", "sender", "sms")
+    Notification.objects.filter(pk=texted.pk).update(state="sending", attempts=3,
+                                                     lease_until=timezone.now() - timedelta(seconds=1))
+    notification_send(texted.pk)
+    texted.refresh_from_db()
+    assert texted.state == "failed" and "mid-send" in texted.last_error and sms.outbox == []
+
+
 def test_a_retryable_provider_error_is_retried_after_the_backoff(notify, http_backend, pricing, stripe_server):
     """A 503 from the SMS provider leaves the row pending for 5 s (not sent before then); the retry sends it with the
     same Idempotency-Key."""
