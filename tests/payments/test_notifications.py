@@ -25,12 +25,14 @@ from payments.tasks_notifications import notification_send, notifications_sweep
 from tests.common import test_sms
 from tests.conftest import QUOTE_BODY, new_recipient, stripe_requests
 from tests.helpers import force_status, staff_login
+from tests.payments import test_payout_partners
 
 pytestmark = pytest.mark.django_db
 S = Transfer.Status
 SENDER_EMAIL = "aibek@example.com"
 # A real HTTP server playing the SMS provider (tests/common/test_sms.py), and HTTPBackend pointed at it.
 provider, http_backend = test_sms.provider, test_sms.http_backend
+bank = test_payout_partners.bank  # a payout partner (Demir Bank) with its operator's key
 
 
 @pytest.fixture
@@ -110,6 +112,21 @@ def test_a_batch_completion_notifies_through_the_compare_and_set(notify, pricing
     assert Transfer.objects.filter(pk=transfer.pk).mark_completed(timezone.now()) == 1
     assert [r for r in rows(transfer) if r[0] == "completed"] == [
         ("completed", "recipient", "sms"), ("completed", "sender", "email"), ("completed", "sender", "sms")]
+
+
+def test_a_payout_partners_transfer_names_the_partner_to_both(notify, api, partner, pricing, bank):
+    """Paid to a payout partner (onchain reports the payout final: the compare-and-set path), both people are told,
+    naming the partner; with NOTIFY_PARTNER_TRANSFERS off, a partner's transfers tell nobody."""
+    transfer = test_payout_partners.awaiting(api, partner)
+    told = row(transfer, "awaiting_payout_confirmation", "recipient", "sms")
+    notification_send(told.pk)
+    [message] = sms.outbox
+    assert message.to == "+996555123456" and "is at Demir Bank" in message.body
+    subject, body, _link, _context = notifications.message_render(
+        row(transfer, "awaiting_payout_confirmation", "sender", "email"), transfer)
+    assert "Demir Bank" in subject and "Demir Bank" in body
+    notify.NOTIFY_PARTNER_TRANSFERS = False
+    assert notifications.notifications_wanted(transfer, S.COMPLETED) == []
 
 
 def test_rows_roll_back_with_the_change(notify, pricing, stripe_server):
