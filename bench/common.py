@@ -103,6 +103,8 @@ class Stack:
         env["CELERY_QUEUE"] = f"tulpar-{self.name}-{os.getpid()}"
         env.setdefault("STRIPE_SECRET_KEY", "sk_test_" + secrets.token_hex(8))
         env.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_" + secrets.token_hex(16))
+        # The money path is measured: no e-mail or texts (there is no mail server here; set it to include them).
+        env.setdefault("NOTIFY_CHANNELS", "")
         # Workers and beat log at INFO (their task lines are read back); this process only warns.
         self.child_log_level = env.get("LOG_LEVEL", "INFO")
         env["LOG_LEVEL"] = "WARNING"

@@ -445,3 +445,27 @@ CLAIM_SMS_LANGUAGE = os.environ.get("CLAIM_SMS_LANGUAGE", "ky")  # the reminders
 CLAIM_WINDOW_HOURS = max(env_int("CLAIM_WINDOW_HOURS", 168), 1)  # unclaimed this long after funding: refunded
 CELERY_BEAT_SCHEDULE["claims-sweep"] = {"task": "payments.tasks.claims_sweep",
                                         "schedule": timedelta(seconds=env_int("CLAIM_SWEEP_SECONDS", 300))}
+# E-mail (Django's backends): the console locally, SMTP in production; the tests use the in-memory one.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG
+                               else "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "tulpar <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Notifications to senders and recipients (payments/services/notifications.py, docs/notifications.md).
+# Texts carry status links (whoever has one sees the transfer): outside debug, never to the console backend's stdout.
+_SMS_TO_CONSOLE = SMS_BACKEND == "common.sms.ConsoleBackend" and not DEBUG
+NOTIFY_CHANNELS = [c for c in env_list("NOTIFY_CHANNELS", "email" if _SMS_TO_CONSOLE else "email,sms")
+                   if c in ("email", "sms")]
+NOTIFY_PARTNER_TRANSFERS = env_bool("NOTIFY_PARTNER_TRANSFERS", True)
+# Seconds before each retry of a message whose provider failed in a way worth retrying; then it is failed.
+NOTIFY_RETRY_SCHEDULE = [float(x) for x in env_list("NOTIFY_RETRY_SCHEDULE", "10,60,300,1800,7200")]
+NOTIFY_RETRY_INLINE_MAX_SECONDS = 60  # sooner retries are scheduled on the task itself, later ones by the sweep
+CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "payments.notifications_sweep",
+                                               "schedule": timedelta(seconds=env_int("NOTIFY_SWEEP_SECONDS", 30))}

@@ -122,6 +122,7 @@ from payments import (  # noqa: E402,F401 (registered after the models' admins)
     admin_keys,
     admin_ledger,
     admin_limits,
+    admin_notifications,
     admin_payout_partners,
     admin_pricing,
     admin_recon,

@@ -28,3 +28,7 @@ class PaymentsConfig(AppConfig):
         from payments.services import webhook_events
 
         webhook_events.connect()
+        # Notifications to senders and recipients: an outbox row in the same transaction (services/notifications.py).
+        from payments.services import notifications
+
+        notifications.connect()

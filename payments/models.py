@@ -286,6 +286,9 @@ class Transfer(StatusModel):
     failure_reason = models.CharField(max_length=300, blank=True)
     # The partner's own id for this transfer (docs/api.md "References"): unique per partner when given.
     reference = models.CharField(max_length=64, blank=True, default="")
+    # The language the transfer was made in (the sender's page, or the API request's Accept-Language): its
+    # notifications are written in it (services/notifications.py).
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
 
     sender_token = models.CharField(max_length=64, unique=True, default=new_status_token, editable=False)
     recipient_token = models.CharField(max_length=64, unique=True, default=new_status_token, editable=False)
@@ -985,5 +988,6 @@ class TravelRuleRecord(models.Model):
         return f"travel rule data of transfer {self.transfer_id}"
 from payments.models_claims import ClaimCode, ClaimReminder  # noqa: E402,F401
 from payments.models_idempotency import *  # noqa: E402,F401,F403
+from payments.models_notifications import Notification  # noqa: E402,F401
 from payments.models_payout_partners import PartnerPayout, PayoutPartner  # noqa: E402,F401
 from payments.models_webhooks import *  # noqa: E402,F401,F403

@@ -68,4 +68,4 @@ def claims_sweep():
     claims.claims_sweep()
 
 
-from payments import tasks_webhooks  # noqa: E402,F401  (outgoing webhook tasks)
+from payments import tasks_notifications, tasks_webhooks  # noqa: E402,F401  (notifications; outgoing webhooks)

@@ -55,6 +55,11 @@ env["WEBHOOK_REQUIRE_HTTPS"] = "0"
 env["WEBHOOK_RETRY_SCHEDULE"] = "0.2,0.4,0.8"
 env["WEBHOOK_SWEEP_SECONDS"] = "1"
 env["WEBHOOK_LEASE_SECONDS"] = "15"
+# Notifications are off for the suite (every transfer would queue messages on the shared worker); the notification
+# tests switch them on in their own process. Mail never leaves a test process or its worker.
+env["NOTIFY_CHANNELS"] = ""
+env["NOTIFY_SWEEP_SECONDS"] = "1"
+env["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
 env["STRIPE_SECRET_KEY"] = "sk_test_" + secrets.token_hex(8)
 env["STRIPE_PUBLISHABLE_KEY"] = "pk_test_" + secrets.token_hex(8)
 env["STRIPE_WEBHOOK_SECRET"] = "whsec_" + secrets.token_hex(16)

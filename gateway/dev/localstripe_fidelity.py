@@ -13,6 +13,7 @@ resource classes (before its server module builds the routes) so that they behav
   PaymentIntent, as is an option given at creation). With `any`/`challenge`, a card that supports 3-D Secure goes
   to `requires_action`, as on Stripe; with `automatic` only the cards that require it do. A payment that was
   authenticated records `payment_method_details.card.three_d_secure` on its charge.
+- `POST /v1/payment_intents` takes `receipt_email` (Stripe e-mails its receipt there), kept on the PaymentIntent.
 - Charges carry `payment_method_details.card` (brand, country, fingerprint, last4, three_d_secure) and `disputed`.
 - Stripe's decline test cards decline at charge time with their documented codes (insufficient_funds,
   lost_card, stolen_card, expired_card, incorrect_cvc, processing_error, fraudulent), as `card_error`s.
@@ -225,10 +226,13 @@ def _payment_method_options(options, current=None):
 _pi_init = R.PaymentIntent.__init__
 
 
-def payment_intent_init(self, *args, payment_method_options=None, **kwargs):
+def payment_intent_init(self, *args, payment_method_options=None, receipt_email=None, **kwargs):
     options = _payment_method_options(payment_method_options)
+    if receipt_email is not None and (not isinstance(receipt_email, str) or "@" not in receipt_email):
+        raise UserError(400, "Invalid email address: receipt_email", {"param": "receipt_email"})
     _pi_init(self, *args, **kwargs)
     self.payment_method_options = options
+    self.receipt_email = receipt_email
 
 
 def _unexpected_state(intent):

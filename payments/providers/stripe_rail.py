@@ -68,18 +68,22 @@ def _three_d_secure():
     return {"card": {"request_three_d_secure": settings.STRIPE_REQUEST_THREE_D_SECURE}}
 
 
-def payment_intent_create(*, transfer_id, amount_minor, currency):
+def payment_intent_create(*, transfer_id, amount_minor, currency, receipt_email=""):
     # 3-D Secure is requested on the PaymentIntent itself, so it also applies when a partner app confirms it with
-    # Stripe.js on its side (and again in our own confirm call).
+    # Stripe.js on its side (and again in our own confirm call). `receipt_email`: Stripe e-mails its own receipt of
+    # the card payment there once it succeeds (docs/notifications.md).
+    params = {
+        "amount": amount_minor,
+        "currency": currency.lower(),
+        "payment_method_types": ["card"],
+        "payment_method_options": _three_d_secure(),
+        "metadata": {"transfer_id": str(transfer_id)},
+    }
+    if receipt_email:
+        params["receipt_email"] = receipt_email
     return _call(
         client().v1.payment_intents.create,
-        params={
-            "amount": amount_minor,
-            "currency": currency.lower(),
-            "payment_method_types": ["card"],
-            "payment_method_options": _three_d_secure(),
-            "metadata": {"transfer_id": str(transfer_id)},
-        },
+        params=params,
         options={"idempotency_key": f"transfer-{transfer_id}-payment-intent"},
     )
 

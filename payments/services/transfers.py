@@ -3,8 +3,10 @@ partner's prefunded balance (services/balances.py)."""
 
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Q, When
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -56,7 +58,7 @@ def _replay_or_quote_user(*, quote, partner, idempotency_key, fingerprint, livem
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
-                    travel_rule=None, livemode=True, reference=""):
+                    travel_rule=None, livemode=True, reference="", language=None):
     """Create the transfer (once per idempotency key) and prepare its card funding: the one entry point for the API
     and the web form. Returns (transfer, created); the same key and body return the first transfer, another body
     is refused. If the card processor does not answer, the transfer stays saved and FundingPending carries it
@@ -72,7 +74,8 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     chain: it moves only by its magic amount or the simulate endpoint (services/sandbox.py).
     `reference` (the partner's own id, optional) must not name another of the partner's transfers in the same mode:
     refused with ReferenceAlreadyUsed and nothing created; a replay of the request that created it replays as any
-    other."""
+    other.
+    `language` (en, ru or ky; default: the request's active language) is what its notifications are written in."""
     # A replay answers with the first transfer even if its payout partner stopped taking transfers since.
     replay = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode)
     recipient, payout_partner = (recipient, None) if replay else _route(recipient)
@@ -88,7 +91,7 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
         transfer, created = _transfer_insert(
             partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, quote_id=quote_id,
             sender=sender, recipient=recipient, method=method, travel_rule=travel_rule, livemode=livemode,
-            payout_partner=payout_partner, reference=reference)
+            payout_partner=payout_partner, reference=reference, language=language_of(language))
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -133,7 +136,7 @@ def _reference_taken(*, partner, livemode, reference):
 
 
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
-                     livemode, payout_partner=None, reference=""):
+                     livemode, payout_partner=None, reference="", language="en"):
     """Insert the transfer, the caller having found no transfer under this key; a concurrent duplicate that commits
     meanwhile is found again under the quote's lock (or by the unique constraint) and answered as a replay."""
     replay = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
@@ -162,7 +165,7 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],
                 recipient_name=recipient["name"], recipient_phone=recipient["phone"],
                 recipient_wallet=recipient["wallet_address"], funding_method=method, livemode=livemode,
-                reference=reference,
+                reference=reference, language=language,
             )
             if not payout_partner:
                 # No payout-partner payout exists for it: say so to the instance, so reading it (the response) does
@@ -207,6 +210,12 @@ def wallet_destination_check(*, address, field=WALLET_FIELD):
     if identities_frozen([("wallet", address)]):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
     _destination_check(address, field=field)
+def language_of(code=None):
+    """One of LANGUAGES for `code`, or for the active language (the page's, or the API request's Accept-Language)."""
+    try:
+        return translation.get_supported_language_variant(code or translation.get_language() or "")
+    except LookupError:
+        return settings.LANGUAGE_CODE
 
 
 def _wallet_check(address, field=WALLET_FIELD):
@@ -228,7 +237,8 @@ def transfer_funding_prepare(*, transfer):
             or transfer.funding_method != Transfer.FundingMethod.CARD or not transfer.livemode):
         return transfer
     intent = stripe_rail.payment_intent_create(
-        transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency)
+        transfer_id=transfer.id, amount_minor=transfer.source_minor, currency=transfer.quote.source_currency,
+        receipt_email=transfer.sender_email)
     stored = Transfer.objects.filter(pk=transfer.pk, payment_intent_id="", status=Transfer.Status.AWAITING_FUNDING
                                      ).update(payment_intent_id=intent.id, payment_client_secret=intent.client_secret)
     if stored:  # the row now holds exactly these two values: no re-read (it would drop the cached quote too)
