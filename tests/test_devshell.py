@@ -209,5 +209,6 @@ def test_every_setting_is_recorded_or_deliberately_not():
     assert {"DJANGO_SECRET_KEY", "CHAIN_RPC_URL", "DATABASE_URL", "SETTLEMENT_TRACK_MS"} <= names  # the pattern works
     in_dev_env = {"DJANGO_SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"}
     not_recorded = {"TULPAR_VAR_DIR": "says where the files are", "TEST_DATABASE_NAME": "tests only",
-                    "SMS_HTTP_TOKEN": "a provider's secret: the operator's environment only, never a file we write"}
+                    "SMS_HTTP_TOKEN": "a provider's secret: the operator's environment only, never a file we write",
+                    "EMAIL_HOST_PASSWORD": "the SMTP password: the operator's environment only, never a file we write"}
     assert names - set(dev_run.RUNTIME_VARS) - in_dev_env - set(not_recorded) == set()
