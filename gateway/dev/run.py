@@ -14,6 +14,7 @@ import sys
 
 from honcho.manager import Manager
 
+from common.queues import worker_queue_arg
 from gateway.dev import envfile, services, totp
 
 REPO = services.REPO
@@ -151,7 +152,10 @@ Ctrl-C stops everything.
 
         manager = Manager()
         manager.add_process("web", f"{PY} manage.py runserver 127.0.0.1:{port} --noreload", cwd=str(REPO), env=env)
-        manager.add_process("worker", f"{PY} -m celery -A gateway worker -l info --concurrency 2", cwd=str(REPO), env=env)
+        # One worker consumes every queue locally; docs/architecture.md "Queues and workers" splits them in production.
+        queues = worker_queue_arg(env.get("CELERY_QUEUE", "tulpar"))
+        manager.add_process("worker", f"{PY} -m celery -A gateway worker -l info --concurrency 2 -Q {queues}",
+                            cwd=str(REPO), env=env)
         manager.add_process("beat", f"{PY} -m celery -A gateway beat -l info -s {VAR / 'celerybeat-schedule'}",
                             cwd=str(REPO), env=env)
         manager.loop()
