@@ -9,12 +9,16 @@ import contextlib
 import contextvars
 import logging
 import re
+import time
 import uuid
 
 request_id_var = contextvars.ContextVar("request_id", default=None)
 transfer_id_var = contextvars.ContextVar("transfer_id", default=None)
 
+access_log = logging.getLogger("tulpar.http")
 HEADER = "X-Request-ID"
+# Probes polled every few seconds: logged only when they fail.
+QUIET_PATHS = {"/healthz", "/readyz"}
 TASK_HEADER = "request_id"
 # A client's id is echoed into our logs and response headers: only short, plain tokens are taken as they are.
 _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -47,8 +51,8 @@ class ContextFilter(logging.Filter):
 
 
 class RequestIdMiddleware:
-    """Outermost: sets the request id for everything below and echoes it in the response's X-Request-ID. Views whose
-    URL names a transfer (`/api/v1/transfers/<pk>...`) set its id too."""
+    """Outermost: sets the request id for everything below, echoes it in the response's X-Request-ID and logs one
+    line per request. TransferIdMiddleware, further in, adds the transfer id of a transfer's own URL."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -58,8 +62,16 @@ class RequestIdMiddleware:
         request.request_id = rid
         token = request_id_var.set(rid)
         transfer_token = transfer_id_var.set(None)
+        started = time.monotonic()
         try:
             response = self.get_response(request)
+            # One line per request, carrying both ids. The URL pattern, never the path: status-page paths are
+            # bearer tokens.
+            match = getattr(request, "resolver_match", None)
+            if request.path_info not in QUIET_PATHS or response.status_code != 200:
+                access_log.info("http_request method=%s route=%s status=%s duration_ms=%d", request.method,
+                                match.route if match is not None else "-", response.status_code,
+                                (time.monotonic() - started) * 1000)
         finally:
             transfer_id_var.reset(transfer_token)
             request_id_var.reset(token)
