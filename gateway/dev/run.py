@@ -49,6 +49,8 @@ RUNTIME_VARS = (
     "WEBHOOK_RETRY_AFTER_MAX_SECONDS", "WEBHOOK_DISABLE_AFTER_SECONDS", "WEBHOOK_SECRET_OVERLAP_SECONDS",
     "WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_LEASE_SECONDS", "WEBHOOK_SWEEP_SECONDS", "WEBHOOK_CA_FILE",
     "IDEMPOTENCY_KEY_TTL_HOURS", "IDEMPOTENCY_LEASE_SECONDS",
+    "LOG_FORMAT", "READYZ_CHECK_TIMEOUT_SECONDS", "READYZ_CHAIN_HEAD_MAX_AGE_SECONDS", "READYZ_BEAT_MAX_AGE_SECONDS",
+    "READYZ_QUEUE_MAX_DEPTH", "METRICS_WINDOW_MINUTES",
 )
 
 
@@ -64,6 +66,7 @@ def dev_secrets():
         "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(16),
         "DEV_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
         "DEV_ADMIN_TOTP_KEY": lambda: secrets.token_hex(20),
+        "METRICS_TOKEN": lambda: secrets.token_urlsafe(32),
     }
     changed = False
     for name, make in generated.items():
@@ -143,6 +146,8 @@ tulpar is starting:
                   two-factor code: `{PY} -m gateway.dev.totp` prints the current one, or add
                   {totp.uri(env['DEV_ADMIN_TOTP_KEY'])} to an authenticator app
   API docs        {base}/api/v1/docs/
+  health          {base}/healthz   {base}/readyz
+  metrics         curl -s {base}/metrics -H 'Authorization: Bearer {env['METRICS_TOKEN']}'
   demo API key    Authorization: Api-Key {demo_key}
   try it          curl -s -X POST {base}/api/v1/quotes -H 'Authorization: Api-Key {demo_key}' \\
                     -H 'Content-Type: application/json' \\

@@ -87,7 +87,7 @@ def test_metrics_report_transfers_latency_batches_balances_backlog_and_failures(
     from onchain.models import TreasurySnapshot
     from payments.models import Transfer
 
-    waiting, done = _transfer(), _transfer()
+    _waiting, done = _transfer(), _transfer()
     now = timezone.now()
     force_status(Transfer.objects.filter(pk=done.pk), Transfer.Status.COMPLETED,
                  funded_at=now - timedelta(seconds=40), completed_at=now)
