@@ -23,6 +23,31 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def _observability_signals():
+    """Request and transfer ids on task log lines (common/logctx.py), and task failures counted in Redis for
+    /metrics (common/ops_state.py): the worker's pool processes and the web processes share one count."""
+    import logging
+
+    from celery import signals
+
+    from common import logctx
+
+    logctx.connect_celery_signals()
+
+    def _count_failure(sender=None, **_):
+        from common import ops_state
+
+        try:
+            ops_state.task_failure_record(getattr(sender, "name", None))
+        except Exception:  # a Redis outage must not turn a failed task into a crashed worker
+            logging.getLogger(__name__).warning("task_failure_not_counted", exc_info=True)
+
+    signals.task_failure.connect(_count_failure, weak=False)
+
+
+_observability_signals()
+
+
 def _survive_redis_loss_with_unacked_messages():
     """kombu 5.7's Redis channel, closed after the broker connection dropped while a message was unacknowledged,
     tries to restore that message through a connection that is already gone and dies on an AttributeError

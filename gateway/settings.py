@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
+
+from common.queues import celery_queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TULPAR_VAR_DIR", BASE_DIR / "var"))
@@ -62,6 +65,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the request id for every log line below (common/logctx.py); then the probes, answered before host
+    # checks, HTTPS redirects, sessions and the locale (gateway/health.py).
+    "common.logctx.RequestIdMiddleware",
+    "gateway.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Outside WhiteNoise and the body limit, so static files and refusals get the headers too.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -77,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "common.logctx.TransferIdMiddleware",
 ]
 
 ROOT_URLCONF = "gateway.urls"
@@ -207,6 +215,23 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "tulpar")
+# Queues (docs/architecture.md "Queues and workers"): settlement, Stripe calls and notifications each have their own,
+# so a flood of one kind (webhook retries, a Stripe outage's retries) never waits in front of the others.
+CELERY_QUEUES_BY_KIND = celery_queues(CELERY_TASK_DEFAULT_QUEUE)
+_SETTLEMENT, _STRIPE, _NOTIFY = (CELERY_QUEUES_BY_KIND[k] for k in ("settlement", "stripe", "notify"))
+# A worker started without -Q consumes all of them (one worker locally and in small deployments).
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=name)
+                      for name in CELERY_QUEUES_BY_KIND.values()]
+CELERY_TASK_ROUTES = {
+    "onchain.tasks.*": {"queue": _SETTLEMENT},
+    "payments.transfer_advance": {"queue": _SETTLEMENT},
+    "payments.transfer_refund": {"queue": _STRIPE},
+    "payments.transfer_funding_refuse": {"queue": _STRIPE},
+    "payments.tasks.funding_poll": {"queue": _STRIPE},
+    "payments.tasks.reconcile_card": {"queue": _STRIPE},
+    "payments.webhook_deliver": {"queue": _NOTIFY},
+    "payments.webhooks_sweep": {"queue": _NOTIFY},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
@@ -236,6 +261,8 @@ CELERY_BEAT_SCHEDULE = {
     "payouts-escalate": {"task": "payments.tasks.payouts_escalate", "schedule": timedelta(minutes=1)},
     "rates-refresh": {"task": "payments.tasks.rates_refresh",
                       "schedule": timedelta(minutes=env_int("RATES_REFRESH_MINUTES", 30))},
+    # /readyz reports the age of the last one (common/tasks.py).
+    "beat-heartbeat": {"task": "common.beat_heartbeat", "schedule": timedelta(seconds=10)},
 }
 
 # Outgoing webhooks to partners (payments/services/webhooks.py, docs/webhooks.md). In production (DEBUG off) endpoints
@@ -402,11 +429,22 @@ FEE_BUMP_PERMILLE = max(env_int("FEE_BUMP_PERMILLE", 125), 101)
 PAYOUT_REBROADCAST_AFTER_SECONDS = env_int("PAYOUT_REBROADCAST_AFTER_SECONDS", 15)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# json (one object a line, for a log pipeline) or kv (key=value text, for a terminal); json unless DEBUG.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "kv" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "kv"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or kv")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"kv": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    "filters": {"context": {"()": "common.logctx.ContextFilter"}},
+    "formatters": {
+        "kv": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s request_id=%(request_id)s "
+                         "transfer_id=%(transfer_id)s %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(transfer_id)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"web3": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }
@@ -469,3 +507,20 @@ NOTIFY_RETRY_SCHEDULE = [float(x) for x in env_list("NOTIFY_RETRY_SCHEDULE", "10
 NOTIFY_RETRY_INLINE_MAX_SECONDS = 60  # sooner retries are scheduled on the task itself, later ones by the sweep
 CELERY_BEAT_SCHEDULE["notifications-sweep"] = {"task": "payments.notifications_sweep",
                                                "schedule": timedelta(seconds=env_int("NOTIFY_SWEEP_SECONDS", 30))}
+# Health and metrics (gateway/health.py, gateway/metrics.py, docs/runbook.md "Health and metrics").
+# /readyz: each check gets READYZ_CHECK_TIMEOUT_SECONDS and the whole answer is bounded by it (checks run together).
+READYZ_CHECK_TIMEOUT_SECONDS = float(os.environ.get("READYZ_CHECK_TIMEOUT_SECONDS", "1.5"))
+READYZ_CHAIN_HEAD_MAX_AGE_SECONDS = env_int("READYZ_CHAIN_HEAD_MAX_AGE_SECONDS", 120)
+READYZ_BEAT_MAX_AGE_SECONDS = env_int("READYZ_BEAT_MAX_AGE_SECONDS", 60)
+# A queue deeper than this makes /readyz fail; 0 (the default) reports depths without judging them (a backlog is
+# the workers' problem, and taking every web process out of the load balancer for it would make it an outage).
+READYZ_QUEUE_MAX_DEPTH = env_int("READYZ_QUEUE_MAX_DEPTH", 0)
+# Bearer token for Prometheus at /metrics (staff with a verified admin session may read it too); empty: staff only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Window of the distributions /metrics computes from the tables (latency, batch sizes, gas per payout).
+METRICS_WINDOW_MINUTES = env_int("METRICS_WINDOW_MINUTES", 60)
+
+# Beat entries expire after one interval (at least a second): a busy or stopped worker finds one pending run of each,
+# not a pile of them, when it comes back. Last, so entries added above all get it.
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry.setdefault("options", {}).setdefault("expires", max(_entry["schedule"].total_seconds(), 1.0))

@@ -5,6 +5,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from common.errors import api_not_found
+from gateway.metrics import metrics_view
 from payments.admin_screening import screen_name_view
 from payments.webhooks import stripe_webhook
 from staff.admin_site import StaffAdminSite
@@ -33,6 +34,8 @@ urlpatterns = [
     # DEBUG too; before the web pages so no HTML page or APPEND_SLASH redirect answers an API client.
     re_path(r"^api/", csrf_exempt(api_not_found)),
     path("webhooks/stripe", stripe_webhook, name="stripe-webhook"),
+    # Prometheus (gateway/metrics.py); /healthz and /readyz are answered in middleware (gateway/health.py).
+    path("metrics", metrics_view, name="metrics"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("payments.web.urls")),
 ]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from django.conf import settings
 
+from common.queues import worker_queue_arg
 from gateway.dev.services import REPO
 from onchain import client
 from onchain.services.devchain import devchain_bootstrap
@@ -119,7 +120,8 @@ def celery_processes(django_db_setup, django_db_blocker):
     log_dir = settings.VAR_DIR
     procs = [
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "gateway", "worker", "-l", "info",
-                          "--concurrency", "2", "-n", f"test-{os.getpid()}@%h"],
+                          "--concurrency", "2", "-n", f"test-{os.getpid()}@%h",
+                          "-Q", worker_queue_arg(settings.CELERY_TASK_DEFAULT_QUEUE)],
                          cwd=REPO, env=env, stdout=open(log_dir / "worker.log", "ab"), stderr=subprocess.STDOUT),
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "gateway", "beat", "-l", "info",
                           "-s", str(log_dir / "beat-schedule")],

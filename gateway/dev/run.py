@@ -14,6 +14,7 @@ import sys
 
 from honcho.manager import Manager
 
+from common.queues import worker_queue_arg
 from gateway.dev import envfile, services, totp
 
 REPO = services.REPO
@@ -54,6 +55,8 @@ RUNTIME_VARS = (
     "RATE_CLAIM_VERIFY_PER_HOUR", "DEFAULT_FROM_EMAIL", "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_HOST_USER", "EMAIL_PORT",
     "EMAIL_TIMEOUT", "EMAIL_USE_SSL", "EMAIL_USE_TLS", "NOTIFY_CHANNELS", "NOTIFY_PARTNER_TRANSFERS",
     "NOTIFY_RETRY_SCHEDULE", "NOTIFY_SWEEP_SECONDS", "RECIPIENT_TIME_ZONE", "DEV_CHAIN_EXPLORER_TX_URL",
+    "LOG_FORMAT", "READYZ_CHECK_TIMEOUT_SECONDS", "READYZ_CHAIN_HEAD_MAX_AGE_SECONDS", "READYZ_BEAT_MAX_AGE_SECONDS",
+    "READYZ_QUEUE_MAX_DEPTH", "METRICS_WINDOW_MINUTES",
 )
 
 
@@ -69,6 +72,7 @@ def dev_secrets():
         "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(16),
         "DEV_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
         "DEV_ADMIN_TOTP_KEY": lambda: secrets.token_hex(20),
+        "METRICS_TOKEN": lambda: secrets.token_urlsafe(32),
     }
     changed = False
     for name, make in generated.items():
@@ -149,6 +153,8 @@ tulpar is starting:
                   two-factor code: `{PY} -m gateway.dev.totp` prints the current one, or add
                   {totp.uri(env['DEV_ADMIN_TOTP_KEY'])} to an authenticator app
   API docs        {base}/api/v1/docs/
+  health          {base}/healthz   {base}/readyz
+  metrics         curl -s {base}/metrics -H 'Authorization: Bearer {env['METRICS_TOKEN']}'
   demo API key    Authorization: Api-Key {demo_key}
   try it          curl -s -X POST {base}/api/v1/quotes -H 'Authorization: Api-Key {demo_key}' \\
                     -H 'Content-Type: application/json' \\
@@ -158,7 +164,10 @@ Ctrl-C stops everything.
 
         manager = Manager()
         manager.add_process("web", f"{PY} manage.py runserver 127.0.0.1:{port} --noreload", cwd=str(REPO), env=env)
-        manager.add_process("worker", f"{PY} -m celery -A gateway worker -l info --concurrency 2", cwd=str(REPO), env=env)
+        # One worker consumes every queue locally; docs/architecture.md "Queues and workers" splits them in production.
+        queues = worker_queue_arg(env.get("CELERY_QUEUE", "tulpar"))
+        manager.add_process("worker", f"{PY} -m celery -A gateway worker -l info --concurrency 2 -Q {queues}",
+                            cwd=str(REPO), env=env)
         manager.add_process("beat", f"{PY} -m celery -A gateway beat -l info -s {VAR / 'celerybeat-schedule'}",
                             cwd=str(REPO), env=env)
         manager.loop()

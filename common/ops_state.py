@@ -1,0 +1,39 @@
+"""Operational facts kept in Redis, shared by every process: beat's last tick and task failures by task name.
+Keys are namespaced by the default queue's name (CELERY_QUEUE), so a test run never reads a `make run`'s."""
+
+import time
+
+import redis
+from django.conf import settings
+
+TIMEOUT_SECONDS = 1.0
+
+
+def client(url=None, timeout=TIMEOUT_SECONDS):
+    return redis.Redis.from_url(url or settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def _key(name):
+    return f"{settings.CELERY_TASK_DEFAULT_QUEUE}:ops:{name}"
+
+
+def beat_heartbeat_record(now=None):
+    client().set(_key("beat-heartbeat"), repr(now if now is not None else time.time()))
+
+
+def beat_heartbeat_age(conn=None, now=None):
+    """Seconds since the last heartbeat task ran, or None when none ever did."""
+    value = (conn or client()).get(_key("beat-heartbeat"))
+    if value is None:
+        return None
+    return max((now if now is not None else time.time()) - float(value), 0.0)
+
+
+def task_failure_record(task_name):
+    client().hincrby(_key("task-failures"), task_name or "unknown", 1)
+
+
+def task_failures(conn=None):
+    """{task name: failures since the counter was created} (a Prometheus counter: only ever grows)."""
+    raw = (conn or client()).hgetall(_key("task-failures"))
+    return {k.decode(): int(v) for k, v in raw.items()}
