@@ -231,6 +231,9 @@ CELERY_TASK_ROUTES = {
     "payments.tasks.reconcile_card": {"queue": _STRIPE},
     "payments.webhook_deliver": {"queue": _NOTIFY},
     "payments.webhooks_sweep": {"queue": _NOTIFY},
+    "payments.notification_send": {"queue": _NOTIFY},
+    "payments.notifications_sweep": {"queue": _NOTIFY},
+    "payments.tasks.claims_sweep": {"queue": _NOTIFY},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
