@@ -20,6 +20,15 @@ MESSAGES = {
         RECIPIENT: (_("%(sender)s is sending you %(target)s"),
                     _("The sender has paid. The money will be sent to you shortly.")),
     },
+    # Sent to a phone alone: the recipient learns here where to claim it (the reminders follow, services/claims.py).
+    S.AWAITING_CLAIM: {
+        SENDER: (_("Paid: %(name)s can now claim %(target)s"),
+                 _("We received your payment of %(source)s and sent %(name)s a text message with a link to claim the "
+                   "money. You can share your recipient link too.")),
+        RECIPIENT: (_("%(sender)s sent you %(target)s: claim it"),
+                    _("Open the link, confirm your phone with the code we text you, and choose a wallet or a payout "
+                      "partner to receive the money.")),
+    },
     S.HELD: {
         SENDER: (_("Your transfer to %(name)s is being checked"),
                  _("Your transfer is going through additional checks, which can take some time. We will write again "
@@ -80,3 +89,6 @@ MESSAGES = {
 MESSAGES[S.PAYOUT_FAILED] = MESSAGES[S.SETTLEMENT_FAILED]
 # Told to the recipient only if the recipient was told the money was coming (the transfer had been paid).
 RECIPIENT_ONLY_IF_PAID = frozenset({S.REFUNDING, S.CHARGED_BACK})
+# Paid with no destination yet (a claim): `awaiting_claim` follows at once and says what to do; "funded" would say the
+# money is on its way when it waits for the recipient.
+FUNDED_ONLY_WITH_DESTINATION = frozenset({S.FUNDED})

@@ -24,7 +24,13 @@ from django.utils import formats, timezone, translation
 from common import sms
 from common.status import status_listener_register
 from payments.models import Notification, PartnerPayout, Transfer
-from payments.services.notification_texts import MESSAGES, RECIPIENT, RECIPIENT_ONLY_IF_PAID, SENDER
+from payments.services.notification_texts import (
+    FUNDED_ONLY_WITH_DESTINATION,
+    MESSAGES,
+    RECIPIENT,
+    RECIPIENT_ONLY_IF_PAID,
+    SENDER,
+)
 
 log = logging.getLogger(__name__)
 SEND_TASK = "payments.notification_send"
@@ -55,6 +61,8 @@ def notifications_wanted(transfer, status):
     if not transfer.livemode or status not in MESSAGES:
         return []
     if transfer.partner_id is not None and not settings.NOTIFY_PARTNER_TRANSFERS:
+        return []
+    if status in FUNDED_ONLY_WITH_DESTINATION and not transfer.recipient_wallet:
         return []
     roles = [role for role in MESSAGES[status]
              if not (role == RECIPIENT and status in RECIPIENT_ONLY_IF_PAID and transfer.funded_at is None)]

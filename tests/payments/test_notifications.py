@@ -309,3 +309,24 @@ def test_admin_lists_notifications_read_only(notify, client, pricing, stripe_ser
     assert client.get("/admin/payments/notification/add/").status_code == 403
     assert client.post(f"/admin/payments/notification/{notification.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Notification.objects.filter(pk=notification.pk).exists()
+
+
+def test_a_transfer_to_a_phone_tells_the_recipient_to_claim_it_not_that_money_is_coming(notify, pricing, stripe_server):
+    """Paid with no wallet (a claim): no "funded" message (it would say the money is on its way); `awaiting_claim`
+    tells the recipient by SMS, with the recipient link, to claim it, and the sender that the recipient was told."""
+    with translation.override("en"):
+        quote = quote_create(partner=None, source_currency="RUB", source_amount=Decimal("15000.00"))
+        transfer, _ = transfer_create(
+            partner=None, idempotency_key="claim-n", fingerprint=request_fingerprint({"key": "claim-n"}),
+            quote_id=quote.id, sender={"name": "Aibek Usenov", "phone": "+79161234567", "email": SENDER_EMAIL},
+            recipient={"name": "Gulnara Usenova", "phone": "+996555123456", "wallet_address": ""})
+    funded(transfer)
+    assert rows(transfer) == []
+    transfer.mark_awaiting_claim()
+    transfer.save()
+    assert rows(transfer) == [("awaiting_claim", "recipient", "sms"), ("awaiting_claim", "sender", "email"),
+                              ("awaiting_claim", "sender", "sms")]
+    notification_send(notification_id=row(transfer, "awaiting_claim", "recipient", "sms").pk)
+    text = sms.outbox[-1].body
+    assert sms.outbox[-1].to == "+996555123456"
+    assert "claim" in text and f"https://tulpar.test/r/{transfer.recipient_token}" in text
