@@ -9,6 +9,7 @@ import pytest
 
 from payments.models import Transfer
 from tests.conftest import new_recipient, token_balance
+from tests.e2e.conftest import assert_accessible
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -84,6 +85,7 @@ def test_sender_pays_by_card_in_the_browser_and_watches_the_transfer_complete(
     page.locator("#transfer-status[data-status=completed]").wait_for(timeout=90_000)
     assert page.url == sender_url
     assert page.locator("#tx-hash").inner_text().strip().startswith("0x")
+    assert_accessible(page, "sender status, completed (QR, explorer link, receipt)")
 
     transfer = Transfer.objects.select_related("quote").get(recipient_wallet=wallet)
     assert transfer.status == "completed"
@@ -93,6 +95,7 @@ def test_sender_pays_by_card_in_the_browser_and_watches_the_transfer_complete(
     recipient_page = page.context.new_page()
     recipient_page.goto(f"{live}/r/{transfer.recipient_token}")
     recipient_page.locator("#transfer-status[data-status=completed]").wait_for()
+    assert_accessible(recipient_page, "recipient status, completed")
     text = recipient_page.content()
     assert "aibek@example.com" not in text and "+79161234567" not in text
     assert "Aibek" in text

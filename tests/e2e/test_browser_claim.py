@@ -15,6 +15,7 @@ from payments.services import balances
 from payments.services.quotes import quote_create
 from payments.services.transfers import transfer_create
 from tests.conftest import new_recipient
+from tests.e2e.conftest import assert_accessible
 from tests.e2e.test_browser import browser, page  # noqa: F401 (the shared Chromium fixtures)
 
 pytestmark = [
@@ -38,9 +39,12 @@ def test_recipient_claims_a_transfer_with_a_one_time_code_in_the_browser(page, p
     assert pipeline.transfer_advance(transfer_id=transfer.pk).status == Transfer.Status.AWAITING_CLAIM
 
     page.goto(f"{live_server.url}/r/{transfer.recipient_token}")
+    assert_accessible(page, "recipient status awaiting claim")
     page.click("#claim-link")
+    assert_accessible(page, "claim page")
     page.click("#claim-send")
     page.locator("#claim-notice").wait_for()
+    assert_accessible(page, "claim page, code sent")
     code = re.search(r"\b(\d{6})\b", sms.outbox[-1].body).group(1)
     wallet = new_recipient()
 
@@ -48,11 +52,13 @@ def test_recipient_claims_a_transfer_with_a_one_time_code_in_the_browser(page, p
     page.fill("#id_wallet_address", wallet)
     page.click("#claim-submit")
     assert "not right" in page.locator("#code-error").inner_text()
+    assert_accessible(page, "claim page, wrong code")
     assert Transfer.objects.get(pk=transfer.pk).recipient_wallet == ""
 
     page.fill("#id_code", code)
     page.fill("#id_wallet_address", wallet.lower())
     page.click("#claim-submit")
     page.wait_for_url(f"**/r/{transfer.recipient_token}")
+    assert_accessible(page, "recipient status after the claim")
     claimed = Transfer.objects.get(pk=transfer.pk)
     assert claimed.recipient_wallet == wallet and claimed.status in (Transfer.Status.FUNDED, Transfer.Status.SETTLING)

@@ -7,6 +7,7 @@ import pytest
 
 from payments.models import Transfer
 from tests.conftest import new_recipient
+from tests.e2e.conftest import assert_accessible
 from tests.e2e.test_browser import browser, page  # noqa: F401 (the same Chromium and page fixtures)
 
 pytestmark = [
@@ -41,6 +42,7 @@ def test_usd_sender_sees_the_disclosure_pays_gets_the_receipt_and_cancels(page, 
     disclosure = page.locator("#us-disclosure")
     for text in ("Transfer taxes", "Total to recipient", "within 30 minutes", "1-855-411-2372", "180 days"):
         assert text in disclosure.inner_text(), text
+    assert_accessible(page, "pay page with the US disclosure")
     card = page.locator("#card-element")
     card.locator("input[placeholder=number]").fill("4242424242424242")
     card.locator("input[placeholder=exp_month]").fill("12")
@@ -54,8 +56,10 @@ def test_usd_sender_sees_the_disclosure_pays_gets_the_receipt_and_cancels(page, 
     page.locator("#transfer-status[data-status=funded] #us-receipt").wait_for(timeout=60_000)
     assert "You can cancel until" in page.locator("#us-receipt").inner_text()
     assert "full refund until" in page.locator("#us-cancel-window").inner_text()
+    assert_accessible(page, "sender status with the US receipt")
     page.click("#cancel-link")
     page.wait_for_url("**/cancel")
+    assert_accessible(page, "cancel page of a USD transfer")
     page.click("#cancel-confirm")
     page.locator("#transfer-status[data-status=refunding], #transfer-status[data-status=refunded]").wait_for()
 
