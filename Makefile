@@ -42,7 +42,7 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api
+.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api bench-load
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
@@ -54,6 +54,10 @@ bench-quotes: deps
 
 bench-api: deps
 	$(PY) -m bench.bench_api $(BENCH_ARGS)
+
+# A steady mixed load (quotes, transfers, card payments, status polls) through gunicorn and real workers.
+bench-load: deps
+	$(PY) -m bench.load $(BENCH_ARGS)
 
 # schemathesis against the live API schema (tests/payments/test_schemathesis.py) at ten times CI's examples.
 .PHONY: test-schema-deep
