@@ -51,7 +51,7 @@ def _state_sql():
     in_flight, bound = upto, 0
     for status, share in FINISHED:
         bound += share
-        cases.append(f"WHEN (i * 7919) %% 1000 < {bound} THEN '{status}'")
+        cases.append(f"WHEN (i::bigint * 7919) %% 1000 < {bound} THEN '{status}'")
     return in_flight, "CASE " + " ".join(cases) + " ELSE 'completed' END"
 
 
