@@ -42,7 +42,7 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api bench-load
+.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api bench-load bench-dashboard
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
@@ -58,6 +58,10 @@ bench-api: deps
 # A steady mixed load (quotes, transfers, card payments, status polls) through gunicorn and real workers.
 bench-load: deps
 	$(PY) -m bench.load $(BENCH_ARGS)
+
+# Admin home (the operations dashboard) on a seeded million transfers, in a database of its own dropped at the end.
+bench-dashboard: deps
+	$(PY) -m bench.dashboard $(BENCH_ARGS)
 
 # schemathesis against the live API schema (tests/payments/test_schemathesis.py) at ten times CI's examples.
 .PHONY: test-schema-deep

@@ -16,7 +16,6 @@ is completed. After the load the run waits for the last transfers to finish (`--
 """
 
 import argparse
-import json
 import os
 import secrets
 import signal

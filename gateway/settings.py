@@ -380,6 +380,11 @@ RECONCILIATION_LAG_SECONDS = env_int("RECONCILIATION_LAG_SECONDS", 900)
 REFUND_POLL_SECONDS = 60
 # A payout partner's payout not confirmed (or failed) this long after its KGST was final raises one operator alert.
 PAYOUT_CONFIRM_ESCALATE_MINUTES = env_int("PAYOUT_CONFIRM_ESCALATE_MINUTES", 60)
+# The operations dashboard (admin home) counts as stuck: a funded transfer not settling this long after its funding (or
+# its payout delay), a settling one this long after it started paying out (its ETA), a batch not final this long.
+DASHBOARD_FUNDED_STUCK_MINUTES = env_int("DASHBOARD_FUNDED_STUCK_MINUTES", 10)
+DASHBOARD_SETTLING_ETA_MINUTES = env_int("DASHBOARD_SETTLING_ETA_MINUTES", 15)
+DASHBOARD_BATCH_STUCK_MINUTES = env_int("DASHBOARD_BATCH_STUCK_MINUTES", 10)
 # Official rates (payments/services/rates.py): RATES_SOURCE is `nbkr` (the live daily XML at NBKR_RATES_URL),
 # `recorded` (the bundled recorded file taken as today's; `make run` without NBKR_RATES_URL) or `manual` (operators type
 # rates in admin; nothing is fetched). Quotes stop when the rate in effect was set more than RATE_MAX_AGE_HOURS ago.

@@ -3,14 +3,29 @@ their attempts and replacements, payouts, alerts. Money rows are read-only; acti
 a reason (staff.admin_actions) and call services (onchain/guarded.py)."""
 
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
 
-from common.admin import ReadOnlyAdmin
+from common.admin import ReadOnlyAdmin, compact
 from onchain import guarded
 from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, PayoutHalt, Token
 from onchain.services.treasury import wallet_balances
 from staff.admin_actions import GuardedActionsMixin, guarded_action_response
+
+BATCH_LINK_MAX = 200  # a batch's references in one link's query string (BATCH_MAX_SIZE is well below it)
+
+
+def _changelist(model, **params):
+    """An admin list by URL name, filtered: payments' lists too, named, never imported (onchain stands below it)."""
+    app, name = model.split(".")
+    try:
+        url = reverse(f"admin:{app}_{name}_changelist")
+    except NoReverseMatch:
+        return ""
+    return f"{url}?{urlencode(params)}"
 
 
 @admin.register(Chain)
@@ -26,8 +41,11 @@ class TokenAdmin(admin.ModelAdmin):
 
 @admin.register(HotWallet)
 class HotWalletAdmin(GuardedActionsMixin, admin.ModelAdmin):
-    list_display = ["address", "chain", "is_active", "halted", "halt_reason", "next_nonce", "in_flight",
-                    "token_balance", "gas_balance"]
+    # Fits a 1280-px screen: the address shortened (in full on hover and on the page), one state column, balances
+    # compact (1.25M KGST); the full figures are on the wallet's page.
+    list_display = ["short_address", "chain", "state", "next_nonce", "in_flight", "float_short", "gas_short"]
+    list_display_links = ["short_address"]
+    list_select_related = ["chain"]
     list_filter = ["halted", "is_active"]
     # The halt changes only through the actions (a reason each; resuming a nonce halt needs a second person).
     readonly_fields = ["halted", "halt_reason", "next_nonce", "in_flight", "token_balance", "gas_balance"]
@@ -46,6 +64,36 @@ class HotWalletAdmin(GuardedActionsMixin, admin.ModelAdmin):
             except Exception:  # noqa: BLE001
                 obj._balances = ("unavailable", "unavailable")
         return obj._balances
+
+    @admin.display(description="address", ordering="address")
+    def short_address(self, obj):
+        return format_html('<span title="{}">{}…{}</span>', obj.address, obj.address[:8], obj.address[-4:])
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.halted:
+            return format_html('<span title="{}">halted</span>', obj.halt_reason)
+        return "sending" if obj.is_active else "inactive"
+
+    def _compact_balances(self, obj):
+        if not hasattr(obj, "_compact"):
+            try:
+                token = obj.chain.tokens.first()
+                held, gas = wallet_balances(obj, token)
+                obj._compact = (f"{compact(Decimal(held).scaleb(-token.decimals))} {token.symbol}" if token else "—",
+                                compact(Decimal(gas).scaleb(-18)))
+            except Exception:  # noqa: BLE001
+                obj._compact = ("unavailable", "unavailable")
+        return obj._compact
+
+    @admin.display(description="float")
+    def float_short(self, obj):
+        return self._compact_balances(obj)[0]
+
+    @admin.display(description="gas")
+    def gas_short(self, obj):
+        low = obj.low_gas_wei is not None and obj.gas_wei is not None and obj.gas_wei < obj.low_gas_wei
+        return f"{self._compact_balances(obj)[1]}{' (low)' if low else ''}"
 
     @admin.display(description="float (token)")
     def token_balance(self, obj):
@@ -99,8 +147,15 @@ class BatchAdmin(ReadOnlyAdmin):
                     "created_at", "final_at", "send_attempts"]
     list_filter = ["status", "mode", "wallet"]
     search_fields = ["id", "attempts__tx_hash", "payouts__reference"]
-    readonly_fields = [f.name for f in Batch._meta.fields]
+    readonly_fields = [f.name for f in Batch._meta.fields] + ["links"]
     inlines = [AttemptInline]
+
+    @admin.display(description="payouts and transfers")
+    def links(self, obj):
+        return format_html('<a href="{}">its payouts</a> · <a href="{}">its transfers</a>',
+                           _changelist("onchain.payout", batch__id__exact=obj.pk),
+                           _changelist("payments.transfer", payout_reference__in=",".join(
+                               obj.payouts.values_list("reference", flat=True)[:BATCH_LINK_MAX])))
 
 
 @admin.register(Payout)
@@ -108,7 +163,17 @@ class PayoutAdmin(ReadOnlyAdmin):
     list_display = ["reference", "status", "to_address", "amount_base_units", "batch", "created_at"]
     list_filter = ["status", "token"]
     search_fields = ["reference", "to_address", "batch__attempts__tx_hash"]
-    readonly_fields = [f.name for f in Payout._meta.fields]
+    readonly_fields = [f.name for f in Payout._meta.fields] + ["links"]
+
+    @admin.display(description="transfer, batch")
+    def links(self, obj):
+        # The reference is the caller's id; a transfer records it as its payout_reference (onchain knows no transfers).
+        parts = [format_html('<a href="{}">transfer</a>',
+                             _changelist("payments.transfer", payout_reference__exact=obj.reference))]
+        if obj.batch_id:
+            parts.append(format_html('<a href="{}">batch</a>', reverse("admin:onchain_batch_change",
+                                                                       args=[obj.batch_id])))
+        return format_html_join(" · ", "{}", ((p,) for p in parts))
 
 
 @admin.register(ChainTransaction)
@@ -118,7 +183,13 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "wallet"]
     search_fields = ["tx_hash"]
     exclude = ["raw_tx", "data"]
-    readonly_fields = [f.name for f in ChainTransaction._meta.fields if f.name not in ("raw_tx", "data")]
+    readonly_fields = [f.name for f in ChainTransaction._meta.fields if f.name not in ("raw_tx", "data")] + ["links"]
+
+    @admin.display(description="batch, payouts")
+    def links(self, obj):
+        return format_html('<a href="{}">batch</a> · <a href="{}">its payouts</a>',
+                           reverse("admin:onchain_batch_change", args=[obj.batch_id]),
+                           _changelist("onchain.payout", batch__id__exact=obj.batch_id))
 
 
 @admin.register(OperatorAlert)

@@ -7,7 +7,8 @@ onchain never imports payments. Both rules are import-linter contracts (pyprojec
 - Hear:    implement `PayoutListener` and register it at start-up (`payout_listener_register`); the engine
            reports final and failed payouts through it, inside its own transaction.
 - Read:    `payout_settlement(s)`, `payout_eta` (how long until final), `payout_is_dead`, `float_covers`,
-           `wallet_balances`, `treasury_position`.
+           `wallet_balances`, `treasury_position`; `settlement_overview` for the operations dashboard (admin
+           home), `payout_rows` for admin's links.
 - Tell:    `operator_alert_raise` puts a condition in front of operators (admin → Operator alerts).
 - Stop:    `payouts_halt(key=, reason=)` stops signing new batches until `payouts_resume(key=)` (batches already
            signed go on to finality); `payouts_halted` lists the reasons. Each caller owns its key.
@@ -19,7 +20,16 @@ onchain never imports payments. Both rules are import-linter contracts (pyprojec
 """
 
 from onchain.listener import PayoutListener, payout_listener_override, payout_listener_register
-from onchain.selectors import PayoutEta, Settlement, payout_eta, payout_is_dead, payout_settlement, payout_settlements
+from onchain.selectors import (
+    PayoutEta,
+    Settlement,
+    payout_eta,
+    payout_is_dead,
+    payout_rows,
+    payout_settlement,
+    payout_settlements,
+)
+from onchain.selectors_dashboard import settlement_overview
 from onchain.services.alerts import alert_raise
 from onchain.services.devchain import devchain_bootstrap
 from onchain.services.halts import payouts_halt, payouts_halted, payouts_resume
@@ -46,12 +56,14 @@ __all__ = [
     "payout_listener_override",
     "payout_listener_register",
     "payout_request",
+    "payout_rows",
     "payout_settlement",
     "payout_settlements",
     "payouts_halt",
     "payouts_halted",
     "payouts_resume",
     "recipient_check",
+    "settlement_overview",
     "treasury_position",
     "wallet_balances",
 ]

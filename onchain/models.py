@@ -91,6 +91,9 @@ class HotWallet(models.Model):
     daily_limit_base_units = Uint256Field(null=True, blank=True,
                                           help_text="Ceiling on what this wallet signs per UTC day.")
     low_gas_wei = Uint256Field(null=True, blank=True, help_text="Alert operators below this gas balance.")
+    # The last measured gas (treasury_check, every minute), so admin pages never wait on the chain to show it.
+    gas_wei = Uint256Field(null=True, blank=True, editable=False)
+    gas_measured_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "address"], name="hot_wallet_unique_per_chain")]

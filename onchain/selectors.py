@@ -62,6 +62,19 @@ def _confirmations(batch, chain):
     return max(chain.head_block - batch.block_number + 1, 0)
 
 
+def payout_rows(*, reference):
+    """(payout id, batch id, id of its mined or latest attempt) of a reference's payout, for admin's links between
+    a transfer and its payout, batch and transaction; None when there is no payout. One query."""
+    row = (Payout.objects.filter(reference=reference).select_related("batch")
+           .values_list("pk", "batch_id", "batch__mined_tx_id").first())
+    if row is None:
+        return None
+    payout_id, batch_id, tx_id = row
+    if batch_id is not None and tx_id is None:
+        tx_id = ChainTransaction.objects.filter(batch_id=batch_id).order_by("-id").values_list("pk", flat=True).first()
+    return payout_id, batch_id, tx_id
+
+
 def payout_is_dead(*, reference):
     """True when the payout failed for good: nothing of it can still be mined (refunding is then safe)."""
     return Payout.objects.filter(reference=reference, status=Payout.Status.FAILED).exists()

@@ -3,9 +3,11 @@ quotes, rates, ledger. Actions need their own permission and a reason (staff.adm
 says what each does."""
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from common.admin import ReadOnlyAdmin
+from onchain.api import payout_rows
 from payments import guarded
 from payments.models import (
     JournalEntry,
@@ -26,9 +28,11 @@ class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     search_fields = ["id", "sender_name", "sender_phone", "sender_email", "recipient_name", "recipient_phone",
                      "recipient_wallet", "payment_intent_id"]
     list_select_related = ["quote", "partner"]
-    date_hierarchy = "created_at"
     actions = ["release", "reject", "refund", "cancel"]
-    readonly_fields = ["settlement"]
+    readonly_fields = ["settlement", "links"]
+    # No COUNT(*) of the whole table beside a filtered list's own count, and no date hierarchy (its year links read
+    # DISTINCT years over every row: 0.7 s of the list's 1 s on a million transfers); the created_at filter stays.
+    show_full_result_count = False
     exclude = ["payment_client_secret", "sender_token", "recipient_token", "request_fingerprint"]
 
     @admin.display(description="sends", ordering="quote__source_amount")
@@ -47,8 +51,23 @@ class TransferAdmin(GuardedActionsMixin, ReadOnlyAdmin):
         return format_html("{} base units to {}<br>tx {} ({} confirmations, payout {})", data.amount_base_units,
                            data.to_address, data.tx_hash or "not signed yet", data.confirmations, data.status)
 
+    @admin.display(description="payout, batch, transaction")
+    def links(self, obj):
+        """Links to the on-chain side of this transfer; each of those pages links back here."""
+        rows = payout_rows(reference=obj.payout_reference) if obj.payout_reference else None
+        if rows is None:
+            return "—"
+        payout_id, batch_id, tx_id = rows
+        parts = [format_html('<a href="{}">payout</a>', reverse("admin:onchain_payout_change", args=[payout_id]))]
+        if batch_id is not None:
+            parts.append(format_html('<a href="{}">batch</a>', reverse("admin:onchain_batch_change", args=[batch_id])))
+        if tx_id is not None:
+            parts.append(format_html('<a href="{}">transaction</a>',
+                                     reverse("admin:onchain_chaintransaction_change", args=[tx_id])))
+        return format_html_join(" · ", "{}", ((p,) for p in parts))
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + ["settlement"]
+        return [f.name for f in self.model._meta.fields] + ["settlement", "links"]
 
     @admin.action(description="Release held transfers (a second person approves)", permissions=["release"])
     def release(self, request, queryset):

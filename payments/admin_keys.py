@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from payments import guarded_keys
 from payments.models import PartnerAPIKey
@@ -25,6 +26,12 @@ class PartnerAPIKeyForm(forms.ModelForm):
 
     def clean_scopes(self):
         return [s for s in SCOPES if s in self.cleaned_data["scopes"]]
+
+
+# The library registers an admin for its own APIKey model, which we never use (a key belongs to a partner): a second
+# "API keys" page beside ours. Its app is installed before payments, so its admin is registered by now.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
 
 
 @admin.register(PartnerAPIKey)

@@ -19,3 +19,7 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
 
 class StaffAdminSite(OTPAdminSite):
     login_form = StaffLoginForm
+    # Our product's name on every admin page (the header, the browser tab and the home page's title).
+    site_header = "tulpar operations"
+    site_title = "tulpar operations"
+    index_title = "Operations dashboard"

@@ -32,6 +32,7 @@ def treasury_check(*, token_id):
     float_units = sum(kgst.functions.balanceOf(h).call() for h in holders) if holders else None
     for wallet in wallets:
         gas = w3.eth.get_balance(wallet.address)
+        HotWallet.objects.filter(pk=wallet.pk).update(gas_wei=gas, gas_measured_at=timezone.now())
         if wallet.low_gas_wei is not None and gas < wallet.low_gas_wei:
             alert_raise(kind=OperatorAlert.Kind.LOW_GAS, wallet=wallet,
                         message=f"gas balance {gas} wei is below {wallet.low_gas_wei}")
