@@ -48,6 +48,8 @@ def parse_args():
     p.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3)")
     p.add_argument("--max-seconds", type=int, default=1200, help="hard bound on the whole run (default 1200)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    p.add_argument("--keep-policy-delays", action="store_true",
+                   help="keep the first-transfers payout delay and the US cancellation window (off by default)")
     return p.parse_args()
 
 
@@ -135,9 +137,15 @@ def main():  # noqa: C901 - one straight script
         env = os.environ
         env["DJANGO_DEBUG"] = "0"
         env["DJANGO_BEHIND_PROXY"] = "1"
+        # localstripe posts its webhooks to gunicorn over plain http, as Stripe's reach the TLS proxy: no redirect.
+        env["DJANGO_SECURE_SSL_REDIRECT"] = "0"
         env["RATE_API_PER_MINUTE"] = str(10**9)
         env["RATES_SOURCE"] = "recorded"
-        env["US_CANCEL_WINDOW_SECONDS"] = "0"  # RUB load; the US window does not apply but keep payouts immediate
+        # Every journey is a new card sender: the first-transfers payout delay (a fraud policy's wait, minutes) would
+        # be measured instead of the pipeline. Off here; `--keep-policy-delays` keeps it.
+        if not args.keep_policy_delays:
+            env["FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS"] = "0"
+            env["US_CANCEL_WINDOW_SECONDS"] = "0"
         env.setdefault("STRIPE_PUBLISHABLE_KEY", "pk_test_" + secrets.token_hex(8))
         anvil_url = stack.start_anvil()
         stripe_log = open(stack.tmp / "localstripe.log", "ab")  # noqa: SIM115 - closed at exit
