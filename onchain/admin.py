@@ -8,24 +8,35 @@ from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin
 from onchain import guarded
-from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, PayoutHalt, Token
+from onchain.models import (
+    AlertDelivery,
+    Batch,
+    Chain,
+    ChainTransaction,
+    HotWallet,
+    OperatorAlert,
+    Payout,
+    PayoutHalt,
+    Token,
+)
 from onchain.services.treasury import wallet_balances
 from staff.admin_actions import GuardedActionsMixin, guarded_action_response
+from staff.admin_history import HistoryAdmin
 
 
 @admin.register(Chain)
-class ChainAdmin(admin.ModelAdmin):
+class ChainAdmin(HistoryAdmin):
     list_display = ["name", "chain_id", "confirmations", "use_finalized_tag", "eip1559", "max_fee_per_gas_ceiling",
                     "stuck_after_seconds"]
 
 
 @admin.register(Token)
-class TokenAdmin(admin.ModelAdmin):
+class TokenAdmin(HistoryAdmin):
     list_display = ["symbol", "chain", "address", "decimals", "batch_contract", "low_float_base_units"]
 
 
 @admin.register(HotWallet)
-class HotWalletAdmin(GuardedActionsMixin, admin.ModelAdmin):
+class HotWalletAdmin(GuardedActionsMixin, HistoryAdmin):
     list_display = ["address", "chain", "is_active", "halted", "halt_reason", "next_nonce", "in_flight",
                     "token_balance", "gas_balance"]
     list_filter = ["halted", "is_active"]
@@ -121,15 +132,38 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in ChainTransaction._meta.fields if f.name not in ("raw_tx", "data")]
 
 
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    fields = readonly_fields = ["channel", "round", "status", "attempts", "last_error", "created_at", "sent_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(OperatorAlert)
 class OperatorAlertAdmin(GuardedActionsMixin, ReadOnlyAdmin):
-    list_display = ["created_at", "kind", "wallet", "token", "message", "resolved_at"]
-    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
-    actions = ["resolve"]
+    """Alerts reach people by e-mail and the chat webhook, again every ALERT_RESEND_MINUTES until acknowledged;
+    acknowledging and resolving each need a reason (the audit trail keeps it with the name)."""
+
+    list_display = ["created_at", "kind", "wallet", "token", "message", "acknowledged_at", "resolved_at"]
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter),
+                   ("acknowledged_at", admin.EmptyFieldListFilter)]
+    exclude = ["key"]
+    inlines = [AlertDeliveryInline]
+    actions = ["acknowledge", "resolve"]
+
+    @admin.action(description="Acknowledge (stops the reminders)", permissions=["acknowledge"])
+    def acknowledge(self, request, queryset):
+        return guarded_action_response(self, request, queryset, guarded.ACKNOWLEDGE)
 
     @admin.action(description="Mark resolved", permissions=["resolve"])
     def resolve(self, request, queryset):
         return guarded_action_response(self, request, queryset, guarded.RESOLVE)
+
+    def has_acknowledge_permission(self, request):
+        return request.user.has_perm(guarded.ACKNOWLEDGE.permission)
 
     def has_resolve_permission(self, request):
         return request.user.has_perm(guarded.RESOLVE.permission)

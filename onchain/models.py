@@ -7,6 +7,7 @@ Signed bytes are committed before they are broadcast, so a crash at any line lea
 sent or transactions we can rebroadcast byte for byte. docs/settlement.md has the invariants.
 """
 
+import hashlib
 import uuid
 
 from django.db import models
@@ -290,7 +291,7 @@ class OperatorAlert(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     wallet = models.ForeignKey(HotWallet, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
     token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
-    # What makes two raises the same condition (onchain.services.alerts.alert_key): at most one open alert per key,
+    # What makes two raises the same condition (OperatorAlert.key_for): at most one open alert per key,
     # so a condition seen on every pass is raised, and delivered, once.
     key = models.CharField(max_length=160, editable=False)
     message = models.CharField(max_length=500)
@@ -308,6 +309,20 @@ class OperatorAlert(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.message}"
+
+    def save(self, *args, **kwargs):
+        if not self.key:
+            self.key = self.key_for(kind=self.kind, message=self.message, wallet_id=self.wallet_id,
+                                    token_id=self.token_id)
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def key_for(*, kind, message, wallet_id=None, token_id=None, subject=None):
+        """The condition an alert stands for: its kind, wallet and token, and `subject` (what within them; the
+        message when none is given). A raiser whose message carries a changing figure (a balance) names a fixed
+        subject, or each pass would open, and send, a new alert."""
+        what = subject if subject is not None else hashlib.sha256(message[:500].encode()).hexdigest()[:40]
+        return f"{kind}|w{wallet_id or ''}|t{token_id or ''}|{what}"[:160]
 
 
 class TreasurySnapshot(models.Model):

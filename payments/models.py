@@ -10,8 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import transition
-from simple_history.models import HistoricalRecords
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
+from simple_history.models import HistoricalRecords
 
 from common.money import from_units, to_units
 from common.status import StatusField, StatusModel, StatusQuerySet

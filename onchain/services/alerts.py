@@ -1,6 +1,5 @@
 """Operator alerts and wallet halts: what a human must see in admin."""
 
-import hashlib
 import logging
 
 from django.db import transaction
@@ -12,18 +11,12 @@ from onchain.services.alert_delivery import alert_deliveries_plan
 log = logging.getLogger(__name__)
 
 
-def alert_key(*, kind, message, wallet=None, token=None, subject=None):
-    """The condition an alert stands for: its kind, wallet and token, and `subject` (what within them; the message
-    when none is given). A raiser whose message carries a changing figure (a balance) names a fixed subject, or each
-    pass would open, and send, a new alert."""
-    what = subject if subject is not None else hashlib.sha256(message[:500].encode()).hexdigest()[:40]
-    return f"{kind}|w{wallet.pk if wallet else ''}|t{token.pk if token else ''}|{what}"[:160]
-
-
 def alert_raise(*, kind, message, wallet=None, token=None, subject=None):
-    """One open alert per key (alert_key; a unique constraint holds it under races): a condition seen every pass is
-    raised once; a new one is delivered to people (ALERT_EMAILS, ALERT_WEBHOOK_URL) after the caller commits."""
-    key = alert_key(kind=kind, message=message, wallet=wallet, token=token, subject=subject)
+    """One open alert per key (OperatorAlert.key_for; a unique constraint holds it under races): a condition seen
+    every pass is raised once; a new one is delivered to people (ALERT_EMAILS, ALERT_WEBHOOK_URL) after the caller
+    commits."""
+    key = OperatorAlert.key_for(kind=kind, message=message, wallet_id=wallet and wallet.pk,
+                                token_id=token and token.pk, subject=subject)
     with transaction.atomic():
         alert, created = OperatorAlert.objects.get_or_create(
             key=key, resolved_at=None, defaults={"kind": kind, "wallet": wallet, "token": token,

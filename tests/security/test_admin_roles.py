@@ -224,7 +224,7 @@ def test_halting_and_resuming_are_not_editable_on_the_wallet_form(client, chain)
     staff_login(client, staff_user("treasury"))
     client.post(f"/admin/onchain/hotwallet/{wallet.pk}/change/", {
         "chain": wallet.chain_id, "address": wallet.address, "key_env": wallet.key_env, "is_active": "on",
-        "halt_reason": ""})
+        "halt_reason": "", "change_reason": "limits review"})
     assert HotWallet.objects.get(pk=wallet.pk).halted
 
 
