@@ -4,6 +4,7 @@ history page and each past version are read-only: no revert (SIMPLE_HISTORY_REVE
 POST to a past version is refused here too, since the library would still save it)."""
 
 from django import forms
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -19,6 +20,11 @@ class HistoryAdmin(SimpleHistoryAdmin):
     ask_reason = True
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        if self.ask_reason:
+            # The reason is the form's own field, not the model's: build the model form without it, then add it.
+            fields = kwargs["fields"] if "fields" in kwargs else flatten_fieldsets(self.get_fieldsets(request, obj))
+            if fields is not None:
+                kwargs["fields"] = [f for f in fields if f != REASON_FIELD]
         form = super().get_form(request, obj, change=change, **kwargs)
         if not self.ask_reason:
             return form

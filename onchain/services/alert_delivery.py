@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DELIVER_TASK = "onchain.alert_deliver"
 Channel, Status = AlertDelivery.Channel, AlertDelivery.Status
+LOST_AFTER = timedelta(minutes=10)
 
 
 class AlertDeliveryFailed(OnchainError):
@@ -80,8 +81,8 @@ def alerts_sweep(*, now=None):
     for alert in open_alerts.order_by("pk").iterator():
         with transaction.atomic():
             planned += alert_deliveries_plan(alert=alert, now=now)
-    # Older than a moment, so a row planned by a raise that is still committing is not sent twice.
-    lost = list(AlertDelivery.objects.filter(status=Status.PENDING, created_at__lt=now - timedelta(seconds=30))
+    # Rows queued a while ago and not being sent: their task was lost (a retry's wait is shorter than this).
+    lost = list(AlertDelivery.objects.filter(status=Status.PENDING, created_at__lt=now - LOST_AFTER)
                 .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)).exclude(pk__in=planned)
                 .values_list("pk", flat=True)[:500])
     for pk in lost:
