@@ -84,7 +84,7 @@ def alerts_sweep(*, now=None):
     # Rows queued a while ago and not being sent: their task was lost (a retry's wait is shorter than this).
     lost = list(AlertDelivery.objects.filter(status=Status.PENDING, created_at__lt=now - LOST_AFTER)
                 .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)).exclude(pk__in=planned)
-                .values_list("pk", flat=True)[:500])
+                .order_by("pk").values_list("pk", flat=True)[:500])
     for pk in lost:
         current_app.send_task(DELIVER_TASK, args=[pk])
     return planned + lost

@@ -196,3 +196,29 @@ def test_unreachable_webhook_error_does_not_leak_the_url(chat, settings):
     row.refresh_from_db()
     assert row.last_error == "ConnectionError" and "s3cr3t" not in str(refused.value.detail)
     chat.close = lambda: None  # already closed
+
+
+def test_a_delivery_whose_task_was_lost_is_queued_again_by_the_sweep(chat):
+    """A row still pending long after it was planned (its task lost with a worker, or the broker flushed) is queued
+    again by the sweep; one planned a moment ago, or held under a live lease, is not (its task is on its way)."""
+    alert = raise_stale_rates()
+    rows = list(AlertDelivery.objects.filter(alert=alert).order_by("pk"))
+    start = rows[0].created_at
+    assert alerts_sweep(now=start + timedelta(minutes=1)) == []
+    AlertDelivery.objects.filter(pk=rows[1].pk).update(lease_until=start + timedelta(minutes=30))
+    assert alerts_sweep(now=start + timedelta(minutes=11)) == [rows[0].pk]
+    assert sorted(alerts_sweep(now=start + timedelta(minutes=31))) == [rows[0].pk, rows[1].pk]
+
+
+def test_the_delivery_task_retries_until_the_channel_takes_it(chat):
+    """The Celery task (run in this process, eagerly) retries on a refusal: the chat endpoint answers 502 twice, then
+    200; the row ends sent after three attempts, and the task's only argument is the row's id."""
+    from onchain.tasks import alert_deliver
+
+    chat.statuses = [502, 502]
+    raise_stale_rates()
+    row = AlertDelivery.objects.get(channel="webhook")
+    result = alert_deliver.apply(args=[row.pk])
+    assert result.successful(), result.traceback
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("sent", 3) and len(chat.bodies) == 3
