@@ -151,7 +151,8 @@ def test_the_service_refuses_a_user_without_the_permission_whatever_the_admin_do
 
 ROLE_PERMISSIONS = {
     "operator": {"payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet",
-                 "onchain.resolve_alert", "onchain.acknowledge_alert", "payments.resolve_reconciliation_item", "payments.add_partnerstatement",
+                 "onchain.resolve_alert", "onchain.acknowledge_alert", "payments.resolve_reconciliation_item",
+                 "payments.add_partnerstatement",
                  # partners' API keys (docs/api.md "Keys and scopes"): issue, rotate, revoke
                  "payments.add_partnerapikey", "payments.rotate_partnerapikey", "payments.revoke_partnerapikey"},
     # KYC (docs/compliance.md): senders' documents recorded and verified, the tiers' limits set.
