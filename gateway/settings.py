@@ -426,6 +426,8 @@ ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
 ALERT_RESEND_MINUTES = env_int("ALERT_RESEND_MINUTES", 60)
 ALERT_DELIVERY_ATTEMPTS = max(env_int("ALERT_DELIVERY_ATTEMPTS", 8), 1)
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("ALERT_WEBHOOK_TIMEOUT_SECONDS", 10)
+# A batch still unmined this long after signing (replacements included) raises a `stuck_batch` alert.
+BATCH_STUCK_ALERT_MINUTES = env_int("BATCH_STUCK_ALERT_MINUTES", 15)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "tulpar@localhost")
 ALERT_EMAIL_FROM = os.environ.get("ALERT_EMAIL_FROM", DEFAULT_FROM_EMAIL)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends." + (

@@ -287,6 +287,7 @@ class OperatorAlert(models.Model):
         RATES = "rates", "official rates not fetched or stale"
         PAYOUT_PARTNER = "payout_partner", "payout partner payout unconfirmed or failed"
         WEBHOOK = "webhook", "partner webhook endpoint disabled"
+        STUCK_BATCH = "stuck_batch", "batch not mined long after it was signed"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     wallet = models.ForeignKey(HotWallet, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")

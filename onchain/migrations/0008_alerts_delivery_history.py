@@ -139,6 +139,11 @@ class Migration(migrations.Migration):
             field=models.CharField(default='', editable=False, max_length=160),
             preserve_default=False,
         ),
+        migrations.AlterField(
+            model_name='operatoralert',
+            name='kind',
+            field=models.CharField(choices=[('low_float', 'low token float'), ('low_gas', 'low gas balance'), ('reconciliation', 'reconciliation mismatch'), ('fee_ceiling', 'fee ceiling reached'), ('nonce', 'nonce disagreement'), ('limit', 'ceiling or daily limit reached'), ('funding', 'card funding problem (amount mismatch, dispute, fraud warning)'), ('rates', 'official rates not fetched or stale'), ('payout_partner', 'payout partner payout unconfirmed or failed'), ('webhook', 'partner webhook endpoint disabled'), ('stuck_batch', 'batch not mined long after it was signed')], max_length=20),
+        ),
         migrations.RunPython(alert_keys_fill, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='operatoralert',
