@@ -112,3 +112,20 @@ def test_history_tables_hold_no_secret_columns():
             columns = {c.name for c in connection.introspection.get_table_description(cursor, model._meta.db_table)}
             assert columns and not columns & SECRET_COLUMNS, (model._meta.db_table, columns & SECRET_COLUMNS)
             assert not any("secret" in c or "hash" in c for c in columns), (model._meta.db_table, columns)
+
+
+def test_an_auditor_reads_pages_and_history_without_changing_them(client, pricing, chain):
+    """View-only staff (the auditor role) open a corridor's, a limit's and a wallet's page and their history (the
+    reason field shows read-only), and cannot post a change."""
+    from tests.security.factories import staff_user
+
+    staff_login(client, staff_user("auditor"))
+    corridor = Corridor.objects.get(source_currency="USD")
+    tier = LimitTier.objects.get(source_currency="RUB", tier=0)
+    for url in [f"/admin/payments/corridor/{corridor.pk}/change/", f"/admin/payments/corridor/{corridor.pk}/history/",
+                f"/admin/payments/limittier/{tier.pk}/change/", f"/admin/onchain/hotwallet/{chain['wallet'].pk}/change/",
+                f"/admin/onchain/hotwallet/{chain['wallet'].pk}/history/"]:
+        assert client.get(url).status_code == 200, url
+    refused = client.post(f"/admin/payments/corridor/{corridor.pk}/change/",
+                          form_data(corridor, margin_bps=1, change_reason="x"))
+    assert refused.status_code == 403 and Corridor.objects.get(pk=corridor.pk).margin_bps == corridor.margin_bps
