@@ -491,6 +491,17 @@ CLAIM_SMS_LANGUAGE = os.environ.get("CLAIM_SMS_LANGUAGE", "ky")  # the reminders
 CLAIM_WINDOW_HOURS = max(env_int("CLAIM_WINDOW_HOURS", 168), 1)  # unclaimed this long after funding: refunded
 CELERY_BEAT_SCHEDULE["claims-sweep"] = {"task": "payments.tasks.claims_sweep",
                                         "schedule": timedelta(seconds=env_int("CLAIM_SWEEP_SECONDS", 300))}
+# Operator alerts delivered to people (onchain/services/alert_delivery.py, docs/runbook.md): e-mail to ALERT_EMAILS
+# and a Slack-compatible `{"text": ...}` POST to ALERT_WEBHOOK_URL (a secret: env only, never logged), once when
+# raised and again every ALERT_RESEND_MINUTES while open and unacknowledged (0: no reminders).
+ALERT_EMAILS = env_list("ALERT_EMAILS", "")
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+ALERT_RESEND_MINUTES = env_int("ALERT_RESEND_MINUTES", 60)
+ALERT_DELIVERY_ATTEMPTS = max(env_int("ALERT_DELIVERY_ATTEMPTS", 8), 1)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("ALERT_WEBHOOK_TIMEOUT_SECONDS", 10)
+# A batch still unmined this long after signing (replacements included) raises a `stuck_batch` alert.
+BATCH_STUCK_ALERT_MINUTES = env_int("BATCH_STUCK_ALERT_MINUTES", 15)
+ALERT_EMAIL_FROM = os.environ.get("ALERT_EMAIL_FROM", "")  # empty: DEFAULT_FROM_EMAIL
 # E-mail (Django's backends): the console locally, SMTP in production; the tests use the in-memory one.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG
                                else "django.core.mail.backends.smtp.EmailBackend")
@@ -527,6 +538,17 @@ READYZ_QUEUE_MAX_DEPTH = env_int("READYZ_QUEUE_MAX_DEPTH", 0)
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Window of the distributions /metrics computes from the tables (latency, batch sizes, gas per payout).
 METRICS_WINDOW_MINUTES = env_int("METRICS_WINDOW_MINUTES", 60)
+
+CELERY_BEAT_SCHEDULE["alerts-sweep"] = {"task": "onchain.alerts_sweep", "schedule": timedelta(minutes=1),
+                                        "options": {"expires": 55}}
+
+# History of values (django-simple-history) on pricing, limits, chains, tokens, wallets, partners and roles: who
+# (HistoryRequestMiddleware: the admin user), why (the reason admin asks for) and the old and new values; read-only
+# in admin (no revert). Secret fields are excluded from the history tables (each model's `excluded_fields`).
+INSTALLED_APPS += ["simple_history"]
+MIDDLEWARE += ["simple_history.middleware.HistoryRequestMiddleware"]
+SIMPLE_HISTORY_REVERT_DISABLED = True
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 # Beat entries expire after one interval (at least a second): a busy or stopped worker finds one pending run of each,
 # not a pile of them, when it comes back. Last, so entries added above all get it.

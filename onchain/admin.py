@@ -11,9 +11,20 @@ from django.utils.html import format_html, format_html_join
 
 from common.admin import ReadOnlyAdmin, compact
 from onchain import guarded
-from onchain.models import Batch, Chain, ChainTransaction, HotWallet, OperatorAlert, Payout, PayoutHalt, Token
+from onchain.models import (
+    AlertDelivery,
+    Batch,
+    Chain,
+    ChainTransaction,
+    HotWallet,
+    OperatorAlert,
+    Payout,
+    PayoutHalt,
+    Token,
+)
 from onchain.services.treasury import wallet_balances
 from staff.admin_actions import GuardedActionsMixin, guarded_action_response
+from staff.admin_history import HistoryAdmin
 
 BATCH_LINK_MAX = 200  # a batch's references in one link's query string (BATCH_MAX_SIZE is well below it)
 
@@ -29,18 +40,18 @@ def _changelist(model, **params):
 
 
 @admin.register(Chain)
-class ChainAdmin(admin.ModelAdmin):
+class ChainAdmin(HistoryAdmin):
     list_display = ["name", "chain_id", "confirmations", "use_finalized_tag", "eip1559", "max_fee_per_gas_ceiling",
                     "stuck_after_seconds", "block_time_ms", "explorer_tx_url"]
 
 
 @admin.register(Token)
-class TokenAdmin(admin.ModelAdmin):
+class TokenAdmin(HistoryAdmin):
     list_display = ["symbol", "chain", "address", "decimals", "batch_contract", "low_float_base_units"]
 
 
 @admin.register(HotWallet)
-class HotWalletAdmin(GuardedActionsMixin, admin.ModelAdmin):
+class HotWalletAdmin(GuardedActionsMixin, HistoryAdmin):
     # Fits a 1280-px screen: the address shortened (in full on hover and on the page), one state column, balances
     # compact (1.25M KGST); the full figures are on the wallet's page.
     list_display = ["short_address", "chain", "state", "next_nonce", "in_flight", "float_short", "gas_short"]
@@ -192,15 +203,38 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
                            _changelist("onchain.payout", batch__id__exact=obj.batch_id))
 
 
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    fields = readonly_fields = ["channel", "round", "status", "attempts", "last_error", "created_at", "sent_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(OperatorAlert)
 class OperatorAlertAdmin(GuardedActionsMixin, ReadOnlyAdmin):
-    list_display = ["created_at", "kind", "wallet", "token", "message", "resolved_at"]
-    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
-    actions = ["resolve"]
+    """Alerts reach people by e-mail and the chat webhook, again every ALERT_RESEND_MINUTES until acknowledged;
+    acknowledging and resolving each need a reason (the audit trail keeps it with the name)."""
+
+    list_display = ["created_at", "kind", "wallet", "token", "message", "acknowledged_at", "resolved_at"]
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter),
+                   ("acknowledged_at", admin.EmptyFieldListFilter)]
+    exclude = ["key"]
+    inlines = [AlertDeliveryInline]
+    actions = ["acknowledge", "resolve"]
+
+    @admin.action(description="Acknowledge (stops the reminders)", permissions=["acknowledge"])
+    def acknowledge(self, request, queryset):
+        return guarded_action_response(self, request, queryset, guarded.ACKNOWLEDGE)
 
     @admin.action(description="Mark resolved", permissions=["resolve"])
     def resolve(self, request, queryset):
         return guarded_action_response(self, request, queryset, guarded.RESOLVE)
+
+    def has_acknowledge_permission(self, request):
+        return request.user.has_perm(guarded.ACKNOWLEDGE.permission)
 
     def has_resolve_permission(self, request):
         return request.user.has_perm(guarded.RESOLVE.permission)

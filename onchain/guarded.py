@@ -31,7 +31,7 @@ def _halt(wallet, *, reason, actor):
 
 
 def _resume(wallet, *, reason, actor):
-    wallet_resume(wallet_id=wallet.pk)
+    wallet_resume(wallet_id=wallet.pk, reason=reason)
 
 
 def _resync(wallet, *, reason, actor):
@@ -46,8 +46,19 @@ def _open(alert):
         raise ActionRefused("Already resolved.")
 
 
+def _unacknowledged(alert):
+    _open(alert)
+    if alert.acknowledged_at is not None:
+        raise ActionRefused("Already acknowledged.")
+
+
 def _resolve(alert, *, reason, actor):
     OperatorAlert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=timezone.now())
+
+
+def _acknowledge(alert, *, reason, actor):
+    OperatorAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=timezone.now())
+    return "acknowledged: no more reminders; resolve it when the condition is gone"
 
 
 HALT = GuardedAction(permission="onchain.halt_wallet", model=HotWallet, done="halted", check=_not_halted,
@@ -60,4 +71,6 @@ RESYNC_NONCE = GuardedAction(permission="onchain.resync_nonce", model=HotWallet,
                              atomic=False)
 RESOLVE = GuardedAction(permission="onchain.resolve_alert", model=OperatorAlert, done="resolved", check=_open,
                         perform=_resolve)
-ACTIONS = (HALT, RESUME, RESYNC_NONCE, RESOLVE)
+ACKNOWLEDGE = GuardedAction(permission="onchain.acknowledge_alert", model=OperatorAlert, done="acknowledged",
+                            check=_unacknowledged, perform=_acknowledge)
+ACTIONS = (HALT, RESUME, RESYNC_NONCE, RESOLVE, ACKNOWLEDGE)

@@ -7,12 +7,14 @@ Signed bytes are committed before they are broadcast, so a crash at any line lea
 sent or transactions we can rebroadcast byte for byte. docs/settlement.md has the invariants.
 """
 
+import hashlib
 import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django_fsm import transition
+from simple_history.models import HistoricalRecords
 
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField, Uint256Field
@@ -49,6 +51,9 @@ class Chain(models.Model):
     head_block = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
     head_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Who changed which setting, when and why (admin asks for a reason); the head is not a setting.
+    history = HistoricalRecords(excluded_fields=["head_block", "head_seen_at"])
+
     def __str__(self):
         return f"{self.name} ({self.chain_id})"
 
@@ -65,6 +70,8 @@ class Token(models.Model):
     decimals = models.PositiveSmallIntegerField()
     batch_contract = AddressField(blank=True, help_text="Our BatchPayout contract holding this token's float.")
     low_float_base_units = Uint256Field(null=True, blank=True, help_text="Alert operators below this float.")
+
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -94,6 +101,10 @@ class HotWallet(models.Model):
     # The last measured gas (treasury_check, every minute), so admin pages never wait on the chain to show it.
     gas_wei = Uint256Field(null=True, blank=True, editable=False)
     gas_measured_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # Settings, limits and halts (with the halt's reason); the nonce and the measured gas are bookkeeping, updated
+    # outside save().
+    history = HistoricalRecords(excluded_fields=["next_nonce", "gas_wei", "gas_measured_at"])
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "address"], name="hot_wallet_unique_per_chain")]
@@ -297,20 +308,43 @@ class OperatorAlert(models.Model):
         RATES = "rates", "official rates not fetched or stale"
         PAYOUT_PARTNER = "payout_partner", "payout partner payout unconfirmed or failed"
         WEBHOOK = "webhook", "partner webhook endpoint disabled"
+        STUCK_BATCH = "stuck_batch", "batch not mined long after it was signed"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     wallet = models.ForeignKey(HotWallet, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
     token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    # What makes two raises the same condition (OperatorAlert.key_for): at most one open alert per key,
+    # so a condition seen on every pass is raised, and delivered, once.
+    key = models.CharField(max_length=160, editable=False)
     message = models.CharField(max_length=500)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Someone is on it: reminders stop (staff action with a reason, onchain/guarded.py); it stays open until resolved.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["resolved_at", "kind"])]
-        permissions = [("resolve_alert", "Can mark an operator alert resolved")]
+        constraints = [models.UniqueConstraint(fields=["key"], condition=Q(resolved_at__isnull=True),
+                                               name="one_open_alert_per_key")]
+        permissions = [("resolve_alert", "Can mark an operator alert resolved"),
+                       ("acknowledge_alert", "Can acknowledge an operator alert (stops its reminders)")]
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.message}"
+
+    def save(self, *args, **kwargs):
+        if not self.key:
+            self.key = self.key_for(kind=self.kind, message=self.message, wallet_id=self.wallet_id,
+                                    token_id=self.token_id)
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def key_for(*, kind, message, wallet_id=None, token_id=None, subject=None):
+        """The condition an alert stands for: its kind, wallet and token, and `subject` (what within them; the
+        message when none is given). A raiser whose message carries a changing figure (a balance) names a fixed
+        subject, or each pass would open, and send, a new alert."""
+        what = subject if subject is not None else hashlib.sha256(message[:500].encode()).hexdigest()[:40]
+        return f"{kind}|w{wallet_id or ''}|t{token_id or ''}|{what}"[:160]
 
 
 class TreasurySnapshot(models.Model):
@@ -344,3 +378,4 @@ class PayoutHalt(models.Model):
 
     def __str__(self):
         return f"payouts halted ({self.key}): {self.reason}"
+from onchain.models_alerts import AlertDelivery  # noqa: E402,F401

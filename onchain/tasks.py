@@ -8,7 +8,7 @@ from requests.exceptions import Timeout as RPCTimeout
 from onchain.errors import ChainUnavailable
 from onchain.locks import only_one
 from onchain.models import Chain, Token
-from onchain.services import batches, reconcile, sending, tracking, treasury
+from onchain.services import alert_delivery, batches, reconcile, sending, tracking, treasury
 
 TRANSIENT = (RPCConnectionError, RPCTimeout, ChainUnavailable)
 
@@ -55,3 +55,19 @@ def settlement_reconcile():
 def treasury_check():
     for token_id in Token.objects.values_list("id", flat=True):
         treasury.treasury_check(token_id=token_id)
+
+
+# One attempt per run, retried with backoff while the channel refuses; the row counts attempts and gives up after
+# ALERT_DELIVERY_ATTEMPTS (so a redelivered task never sends more). Arguments are ids only: no address, no URL.
+@shared_task(name=alert_delivery.DELIVER_TASK, autoretry_for=(alert_delivery.AlertDeliveryFailed,), retry_backoff=10,
+             retry_backoff_max=300, max_retries=20)
+def alert_deliver(delivery_id):
+    alert_delivery.alert_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="onchain.alerts_sweep")
+def alerts_sweep():
+    """Reminders now due, and deliveries whose task was lost."""
+    with only_one("alerts-sweep") as mine:
+        if mine:
+            alert_delivery.alerts_sweep()

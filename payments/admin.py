@@ -19,6 +19,7 @@ from payments.models import (
 )
 from payments.selectors import transfer_settlement
 from staff.admin_actions import GuardedActionsMixin, guarded_action_response
+from staff.admin_history import HistoryAdmin
 
 
 @admin.register(Transfer)
@@ -107,7 +108,7 @@ class QuoteAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(HistoryAdmin):
     list_display = ["name", "is_active", "created_at"]
     search_fields = ["name"]
 

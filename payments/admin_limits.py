@@ -9,10 +9,11 @@ from payments import guarded_limits
 from payments.models import LimitTier, SenderProfile, Transfer, TravelRuleRecord
 from payments.services.limits import sender_document_record, sender_funds_record
 from staff.admin_actions import GuardedActionsMixin, guarded_action_response
+from staff.admin_history import HistoryAdmin
 
 
 @admin.register(LimitTier)
-class LimitTierAdmin(admin.ModelAdmin):
+class LimitTierAdmin(HistoryAdmin):
     """Per corridor and tier; the highest tier is the hard maximum. Model.clean keeps each tier within its
     neighbours and per transfer ≤ per day ≤ per 30 days."""
 

@@ -15,6 +15,7 @@ from payments.guarded_payout_partners import RECORD_RETURN
 from payments.models import PartnerPayout, PayoutPartner
 from payments.services.screening import wallet_is_denied
 from staff.admin_actions import GuardedActionsMixin, guarded_action_response
+from staff.admin_history import HistoryAdmin
 
 
 class PayoutPartnerForm(forms.ModelForm):
@@ -38,7 +39,7 @@ class PayoutPartnerForm(forms.ModelForm):
 
 
 @admin.register(PayoutPartner)
-class PayoutPartnerAdmin(admin.ModelAdmin):
+class PayoutPartnerAdmin(HistoryAdmin):
     form = PayoutPartnerForm
 
     def get_readonly_fields(self, request, obj=None):

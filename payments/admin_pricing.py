@@ -13,6 +13,7 @@ from payments.errors import ManualRateRefused, RateUnavailable
 from payments.guarded_rates import rate_manual_action
 from payments.models import Corridor, Rate
 from payments.services.rates import manual_rate_check, rate_current
+from staff.admin_history import HistoryAdmin
 from staff.models import AuditEntry
 from staff.services import action_perform
 
@@ -64,11 +65,10 @@ class CorridorForm(forms.ModelForm):
 
 
 @admin.register(Corridor)
-class CorridorAdmin(admin.ModelAdmin):
+class CorridorAdmin(HistoryAdmin):
     form = CorridorForm
     list_display = ["source_currency", "target_currency", "margin_bps", "fixed_fee", "percent_fee_bps", "min_fee",
                     "max_fee", "min_amount", "max_amount", "is_active"]
-    list_editable = ["is_active"]
 
     def has_delete_permission(self, request, obj=None):
         return False  # switch a corridor off instead: quotes refer to its currency
@@ -121,7 +121,7 @@ class ManualRateForm(forms.ModelForm):
 
 
 @admin.register(Rate)
-class RateAdmin(admin.ModelAdmin):
+class RateAdmin(HistoryAdmin):
     """The feed's history and manual rates. Adding one records a manual rate (source "manual", who, now)."""
 
     list_display = ["source_currency", "target_currency", "rate", "source", "value_date", "effective_at",
@@ -129,6 +129,7 @@ class RateAdmin(admin.ModelAdmin):
     list_filter = ["source_currency", "source"]
     date_hierarchy = "effective_at"
     form = ManualRateForm
+    ask_reason = False  # the form's own reason goes to the audit trail and the rate's history (guarded_rates)
 
     def has_change_permission(self, request, obj=None):
         return False

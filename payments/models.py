@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import transition
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
+from simple_history.models import HistoricalRecords
 
 from common.money import from_units, to_units
 from common.status import StatusField, StatusModel, StatusQuerySet
@@ -38,6 +39,9 @@ class Partner(models.Model):
     name = models.CharField(max_length=100, unique=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Changes to partners, corridors, rates and limits keep who, when, why and the old values (admin shows them).
+    history = HistoricalRecords()
 
     # DRF treats the authenticated partner as request.user.
     is_authenticated = True
@@ -131,6 +135,8 @@ class Corridor(models.Model):
     max_fee = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     is_active = models.BooleanField(default=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(margin_bps__lt=10000) & Q(percent_fee_bps__lt=10000), name="corridor_bps_sane"),
@@ -160,6 +166,8 @@ class Rate(models.Model):
     fetched_at = models.DateTimeField(default=timezone.now, help_text="When we fetched (or an operator typed) it.")
     recorded_by = models.CharField(max_length=150, blank=True, help_text="The operator, for a manual rate.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(rate__gt=0), name="rate_positive")]
@@ -846,6 +854,8 @@ class LimitTier(models.Model):
     per_day = models.DecimalField(max_digits=14, decimal_places=2)
     per_30_days = models.DecimalField(max_digits=14, decimal_places=2)
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import transition
+from simple_history.models import HistoricalRecords
 
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField, validate_address
@@ -39,6 +40,8 @@ class PayoutPartner(models.Model):
                                  help_text="The API account whose keys see and confirm this partner's payouts.")
     is_active = models.BooleanField(default=True, help_text="Inactive: no new transfer may name it.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]

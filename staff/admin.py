@@ -2,9 +2,12 @@
 with a reason)."""
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group
 
 from common.admin import ReadOnlyAdmin
 from staff.admin_actions import GuardedActionsMixin, confirm_with_reason
+from staff.admin_history import HistoryAdmin
 from staff.models import ApprovalRequest, AuditEntry
 from staff.services import (
     approval_approve,
@@ -54,3 +57,12 @@ class ApprovalRequestAdmin(GuardedActionsMixin, ReadOnlyAdmin):
         return self._decide(request, queryset, approval_decline)
 
 
+
+
+# Roles are groups: their page keeps the history of their permissions (roles_sync's changes say so as their reason).
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleAdmin(HistoryAdmin, GroupAdmin):
+    pass

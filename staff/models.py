@@ -1,6 +1,8 @@
 """The audit trail of staff actions (append-only) and the requests that wait for a second person."""
 
+import simple_history
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
@@ -112,3 +114,7 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("audit entries are append-only")
+
+
+# Roles are groups (staff/roles.py): their permissions keep a history of values (who, when, why), in this app's tables.
+simple_history.register(Group, app="staff", m2m_fields=["permissions"])

@@ -9,6 +9,7 @@ ROLES = {
     # Day-to-day operations: refunds of failed settlements, cancelling before settlement, stopping a wallet, alerts.
     # Reconciliation: resolving differences (with a reason) and typing in partners' statements.
     "operator": ("payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet", "onchain.resolve_alert",
+                 "onchain.acknowledge_alert",
                  "payments.resolve_reconciliation_item", "payments.add_partnerstatement",
                  # partners' API keys: issue, rotate (with an overlap window), revoke
                  "payments.add_partnerapikey", "payments.rotate_partnerapikey", "payments.revoke_partnerapikey"),
@@ -20,6 +21,7 @@ ROLES = {
     # The float and the hot wallets: halts and resumes (a nonce halt with a second treasurer), nonces, wallet and
     # token settings, margins, fees and rates; partners' prefunded balances.
     "treasury": ("onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
+                 "onchain.acknowledge_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
                  "payments.change_corridor", "payments.add_rate", "payments.change_rate",
                  # partners' prefunded balances: their top-ups and withdrawals, with the bank's reference

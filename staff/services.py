@@ -234,6 +234,7 @@ def roles_sync(*, strict=True, using="default"):
                     continue
                 wanted.add(found)
             group, _ = Group.objects.using(using).get_or_create(name=name)
+            group._change_reason = "roles_sync: the role's permissions as staff/roles.py declares them"
             group.permissions.set(wanted)
             counts[name] = len(wanted)
     return counts

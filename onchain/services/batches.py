@@ -95,7 +95,8 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         if moved != len(payouts):  # impossible under SKIP LOCKED row locks; never sign for payouts we do not hold
             raise OnchainError(f"{len(payouts) - moved} payouts left the queue while batch {batch.pk} was signed")
         wallet.next_nonce += 1
-        wallet.save(update_fields=["next_nonce"])
+        # An update, not save(): the nonce is bookkeeping, kept out of the wallet's history (no history row per batch).
+        HotWallet.objects.filter(pk=wallet.pk).update(next_nonce=wallet.next_nonce)
         failpoint("batch.signed")
     failpoint("batch.committed")
     log.info("batch_signed batch=%s wallet=%s nonce=%s count=%s total=%s tx_hash=%s", batch.pk, wallet.address,

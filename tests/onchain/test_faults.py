@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -133,6 +134,27 @@ def test_underpriced_transaction_is_replaced_with_both_fees_bumped_and_paid_once
     assert sorted(r for r, _ in listener.final) == sorted(Payout.objects.values_list("reference", flat=True))
     assert {h for _, h in listener.final} == {batch.mined_tx.tx_hash}
     assert_paid_exactly_once(token, expected=3)
+
+
+def test_a_batch_unmined_long_after_signing_raises_one_stuck_batch_alert(chain, listener, settings):
+    """Mining paused: a sent batch older than BATCH_STUCK_ALERT_MINUTES raises one `stuck_batch` alert naming it;
+    the next pass updates that alert rather than opening another. Once blocks resume it is paid once."""
+    settings.BATCH_STUCK_ALERT_MINUTES = 15
+    token, ch = chain["token"], chain["chain"]
+    Chain.objects.filter(pk=ch.pk).update(stuck_after_seconds=3600)  # no fee bump in this test
+    with mining_paused():
+        queue_many("unmined", 1)
+        (batch,) = build(token)
+        send([batch])
+        tracking.chain_track(chain_id=ch.pk)
+        assert not OperatorAlert.objects.filter(kind="stuck_batch").exists()
+        Batch.objects.filter(pk=batch.pk).update(created_at=batch.created_at - timedelta(minutes=16))
+        tracking.chain_track(chain_id=ch.pk)
+        tracking.chain_track(chain_id=ch.pk)
+        (alert,) = OperatorAlert.objects.filter(kind="stuck_batch")
+        assert f"batch {batch.pk}" in alert.message and "not mined 16 min" in alert.message
+    all_final(ch, timeout=60)
+    assert_paid_exactly_once(token, expected=1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

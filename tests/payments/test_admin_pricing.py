@@ -26,6 +26,7 @@ def treasurer(client):
 def form_data(corridor, **changes):
     data = {name: getattr(corridor, name) for name in FIELDS}
     data.update(changes)
+    data.setdefault("change_reason", "pricing review")
     return {k: ("" if v is None else ("on" if v is True else v)) for k, v in data.items() if v is not False}
 
 

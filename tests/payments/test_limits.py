@@ -306,6 +306,6 @@ def test_operators_record_a_document_in_admin_kept_only_as_a_hash(client, pricin
     tier1 = LimitTier.objects.get(source_currency="RUB", tier=1)
     response = ops.post(f"/admin/payments/limittier/{tier1.pk}/change/", {
         "source_currency": "RUB", "tier": 1, "per_transfer": "1000.00", "per_day": "600000.00",
-        "per_30_days": "1500000.00"})
+        "per_30_days": "1500000.00", "change_reason": "tier review"})
     assert response.status_code == 200 and "Cannot be below tier 0" in response.content.decode()
     assert LimitTier.objects.get(pk=tier1.pk).per_transfer == Decimal("300000.00")

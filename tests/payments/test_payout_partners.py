@@ -376,7 +376,7 @@ def test_admin_refuses_a_contract_as_settlement_address_and_lists_payouts_with_t
 
     staff_login(client, staff_user("treasury"))
     form = {"code": "keremet-pay", "name": "Keremet Pay", "kind": "wallet_provider", "operator": partner.pk,
-            "is_active": "on"}
+            "is_active": "on", "change_reason": "signed the payout agreement"}
     refused = client.post("/admin/payments/payoutpartner/add/", {**form, "settlement_address": chain["token"].address})
     assert refused.status_code == 200
     assert "token contract" in refused.content.decode(), re.findall(r"errorlist.{0,300}", refused.content.decode())

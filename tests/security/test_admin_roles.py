@@ -151,7 +151,8 @@ def test_the_service_refuses_a_user_without_the_permission_whatever_the_admin_do
 
 ROLE_PERMISSIONS = {
     "operator": {"payments.refund_transfer", "payments.cancel_transfer", "onchain.halt_wallet",
-                 "onchain.resolve_alert", "payments.resolve_reconciliation_item", "payments.add_partnerstatement",
+                 "onchain.resolve_alert", "onchain.acknowledge_alert", "payments.resolve_reconciliation_item",
+                 "payments.add_partnerstatement",
                  # partners' API keys (docs/api.md "Keys and scopes"): issue, rotate, revoke
                  "payments.add_partnerapikey", "payments.rotate_partnerapikey", "payments.revoke_partnerapikey"},
     # KYC (docs/compliance.md): senders' documents recorded and verified, the tiers' limits set.
@@ -159,6 +160,7 @@ ROLE_PERMISSIONS = {
                            "payments.change_senderprofile", "payments.verify_sender_id", "payments.verify_sender_funds",
                            "payments.change_limittier"},
     "treasury": {"onchain.halt_wallet", "onchain.resume_wallet", "onchain.resync_nonce", "onchain.resolve_alert",
+                 "onchain.acknowledge_alert",
                  "onchain.add_hotwallet", "onchain.change_hotwallet", "onchain.change_token", "onchain.change_chain",
                  "payments.change_corridor", "payments.add_rate", "payments.change_rate",
                  "payments.topup_partner_balance", "payments.withdraw_partner_balance",
@@ -224,7 +226,7 @@ def test_halting_and_resuming_are_not_editable_on_the_wallet_form(client, chain)
     staff_login(client, staff_user("treasury"))
     client.post(f"/admin/onchain/hotwallet/{wallet.pk}/change/", {
         "chain": wallet.chain_id, "address": wallet.address, "key_env": wallet.key_env, "is_active": "on",
-        "halt_reason": ""})
+        "halt_reason": "", "change_reason": "limits review"})
     assert HotWallet.objects.get(pk=wallet.pk).halted
 
 
