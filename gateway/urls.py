@@ -5,6 +5,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from common.errors import api_not_found
+from common.health import healthz
 from payments.admin_screening import screen_name_view
 from payments.webhooks import stripe_webhook
 from staff.admin_site import StaffAdminSite
@@ -19,6 +20,7 @@ SWAGGER_CSP = {"img-src": ["data:"]}
 REDOC_CSP = {"img-src": ["data:"], "style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]}
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/screening/", admin.site.admin_view(screen_name_view), name="admin-screen-name"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),
