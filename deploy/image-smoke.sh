@@ -120,6 +120,7 @@ if ! podman image exists "$DEBIAN_IMAGE"; then
 	rm -rf "$WORK/rootfs"
 	debootstrap --variant=minbase bookworm "$WORK/rootfs" "$(mirror)" >"$LOGS/debootstrap.log" 2>&1 ||
 		{ tail -20 "$LOGS/debootstrap.log"; fail debootstrap; }
+	rm -rf "$WORK/rootfs"/var/cache/apt/archives/*.deb "$WORK/rootfs"/var/lib/apt/lists/*
 	tar --numeric-owner -C "$WORK/rootfs" -c . | podman import -q - "$DEBIAN_IMAGE" >/dev/null
 	rm -rf "$WORK/rootfs"
 fi
