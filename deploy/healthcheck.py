@@ -31,10 +31,10 @@ def main():
     except urllib.error.HTTPError as error:
         status = error.code
     except OSError as error:
-        print(f"healthz: {error}", file=sys.stderr)
+        sys.stderr.write(f"healthz: {error}\n")
         return 1
     if status != 200:
-        print(f"healthz: HTTP {status}", file=sys.stderr)
+        sys.stderr.write(f"healthz: HTTP {status}\n")
     return 0 if status == 200 else 1
 
 
