@@ -70,13 +70,14 @@ def test_the_image_checks_its_health_on_healthz():
 
 
 def test_healthz_answers_200_behind_the_proxy(client, settings):
-    """/healthz answers 200 with a JSON body to a request as the proxy forwards it (X-Forwarded-Proto: https), the
-    production redirect to https being on, and touches no database (it is liveness, not readiness)."""
+    """/healthz answers 200 with a JSON body (and to HEAD) for a request as the proxy forwards it
+    (X-Forwarded-Proto: https) with the production redirect to https on; without the header it is that redirect."""
     settings.SECURE_SSL_REDIRECT = True
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     response = client.get("/healthz", HTTP_X_FORWARDED_PROTO="https")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+    assert client.head("/healthz", HTTP_X_FORWARDED_PROTO="https").status_code == 200  # load balancers' HEAD too
     assert client.get("/healthz").status_code == 301  # without the header: the redirect, which the check refuses
 
 
