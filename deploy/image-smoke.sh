@@ -87,6 +87,7 @@ remove_stack() {
 finish() {
 	local rc=$?
 	trap - EXIT INT TERM
+	jobs -p | xargs -r kill 2>/dev/null || true  # a base image build still running when something failed
 	if ((rc != 0)); then
 		for service in db redis migrate web worker beat; do
 			if podman container exists "$(cname "$service")" 2>/dev/null; then
@@ -137,6 +138,9 @@ build_base() {
 	podman image exists "$image" && return 0
 	podman build -q --format docker --build-arg "BASE=$DEBIAN_IMAGE" -f "$CONTEXT/$1.Containerfile" -t "$image" \
 		"$CONTEXT" >"$LOGS/base-$1.log" 2>&1 || { tail -20 "$LOGS/base-$1.log"; return 1; }
+	# Older versions of this base image (an earlier hash) are no longer used: free their space.
+	podman images --format '{{.Repository}}:{{.Tag}}' "localhost/tulpar-$1" | grep -vxF "$image" |
+		xargs -r podman rmi >/dev/null 2>&1 || true
 }
 PYTHON_IMAGE=$(base_image python)
 export TULPAR_POSTGRES_IMAGE TULPAR_REDIS_IMAGE TULPAR_IMAGE="$APP_IMAGE"
@@ -154,9 +158,14 @@ for cert in /usr/local/share/ca-certificates/*.crt; do
 	[ -e "$cert" ] && cp "$cert" "$EXTRA_CA/"
 done
 say "building $APP_IMAGE"
+previous=$(podman image inspect -f '{{.Id}}' "$APP_IMAGE" 2>/dev/null || true)
 podman build --format docker --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" -t "$APP_IMAGE" . >"$LOGS/build.log" 2>&1 ||
 	{ tail -30 "$LOGS/build.log"; fail "podman build"; }
 rm -f "$EXTRA_CA"/*.crt
+# The previous build's image, now untagged, goes (its layers shared with this one stay as the build cache).
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect -f '{{.Id}}' "$APP_IMAGE")" ]; then
+	podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 wait "$pg_build" || fail "postgres base image"
 wait "$redis_build" || fail "redis base image"
 lap "app image"
