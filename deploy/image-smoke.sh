@@ -124,6 +124,7 @@ if ! podman image exists "$DEBIAN_IMAGE"; then
 	rm -rf "$WORK/rootfs"/var/cache/apt/archives/*.deb "$WORK/rootfs"/var/lib/apt/lists/*
 	tar --numeric-owner -C "$WORK/rootfs" -c . | podman import -q - "$DEBIAN_IMAGE" >/dev/null
 	rm -rf "$WORK/rootfs"
+	lap "debootstrap + import"
 fi
 base_id=$(podman image inspect -f '{{.Id}}' "$DEBIAN_IMAGE")
 base_image() {  # name: tagged by the hash of its Containerfile, entrypoint and the Debian image, so edits rebuild
