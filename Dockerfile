@@ -29,4 +29,5 @@ EXPOSE 8000
 # Liveness of this container's gunicorn: GET /healthz as the proxy sends it (an allowed Host, X-Forwarded-Proto).
 # The worker and beat, which run this image too, replace or disable it in compose.yaml.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["python", "/app/deploy/healthcheck.py"]
-CMD ["gunicorn", "gateway.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30", "--access-logfile", "-"]
+# No control socket (gunicornc is not used, and the non-root user has no home to put it in).
+CMD ["gunicorn", "gateway.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30", "--access-logfile", "-", "--no-control-socket"]

@@ -171,7 +171,9 @@ wait "$pg_build" || fail "postgres base image"
 wait "$redis_build" || fail "redis base image"
 lap "app image"
 [ "$(podman image inspect -f '{{.Config.User}}' "$APP_IMAGE")" != "" ] || fail "the image sets no USER"
-podman image inspect -f '{{.Config.Healthcheck}}' "$APP_IMAGE" | grep -q healthcheck.py || fail "the image has no HEALTHCHECK"
+# (Output captured, then matched: `cmd | grep -q` under pipefail fails when grep stops reading before cmd is done.)
+healthcheck=$(podman image inspect -f '{{.Config.Healthcheck}}' "$APP_IMAGE")
+[[ "$healthcheck" == *healthcheck.py* ]] || fail "the image has no HEALTHCHECK"
 
 # --- The stack: compose.yaml as committed, throwaway secrets, started in depends_on order. ---
 rm -rf "$SMOKE"
@@ -228,8 +230,9 @@ answer=$(probe)
 say "/healthz without it: $answer"
 
 wait_for 90 "worker answers celery inspect ping (its healthcheck)" podman healthcheck run "$(cname worker)"
-podman exec "$(cname worker)" sh -c 'celery -A gateway inspect ping --timeout 10 -d "celery@$(hostname)"' |
-	grep -q pong || fail "worker did not answer celery inspect ping"
+answer=$(podman exec "$(cname worker)" sh -c 'celery -A gateway inspect ping --timeout 10 -d "celery@$(hostname)"') ||
+	fail "worker did not answer celery inspect ping: $answer"
+[[ "$answer" == *pong* ]] || fail "worker did not answer celery inspect ping: $answer"
 wait_for 60 "beat sends tasks" sh -c "podman logs $(cname beat) 2>&1 | grep -q 'Sending due task'"
 wait_for 60 "a worker receives beat's tasks" sh -c "podman logs $(cname worker) 2>&1 | grep -qE 'Task [a-z_.]+\[[0-9a-f-]+\] received'"
 for service in web worker beat; do
