@@ -6,6 +6,7 @@ Docker is not available where the suite runs, so the file is read as data (PyYAM
 the variables a service gets are its `environment` keys plus those listed in its env files' committed templates
 (`<file>.example`: the real files hold secrets and are never committed)."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -98,3 +99,34 @@ def test_the_proxy_overwrites_forwarded_headers_and_limits_bodies():
     caddyfile = (REPO / mounted[0]).read_text()
     assert "header_up X-Forwarded-Proto {scheme}" in caddyfile
     assert "max_size" in caddyfile and "reverse_proxy web:8000" in caddyfile
+
+
+PUBLISHED = re.compile(r"^\$\{(?P<var>[A-Z_][A-Z0-9_]*):-(?P<default>\d+)\}:(?P<target>\d+)$")
+
+
+def test_published_ports_are_configurable_and_leave_8000_free():
+    """Every published port is `${VARIABLE:-default}:container`, so an operator (or the smoke test) can move it,
+    and no default is 8000, which `make run` takes on a developer's machine."""
+    published = [(name, port) for name, service in services().items() for port in published_ports(service)]
+    assert published
+    for name, port in published:
+        match = PUBLISHED.match(port)
+        assert match, f"{name} publishes {port!r}, not configurable from the environment"
+        assert match["default"] != "8000", f"{name} publishes 8000 by default"
+
+
+def test_app_services_run_one_image_with_a_health_check_that_fits_each():
+    """migrate, web, worker and beat run the same image (built from the Dockerfile); web keeps the image's
+    HEALTHCHECK (/healthz); the worker's asks itself for a ping (web's check cannot pass there); migrate and beat turn
+    it off; the database and Redis have checks, which the start order waits on."""
+    all_services = services()
+    app = {name: all_services[name] for name in ("migrate", "web", "worker", "beat")}
+    assert len({str(service.get("image")) for service in app.values()}) == 1
+    assert all(service.get("build") for service in app.values())
+    assert "healthcheck" not in app["web"]
+    worker_check = " ".join(app["worker"]["healthcheck"]["test"])
+    assert "inspect ping" in worker_check and "-d celery@" in worker_check
+    for name in ("migrate", "beat"):
+        assert app[name]["healthcheck"]["test"] == ["NONE"], name
+    for name in ("db", "redis"):
+        assert all_services[name]["healthcheck"]["test"], name
