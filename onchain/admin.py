@@ -218,12 +218,29 @@ class OperatorAlertAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     """Alerts reach people by e-mail and the chat webhook, again every ALERT_RESEND_MINUTES until acknowledged;
     acknowledging and resolving each need a reason (the audit trail keeps it with the name)."""
 
-    list_display = ["created_at", "kind", "wallet", "token", "message", "acknowledged_at", "resolved_at"]
+    # Fits a 1280-px screen: the wallet shortened (in full on hover), one state column for acknowledged/resolved.
+    list_display = ["created_at", "kind", "wallet_short", "token", "message", "state"]
+    list_select_related = ["wallet", "token"]
     list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter),
                    ("acknowledged_at", admin.EmptyFieldListFilter)]
     exclude = ["key"]
     inlines = [AlertDeliveryInline]
     actions = ["acknowledge", "resolve"]
+
+    @admin.display(description="wallet", ordering="wallet__address")
+    def wallet_short(self, obj):
+        if obj.wallet is None:
+            return "-"
+        address = obj.wallet.address
+        return format_html('<span title="{}">{}…{}</span>', address, address[:8], address[-4:])
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.resolved_at:
+            return format_html('<span title="{}">resolved</span>', obj.resolved_at)
+        if obj.acknowledged_at:
+            return format_html('<span title="{}">acknowledged</span>', obj.acknowledged_at)
+        return "open"
 
     @admin.action(description="Acknowledge (stops the reminders)", permissions=["acknowledge"])
     def acknowledge(self, request, queryset):
