@@ -50,9 +50,13 @@ def masked(phone):
 
 class ConsoleBackend:
     """Writes the message to stdout, for `make run` (a developer reads one-time codes there, like Django's console
-    e-mail backend). Never configured in production: settings refuse it when DEBUG is off and SMS is required."""
+    e-mail backend). Refuses to send outside DEBUG: a one-time code or a claim link in a production log would let
+    whoever reads the logs claim a recipient's money."""
 
     def send(self, message):
+        if not settings.DEBUG:
+            raise SMSError("the console SMS backend sends nothing outside DEBUG: set SMS_BACKEND to a provider",
+                           retryable=False)
         sys.stdout.write(f"SMS to {message.to} [{message.idempotency_key}]: {message.body}\n")
         sys.stdout.flush()
         return f"console-{message.idempotency_key}"

@@ -47,14 +47,6 @@ MESSAGES = {
         RECIPIENT: (_("You received %(target)s from %(sender)s"),
                     _("The money has been paid out to you.")),
     },
-    S.CANCELLED: {
-        SENDER: (_("Your transfer to %(name)s was cancelled"),
-                 _("The transfer was cancelled before it was paid. Nothing was charged.")),
-    },
-    S.EXPIRED: {
-        SENDER: (_("Your transfer to %(name)s expired"),
-                 _("We did not receive a payment in time, so the transfer was cancelled. Nothing was charged.")),
-    },
     S.REFUNDING: {
         SENDER: (_("Your transfer to %(name)s is being refunded"),
                  _("The transfer was cancelled. A full refund of %(source)s is on its way.")),

@@ -33,6 +33,7 @@ from payments.services.notification_texts import (
 )
 
 log = logging.getLogger(__name__)
+S = Transfer.Status
 SEND_TASK = "payments.notification_send"
 PENDING, SENDING, SENT, FAILED = (Notification.State.PENDING, Notification.State.SENDING, Notification.State.SENT,
                                   Notification.State.FAILED)
@@ -56,18 +57,28 @@ def lease_seconds():
 
 # Recording (in the status change's transaction) -----------------------------------------------------------------------
 
-def notifications_wanted(transfer, status):
-    """(role, channel) pairs to tell about `transfer` reaching `status`, per docs/notifications.md."""
+def notifications_wanted(transfer, status, source=None):
+    """(role, channel) pairs to tell about `transfer` reaching `status` from `source`, per docs/notifications.md."""
     if not transfer.livemode or status not in MESSAGES:
+        return []
+    # Nobody is told anything before money was paid: an unpaid transfer's phone and e-mail are whatever a form was
+    # given, and texts to any number at our cost (SMS pumping) must not be one form post away.
+    if transfer.funded_at is None:
         return []
     if transfer.partner_id is not None and not settings.NOTIFY_PARTNER_TRANSFERS:
         return []
-    if status in FUNDED_ONLY_WITH_DESTINATION and not transfer.recipient_wallet:
-        return []
+    if status in FUNDED_ONLY_WITH_DESTINATION and (not transfer.recipient_wallet or source == S.AWAITING_CLAIM):
+        return []  # no destination yet (awaiting_claim says what to do), or back from a claim (already told)
     roles = [role for role in MESSAGES[status]
-             if not (role == RECIPIENT and status in RECIPIENT_ONLY_IF_PAID and transfer.funded_at is None)]
+             if not (role == RECIPIENT and status in RECIPIENT_ONLY_IF_PAID and not _recipient_was_told(transfer))]
     return [(role, channel) for role in roles for channel in CHANNELS_OF[role]
             if channel in settings.NOTIFY_CHANNELS]
+
+
+def _recipient_was_told(transfer):
+    """Whether the recipient heard of this transfer (a phone-only transfer held and rejected before its claim message
+    never reached them: its refund must not be the first they hear of it)."""
+    return Notification.objects.filter(transfer_id=transfer.pk, role=RECIPIENT).exists()
 
 
 def notifications_record(*, changes, transfers):
@@ -76,7 +87,7 @@ def notifications_record(*, changes, transfers):
     now = timezone.now()
     rows = [Notification(transfer_id=pk, event=target, channel=channel, role=role, next_attempt_at=now)
             for pk, source, target in changes if pk in transfers and source != target
-            for role, channel in notifications_wanted(transfers[pk], target)]
+            for role, channel in notifications_wanted(transfers[pk], target, source)]
     if not rows:
         return []
     # A repeat (the same status told again) changes nothing: the unique constraint keeps the first row.

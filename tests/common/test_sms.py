@@ -107,3 +107,17 @@ def test_logs_show_only_a_masked_number(settings, caplog):
         sms.send_sms("+996700123456", "your code is 123456", idempotency_key="otp:9")
     assert "+996700123456" not in caplog.text and "123456" not in caplog.text.replace("otp:9", "")
     assert "+99…56" in caplog.text
+
+
+def test_the_console_backend_sends_nothing_outside_debug(settings, capsys):
+    """In production a code or a claim link written to stdout would reach the logs: the console backend refuses (a
+    final error, nothing written); under DEBUG (`make run`) it writes the message."""
+    settings.SMS_BACKEND = "common.sms.ConsoleBackend"
+    settings.DEBUG = False
+    with pytest.raises(sms.SMSError) as raised:
+        sms.send_sms("+996700123456", "your code is 482913", idempotency_key="otp:c")
+    assert raised.value.retryable is False
+    assert "482913" not in capsys.readouterr().out
+    settings.DEBUG = True
+    sms.send_sms("+996700123456", "your code is 482913", idempotency_key="otp:d")
+    assert "482913" in capsys.readouterr().out

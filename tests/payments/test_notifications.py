@@ -330,3 +330,39 @@ def test_a_transfer_to_a_phone_tells_the_recipient_to_claim_it_not_that_money_is
     text = sms.outbox[-1].body
     assert sms.outbox[-1].to == "+996555123456"
     assert "claim" in text and f"https://tulpar.test/r/{transfer.recipient_token}" in text
+    # Claimed (a wallet named, back to funded): both already know; nothing new until it completes.
+    transfer.recipient_wallet = new_recipient()
+    transfer.mark_claimed()
+    transfer.save()
+    assert [r for r in rows(transfer) if r[0] == "funded"] == []
+
+
+def test_nothing_is_sent_for_a_transfer_never_paid(notify, pricing, stripe_server):
+    """A form with any phone and e-mail, then cancel or let it expire: no row, no text, no e-mail (no SMS pumping)."""
+    for key, move in (("unpaid-1", lambda t: t.mark_cancelled("cancelled by the sender")),
+                      ("unpaid-2", lambda t: t.mark_expired())):
+        transfer = make_transfer(key=key)
+        move(transfer)
+        transfer.save()
+        assert rows(transfer) == []
+    assert sms.outbox == [] and mail.outbox == []
+
+
+def test_a_rejected_phone_only_transfer_is_not_the_recipients_first_news(notify, pricing, stripe_server):
+    """Paid to a phone, held and rejected before the claim message went out: the refund is told to the sender only;
+    the recipient, never told of it, hears nothing."""
+    with translation.override("en"):
+        quote = quote_create(partner=None, source_currency="RUB", source_amount=Decimal("15000.00"))
+        transfer, _ = transfer_create(
+            partner=None, idempotency_key="claim-r", fingerprint=request_fingerprint({"key": "claim-r"}),
+            quote_id=quote.id, sender={"name": "Aibek Usenov", "phone": "+79161234567", "email": SENDER_EMAIL},
+            recipient={"name": "Gulnara Usenova", "phone": "+996555123456", "wallet_address": ""})
+    funded(transfer)
+    transfer.mark_held("name matched a listed entry")
+    transfer.save()
+    transfer.mark_rejected("compliance rejected it")
+    transfer.save()
+    transfer.mark_refunding()
+    transfer.save()
+    assert [r for r in rows(transfer) if r[1] == "recipient"] == []
+    assert ("refunding", "sender", "email") in rows(transfer)

@@ -14,23 +14,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_rows_are_sent_by_the_worker_after_commit(notify, pricing, stripe_server, celery_processes):  # noqa: F811
-    """A cancelled transfer's sender is told by e-mail and SMS: both rows are sent by the worker, once each."""
+    """A funded transfer's sender is told by e-mail and SMS and its recipient by SMS: the worker sends each row once."""
     transfer = make_transfer(key="worker-1")
-    transfer.mark_cancelled("cancelled by the sender")
+    transfer.mark_funded(timezone.now())
     transfer.save()
     rows = Notification.objects.filter(transfer=transfer)
-    assert sorted(rows.values_list("channel", "role")) == [("email", "sender"), ("sms", "sender")]
-    wait_for(lambda: all(r.state == "sent" for r in rows.all()), timeout=60, what="the worker to send both rows")
-    assert [r.attempts for r in rows.all()] == [1, 1]
+    assert sorted(rows.values_list("channel", "role")) == [("email", "sender"), ("sms", "recipient"),
+                                                           ("sms", "sender")]
+    wait_for(lambda: all(r.state == "sent" for r in rows.all()), timeout=60, what="the worker to send every row")
+    assert [r.attempts for r in rows.all()] == [1, 1, 1]
 
 
 def test_a_row_whose_task_was_lost_is_sent_by_the_sweep(notify, pricing, stripe_server, celery_processes):  # noqa: F811
     """A row committed without its task, older than a minute, is picked up by the beat's sweep and sent."""
     notify.NOTIFY_CHANNELS = []  # the transfer's own change writes nothing: the row below is the only one
     transfer = make_transfer(key="worker-2")
-    transfer.mark_expired()
+    transfer.mark_funded(timezone.now())
     transfer.save()
-    lost = Notification.objects.create(transfer=transfer, event="expired", channel="email", role="sender",
+    lost = Notification.objects.create(transfer=transfer, event="funded", channel="email", role="sender",
                                        next_attempt_at=timezone.now())
     Notification.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=2))
     wait_for(lambda: Notification.objects.get(pk=lost.pk).state == "sent", timeout=60,
