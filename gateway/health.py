@@ -9,6 +9,7 @@ READYZ_CHECK_TIMEOUT_SECONDS, so it answers within about that time even when a d
 check, whether it passed and a short, secret-free detail (no URLs: they may carry credentials)."""
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -171,12 +172,27 @@ def readiness():
         try:
             results[name] = {"ok": True, **future.result(timeout=max(deadline - time.monotonic(), 0.0))}
         except FutureTimeout:
+            future.cancel()  # not started yet (the pool was busy): it never runs
             results[name] = {"ok": False, "error": "timed out"}
         except CheckFailed as exc:
             results[name] = {"ok": False, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - an unexpected error is a failed check, never a 500
             results[name] = {"ok": False, "error": type(exc).__name__}
     return all(r["ok"] for r in results.values()), results
+
+
+_cached = {"at": float("-inf"), "value": None}
+_cached_lock = threading.Lock()
+
+
+def readiness_cached():
+    """readiness(), computed at most once per READYZ_CACHE_SECONDS per process: a client hammering /readyz holds one
+    worker for one computation, not every worker for one each (each asks the database, Redis, the nodes and Stripe)."""
+    with _cached_lock:
+        if time.monotonic() - _cached["at"] >= settings.READYZ_CACHE_SECONDS or _cached["value"] is None:
+            _cached["value"] = readiness()
+            _cached["at"] = time.monotonic()
+        return _cached["value"]
 
 
 def _json(status, body):
@@ -196,7 +212,7 @@ class ProbeMiddleware:
             return self.get_response(request)
         if request.path_info == "/healthz":
             return _json(200, {"status": "ok"})
-        ready, checks = readiness()
+        ready, checks = readiness_cached()
         failed = sorted(name for name, r in checks.items() if not r["ok"])
         return _json(200 if ready else 503, {"status": "ready" if ready else "unready", "failed": failed,
                                              "checks": checks})

@@ -234,6 +234,8 @@ CELERY_TASK_ROUTES = {
     "payments.notification_send": {"queue": _NOTIFY},
     "payments.notifications_sweep": {"queue": _NOTIFY},
     "payments.tasks.claims_sweep": {"queue": _NOTIFY},
+    "onchain.alert_deliver": {"queue": _NOTIFY},
+    "onchain.alerts_sweep": {"queue": _NOTIFY},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -454,7 +456,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"web3": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+    # urllib3 names every URL it opens at DEBUG: RPC URLs with keys, the alert webhook's secret path.
+    "loggers": {"web3": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "stripe": {"level": "WARNING"},
+                "urllib3": {"level": "WARNING"}},
 }
 
 # Staff in admin (staff/, docs/runbook.md "Staff access"): roles, reasons and four-eyes on money actions, an
@@ -518,8 +522,10 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Notifications to senders and recipients (payments/services/notifications.py, docs/notifications.md).
 # Texts carry status links (whoever has one sees the transfer): outside debug, never to the console backend's stdout.
 _SMS_TO_CONSOLE = SMS_BACKEND == "common.sms.ConsoleBackend" and not DEBUG
+# The same for e-mail: a console backend outside debug would print every status link.
+_EMAIL_TO_CONSOLE = EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend" and not DEBUG
 NOTIFY_CHANNELS = [c for c in env_list("NOTIFY_CHANNELS", "email" if _SMS_TO_CONSOLE else "email,sms")
-                   if c in ("email", "sms")]
+                   if c in ("email", "sms") and not (c == "email" and _EMAIL_TO_CONSOLE)]
 NOTIFY_PARTNER_TRANSFERS = env_bool("NOTIFY_PARTNER_TRANSFERS", True)
 # Seconds before each retry of a message whose provider failed in a way worth retrying; then it is failed.
 NOTIFY_RETRY_SCHEDULE = [float(x) for x in env_list("NOTIFY_RETRY_SCHEDULE", "10,60,300,1800,7200")]
@@ -534,6 +540,8 @@ READYZ_BEAT_MAX_AGE_SECONDS = env_int("READYZ_BEAT_MAX_AGE_SECONDS", 60)
 # A queue deeper than this makes /readyz fail; 0 (the default) reports depths without judging them (a backlog is
 # the workers' problem, and taking every web process out of the load balancer for it would make it an outage).
 READYZ_QUEUE_MAX_DEPTH = env_int("READYZ_QUEUE_MAX_DEPTH", 0)
+# One readiness computation serves every /readyz call of a process for this long (a hammered /readyz is one check).
+READYZ_CACHE_SECONDS = float(os.environ.get("READYZ_CACHE_SECONDS", "2"))
 # Bearer token for Prometheus at /metrics (staff with a verified admin session may read it too); empty: staff only.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Window of the distributions /metrics computes from the tables (latency, batch sizes, gas per payout).
@@ -550,7 +558,9 @@ MIDDLEWARE += ["simple_history.middleware.HistoryRequestMiddleware"]
 SIMPLE_HISTORY_REVERT_DISABLED = True
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
-# Beat entries expire after one interval (at least a second): a busy or stopped worker finds one pending run of each,
-# not a pile of them, when it comes back. Last, so entries added above all get it.
+# Beat entries expire after one interval, at least 10 s: a busy or stopped worker finds a few pending runs of each,
+# not a pile of them, when it comes back. The floor because Celery turns `expires` into beat's clock time and the
+# worker compares it with its own: a second of skew between hosts would discard every 500-ms settlement tick.
+# Last, so entries added above all get it.
 for _entry in CELERY_BEAT_SCHEDULE.values():
-    _entry.setdefault("options", {}).setdefault("expires", max(_entry["schedule"].total_seconds(), 1.0))
+    _entry.setdefault("options", {}).setdefault("expires", max(_entry["schedule"].total_seconds(), 10.0))

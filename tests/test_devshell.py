@@ -211,5 +211,6 @@ def test_every_setting_is_recorded_or_deliberately_not():
                   "METRICS_TOKEN"}
     not_recorded = {"TULPAR_VAR_DIR": "says where the files are", "TEST_DATABASE_NAME": "tests only",
                     "SMS_HTTP_TOKEN": "a provider's secret: the operator's environment only, never a file we write",
-                    "EMAIL_HOST_PASSWORD": "the SMTP password: the operator's environment only, never a file we write"}
+                    "EMAIL_HOST_PASSWORD": "the SMTP password: the operator's environment only, never a file we write",
+                    "ALERT_WEBHOOK_URL": "its path is the chat's secret: the operator's environment only"}
     assert names - set(dev_run.RUNTIME_VARS) - in_dev_env - set(not_recorded) == set()

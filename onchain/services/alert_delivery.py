@@ -101,6 +101,12 @@ def _text(alert, round_):
     return subject, body
 
 
+def slack_escape(text):
+    """Slack's control characters escaped: a message quoting a partner's words cannot ping a channel (<!channel>) or
+    dress a link (<https://…|Acknowledge>) in our alert."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _send(delivery):
     subject, body = _text(delivery.alert, delivery.round)
     if delivery.channel == Channel.EMAIL:
@@ -108,7 +114,7 @@ def _send(delivery):
                   fail_silently=False)
         return
     try:
-        response = requests.post(settings.ALERT_WEBHOOK_URL, json={"text": body}, allow_redirects=False,
+        response = requests.post(settings.ALERT_WEBHOOK_URL, json={"text": slack_escape(body)}, allow_redirects=False,
                                  timeout=(5, settings.ALERT_WEBHOOK_TIMEOUT_SECONDS))
     except requests.RequestException as exc:
         # Never str(exc): requests puts the (secret) URL in its messages.

@@ -60,7 +60,8 @@ def tx_broadcast(*, tx, via="track"):
             ChainTransaction.objects.filter(pk=tx.pk).update(last_error=str(exc)[:300])
             log.warning("tx_broadcast_refused tx_hash=%s nonce=%s error=%s", tx.tx_hash, tx.nonce, exc)
             if "insufficient funds" in message:
-                alert_raise(kind="low_gas", wallet=tx.wallet, message=f"node refused {tx.tx_hash}: {exc}"[:500])
+                alert_raise(kind="low_gas", wallet=tx.wallet, subject="insufficient funds",  # one per wallet, not per hash
+                            message=f"node refused {tx.tx_hash}: {exc}"[:500])
             return False
     failpoint(f"{via}.after_broadcast")
     now = timezone.now()

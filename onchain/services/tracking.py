@@ -205,7 +205,8 @@ def _replace(w3, chain, batch, latest):
     try:
         fees = fee_bump(fees_of(latest), fee_quote(w3, chain), chain)
     except FeeCeilingReached as exc:
-        alert_raise(kind="fee_ceiling", wallet=batch.wallet, message=f"batch {batch.pk}: {exc.detail}")
+        alert_raise(kind="fee_ceiling", wallet=batch.wallet, subject=f"batch {batch.pk}",  # the fees change each pass
+                    message=f"batch {batch.pk}: {exc.detail}")
         return False
     wallet = batch.wallet
     with transaction.atomic():

@@ -32,6 +32,28 @@ def active_chain(chain, settings):
     services.stop(proc)
 
 
+@pytest.fixture(autouse=True)
+def fresh_readiness(settings):
+    """Each call computes (the per-process cache is pinned by its own test)."""
+    settings.READYZ_CACHE_SECONDS = 0
+
+
+def test_a_hammered_readyz_computes_once_per_cache_window(client, settings, monkeypatch):
+    """Ten /readyz calls inside READYZ_CACHE_SECONDS run the checks once; after the window they run again."""
+    from gateway import health
+
+    settings.READYZ_CACHE_SECONDS = 60
+    calls = []
+    monkeypatch.setattr(health, "readiness", lambda: calls.append(1) or (True, {"database": {"ok": True}}))
+    monkeypatch.setitem(health._cached, "value", None)
+    for _ in range(10):
+        assert client.get("/readyz").status_code == 200
+    assert len(calls) == 1
+    settings.READYZ_CACHE_SECONDS = 0
+    client.get("/readyz")
+    assert len(calls) == 2
+
+
 def readyz(client):
     started = time.monotonic()
     response = client.get("/readyz")

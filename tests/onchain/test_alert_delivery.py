@@ -222,3 +222,14 @@ def test_the_delivery_task_retries_until_the_channel_takes_it(chat):
     assert result.successful(), result.traceback
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("sent", 3) and len(chat.bodies) == 3
+
+
+def test_a_partners_words_in_an_alert_cannot_ping_or_dress_links_in_the_chat(chat):
+    """A payout partner's failure reason quoted in an alert reaches the chat with Slack's control characters escaped:
+    no `<!channel>` ping, no `<url|label>` link; the e-mail keeps the text as written."""
+    operator_alert_raise(kind="payout_partner", message="partner said: <!channel> <https://evil.example/|Acknowledge> & go")
+    deliver_pending()
+    text = chat.bodies[0]["text"]
+    assert "<!channel>" not in text and "<https://evil.example/|" not in text
+    assert "&lt;!channel&gt; &lt;https://evil.example/|Acknowledge&gt; &amp; go" in text
+    assert "<!channel>" in mail.outbox[0].body
