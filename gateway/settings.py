@@ -542,6 +542,8 @@ READYZ_BEAT_MAX_AGE_SECONDS = env_int("READYZ_BEAT_MAX_AGE_SECONDS", 60)
 READYZ_QUEUE_MAX_DEPTH = env_int("READYZ_QUEUE_MAX_DEPTH", 0)
 # One readiness computation serves every /readyz call of a process for this long (a hammered /readyz is one check).
 READYZ_CACHE_SECONDS = float(os.environ.get("READYZ_CACHE_SECONDS", "2"))
+# Status pages' arrival estimates share each corridor's recent median for this long (payments/services/eta.py).
+ETA_CACHE_SECONDS = env_int("ETA_CACHE_SECONDS", 60)
 # Bearer token for Prometheus at /metrics (staff with a verified admin session may read it too); empty: staff only.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Window of the distributions /metrics computes from the tables (latency, batch sizes, gas per payout).

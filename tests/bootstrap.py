@@ -48,6 +48,7 @@ env["FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS"] = "0"
 env["LARGE_AMOUNT_PAYOUT_DELAY_SECONDS"] = "0"
 # No US cancellation window either (most fixtures pay in USD); tests/payments/test_us_remittance.py sets its own.
 env["US_CANCEL_WINDOW_SECONDS"] = "0"
+env["ETA_CACHE_SECONDS"] = "0"  # each test computes its own estimate (tests/payments/test_eta.py pins the cache)
 # Outgoing webhooks reach the tests' receivers on 127.0.0.1 over http, retry within a second or two and are swept
 # every second; the SSRF tests switch the address checks back on in their own process.
 env["WEBHOOK_ALLOW_PRIVATE"] = "1"

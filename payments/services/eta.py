@@ -11,6 +11,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from onchain.api import payout_eta
@@ -39,6 +41,21 @@ def corridor_completion_seconds(*, source_currency):
     return statistics.median(durations) if len(durations) >= ETA_MIN_SAMPLES else None
 
 
+def corridor_completion_cached(*, source_currency):
+    """corridor_completion_seconds, shared for ETA_CACHE_SECONDS: every open status page polls every 2 s, and a
+    minority corridor's median walks far down the index to find its rows."""
+    if settings.ETA_CACHE_SECONDS <= 0:
+        return corridor_completion_seconds(source_currency=source_currency)
+    found = cache.get(f"eta:completion:{source_currency}", _MISSING)
+    if found is _MISSING:
+        found = corridor_completion_seconds(source_currency=source_currency)
+        cache.set(f"eta:completion:{source_currency}", found, settings.ETA_CACHE_SECONDS)
+    return found
+
+
+_MISSING = object()
+
+
 def transfer_eta(*, transfer, now=None):
     """An Eta for the money reaching the recipient's wallet, or None where there is nothing honest to say."""
     now = now or timezone.now()
@@ -51,7 +68,7 @@ def transfer_eta(*, transfer, now=None):
     wait = max((free_at - now).total_seconds(), 0)
     elapsed = max((now - free_at).total_seconds(), 0)
     pipeline = payout_eta()
-    history = corridor_completion_seconds(source_currency=transfer.quote.source_currency)
+    history = corridor_completion_cached(source_currency=transfer.quote.source_currency)
     if history is None:
         if pipeline is None:
             return None

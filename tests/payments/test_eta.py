@@ -186,3 +186,22 @@ def test_both_status_pages_show_the_estimate_and_keep_it_live(client, pricing, c
         assert '<p class="eta" id="eta">Arrives in about 3 minutes</p>' in content
     force_status(Transfer.objects.filter(pk=t.pk), S.HELD)
     assert 'id="eta"' not in client.get(f"/{prefix}/{token}").content.decode()
+
+
+def test_the_corridor_median_is_shared_for_eta_cache_seconds(pricing, chain_rows, settings, django_assert_num_queries):
+    """Every open page polls every 2 s: within ETA_CACHE_SECONDS the corridor's median is read once, then from the
+    cache (a new completed transfer shows after the window)."""
+    from django.core.cache import cache
+
+    from payments.services.eta import corridor_completion_cached
+
+    settings.ETA_CACHE_SECONDS = 60
+    cache.delete("eta:completion:RUB")
+    history([20, 30, 50])
+    with django_assert_num_queries(1):
+        assert corridor_completion_cached(source_currency="RUB") == 30
+    history([40, 40, 40])
+    with django_assert_num_queries(0):
+        assert corridor_completion_cached(source_currency="RUB") == 30
+    cache.delete("eta:completion:RUB")
+    assert corridor_completion_cached(source_currency="RUB") == 40
