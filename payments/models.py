@@ -348,7 +348,7 @@ class Transfer(StatusModel):
     def mark_expired(self):
         pass
 
-    @transition(field=status, source=Status.FUNDED, target=Status.HELD)
+    @transition(field=status, source=[Status.FUNDED, Status.AWAITING_CLAIM], target=Status.HELD)
     def mark_held(self, reason):
         self.failure_reason = reason[:300]
 

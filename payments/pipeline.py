@@ -819,7 +819,9 @@ def funding_refuse_task(transfer_id):
 
 # Re-screening when a new list version loads ------------------------------------------------------------------------
 
-RESCREENED = (S.FUNDED, S.HELD)  # not yet settled; awaiting_funding ones are screened when funded anyway
+# Not yet settled; awaiting_funding ones are screened when funded anyway. awaiting_claim: a transfer may wait days for
+# its recipient, and both its ways out (the sender's cancel, the final refund) return the money without a screening.
+RESCREENED = (S.FUNDED, S.HELD, S.AWAITING_CLAIM)
 
 
 def transfer_rescreen(*, transfer_id, trigger):
@@ -836,11 +838,11 @@ def transfer_rescreen(*, transfer_id, trigger):
         outcome = screening_check(transfer=transfer)
         if outcome.decision not in (CLEAR, HOLD, REJECT):
             raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
-        if transfer.status == S.FUNDED and outcome.decision == REJECT:
+        if transfer.status in (S.FUNDED, S.AWAITING_CLAIM) and outcome.decision == REJECT:
             transfer.mark_rejected(outcome.reason)
             transfer.save()
             _after_commit(refund_task, transfer.id)
-        elif transfer.status == S.FUNDED and outcome.decision == HOLD:
+        elif transfer.status in (S.FUNDED, S.AWAITING_CLAIM) and outcome.decision == HOLD:
             transfer.mark_held(outcome.reason)
             transfer.save()
         result = review.screening_result_record(transfer=transfer, outcome=outcome, trigger=trigger)

@@ -19,6 +19,7 @@ from payments.services import balances, claims
 from payments.services.payout_partners import PayoutPartnerRefused
 from payments.services.setup import partner_create
 from tests.conftest import QUOTE_BODY, new_recipient
+from tests.payments.test_review import listing  # noqa: F401 (fixture: a new sample list version)
 
 pytestmark = pytest.mark.django_db
 S = Transfer.Status
@@ -245,3 +246,13 @@ def test_a_reminder_stored_but_not_sent_before_a_crash_is_sent_on_the_next_sweep
     assert claims.claims_sweep(now=funded + timedelta(hours=73)) == (1, 0)
     assert [m.idempotency_key for m in sms_outbox] == [f"claim-reminder-{waiting.pk}-2"]
     assert claims.claims_sweep(now=funded + timedelta(hours=74)) == (0, 0)
+
+
+def test_a_new_list_version_screens_a_waiting_transfer_again_and_can_hold_it(waiting, listing):  # noqa: F811
+    """A transfer waiting days for its claim is screened against a new sanctions list version like a funded one: its
+    recipient newly listed, it moves to `held`, where neither a claim nor the sender's cancel can take the money out."""
+    listing(names=["Gulnara Usenova"])
+    assert pipeline.transfers_rescreen(reason="sample:claim") == {"held": 1}
+    waiting.refresh_from_db()
+    assert waiting.status == S.HELD
+    assert not pipeline.transfer_cancellable(waiting)
