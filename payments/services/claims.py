@@ -33,9 +33,10 @@ from django.utils.translation import gettext_lazy
 
 from common.ratelimit import rate_limit_hit
 from common.sms import SMSError, masked, send_sms
-from payments.errors import PaymentsError
+from payments.errors import PaymentsError, VelocityLimited
 from payments.models import ClaimCode, ClaimReminder, Transfer
 from payments.services import refunds
+from payments.services.fraud import velocity_consume
 from payments.services.payout_partners import partner_payout_create, payout_partner_resolve
 from payments.services.transfers import wallet_destination_check
 
@@ -182,6 +183,8 @@ def claim_submit(*, transfer_id, code, destination=None, wallet_address="", payo
         if outcome == "ok":
             row.used_at = now
             row.save(update_fields=["used_at"])
+            if destination.payout_partner is None:
+                _wallet_velocity(destination.address)  # refused: all of this rolls back, the code stays unused
             transfer.recipient_wallet = destination.address
             if destination.payout_partner is not None:
                 partner_payout_create(transfer=transfer, payout_partner=destination.payout_partner,
@@ -196,6 +199,16 @@ def claim_submit(*, transfer_id, code, destination=None, wallet_address="", payo
     log.info("transfer_claimed transfer_id=%s via=%s", transfer.pk,
              destination.payout_partner.code if destination.payout_partner else "wallet")
     return transfer
+
+
+def _wallet_velocity(address):
+    """A claimed wallet counts against the wallet's velocity limits as a wallet named at creation does at the card
+    payment (fraud.velocity_consume): phone-only transfers paid with many cards must not funnel into one wallet."""
+    try:
+        velocity_consume([("wallet", address)])
+    except VelocityLimited:
+        raise ClaimRefused(_("This wallet has received too many transfers recently. Choose another wallet or a payout "
+                             "partner, or try again later."), field=WALLET) from None
 
 
 def _code_check(row, transfer, code, now):

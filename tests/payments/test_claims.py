@@ -256,3 +256,22 @@ def test_a_new_list_version_screens_a_waiting_transfer_again_and_can_hold_it(wai
     waiting.refresh_from_db()
     assert waiting.status == S.HELD
     assert not pipeline.transfer_cancellable(waiting)
+
+
+def test_claims_count_against_the_wallets_velocity_limit(api, partner, pricing, settings, sms_outbox, chain):
+    """Phone-only transfers claimed into one wallet count as transfers to it: over the wallet's limit the claim is
+    refused beside the wallet field, nothing is claimed and the code stays usable (for another wallet)."""
+    settings.VELOCITY_LIMITS = {**settings.VELOCITY_LIMITS, "wallet": [(1, 3600)]}
+    wallet = new_recipient()
+    first, second = (pipeline.transfer_advance(transfer_id=create_unclaimed(api, partner, key=k).json()["id"])
+                     for k in ("claim-v1", "claim-v2"))
+    claims.claim_submit(transfer_id=first.pk, code=send(first), wallet_address=wallet)
+    code = send(second)
+    with pytest.raises(claims.ClaimRefused) as refused:
+        claims.claim_submit(transfer_id=second.pk, code=code, wallet_address=wallet)
+    assert refused.value.field == "wallet_address" and "too many transfers" in str(refused.value.detail)
+    second.refresh_from_db()
+    assert second.status == S.AWAITING_CLAIM and second.recipient_wallet == ""
+    claims.claim_submit(transfer_id=second.pk, code=code, wallet_address=new_recipient())
+    second.refresh_from_db()
+    assert second.status in (S.FUNDED, S.SETTLING) and second.recipient_wallet
