@@ -50,11 +50,19 @@ def cancel_window_start(transfer, *, funded_at):
         return
     ends = funded_at + timedelta(seconds=window_seconds())
     transfer.cancel_window_ends_at = ends
-    transfer.release_after = max(transfer.release_after or ends, ends)
+    held_until = ends + PAYOUT_MARGIN
+    transfer.release_after = max(transfer.release_after or held_until, held_until)
+
+
+# The payout waits this much past the promised end: the sender's cancel is judged by a web host's clock and the
+# payout by a worker's, and a worker's clock running ahead must not pay out before the receipt's "cancel until".
+PAYOUT_MARGIN = timedelta(seconds=60)
 
 
 def cancel_window_open(transfer, *, now=None):
-    return bool(transfer.cancel_window_ends_at and (now or timezone.now()) < transfer.cancel_window_ends_at)
+    """True while no payout may start: until the window's end plus PAYOUT_MARGIN."""
+    return bool(transfer.cancel_window_ends_at
+                and (now or timezone.now()) < transfer.cancel_window_ends_at + PAYOUT_MARGIN)
 
 
 def cancel_window_closed(transfer, *, now=None):
