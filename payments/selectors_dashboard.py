@@ -15,12 +15,12 @@ from payments.models import ReconciliationItem, Transfer
 
 S = Transfer.Status
 # Not final, or final but waiting for an operator: counted in full (their rows are few), by age.
-OPEN = [S.AWAITING_FUNDING, S.FUNDED, S.HELD, S.SETTLING, S.AWAITING_PAYOUT_CONFIRMATION, S.REFUNDING,
+OPEN = [S.AWAITING_FUNDING, S.FUNDED, S.AWAITING_CLAIM, S.HELD, S.SETTLING, S.AWAITING_PAYOUT_CONFIRMATION, S.REFUNDING,
         S.SETTLEMENT_FAILED, S.PAYOUT_FAILED, S.REFUND_FAILED]
 # Final: they grow without bound, so only the last day's are counted.
 FINAL = [S.COMPLETED, S.EXPIRED, S.REJECTED, S.REFUNDED, S.CHARGED_BACK, S.CANCELLED]
 # Paid and not given back: what today's volume and revenue count.
-PAID = [S.FUNDED, S.HELD, S.SETTLING, S.AWAITING_PAYOUT_CONFIRMATION, S.COMPLETED, S.SETTLEMENT_FAILED,
+PAID = [S.FUNDED, S.AWAITING_CLAIM, S.HELD, S.SETTLING, S.AWAITING_PAYOUT_CONFIRMATION, S.COMPLETED, S.SETTLEMENT_FAILED,
         S.PAYOUT_FAILED]
 AGES = [("under_1h", timedelta(0), timedelta(hours=1)), ("1h_24h", timedelta(hours=1), timedelta(days=1)),
         ("1d_7d", timedelta(days=1), timedelta(days=7)), ("over_7d", timedelta(days=7), None)]

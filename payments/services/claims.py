@@ -144,6 +144,8 @@ def claim_code_send(*, transfer_id, ip=""):
     except SMSError as exc:
         log.warning("claim_code_not_sent transfer_id=%s code_id=%s to=%s error=%s", transfer.pk, row.pk,
                     masked(transfer.recipient_phone), exc)
+        if not exc.retryable:  # surely not sent: it must not use up the day's codes (a retryable one may have been)
+            row.delete()
         raise ClaimRefused(_("We could not send the code just now. Please try again in a minute.")) from exc
     log.info("claim_code_sent transfer_id=%s code_id=%s to=%s", transfer.pk, row.pk, masked(transfer.recipient_phone))
     return row

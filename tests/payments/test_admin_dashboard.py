@@ -186,3 +186,11 @@ def test_hot_wallet_list_shows_short_addresses_and_compact_balances(client, chai
     gas = re.search(r'class="field-gas_short">([^<]*)<', html).group(1)
     assert re.fullmatch(r"\d+(\.\d+)?[kMB]?( \(low\))?", gas), gas
     assert re.search(r'class="field-float_short">\d+(\.\d\d)[kMB]? KGST<', html)
+
+
+def test_every_transfer_status_is_counted_somewhere_on_the_dashboard():
+    """A new status (as `awaiting_claim` was) must be placed in the open or the final counts, or operators stop
+    seeing the money in it."""
+    from payments.selectors_dashboard import FINAL, OPEN
+
+    assert set(OPEN) | set(FINAL) == set(Transfer.Status.values) and not set(OPEN) & set(FINAL)

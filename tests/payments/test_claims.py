@@ -275,3 +275,15 @@ def test_claims_count_against_the_wallets_velocity_limit(api, partner, pricing, 
     claims.claim_submit(transfer_id=second.pk, code=code, wallet_address=new_recipient())
     second.refresh_from_db()
     assert second.status in (S.FUNDED, S.SETTLING) and second.recipient_wallet
+
+
+def test_a_code_the_provider_surely_did_not_send_does_not_use_up_the_days_codes(waiting, settings):
+    """A final provider refusal (nothing sent) leaves no code behind: five such failures do not lock the recipient
+    out for a day."""
+    settings.SMS_BACKEND = "common.sms.ConsoleBackend"
+    settings.DEBUG = False  # the console backend refuses outside DEBUG: a final error
+    settings.CLAIM_CODE_RESEND_SECONDS = 0
+    for _ in range(settings.CLAIM_CODES_PER_DAY + 1):
+        with pytest.raises(claims.ClaimRefused):
+            claims.claim_code_send(transfer_id=waiting.pk, ip="198.51.100.9")
+    assert not ClaimCode.objects.filter(transfer=waiting).exists()
