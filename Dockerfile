@@ -9,7 +9,10 @@ WORKDIR /app
 COPY deploy/extra-ca/ /usr/local/share/ca-certificates/extra/
 COPY requirements.txt .
 RUN if ls /usr/local/share/ca-certificates/extra/*.crt >/dev/null 2>&1; then update-ca-certificates >/dev/null; fi \
- && PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -r requirements.txt
+ && PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -r requirements.txt \
+ && if ls /usr/local/share/ca-certificates/extra/*.crt >/dev/null 2>&1; then \
+      rm -f /usr/local/share/ca-certificates/extra/*.crt && update-ca-certificates --fresh >/dev/null; fi
+# ^ The build machine's CAs were for pip alone: the running image must not trust a TLS-inspecting proxy.
 COPY manage.py ./
 COPY common ./common
 COPY gateway ./gateway
