@@ -145,3 +145,13 @@ def test_build_time_certificates_are_never_committed():
     ignored = subprocess.run(["git", "check-ignore", "-q", "deploy/extra-ca/machine.crt"], cwd=REPO, timeout=30)
     assert ignored.returncode == 0
     assert "*.env" in (REPO / ".dockerignore").read_text().split()
+
+
+def test_the_image_writes_no_access_log_and_keeps_no_build_time_ca():
+    """gunicorn's access log writes each request line, and status-page paths are bearer tokens: the image's web runs
+    without it (our own request line logs the route pattern). The build machine's extra CAs, trusted for pip, are
+    removed again in the same layer, so the running image does not trust a TLS-inspecting proxy."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert "gunicorn" in cmd and "access-log" not in cmd
+    assert "rm -f /usr/local/share/ca-certificates/extra/*.crt && update-ca-certificates --fresh" in dockerfile
