@@ -19,7 +19,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from onchain.errors import OnchainError
 from onchain.models import OperatorAlert
 from onchain.models_alerts import AlertDelivery
 
@@ -30,11 +29,14 @@ Channel, Status = AlertDelivery.Channel, AlertDelivery.Status
 LOST_AFTER = timedelta(minutes=10)
 
 
-class AlertDeliveryFailed(OnchainError):
-    """A channel did not take the alert this time (the task retries)."""
+class AlertDeliveryFailed(Exception):
+    """A channel did not take the alert this time (the task retries). Internal to the worker: never an API answer,
+    so not an ApplicationError (whose codes are the API's documented problem types). `detail`: what to record (a
+    status or an exception's class name, never a URL)."""
 
-    code = "alert-delivery-failed"
-    title = "The alert could not be delivered"
+    def __init__(self, detail):
+        super().__init__(detail)
+        self.detail = detail
 
 
 def alert_channels():

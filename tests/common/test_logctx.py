@@ -87,6 +87,6 @@ def test_celery_task_lines_carry_the_publishers_request_id_and_the_transfer_id(c
 
     lines = wait_for(task_lines, timeout=60, what="the worker's lines about the task")
     assert all(line["request_id"] == "req-celery-1" for line in lines), lines
-    wait_for(lambda: ops_state.task_failures().get("payments.transfer_advance", 0) == before + 1, timeout=10,
+    wait_for(lambda: ops_state.task_failures().get("payments.transfer_advance", 0) >= before + 1, timeout=60,
              what="the failure counted")
     wait_for(lambda: (ops_state.beat_heartbeat_age() or 999) < 30, timeout=30, what="beat's heartbeat")

@@ -111,12 +111,14 @@ def test_a_withdrawal_over_the_balance_or_without_one_is_refused_and_posts_nothi
 # Funding transfers from the balance --------------------------------------------------------------------------------
 
 def _queued_advance(transfer_id):
-    """The advance task message for this transfer in the suite's Celery queue (taken out of it), or None."""
+    """The advance task message for this transfer in the queue it is routed to (the settlement queue), taken out of
+    it, or None."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    for raw in client.lrange(settings.CELERY_TASK_DEFAULT_QUEUE, 0, -1):
+    queue = settings.CELERY_TASK_ROUTES["payments.transfer_advance"]["queue"]
+    for raw in client.lrange(queue, 0, -1):
         headers = json.loads(raw).get("headers", {})
         if headers.get("task") == "payments.transfer_advance" and transfer_id in headers.get("argsrepr", ""):
-            client.lrem(settings.CELERY_TASK_DEFAULT_QUEUE, 1, raw)
+            client.lrem(queue, 1, raw)
             return headers
     return None
 

@@ -32,8 +32,8 @@ from tests.payments.test_funding import stripe_unreachable
 
 pytestmark = pytest.mark.django_db
 
-# Headers the middleware sets anew on every answer (the date changes between two answers).
-VOLATILE = {"date", "server", "idempotent-replayed"}
+# Per-request transport headers: the date, the server, the replay flag, and the id naming each request (logs).
+VOLATILE = {"date", "server", "idempotent-replayed", "x-request-id"}
 
 
 def post_transfer(api, body, key):
