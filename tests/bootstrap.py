@@ -61,6 +61,8 @@ env["WEBHOOK_LEASE_SECONDS"] = "15"
 env["NOTIFY_CHANNELS"] = ""
 env["NOTIFY_SWEEP_SECONDS"] = "1"
 env["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+# Texts stay in memory in every process of the suite (the console backend sends nothing outside DEBUG).
+env["SMS_BACKEND"] = "common.sms.LocmemBackend"
 env["STRIPE_SECRET_KEY"] = "sk_test_" + secrets.token_hex(8)
 env["STRIPE_PUBLISHABLE_KEY"] = "pk_test_" + secrets.token_hex(8)
 env["STRIPE_WEBHOOK_SECRET"] = "whsec_" + secrets.token_hex(16)
