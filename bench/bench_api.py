@@ -214,35 +214,12 @@ def main():  # noqa: C901 - one straight script
     try:
         stack.environment()
         env = os.environ
-        env["DJANGO_SETTINGS_MODULE"] = "bench.bare.settings"  # gateway.settings + the bare endpoints (bench/bare)
-        env["DJANGO_DEBUG"] = "0"
-        env["DJANGO_BEHIND_PROXY"] = "1"  # as in production behind Caddy: the client sends X-Forwarded-Proto
-        env["RATE_API_PER_MINUTE"] = str(10**9)  # the partner-key limit is counted (Redis) but never reached
-        env["RATES_SOURCE"] = "recorded"
         env["QUOTE_TTL_SECONDS"] = "3600"
-        anvil_url = stack.start_anvil()
-        stripe_log = open(stack.tmp / "localstripe.log", "ab")  # noqa: SIM115 - closed at exit
-        stripe_proc, env["STRIPE_API_BASE"] = services.start_localstripe(
-            services.free_port(), store=stack.tmp / "localstripe.pickle", log=stripe_log, from_scratch=True)
-        stack.infra.append(stripe_proc)
-        redis_url, redis_kind = stack.start_redis()
-        database = stack.create_database()
-        if not database.startswith("postgresql"):
-            raise SystemExit(f"bench-api needs PostgreSQL: {database}")
-        migrate_s = stack.django()
+        # gateway.settings + the bare endpoints (bench/bare)
+        gw = common.gateway_up(stack, partner_name="bench", topup_reference="BENCH-TOPUP",
+                               settings_module="bench.bare.settings")
+        partner, key = gw.partner, gw.key
         from django.db import connection
-
-        from onchain.services.treasury import treasury_check
-        from payments.services.balances import balance_topup
-        from payments.services.rates import rates_refresh
-        from payments.services.setup import corridors_seed, partner_create
-
-        _, token, _ = common.chain_setup(stack)
-        treasury_check(token_id=token.id)
-        corridors_seed()
-        rates_refresh()
-        partner, key = partner_create(name="bench")
-        balance_topup(partner=partner, currency="RUB", amount=Decimal(10**9), reference="BENCH-TOPUP")
         per_phase = 400 * args.connections * max(1, int(args.seconds / 8 + 0.5))  # more than a phase can use
         quote_ids = iter(quotes_bulk(partner, per_phase * (2 * args.rounds + 2) + 4 * args.profile + 6))
         if args.profile:
@@ -254,9 +231,9 @@ def main():  # noqa: C901 - one straight script
         start_gunicorn(stack, port, args.workers)
         base = f"http://127.0.0.1:{port}"
         say(f"# tulpar API benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        say(f"# gunicorn {args.workers} sync workers at {base}; anvil {anvil_url}; localstripe "
-            f"{env['STRIPE_API_BASE']}; database {database} (migrated in {migrate_s:.1f}s); redis {redis_url} "
-            f"({redis_kind})")
+        say(f"# gunicorn {args.workers} sync workers at {base}; anvil {gw.anvil_url}; localstripe "
+            f"{gw.stripe_url}; database {gw.database} (migrated in {gw.migrate_s:.1f}s); redis {gw.redis_url} "
+            f"({gw.redis_kind})")
         say(f"# {args.connections} connections, {args.rounds} rounds of {args.seconds:.0f}s phases per endpoint; "
             f"load average {os.getloadavg()[0]:.2f}")
 

@@ -19,6 +19,7 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
@@ -507,3 +508,58 @@ def wait_for_log(path, needle, *, timeout=60, proc=None):
                 return
         time.sleep(0.1)
     raise RunTimeout(f"{path.name}: no {needle!r} within {timeout}s")
+
+
+@dataclass
+class Gateway:
+    """What `gateway_up` started and made: the partner (with its raw API key), the payout token, where things run."""
+
+    partner: object
+    key: str
+    token: object
+    anvil_url: str
+    stripe_url: str
+    redis_url: str
+    redis_kind: str
+    database: str
+    migrate_s: float
+
+
+def gateway_up(stack, *, partner_name, topup_reference, settings_module=None):
+    """The gateway as production runs it, for an HTTP benchmark: production settings behind a TLS proxy (API rate
+    limits out of reach, recorded official rates), its own anvil with the token deployed and funded, localstripe from
+    scratch, Redis, a fresh PostgreSQL database migrated and seeded (corridors, rates), and one partner with a large
+    RUB balance. Refuses SQLite: the figures are PostgreSQL's. The caller starts gunicorn and workers."""
+    env = os.environ
+    if settings_module:
+        env["DJANGO_SETTINGS_MODULE"] = settings_module
+    env["DJANGO_DEBUG"] = "0"
+    env["DJANGO_BEHIND_PROXY"] = "1"  # as behind Caddy: the client sends X-Forwarded-Proto
+    env["RATE_API_PER_MINUTE"] = str(10**9)  # the partner-key limit is counted (Redis) but never reached
+    env["RATES_SOURCE"] = "recorded"
+    anvil_url = stack.start_anvil()
+    stripe_log = open(stack.tmp / "localstripe.log", "ab")  # noqa: SIM115 - closed at exit
+    stripe_proc, env["STRIPE_API_BASE"] = services.start_localstripe(
+        services.free_port(), store=stack.tmp / "localstripe.pickle", log=stripe_log, from_scratch=True)
+    stack.infra.append(stripe_proc)
+    redis_url, redis_kind = stack.start_redis()
+    database = stack.create_database()
+    if not database.startswith("postgresql"):
+        raise SystemExit(f"{stack.name} needs PostgreSQL: {database}")
+    migrate_s = stack.django()
+    from django.db import connection
+
+    from onchain.services.treasury import treasury_check
+    from payments.services.balances import balance_topup
+    from payments.services.rates import rates_refresh
+    from payments.services.setup import corridors_seed, partner_create
+
+    _, token, _ = chain_setup(stack)
+    treasury_check(token_id=token.id)
+    corridors_seed()
+    rates_refresh()
+    partner, key = partner_create(name=partner_name)
+    balance_topup(partner=partner, currency="RUB", amount=Decimal(10**9), reference=topup_reference)
+    connection.close()
+    return Gateway(partner=partner, key=key, token=token, anvil_url=anvil_url, stripe_url=env["STRIPE_API_BASE"],
+                   redis_url=redis_url, redis_kind=redis_kind, database=database, migrate_s=migrate_s)

@@ -24,7 +24,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -135,43 +134,17 @@ def main():  # noqa: C901 - one straight script
     try:
         stack.environment()
         env = os.environ
-        env["DJANGO_DEBUG"] = "0"
-        env["DJANGO_BEHIND_PROXY"] = "1"
         # localstripe posts its webhooks to gunicorn over plain http, as Stripe's reach the TLS proxy: no redirect.
         env["DJANGO_SECURE_SSL_REDIRECT"] = "0"
-        env["RATE_API_PER_MINUTE"] = str(10**9)
-        env["RATES_SOURCE"] = "recorded"
         # Every journey is a new card sender: the first-transfers payout delay (a fraud policy's wait, minutes) would
         # be measured instead of the pipeline. Off here; `--keep-policy-delays` keeps it.
         if not args.keep_policy_delays:
             env["FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS"] = "0"
             env["US_CANCEL_WINDOW_SECONDS"] = "0"
         env.setdefault("STRIPE_PUBLISHABLE_KEY", "pk_test_" + secrets.token_hex(8))
-        anvil_url = stack.start_anvil()
-        stripe_log = open(stack.tmp / "localstripe.log", "ab")  # noqa: SIM115 - closed at exit
-        stripe_proc, env["STRIPE_API_BASE"] = services.start_localstripe(
-            services.free_port(), store=stack.tmp / "localstripe.pickle", log=stripe_log, from_scratch=True)
-        stack.infra.append(stripe_proc)
-        redis_url, redis_kind = stack.start_redis()
-        database = stack.create_database()
-        if not database.startswith("postgresql"):
-            raise SystemExit(f"bench-load needs PostgreSQL: {database}")
-        stack.django()
+        gw = common.gateway_up(stack, partner_name="bench-load", topup_reference="LOAD-TOPUP")
+        key, token = gw.key, gw.token
         from django.conf import settings
-        from django.db import connection
-
-        from onchain.services.treasury import treasury_check
-        from payments.services.balances import balance_topup
-        from payments.services.rates import rates_refresh
-        from payments.services.setup import corridors_seed, partner_create
-
-        _, token, _ = common.chain_setup(stack)
-        treasury_check(token_id=token.id)
-        corridors_seed()
-        rates_refresh()
-        partner, key = partner_create(name="bench-load")
-        balance_topup(partner=partner, currency="RUB", amount=Decimal(10**9), reference="LOAD-TOPUP")
-        connection.close()
         port = services.free_port()
         start_gunicorn(stack, port, args.workers)
         base = f"http://127.0.0.1:{port}"
@@ -182,8 +155,8 @@ def main():  # noqa: C901 - one straight script
         stack.start_worker("worker-2", concurrency=2)
         stack.start_beat()
         say(f"# tulpar mixed load, {time.strftime('%Y-%m-%d %H:%M:%S')}: gunicorn {args.workers} workers at {base}, "
-            f"2 Celery workers x2 and beat, anvil {anvil_url}, localstripe {env['STRIPE_API_BASE']}, {database}, "
-            f"redis {redis_url} ({redis_kind}); load average {os.getloadavg()[0]:.2f}")
+            f"2 Celery workers x2 and beat, anvil {gw.anvil_url}, localstripe {gw.stripe_url}, {gw.database}, "
+            f"redis {gw.redis_url} ({gw.redis_kind}); load average {os.getloadavg()[0]:.2f}")
         say(f"# {args.rate}/s journeys for {args.seconds:.0f}s (1 in {args.balance_every} balance-funded), status "
             f"polled every {args.poll_seconds}s until completed")
 
