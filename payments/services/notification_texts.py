@@ -79,8 +79,5 @@ MESSAGES = {
 }
 # A payout partner's failure reads to people as the chain's would: a delay our team handles.
 MESSAGES[S.PAYOUT_FAILED] = MESSAGES[S.SETTLEMENT_FAILED]
-# Told to the recipient only if the recipient was told the money was coming (the transfer had been paid).
-RECIPIENT_ONLY_IF_PAID = frozenset({S.REFUNDING, S.CHARGED_BACK})
-# Paid with no destination yet (a claim): `awaiting_claim` follows at once and says what to do; "funded" would say the
-# money is on its way when it waits for the recipient.
-FUNDED_ONLY_WITH_DESTINATION = frozenset({S.FUNDED})
+# Told to the recipient only if the recipient heard of the transfer before (a phone-only transfer may not have been).
+RECIPIENT_ONLY_IF_TOLD = frozenset({S.REFUNDING, S.CHARGED_BACK})

@@ -24,13 +24,7 @@ from django.utils import formats, timezone, translation
 from common import sms
 from common.status import status_listener_register
 from payments.models import Notification, PartnerPayout, Transfer
-from payments.services.notification_texts import (
-    FUNDED_ONLY_WITH_DESTINATION,
-    MESSAGES,
-    RECIPIENT,
-    RECIPIENT_ONLY_IF_PAID,
-    SENDER,
-)
+from payments.services.notification_texts import MESSAGES, RECIPIENT, RECIPIENT_ONLY_IF_TOLD, SENDER
 
 log = logging.getLogger(__name__)
 S = Transfer.Status
@@ -67,10 +61,12 @@ def notifications_wanted(transfer, status, source=None):
         return []
     if transfer.partner_id is not None and not settings.NOTIFY_PARTNER_TRANSFERS:
         return []
-    if status in FUNDED_ONLY_WITH_DESTINATION and (not transfer.recipient_wallet or source == S.AWAITING_CLAIM):
-        return []  # no destination yet (awaiting_claim says what to do), or back from a claim (already told)
+    # "funded" says the money is on its way: not with no destination yet (`awaiting_claim` follows at once and says
+    # what to do), nor on the way back from a claim (both were told already).
+    if status == S.FUNDED and (not transfer.recipient_wallet or source == S.AWAITING_CLAIM):
+        return []
     roles = [role for role in MESSAGES[status]
-             if not (role == RECIPIENT and status in RECIPIENT_ONLY_IF_PAID and not _recipient_was_told(transfer))]
+             if not (role == RECIPIENT and status in RECIPIENT_ONLY_IF_TOLD and not _recipient_was_told(transfer))]
     return [(role, channel) for role in roles for channel in CHANNELS_OF[role]
             if channel in settings.NOTIFY_CHANNELS]
 
