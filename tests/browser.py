@@ -1,5 +1,7 @@
-"""Browser fixtures shared by the end-to-end tests: Debian's Chromium driven by Playwright, axe-core (npm) for
-accessibility checks, and screenshots under test-artifacts/ (kept out of git; CI keeps the folder)."""
+"""Browser tests' shared parts: Debian's Chromium driven by Playwright (one module-scoped `browser` fixture, the skip
+marker), a page that fails its test on a JavaScript error, the card step as Stripe.js (localstripe's) shows it,
+axe-core (npm) for accessibility checks, and screenshots under test-artifacts/ (git-ignored). Test modules and
+conftest files import the fixtures from here."""
 
 import re
 import shutil
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -57,3 +59,28 @@ def screenshot(page, folder, step):
     target = ARTIFACTS / folder
     target.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target / f"{re.sub(r'[^a-z0-9_-]+', '-', step.lower())}.png"), full_page=True)
+
+
+@pytest.fixture
+def page(browser):
+    """An en-US page that fails its test on any JavaScript error."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def pay_by_card(page, number="4242424242424242"):
+    """On the pay page: the card typed into Stripe.js's (localstripe's) inputs, Pay, and the 3-D Secure step that
+    localstripe asks for every card that supports it."""
+    card = page.locator("#card-element")
+    card.locator("input[placeholder=number]").fill(number)
+    card.locator("input[placeholder=exp_month]").fill("12")
+    card.locator("input[placeholder=exp_year]").fill("30")
+    card.locator("input[placeholder=cvc]").fill("123")
+    card.locator("input[placeholder=postal_code]").fill("10001")
+    page.click("#pay-button")
+    page.get_by_role("button", name="Complete authentication").click()

@@ -5,8 +5,8 @@ per step under test-artifacts/<language>/; the forms work by keyboard alone, wit
 import pytest
 
 from payments.models import Transfer
+from tests.browser import PHONE, assert_accessible, axe_violations, pay_by_card, requires_chromium, screenshot
 from tests.conftest import new_recipient
-from tests.e2e.conftest import PHONE, assert_accessible, axe_violations, requires_chromium, screenshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
 
@@ -74,14 +74,7 @@ def test_the_sender_flow_is_accessible_in_each_language_on_a_phone(
     page.locator("#card-element input").first.wait_for()
     check(page, language, "06-pay")
 
-    card = page.locator("#card-element")
-    card.locator("input[placeholder=number]").fill("4242424242424242")
-    card.locator("input[placeholder=exp_month]").fill("12")
-    card.locator("input[placeholder=exp_year]").fill("30")
-    card.locator("input[placeholder=cvc]").fill("123")
-    card.locator("input[placeholder=postal_code]").fill("10001")
-    page.click("#pay-button")
-    page.get_by_role("button", name="Complete authentication").click()
+    pay_by_card(page)
     page.wait_for_url("**/t/*")
     page.locator("#transfer-status").wait_for()
     check(page, language, "07-sender-status")

@@ -9,7 +9,7 @@ from django.test import Client
 from onchain.models import HotWallet
 from onchain.services.alerts import alert_raise
 from onchain.services.treasury import treasury_check
-from tests.e2e.conftest import requires_chromium, screenshot
+from tests.browser import requires_chromium, screenshot
 from tests.helpers import staff_login
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]

@@ -2,43 +2,19 @@
 details, card payment through Stripe.js (localstripe's), then the sender's and recipient's status pages
 updating live to `completed`, with the recipient's KGST on the chain."""
 
-import shutil
 from decimal import Decimal
 
 import pytest
 
 from payments.models import Transfer
+from tests.browser import assert_accessible, pay_by_card, requires_chromium
 from tests.conftest import new_recipient, token_balance
-from tests.e2e.conftest import assert_accessible
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it)"),
+    requires_chromium,
 ]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="en-US")
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def test_sender_pays_by_card_in_the_browser_and_watches_the_transfer_complete(
@@ -68,15 +44,7 @@ def test_sender_pays_by_card_in_the_browser_and_watches_the_transfer_complete(
     page.click("#details-submit")
 
     page.wait_for_url("**/pay")
-    card = page.locator("#card-element")
-    card.locator("input[placeholder=number]").fill("4242424242424242")
-    card.locator("input[placeholder=exp_month]").fill("12")
-    card.locator("input[placeholder=exp_year]").fill("30")
-    card.locator("input[placeholder=cvc]").fill("123")
-    card.locator("input[placeholder=postal_code]").fill("10001")
-    page.click("#pay-button")
-    # 3-D Secure is requested for every card that supports it: Stripe.js (localstripe's) asks the cardholder.
-    page.get_by_role("button", name="Complete authentication").click()
+    pay_by_card(page)
 
     page.wait_for_url("**/t/*")
     sender_url = page.url

@@ -3,7 +3,6 @@ from the recipient link to a one-time code by SMS, a wrong code refused beside i
 wallet, ending on the status page with the transfer claimed and back in the pipeline."""
 
 import re
-import shutil
 from decimal import Decimal
 
 import pytest
@@ -14,13 +13,12 @@ from payments.models import Transfer
 from payments.services import balances
 from payments.services.quotes import quote_create
 from payments.services.transfers import transfer_create
+from tests.browser import assert_accessible, requires_chromium
 from tests.conftest import new_recipient
-from tests.e2e.conftest import assert_accessible
-from tests.e2e.test_browser import browser, page  # noqa: F401 (the shared Chromium fixtures)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it)"),
+    requires_chromium,
 ]
 
 

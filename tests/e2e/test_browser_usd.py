@@ -1,18 +1,16 @@
 """A USD sender in headless Chromium under the US remittance rule: the disclosure before paying, the receipt after,
 and the cancel within the 30 minutes (no JavaScript needed for it: a link, a confirmation page, a form POST)."""
 
-import shutil
 
 import pytest
 
 from payments.models import Transfer
+from tests.browser import assert_accessible, pay_by_card, requires_chromium
 from tests.conftest import new_recipient
-from tests.e2e.conftest import assert_accessible
-from tests.e2e.test_browser import browser, page  # noqa: F401 (the same Chromium and page fixtures)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it)"),
+    requires_chromium,
 ]
 
 
@@ -43,14 +41,7 @@ def test_usd_sender_sees_the_disclosure_pays_gets_the_receipt_and_cancels(page, 
     for text in ("Transfer taxes", "Total to recipient", "within 30 minutes", "1-855-411-2372", "180 days"):
         assert text in disclosure.inner_text(), text
     assert_accessible(page, "pay page with the US disclosure")
-    card = page.locator("#card-element")
-    card.locator("input[placeholder=number]").fill("4242424242424242")
-    card.locator("input[placeholder=exp_month]").fill("12")
-    card.locator("input[placeholder=exp_year]").fill("30")
-    card.locator("input[placeholder=cvc]").fill("123")
-    card.locator("input[placeholder=postal_code]").fill("10001")
-    page.click("#pay-button")
-    page.get_by_role("button", name="Complete authentication").click()
+    pay_by_card(page)
 
     page.wait_for_url("**/t/*")
     page.locator("#transfer-status[data-status=funded] #us-receipt").wait_for(timeout=60_000)

@@ -2,7 +2,6 @@
 shows every time in the browser's zone, named, in the page's language, also after htmx swaps in a live update;
 the recipient's page stays in Bishkek time whatever the browser's zone."""
 
-import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,27 +10,16 @@ import pytest
 
 from payments.models import Transfer
 from payments.services.quotes import quote_create
+from tests.browser import requires_chromium
 from tests.helpers import force_status
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it)"),
+    requires_chromium,
 ]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 WALLET = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 PAID = datetime(2026, 11, 29, 15, 54, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

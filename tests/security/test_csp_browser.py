@@ -2,32 +2,20 @@
 and Stripe.js (localstripe's), the status pages, the admin and both API docs pages run without a single CSP or
 Permissions-Policy violation, and a page that breaks the policy is reported (so the check itself can fail)."""
 
-import shutil
 import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from payments.models import Transfer
+from tests.browser import browser, pay_by_card, requires_chromium  # noqa: F401 (browser: the fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (make test installs it)"),
+    requires_chromium,
 ]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 WALLET = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 class Violations(list):
@@ -49,7 +37,7 @@ class Violations(list):
 
 
 @pytest.fixture
-def watched(browser):
+def watched(browser):  # noqa: F811 (the fixture imported above)
     context = browser.new_context(locale="en-US")
     violations = Violations()
     yield context, violations
@@ -76,15 +64,7 @@ def test_sender_pages_with_stripe_js_run_without_violations(watched, live_server
     page.fill("#id_recipient_wallet", WALLET.lower())
     page.click("#details-submit")
     page.wait_for_url("**/pay")
-    card = page.locator("#card-element")
-    card.locator("input[placeholder=number]").fill("4242424242424242")
-    card.locator("input[placeholder=exp_month]").fill("12")
-    card.locator("input[placeholder=exp_year]").fill("30")
-    card.locator("input[placeholder=cvc]").fill("123")
-    card.locator("input[placeholder=postal_code]").fill("10001")
-    page.click("#pay-button")
-    # 3-D Secure is requested for every card that supports it: Stripe.js (localstripe's) asks the cardholder.
-    page.get_by_role("button", name="Complete authentication").click()
+    pay_by_card(page)
     page.wait_for_url("**/t/*")
     page.locator("#transfer-status").wait_for()
     transfer = Transfer.objects.get(recipient_wallet=WALLET)
