@@ -33,12 +33,12 @@ def claim(request, token):
     """GET: the claim page. POST `send`: a code by SMS. POST `claim`: the code and the destination."""
     transfer = get_object_or_404(Transfer.objects.select_related("quote"), recipient_token=token)
     status_url = reverse("web:recipient_status", kwargs={"token": token})
-    form, error, notice, status = ClaimForm(partners=_partners()), None, None, 200
+    form, error, notice, status, retry_after = ClaimForm(partners=_partners()), None, None, 200, None
     if request.method == "POST" and request.POST.get("action") == "send":
         try:
             claim_code_send(transfer_id=transfer.pk, ip=client_ip(request))
         except ClaimRateLimited as exc:
-            error, status = exc.detail, 429
+            error, status, retry_after = exc.detail, 429, exc.retry_after
         except ClaimRefused as exc:
             error, status = exc.detail, 409
         else:
@@ -52,9 +52,13 @@ def claim(request, token):
                 claim_submit(transfer_id=transfer.pk, code=data["code"], wallet_address=data["wallet_address"],
                              payout_partner=data["payout_partner"], account=data["account"], ip=client_ip(request))
             except ClaimRateLimited as exc:
-                error, status = exc.detail, 429
+                error, status, retry_after = exc.detail, 429, exc.retry_after
             except ClaimRefused as exc:
-                error, status = exc.detail, 409
+                if exc.field:  # about what was typed (the wallet over its limit): beside that field
+                    form.add_service_error(exc)
+                else:
+                    error = exc.detail
+                status = 409
             except ApplicationError as exc:
                 form.add_service_error(exc)
                 status = 503 if exc.status == 503 else 200
@@ -64,6 +68,6 @@ def claim(request, token):
     response = render(request, "payments/claim.html", {
         "transfer": transfer, "quote": transfer.quote, "form": form, "error": error, "notice": notice,
         "state": claim_state(transfer), "status_url": status_url}, status=status)
-    if status == 429:
-        response["Retry-After"] = "60"
+    if retry_after:
+        response["Retry-After"] = str(max(1, int(retry_after)))
     return response

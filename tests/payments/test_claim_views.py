@@ -123,3 +123,26 @@ def test_sender_form_without_a_wallet_creates_a_transfer_for_the_recipient_to_cl
     assert response.status_code == 302 and "/pay" in response["Location"]
     transfer = Transfer.objects.get()
     assert transfer.recipient_wallet == "" and transfer.status == S.AWAITING_FUNDING
+
+
+def test_a_second_code_too_soon_is_a_429_saying_how_long_to_wait(client, waiting, sms_outbox, settings):
+    """The resend interval answers 429 with the real wait in Retry-After (not a fixed minute), and sends nothing."""
+    settings.CLAIM_CODE_RESEND_SECONDS = 300
+    client.post(url(waiting), {"action": "send"})
+    response = client.post(url(waiting), {"action": "send"})
+    assert response.status_code == 429
+    assert 240 < int(response["Retry-After"]) <= 301
+    assert len(sms_outbox) == 1
+
+
+def test_a_wallet_over_its_velocity_limit_is_refused_beside_the_wallet_field(client, waiting, sms_outbox, chain,
+                                                                             settings):
+    """A claim to a wallet that has had too many transfers: the message sits in the wallet's error slot, the
+    transfer still waits."""
+    settings.VELOCITY_LIMITS = {**settings.VELOCITY_LIMITS, "wallet": [(0, 3600)]}
+    client.post(url(waiting), {"action": "send"})
+    response = client.post(url(waiting), {"action": "claim", "code": code_from(sms_outbox),
+                                          "wallet_address": new_recipient()})
+    assert response.status_code == 409
+    assert "too many transfers" in error_next_to(response, "wallet_address")
+    assert Transfer.objects.get(pk=waiting.pk).status == S.AWAITING_CLAIM
