@@ -39,6 +39,11 @@ def _changelist(model, **params):
     return f"{url}?{urlencode(params)}"
 
 
+def short_address(address):
+    """An address as list columns show it on a 1280-px screen: its head and tail, the whole in the hover title."""
+    return format_html('<span title="{}">{}…{}</span>', address, address[:8], address[-4:])
+
+
 @admin.register(Chain)
 class ChainAdmin(HistoryAdmin):
     list_display = ["name", "chain_id", "confirmations", "use_finalized_tag", "eip1559", "max_fee_per_gas_ceiling",
@@ -78,7 +83,7 @@ class HotWalletAdmin(GuardedActionsMixin, HistoryAdmin):
 
     @admin.display(description="address", ordering="address")
     def short_address(self, obj):
-        return format_html('<span title="{}">{}…{}</span>', obj.address, obj.address[:8], obj.address[-4:])
+        return short_address(obj.address)
 
     @admin.display(description="state")
     def state(self, obj):
@@ -231,8 +236,7 @@ class OperatorAlertAdmin(GuardedActionsMixin, ReadOnlyAdmin):
     def wallet_short(self, obj):
         if obj.wallet is None:
             return "-"
-        address = obj.wallet.address
-        return format_html('<span title="{}">{}…{}</span>', address, address[:8], address[-4:])
+        return short_address(obj.wallet.address)
 
     @admin.display(description="state")
     def state(self, obj):
