@@ -47,14 +47,16 @@ def notify(settings):
     return settings
 
 
-def make_transfer(language="en", key="web-1"):
-    """A web transfer (no partner) made in `language`, its PaymentIntent at localstripe."""
+def make_transfer(language="en", key="web-1", wallet=None):
+    """A web transfer (no partner) made in `language`, its PaymentIntent at localstripe; `wallet` "" for one to a
+    phone alone (a claim)."""
     with translation.override(language):
         quote = quote_create(partner=None, source_currency="RUB", source_amount=Decimal("15000.00"))
         transfer, _ = transfer_create(
             partner=None, idempotency_key=key, fingerprint=request_fingerprint({"key": key}), quote_id=quote.id,
             sender={"name": "Aibek Usenov", "phone": "+79161234567", "email": SENDER_EMAIL},
-            recipient={"name": "Gulnara Usenova", "phone": "+996555123456", "wallet_address": new_recipient()})
+            recipient={"name": "Gulnara Usenova", "phone": "+996555123456",
+                       "wallet_address": new_recipient() if wallet is None else wallet})
     return transfer
 
 
@@ -314,13 +316,7 @@ def test_admin_lists_notifications_read_only(notify, client, pricing, stripe_ser
 def test_a_transfer_to_a_phone_tells_the_recipient_to_claim_it_not_that_money_is_coming(notify, pricing, stripe_server):
     """Paid with no wallet (a claim): no "funded" message (it would say the money is on its way); `awaiting_claim`
     tells the recipient by SMS, with the recipient link, to claim it, and the sender that the recipient was told."""
-    with translation.override("en"):
-        quote = quote_create(partner=None, source_currency="RUB", source_amount=Decimal("15000.00"))
-        transfer, _ = transfer_create(
-            partner=None, idempotency_key="claim-n", fingerprint=request_fingerprint({"key": "claim-n"}),
-            quote_id=quote.id, sender={"name": "Aibek Usenov", "phone": "+79161234567", "email": SENDER_EMAIL},
-            recipient={"name": "Gulnara Usenova", "phone": "+996555123456", "wallet_address": ""})
-    funded(transfer)
+    transfer = funded(make_transfer(key="claim-n", wallet=""))
     assert rows(transfer) == []
     transfer.mark_awaiting_claim()
     transfer.save()
@@ -351,13 +347,7 @@ def test_nothing_is_sent_for_a_transfer_never_paid(notify, pricing, stripe_serve
 def test_a_rejected_phone_only_transfer_is_not_the_recipients_first_news(notify, pricing, stripe_server):
     """Paid to a phone, held and rejected before the claim message went out: the refund is told to the sender only;
     the recipient, never told of it, hears nothing."""
-    with translation.override("en"):
-        quote = quote_create(partner=None, source_currency="RUB", source_amount=Decimal("15000.00"))
-        transfer, _ = transfer_create(
-            partner=None, idempotency_key="claim-r", fingerprint=request_fingerprint({"key": "claim-r"}),
-            quote_id=quote.id, sender={"name": "Aibek Usenov", "phone": "+79161234567", "email": SENDER_EMAIL},
-            recipient={"name": "Gulnara Usenova", "phone": "+996555123456", "wallet_address": ""})
-    funded(transfer)
+    transfer = funded(make_transfer(key="claim-r", wallet=""))
     transfer.mark_held("name matched a listed entry")
     transfer.save()
     transfer.mark_rejected("compliance rejected it")
