@@ -93,7 +93,7 @@ class Stack:
 
     # --- environment and servers -------------------------------------------------------------------------------
 
-    def environment(self):
+    def environment(self, wallets=2):
         from eth_account import Account
 
         env = os.environ
@@ -109,11 +109,13 @@ class Stack:
         # Workers and beat log at INFO (their task lines are read back); this process only warns.
         self.child_log_level = env.get("LOG_LEVEL", "INFO")
         env["LOG_LEVEL"] = "WARNING"
-        # Two hot wallets; keys generated now, handed to the workers through their environment only.
-        env["HOT_WALLET_PRIVATE_KEY"] = "0x" + secrets.token_hex(32)
-        env["HOT_WALLET_2_PRIVATE_KEY"] = "0x" + secrets.token_hex(32)
-        self.wallets = [(Account.from_key(env["HOT_WALLET_PRIVATE_KEY"]).address, "HOT_WALLET_PRIVATE_KEY"),
-                        (Account.from_key(env["HOT_WALLET_2_PRIVATE_KEY"]).address, "HOT_WALLET_2_PRIVATE_KEY")]
+        # `wallets` hot wallets (two by default); keys generated now, handed to the workers through their environment
+        # only (HOT_WALLET_PRIVATE_KEY, HOT_WALLET_2_PRIVATE_KEY, ...).
+        self.wallets = []
+        for i in range(1, wallets + 1):
+            name = "HOT_WALLET_PRIVATE_KEY" if i == 1 else f"HOT_WALLET_{i}_PRIVATE_KEY"
+            env[name] = "0x" + secrets.token_hex(32)
+            self.wallets.append((Account.from_key(env[name]).address, name))
 
     def start_anvil(self, gas_limit=None):
         self.anvil_log = open(self.tmp / "anvil.log", "ab")  # noqa: SIM115 - closed with the stack

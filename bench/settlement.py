@@ -43,6 +43,9 @@ def parse_args():
     p.add_argument("--steady-seconds", type=int, default=10, help="length of the paced latency run (default 10)")
     p.add_argument("--naive", type=int, default=10, help="payouts sent one by one for the naive rate (default 10)")
     p.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
+    p.add_argument("--wallets", type=int, default=2,
+                   help="hot wallets the engine spreads batches over; the pre-signed baseline signs with as many "
+                        "operator keys (default 2)")
     p.add_argument("--concurrency", type=int, default=2, help="pool size of each worker (default 2)")
     p.add_argument("--max-seconds", type=int, default=900, help="bound on the whole run (default 900)")
     p.add_argument("--block-gas-limit", type=int, default=55_000_000,
@@ -375,7 +378,7 @@ def main():
     sampler = None
     fig = Figures()
     try:
-        stack.environment()
+        stack.environment(wallets=args.wallets)
         anvil_url = stack.start_anvil(gas_limit=args.block_gas_limit)
         print(f"settlement.block_gas_limit: {args.block_gas_limit}", flush=True)
         redis_url, redis_kind = stack.start_redis()
@@ -433,7 +436,8 @@ def main():
         from common.money import to_units
 
         amounts = [to_units(t.quote.target_amount, token.decimals) for t in flow]
-        presigned, presigned_s, presigned_gas, presigned_latency = presigned_rate(w3, chain, token, amounts, size)
+        presigned, presigned_s, presigned_gas, presigned_latency = presigned_rate(w3, chain, token, amounts, size,
+                                                                                 operators=args.wallets)
 
         # 5. Paced load below the chain's capacity, for latency in steady state.
         steady = common.seed_transfers(token=token, n=args.steady_rate * args.steady_seconds, rng=rng,

@@ -1,7 +1,9 @@
 """How onchain reports back to whoever asked for payouts (payments): a declared contract, registered at start-up.
 
-The engine calls the listener inside its own database transaction, a batch at a time, so the payouts' new state
-and the caller's commit together or not at all. References are the caller's own ids, given to `payout_request`.
+The engine calls the listener inside its own database transaction, so the payouts' new state and the caller's
+commit together or not at all. References are the caller's own ids, given to `payout_request`. A listener may also
+have `payouts_final_many(*, finals)` (finals: [(references, tx_hash)], the batches of one block made final in one
+transaction): the tracker then calls it once per block instead of `payouts_final` once per batch.
 """
 
 import contextlib

@@ -24,8 +24,8 @@ def settlement_build():
     for token_id in Token.objects.values_list("id", flat=True):
         with only_one(f"build:{token_id}") as mine:
             if mine:
-                for batch in batches.batches_build(token_id=token_id):
-                    batch_send.delay(str(batch.pk))  # committed already; a lost send is the tracker's rebroadcast
+                # Each batch is committed before its send task is queued; a lost send is the tracker's rebroadcast.
+                batches.batches_build(token_id=token_id, on_built=lambda batch: batch_send.delay(str(batch.pk)))
 
 
 @shared_task

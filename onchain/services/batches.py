@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from eth_abi import encode as abi_encode
+from eth_utils import function_signature_to_4byte_selector
 
 from onchain import client
 from onchain.errors import OnchainError
@@ -28,9 +30,11 @@ log = logging.getLogger(__name__)
 AMOUNT_BITS = 96  # BatchPayout packs (amount << 160) | recipient in one word
 
 
-def batches_build(*, token_id, force=False):
+def batches_build(*, token_id, force=False, on_built=None):
     """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches, each
-    committed; sending them is the caller's next step."""
+    committed; sending them is the caller's next step. `on_built(batch)` is called as each batch commits, so the
+    caller can send it while the next ones are signed (a burst of 50 batches takes over a second to sign: waiting
+    for the whole pass would miss the first blocks)."""
     token = Token.objects.select_related("chain").get(pk=token_id)
     if PayoutHalt.objects.exists():
         return []  # payouts are halted (onchain.services.halts): they wait in the queue
@@ -60,6 +64,8 @@ def batches_build(*, token_id, force=False):
             progress = True
             wallet.next_nonce = batch.nonce + 1
             built.append(batch)
+            if on_built is not None:
+                on_built(batch)
     return built
 
 
@@ -142,11 +148,22 @@ def _call_for(batch, payouts, token):
     if batch.mode == Batch.Mode.CONTRACT:
         words = [(p.amount_base_units << 160) | int(p.to_address, 16) for p in payouts]
         to = token.batch_contract
-        data = client.batch_payout(to).encode_abi("payout", [bytes.fromhex(batch.onchain_id[2:]), words])
+        data = _payout_call(bytes.fromhex(batch.onchain_id[2:]), words)
         gas = settings.BATCH_GAS_BASE + settings.BATCH_GAS_PER_PAYOUT * len(payouts)
     else:
         (payout,) = payouts
         to = token.address
-        data = client.erc20(to).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
+        data = bytes.fromhex(client.erc20(to).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
+                             .removeprefix("0x"))
         gas = settings.PAYOUT_GAS_LIMIT
-    return to, bytes.fromhex(data.removeprefix("0x")), gas
+    return to, data, gas
+
+
+PAYOUT_SELECTOR = function_signature_to_4byte_selector("payout(bytes32,uint256[])")
+
+
+def _payout_call(batch_id, words):
+    """Call data of BatchPayout.payout(batchId, packed), encoded by eth_abi directly: the contract object's
+    encode_abi runs web3's recursive formatters over every word (75 ms of a 200-payout batch's ~170 ms build, signed
+    under the wallet's row lock). tests/onchain pin that both encodings are the same bytes."""
+    return PAYOUT_SELECTOR + abi_encode(["bytes32", "uint256[]"], [batch_id, words])

@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from hexbytes import HexBytes
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from onchain import client
@@ -49,37 +50,65 @@ def chain_track(*, chain_id):
     finalised = 0
     batches = (Batch.objects.filter(wallet__chain=chain, status__in=OPEN).select_related("wallet", "mined_tx")
                .order_by("wallet_id", "nonce"))
+    hashes = {}  # block number -> canonical hash, asked once per pass (a block carries many of our batches)
+    ready = defaultdict(list)  # (block number, hash) -> succeeded batches now final there, made final together
     for batch in batches:
         if batch.status == Batch.Status.MINED:
-            finalised += _check_mined(w3, batch, final)
+            finalised += _check_mined(w3, batch, final, hashes=hashes, ready=ready)
         else:
-            _check_pending(w3, chain, batch)
+            _check_pending(w3, chain, batch, hashes=hashes)
+    for (_number, canonical), group in sorted(ready.items()):
+        finalised += _finalise(group, canonical)
     _check_wallet_nonces(w3, chain)
     return finalised
 
 
-def _receipt(w3, tx_hash):
+def _receipt(w3, tx_hash, hashes=None):
     """The receipt, only if its block is on the canonical chain (a node may serve a stale one mid-reorg)."""
-    try:
-        receipt = w3.eth.get_transaction_receipt(tx_hash)
-    except TransactionNotFound:
+    receipt = _receipt_fields(w3, tx_hash)
+    if receipt is None:
         return None
-    if _canonical_hash(w3, receipt["blockNumber"]) != receipt["blockHash"].to_0x_hex():
+    if _canonical_hash(w3, receipt["blockNumber"], hashes) != receipt["blockHash"].to_0x_hex():
         return None
     return receipt
 
 
-def _canonical_hash(w3, number):
+def _receipt_fields(w3, tx_hash):
+    """blockNumber, blockHash, status and gasUsed of a receipt, or None when the node has none. Read raw (through
+    the provider, which keeps the failover): web3's result formatters checksum every address and wrap every field
+    of the receipt's logs, 90 ms for a 200-payout batch (200 Transfer logs) against ~2 ms for the request itself.
+    An error answer goes through web3's own call, which raises as it always did."""
+    answer = w3.provider.make_request("eth_getTransactionReceipt", [tx_hash])
+    if "error" in answer:
+        try:
+            full = w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+        return {k: full[k] for k in ("blockNumber", "blockHash", "status", "gasUsed")}
+    raw = answer.get("result")
+    if not raw or raw.get("blockNumber") is None:
+        return None
+    return {"blockNumber": int(raw["blockNumber"], 16), "blockHash": HexBytes(raw["blockHash"]),
+            "status": int(raw["status"], 16), "gasUsed": int(raw["gasUsed"], 16)}
+
+
+def _canonical_hash(w3, number, hashes=None):
+    """`hashes` (block number -> hash) is one pass's memory: within a pass a block is asked for once."""
+    if hashes is not None and number in hashes:
+        return hashes[number]
     try:
-        return w3.eth.get_block(number)["hash"].to_0x_hex()
+        canonical = w3.eth.get_block(number)["hash"].to_0x_hex()
     except BlockNotFound:
-        return None  # the chain is shorter than that now
+        canonical = None  # the chain is shorter than that now
+    if hashes is not None:
+        hashes[number] = canonical
+    return canonical
 
 
-def _check_pending(w3, chain, batch):
+def _check_pending(w3, chain, batch, hashes=None):
     attempts = list(batch.attempts.order_by("id"))
     for attempt in reversed(attempts):
-        receipt = _receipt(w3, attempt.tx_hash)
+        receipt = _receipt(w3, attempt.tx_hash, hashes)
         if receipt is not None:
             _record_mined(batch, attempt, receipt)
             return
@@ -117,12 +146,17 @@ def _record_mined(batch, attempt, receipt):
     log.info("batch_mined batch=%s tx_hash=%s block=%s", batch.pk, attempt.tx_hash, receipt["blockNumber"])
 
 
-def _check_mined(w3, batch, final):
-    canonical = _canonical_hash(w3, batch.block_number)
+def _check_mined(w3, batch, final, hashes=None, ready=None):
+    """With `ready` (the pass's collection), a succeeded batch now final is added there for `_finalise`, which makes
+    every such batch of one block final in one transaction; alone (or reverted) it is settled here."""
+    canonical = _canonical_hash(w3, batch.block_number, hashes)
     if canonical != batch.block_hash:
         _unmine(w3, batch)
         return 0
     if batch.block_number > final:
+        return 0
+    if ready is not None and batch.succeeded:
+        ready[(batch.block_number, canonical)].append(batch)
         return 0
     # A reverted batch: find the payout(s) that made it revert by simulation, before any lock (it reads the node).
     isolation = None if batch.succeeded else revert_isolate(w3, batch)
@@ -146,6 +180,42 @@ def _check_mined(w3, batch, final):
             _settle_reverted(batch, isolation)
     log.info("batch_final batch=%s count=%s succeeded=%s", batch.pk, batch.count, batch.succeeded)
     return 1
+
+
+def _finalise(group, canonical):
+    """The succeeded batches of one final, canonical block, made final in one transaction: per batch exactly what
+    `_check_mined` does (guarded transition under the batch's row lock, payouts confirmed, the listener told in the
+    same transaction), but one commit and one pass over the rows for the block rather than one per batch (a block
+    holds up to ten of our batches; finalising them one by one was most of the gap to a pre-signed sender)."""
+    done = []
+    with transaction.atomic():
+        locked = (Batch.objects.select_for_update(of=("self",)).select_related("mined_tx")
+                  .filter(pk__in=[b.pk for b in group]).order_by("pk"))
+        now = timezone.now()
+        listener = payout_listener()
+        finals = []
+        for batch in locked:
+            if batch.status != Batch.Status.MINED or batch.block_hash != canonical or not batch.succeeded:
+                continue
+            references = list(batch.payouts.filter(status=Payout.Status.BATCHED).values_list("reference", flat=True))
+            batch.mark_final(now)
+            batch.save()
+            batch.payouts.all().mark_confirmed()
+            finals.append((references, batch.mined_tx.tx_hash))
+            done.append(batch)
+        # A listener that takes the block's batches at once (payouts_final_many, optional) is told once; any other
+        # once per batch. Either way inside this transaction, before it commits.
+        many = getattr(listener, "payouts_final_many", None)
+        if many is not None and finals:
+            many(finals=finals)
+        else:
+            for references, tx_hash in finals:
+                listener.payouts_final(references=references, tx_hash=tx_hash)
+        for _batch in done:
+            failpoint("track.before_final")
+    for batch in done:
+        log.info("batch_final batch=%s count=%s succeeded=%s", batch.pk, batch.count, batch.succeeded)
+    return len(done)
 
 
 def _settle_reverted(batch, isolation):

@@ -166,10 +166,13 @@ def ledger_post_payout(*, transfer, tx_hash):
     return ledger_post(transfer=transfer, kind="payout", memo=f"tx {tx_hash}", lines=_payout_lines(transfer))
 
 
-def ledger_post_payouts(*, transfers, tx_hash):
+def ledger_post_payouts(*, transfers, tx_hash=None, tx_hashes=None):
     """`ledger_post_payout` for a whole batch in a few statements, whatever its size: which are posted already, the
     entries (unposted), their postings, then one UPDATE that posts them all (the database checks each one's balance).
-    Each entry's lines pass the same checks as `ledger_post`, before anything is written."""
+    Each entry's lines pass the same checks as `ledger_post`, before anything is written. `tx_hashes` (transfer pk
+    -> hash) instead of `tx_hash` posts several batches of one block at once, each entry naming its own transaction."""
+    if tx_hashes is None:
+        tx_hashes = {t.pk: tx_hash for t in transfers}
     done = set(JournalEntry.objects.filter(transfer__in=transfers, kind="payout").values_list("transfer_id", flat=True))
     todo = [(t, _payout_lines(t)) for t in transfers if t.pk not in done]
     for _transfer, lines in todo:
@@ -179,7 +182,7 @@ def ledger_post_payouts(*, transfers, tx_hash):
         return []
     with transaction.atomic(savepoint=False):
         entries = JournalEntry.objects.bulk_create(
-            JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hash}") for t, _lines in todo)
+            JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hashes[t.pk]}") for t, _lines in todo)
         postings, accounts = [], {}
         for (_transfer, lines), entry in zip(todo, entries, strict=True):
             for code, currency, amount in lines:

@@ -44,7 +44,10 @@ def _on_transfer_status(changes, instance):
     if instance is not None:
         transfers = {instance.pk: instance}
     else:
-        transfers = Transfer.objects.select_related("quote").in_bulk([pk for pk, _, _ in changes])
+        # Only partner transfers make events: web transfers are not loaded at all (a payout batch of 200 web
+        # transfers read them all again, with their quotes, only to skip each one).
+        transfers = Transfer.objects.select_related("quote").filter(partner__isnull=False).in_bulk(
+            [pk for pk, _, _ in changes])
     records = []
     for pk, source, target in changes:
         transfer = transfers.get(pk)

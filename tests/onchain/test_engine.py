@@ -187,3 +187,50 @@ def test_hot_wallet_key_never_reaches_the_database_or_repr(chain):
     assert rows and needle not in rows
     assert needle not in repr(signer_for("HOT_WALLET_PRIVATE_KEY")).lower()
     assert Account.from_key(key).address == chain["wallet"].address
+
+
+def test_payout_call_data_is_the_contracts_own_encoding(chain):
+    """The builder encodes payout(batchId, packed) with eth_abi directly (web3's encode_abi was most of a batch's
+    build time): the bytes are exactly the contract object's encoding of the same arguments."""
+    import secrets
+
+    from onchain import client
+    from onchain.services.batches import _payout_call
+
+    batch_id = secrets.token_bytes(32)
+    words = [(secrets.randbits(96) << 160) | secrets.randbits(160) for _ in range(200)] + [0, 2**256 - 1]
+    contract = client.batch_payout(chain["token"].batch_contract)
+    assert _payout_call(batch_id, words) == bytes.fromhex(contract.encode_abi("payout", [batch_id, words])[2:])
+
+
+def test_batches_of_one_block_are_made_final_together(chain, settings, listener):
+    """Batches mined in the same block are made final in one pass and one transaction: a listener with
+    payouts_final_many hears each block once, with each batch's references beside its own transaction."""
+
+    class ManyListener(type(listener)):
+        calls = []
+
+        @classmethod
+        def payouts_final_many(cls, *, finals):
+            cls.calls.append(list(finals))
+            for references, tx_hash in finals:
+                cls.final.extend((r, tx_hash) for r in references)
+
+    from onchain.listener import payout_listener_override
+
+    settings.BATCH_MAX_SIZE = 3
+    queued = [queue(f"many-{i}", amount="2.00") for i in range(9)]
+    built = build(chain["token"])
+    assert len(built) == 3
+    with payout_listener_override(ManyListener):
+        send(built)
+        all_final(chain["chain"])
+    blocks = {b.pk: b.block_number for b in Batch.objects.select_related("mined_tx")}
+    tx_block = {b.mined_tx.tx_hash: b.block_number for b in Batch.objects.select_related("mined_tx")}
+    assert len(ManyListener.calls) == len(set(blocks.values()))  # one call per block, never one per batch
+    for finals in ManyListener.calls:
+        assert len({tx_block[tx_hash] for _, tx_hash in finals}) == 1
+    paid = {r: h for r, h in ManyListener.final}
+    assert sorted(paid) == sorted(p.reference for p in queued)
+    for payout in Payout.objects.select_related("batch__mined_tx"):
+        assert paid[payout.reference] == payout.batch.mined_tx.tx_hash

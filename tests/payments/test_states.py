@@ -188,6 +188,23 @@ def test_payouts_final_completes_a_settling_transfer_once(pricing):
     assert JournalEntry.objects.filter(transfer=transfer, kind="payout").count() == 1
 
 
+def test_payouts_final_many_books_each_transfer_under_its_own_transaction(pricing):
+    """Several batches of one block reported at once complete every transfer, and each payout entry names the
+    transaction of its own batch."""
+    transfers = []
+    for _ in range(3):
+        transfer = funded(make_transfer())
+        transfer.mark_settling(str(transfer.id))
+        transfer.save()
+        transfers.append(transfer)
+    first, second = "0x" + "ab" * 32, "0x" + "cd" * 32
+    pipeline.TransferPayoutListener().payouts_final_many(
+        finals=[([str(transfers[0].id), str(transfers[1].id)], first), ([str(transfers[2].id)], second)])
+    assert {fresh(t).status for t in transfers} == {S.COMPLETED}
+    memos = dict(JournalEntry.objects.filter(kind="payout").values_list("transfer_id", "memo"))
+    assert memos == {transfers[0].id: f"tx {first}", transfers[1].id: f"tx {first}", transfers[2].id: f"tx {second}"}
+
+
 def test_payouts_failed_outside_settling_changes_nothing(pricing):
     """A payout failure report for a transfer that is not settling does not move it."""
     transfer = funded(make_transfer())
