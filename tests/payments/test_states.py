@@ -192,8 +192,8 @@ def test_payouts_final_many_books_each_transfer_under_its_own_transaction(pricin
     """Several batches of one block reported at once complete every transfer, and each payout entry names the
     transaction of its own batch."""
     transfers = []
-    for _ in range(3):
-        transfer = funded(make_transfer())
+    for i in range(3):
+        transfer = funded(make_transfer(key=f"many-{i}"))
         transfer.mark_settling(str(transfer.id))
         transfer.save()
         transfers.append(transfer)
