@@ -492,14 +492,15 @@ def main():
         stages = timeline(flow_batches, committed, elapsed)
         say("# timeline after commit: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
         blocks = sorted({b.block_number for b in flow_batches})
-        # Block capacity: the node packs transactions by their gas limit, so a block takes at most this many full
-        # batches whatever gas they end up using; both sides run on the same anvil and meet the same bound.
+        # Block capacity: anvil adds a transaction while the gas used so far plus its gas limit fits the block, so a
+        # block takes 1 + (limit - one batch's gas limit) // one batch's gas used; both sides meet the same bound.
         batch_gas = settings.BATCH_GAS_BASE + settings.BATCH_GAS_PER_PAYOUT * size
-        per_block = max(1, args.block_gas_limit // batch_gas)
+        per_block = 1 + max(0, args.block_gas_limit - batch_gas) // int(presigned_gas * size)
         need = -(-len(flow_batches) // per_block)
-        say(f"# block capacity: {args.block_gas_limit:,} gas per block / {batch_gas:,} gas limit per {size}-payout batch "
-            f"= {per_block} batches ({per_block * size} payouts) per block; the burst needs >= {need} blocks + "
-            f"{FINALIZED_LAG} to finality; gateway used {len(blocks)} blocks, pre-signed {len(set(presigned_latency))}")
+        say(f"# block capacity: {args.block_gas_limit:,} gas per block, {size}-payout batches of {batch_gas:,} gas limit "
+            f"and ~{presigned_gas * size:,.0f} used = {per_block} batches ({per_block * size} payouts) per block; the "
+            f"burst needs >= {need} blocks + {FINALIZED_LAG} to finality; gateway used {len(blocks)} blocks, "
+            f"pre-signed {len(set(presigned_latency))}")
         say(f"# throughput batches mined in blocks {blocks} (wallets used: {len({b.wallet_id for b in flow_batches})}); "
             f"latency (blocks) {sorted(flow_total)}; pre-signed {sorted(presigned_latency)}")
         say(f"# all {len(all_batches)} engine batches: latency (blocks) {dict(sorted(Counter(total).items()))}, inclusion "
