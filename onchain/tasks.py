@@ -1,14 +1,19 @@
 """Thin Celery entry points: one task per batch for sending; periodic passes for building, tracking,
 reconciliation and treasury checks, each run by one worker at a time (onchain.locks)."""
 
+import logging
+
 from celery import shared_task
 from requests.exceptions import ConnectionError as RPCConnectionError
 from requests.exceptions import Timeout as RPCTimeout
 
+from onchain import triggers
 from onchain.errors import ChainUnavailable
 from onchain.locks import only_one
-from onchain.models import Chain, Token
+from onchain.models import Chain, Payout, Token
 from onchain.services import alert_delivery, batches, reconcile, sending, tracking, treasury
+
+log = logging.getLogger(__name__)
 
 TRANSIENT = (RPCConnectionError, RPCTimeout, ChainUnavailable)
 
@@ -22,19 +27,57 @@ def batch_send(batch_id):
 def settlement_build():
     """Build what is due (the sweeper: queued payouts never wait on a lost task)."""
     for token_id in Token.objects.values_list("id", flat=True):
-        with only_one(f"build:{token_id}") as mine:
-            if mine:
-                for batch in batches.batches_build(token_id=token_id):
-                    batch_send.delay(str(batch.pk))  # committed already; a lost send is the tracker's rebroadcast
+        build_and_send(token_id)
+
+
+@shared_task
+def settlement_build_token(token_id):
+    """A trigger's build (onchain.triggers): payouts were queued. Waits briefly for a pass already running, so a
+    payout it did not see is not left to beat's next tick."""
+    triggers.build_taken(token_id)
+    if Token.objects.filter(pk=token_id).exists():  # a trigger outlives nothing, but a token row may be gone
+        build_and_send(token_id, wait=BUILD_LOCK_WAIT)
+
+
+BUILD_LOCK_WAIT = 3  # seconds; a build pass takes well under that
+
+
+def build_and_send(token_id, wait=0):
+    """One building pass for the token (one builder at a time), then each batch broadcast from here: committed
+    already, so a send that fails here goes to its own task (retried), and a lost one is the tracker's rebroadcast.
+    Sent after the lock is released; not through the queue, where it would wait behind the transfers' tasks."""
+    with only_one(f"build:{token_id}", wait=wait) as mine:
+        built = batches.batches_build(token_id=token_id) if mine else []
+    for batch in built:
+        try:
+            sending.batch_send(batch_id=batch.pk)
+        except Exception:  # noqa: BLE001 - any failure: the task retries (TRANSIENT) or the tracker rebroadcasts
+            log.warning("batch_send_inline_failed batch=%s: handed to batch_send", batch.pk, exc_info=True)
+            batch_send.delay(str(batch.pk))
+    return built
 
 
 @shared_task
 def settlement_track():
-    """Follow what is in flight. Separate from building, so a crash while building never stalls tracking."""
+    """Follow what is in flight. Separate from building, so a crash while building never stalls tracking.
+    onchain.heads runs the same pass on each new head; this beat pass is its fallback."""
     for chain_id in Chain.objects.values_list("id", flat=True):
-        with only_one(f"track:{chain_id}") as mine:
-            if mine:
-                tracking.chain_track(chain_id=chain_id)
+        track_once(chain_id)
+
+
+def track_once(chain_id, wait=0, build_here=False):
+    """One tracking pass for the chain (one tracker at a time); then, when payouts are queued, a build (here, or a
+    trigger for a worker): a batch just mined frees its wallet, and a payout waiting for company may be due now."""
+    with only_one(f"track:{chain_id}", wait=wait) as mine:
+        if mine:
+            tracking.chain_track(chain_id=chain_id)
+    for token_id in Payout.objects.filter(token__chain_id=chain_id, status=Payout.Status.QUEUED).values_list(
+            "token_id", flat=True).distinct():
+        if build_here:
+            build_and_send(token_id)
+        else:
+            triggers.build_kick(token_id)
+    return mine
 
 
 def settlement_tick():

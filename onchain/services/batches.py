@@ -30,7 +30,8 @@ AMOUNT_BITS = 96  # BatchPayout packs (amount << 160) | recipient in one word
 
 def batches_build(*, token_id, force=False):
     """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches, each
-    committed; sending them is the caller's next step."""
+    committed; sending them is the caller's next step. Not yet due by size or age (`force` makes it due), the queue
+    goes out only on idle wallets (`_idle`), one batch each."""
     token = Token.objects.select_related("chain").get(pk=token_id)
     if PayoutHalt.objects.exists():
         return []  # payouts are halted (onchain.services.halts): they wait in the queue
@@ -40,12 +41,18 @@ def batches_build(*, token_id, force=False):
         return []
     batching = settings.SETTLEMENT_BATCHING and bool(token.batch_contract)
     size = settings.BATCH_MAX_SIZE if batching else 1
-    young = timezone.now() - oldest < timedelta(milliseconds=settings.BATCH_MAX_AGE_MS)
-    if batching and young and not force and queued.count() < size:
-        return []  # wait a moment for company: fewer, fuller batches
     wallets = list(HotWallet.objects.filter(chain=token.chain, is_active=True, halted=False).order_by("id"))
     if not wallets:
         return []
+    young = timezone.now() - oldest < timedelta(milliseconds=settings.BATCH_MAX_AGE_MS)
+    due = not batching or force or not young or queued.count() >= size
+    if not due:
+        # Adaptive: a short queue goes out at once on a wallet with nothing waiting to be mined (waiting would only
+        # add latency: the next block takes it either way). Only when every wallet has a batch not yet mined do
+        # payouts wait for company (BATCH_MAX_SIZE or BATCH_MAX_AGE_MS): under load, fewer and fuller batches.
+        wallets = _idle(wallets)
+        if not wallets:
+            return []
     w3 = client.web3()
     fees = fee_quote(w3, token.chain)
     built, progress = [], True
@@ -60,7 +67,16 @@ def batches_build(*, token_id, force=False):
             progress = True
             wallet.next_nonce = batch.nonce + 1
             built.append(batch)
+        if not due:
+            break  # not due by size or age: one batch per idle wallet, the rest waits for company
     return built
+
+
+def _idle(wallets):
+    """The wallets with no batch signed or broadcast and not yet mined."""
+    busy = set(Batch.objects.filter(wallet__in=wallets, status__in=(Batch.Status.SIGNED, Batch.Status.BROADCAST))
+               .values_list("wallet_id", flat=True))
+    return [w for w in wallets if w.pk not in busy]
 
 
 def _day_start():
