@@ -435,6 +435,8 @@ PAYOUT_GAS_LIMIT = env_int("PAYOUT_GAS_LIMIT", 100_000)
 SETTLEMENT_BATCHING = env_bool("SETTLEMENT_BATCHING", True)
 BATCH_MAX_SIZE = env_int("BATCH_MAX_SIZE", 200)
 BATCH_MAX_AGE_MS = env_int("BATCH_MAX_AGE_MS", 1000)
+# ... but only under load: while a wallet has fewer than this many batches not yet mined, a short queue goes out at once.
+BATCH_MAX_IN_FLIGHT = env_int("BATCH_MAX_IN_FLIGHT", 4)
 BATCH_GAS_BASE = env_int("BATCH_GAS_BASE", 60_000)
 BATCH_GAS_PER_PAYOUT = env_int("BATCH_GAS_PER_PAYOUT", 32_000)
 # Replacements raise both fee fields by at least this much (geth needs 10%).

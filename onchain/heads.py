@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from onchain import rpc
 from onchain.locks import only_one
 from onchain.models import Chain
-from onchain.tasks import track_once
+from onchain.tasks import heads_alive, track_once
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2  # the fallback's eth_blockNumber interval
@@ -57,7 +57,8 @@ def head_seen(chain_id):
     """One head: track now, then build here what waits (a mined batch frees a wallet). Never raises."""
     close_old_connections()  # a long-running loop: the database may have closed our connection meanwhile
     try:
-        track_once(chain_id, wait=LOCK_WAIT, build_here=True)
+        if track_once(chain_id, wait=LOCK_WAIT, build_here=True):
+            heads_alive(chain_id)
     except Exception:  # noqa: BLE001 - a failing pass (node down) is beat's to retry; the runner goes on
         log.warning("heads_pass_failed chain=%s", chain_id, exc_info=True)
 

@@ -18,6 +18,11 @@ def _redis():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
+def redis_client():
+    """The locks' Redis connection, for other short-lived marks (onchain.triggers, the heads runner's liveness)."""
+    return _redis()
+
+
 @contextlib.contextmanager
 def only_one(name, ttl=5, wait=0):
     """Yields True when this process holds the lock, False when another does (after waiting up to `wait` seconds

@@ -1,15 +1,18 @@
 """Thin Celery entry points: one task per batch for sending; periodic passes for building, tracking,
 reconciliation and treasury checks, each run by one worker at a time (onchain.locks)."""
 
+import contextlib
 import logging
 
+import redis
 from celery import shared_task
+from django.conf import settings
 from requests.exceptions import ConnectionError as RPCConnectionError
 from requests.exceptions import Timeout as RPCTimeout
 
 from onchain import triggers
 from onchain.errors import ChainUnavailable
-from onchain.locks import only_one
+from onchain.locks import only_one, redis_client
 from onchain.models import Chain, Payout, Token
 from onchain.services import alert_delivery, batches, reconcile, sending, tracking, treasury
 
@@ -43,26 +46,52 @@ BUILD_LOCK_WAIT = 3  # seconds; a build pass takes well under that
 
 
 def build_and_send(token_id, wait=0):
-    """One building pass for the token (one builder at a time), then each batch broadcast from here: committed
-    already, so a send that fails here goes to its own task (retried), and a lost one is the tracker's rebroadcast.
-    Sent after the lock is released; not through the queue, where it would wait behind the transfers' tasks."""
+    """One building pass for the token (one builder at a time), each batch broadcast from here as soon as it is
+    committed (no row lock is held then), not through the queue, where it would wait behind the transfers' tasks.
+    A send that fails here goes to its own task (retried); a lost one is the tracker's rebroadcast."""
     with only_one(f"build:{token_id}", wait=wait) as mine:
-        built = batches.batches_build(token_id=token_id) if mine else []
-    for batch in built:
-        try:
-            sending.batch_send(batch_id=batch.pk)
-        except Exception:  # noqa: BLE001 - any failure: the task retries (TRANSIENT) or the tracker rebroadcasts
-            log.warning("batch_send_inline_failed batch=%s: handed to batch_send", batch.pk, exc_info=True)
-            batch_send.delay(str(batch.pk))
-    return built
+        return batches.batches_build(token_id=token_id, on_built=_send_now) if mine else []
+
+
+def _send_now(batch):
+    try:
+        sending.batch_send(batch_id=batch.pk)
+    except Exception:  # noqa: BLE001 - any failure: the task retries (TRANSIENT) or the tracker rebroadcasts
+        log.warning("batch_send_inline_failed batch=%s: handed to batch_send", batch.pk, exc_info=True)
+        batch_send.delay(str(batch.pk))
 
 
 @shared_task
 def settlement_track():
     """Follow what is in flight. Separate from building, so a crash while building never stalls tracking.
     onchain.heads runs the same pass on each new head; this beat pass is its fallback."""
-    for chain_id in Chain.objects.values_list("id", flat=True):
-        track_once(chain_id)
+    for chain in Chain.objects.all():
+        if _heads_tracking(chain):
+            continue  # the heads runner tracked a moment ago and will on the next head: this pass would repeat it
+        track_once(chain.pk)
+
+
+def _heads_key(chain_id):
+    return f"tulpar:heads-alive:{settings.CELERY_TASK_DEFAULT_QUEUE}:{chain_id}"
+
+
+def heads_alive(chain_id):
+    """The heads runner (onchain.heads) finished a pass; beat's tracking stands aside while this is fresh."""
+    chain = Chain.objects.get(pk=chain_id)
+    with contextlib.suppress(redis.RedisError):
+        redis_client().set(_heads_key(chain_id), "1", px=_heads_fresh_ms(chain))
+
+
+def _heads_fresh_ms(chain):
+    # Three block times (at least 2 s): a runner that stopped, or one stuck in a pass, hands back to beat by then.
+    return max(2000, 3 * (chain.block_time_ms or 1000))
+
+
+def _heads_tracking(chain):
+    try:
+        return bool(redis_client().exists(_heads_key(chain.pk)))
+    except redis.RedisError:
+        return False
 
 
 def track_once(chain_id, wait=0, build_here=False):

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 
-from onchain.locks import _redis
+from onchain.locks import redis_client
 
 log = logging.getLogger(__name__)
 BUILD_TASK = "onchain.tasks.settlement_build_token"
@@ -33,7 +33,7 @@ def build_soon(token_id):
 def build_kick(token_id):
     """Enqueue one build task unless one is already pending. Never raises: beat is the fallback."""
     try:
-        if _redis().set(_pending_key(token_id), "1", nx=True, ex=PENDING_TTL):
+        if redis_client().set(_pending_key(token_id), "1", nx=True, ex=PENDING_TTL):
             # By name: onchain.tasks imports the services that call this (no import cycle); routed as onchain.tasks.*
             current_app.send_task(BUILD_TASK, args=[token_id])
             return True
@@ -45,6 +45,6 @@ def build_kick(token_id):
 def build_taken(token_id):
     """The build task starts: later payouts must trigger again."""
     try:
-        _redis().delete(_pending_key(token_id))
+        redis_client().delete(_pending_key(token_id))
     except redis.RedisError as exc:
         log.warning("build_pending_clear_failed token=%s error=%s", token_id, exc)

@@ -8,6 +8,7 @@ send task for each batch this returns, and the tracker rebroadcasts any whose ta
 """
 
 import logging
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
@@ -28,10 +29,11 @@ log = logging.getLogger(__name__)
 AMOUNT_BITS = 96  # BatchPayout packs (amount << 160) | recipient in one word
 
 
-def batches_build(*, token_id, force=False):
+def batches_build(*, token_id, force=False, on_built=None):
     """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches, each
-    committed; sending them is the caller's next step. Not yet due by size or age (`force` makes it due), the queue
-    goes out only on idle wallets (`_idle`), one batch each."""
+    committed; sending them is the caller's next step (`on_built(batch)`, when given, is called as each commits, so
+    the first can be on its way while the next is signed). Not yet due by size or age (`force` makes it due), the queue
+    goes out only on wallets not busy (`_idle`), one batch each."""
     token = Token.objects.select_related("chain").get(pk=token_id)
     if PayoutHalt.objects.exists():
         return []  # payouts are halted (onchain.services.halts): they wait in the queue
@@ -47,9 +49,10 @@ def batches_build(*, token_id, force=False):
     young = timezone.now() - oldest < timedelta(milliseconds=settings.BATCH_MAX_AGE_MS)
     due = not batching or force or not young or queued.count() >= size
     if not due:
-        # Adaptive: a short queue goes out at once on a wallet with nothing waiting to be mined (waiting would only
-        # add latency: the next block takes it either way). Only when every wallet has a batch not yet mined do
-        # payouts wait for company (BATCH_MAX_SIZE or BATCH_MAX_AGE_MS): under load, fewer and fuller batches.
+        # Adaptive: a short queue goes out at once on a wallet with fewer than BATCH_MAX_IN_FLIGHT batches not yet
+        # mined (the next block takes it with them: waiting would cost a block). Only when every wallet has that
+        # many do payouts wait for company (BATCH_MAX_SIZE or BATCH_MAX_AGE_MS): under load, fewer, fuller batches.
+        # Below that, batches still fill by themselves: a pass takes everything queued while the last one ran.
         wallets = _idle(wallets)
         if not wallets:
             return []
@@ -67,16 +70,18 @@ def batches_build(*, token_id, force=False):
             progress = True
             wallet.next_nonce = batch.nonce + 1
             built.append(batch)
+            if on_built is not None:
+                on_built(batch)
         if not due:
             break  # not due by size or age: one batch per idle wallet, the rest waits for company
     return built
 
 
 def _idle(wallets):
-    """The wallets with no batch signed or broadcast and not yet mined."""
-    busy = set(Batch.objects.filter(wallet__in=wallets, status__in=(Batch.Status.SIGNED, Batch.Status.BROADCAST))
-               .values_list("wallet_id", flat=True))
-    return [w for w in wallets if w.pk not in busy]
+    """The wallets with fewer than BATCH_MAX_IN_FLIGHT batches signed or broadcast and not yet mined."""
+    in_flight = Counter(Batch.objects.filter(wallet__in=wallets, status__in=(Batch.Status.SIGNED, Batch.Status.BROADCAST))
+                        .values_list("wallet_id", flat=True))
+    return [w for w in wallets if in_flight[w.pk] < settings.BATCH_MAX_IN_FLIGHT]
 
 
 def _day_start():

@@ -28,26 +28,29 @@ def build(token):
 
 
 def test_a_lone_payout_goes_at_once_and_payouts_wait_for_company_only_while_every_wallet_is_busy(chain, settings):
-    """Nothing of the wallet in flight: a lone payout is batched at once, although BATCH_MAX_AGE_MS (a minute here)
-    has not passed. With the wallet's batch not yet mined, payouts wait for company; BATCH_MAX_SIZE of them go at
-    once as one batch. Once the wallet's batch is mined, a lone payout goes at once again."""
+    """A wallet with fewer than BATCH_MAX_IN_FLIGHT (2 here) batches not yet mined: a lone payout is batched at once,
+    although BATCH_MAX_AGE_MS (a minute here) has not passed. With two of its batches not yet mined, payouts wait for
+    company; BATCH_MAX_SIZE of them go at once as one batch. Once its batches are mined, a lone payout goes at once."""
     settings.SETTLEMENT_BATCHING, settings.BATCH_MAX_SIZE, settings.BATCH_MAX_AGE_MS = True, 3, 60_000
+    settings.BATCH_MAX_IN_FLIGHT = 2
     token = chain["token"]
     with recording_listener():
         queue("lone-1")
         (first,) = build(token)
-        assert first.count == 1
+        queue("lone-2")
+        (second,) = build(token)  # one batch in flight: still under the limit
+        assert (first.count, second.count) == (1, 1)
         queue("busy-1")
         queue("busy-2")
-        assert build(token) == []  # the wallet's batch is not mined yet: wait for company
+        assert build(token) == []  # two batches in flight: wait for company
         assert Payout.objects.filter(status=Payout.Status.QUEUED).count() == 2
         queue("busy-3")
         (full,) = build(token)  # BATCH_MAX_SIZE queued: due however young
         assert full.count == 3
-        send([first, full])
+        send([first, second, full])
         wait_for(lambda: not Batch.objects.exclude(status__in=[Batch.Status.MINED, Batch.Status.FINAL]).exists()
-                 or (heads.head_seen(chain["chain"].pk), False)[1], timeout=30, interval=0.3, what="both batches mined")
-        queue("lone-2")
+                 or (heads.head_seen(chain["chain"].pk), False)[1], timeout=30, interval=0.3, what="the batches mined")
+        queue("lone-3")
         (again,) = build(token)
         assert again.count == 1
         send([again])
