@@ -3,8 +3,8 @@
 Per batch, in one database transaction: lock the wallet row, take queued payouts (SKIP LOCKED), check the
 treasury ceilings, claim the nonce, sign, store the batch, its first attempt (raw bytes + hash) and the
 payouts' move to `batched`, advance the nonce. Fees and the chain's nonce are read before the lock; nothing
-under the lock waits on the network. The broadcast happens after commit: the caller (onchain.tasks) enqueues a
-send task for each batch this returns, and the tracker rebroadcasts any whose task was lost.
+under the lock waits on the network. The broadcast happens after commit: the caller (onchain.services.passes)
+sends each batch as it commits, and the tracker broadcasts any still `signed`.
 """
 
 import logging
