@@ -28,14 +28,12 @@ def settlement_build():
 
 @shared_task
 def settlement_build_token(token_id):
-    """A trigger's build (onchain.triggers): payouts were queued. Waits briefly for a pass already running, so a
-    payout it did not see is not left to beat's next tick."""
+    """A trigger's build (onchain.triggers): payouts were queued. When another builder holds the token it returns at
+    once (a worker slot is not spent waiting): that builder's next pass, the heads runner's within 0.25 s or beat's,
+    takes what it did not see."""
     triggers.build_taken(token_id)
     if Token.objects.filter(pk=token_id).exists():  # a token row may be gone (tests) by the time the task runs
-        passes.build_and_send(token_id, wait=BUILD_LOCK_WAIT)
-
-
-BUILD_LOCK_WAIT = 1  # seconds; a build pass usually takes less
+        passes.build_and_send(token_id)
 
 
 @shared_task
