@@ -124,6 +124,18 @@ def stages(ids):
     return {k: common.percentile(v, 50) for k, v in steps.items()}
 
 
+def queued_to_completed(ids):
+    """The settlement engine's own part: the payout's queueing (Payout.created_at, in screening's commit) to the
+    transfer's completed_at. What screening's queue adds when the workers fall behind is left out."""
+    from onchain.models import Payout
+    from payments.models import Transfer
+
+    done = {str(pk): at for pk, at in Transfer.objects.filter(pk__in=ids, status="completed").values_list(
+        "pk", "completed_at")}
+    queued = Payout.objects.filter(reference__in=list(done)).values_list("reference", "created_at")
+    return [(done[ref] - at).total_seconds() for ref, at in queued]
+
+
 def batch_sizes(ids):
     from onchain.models import Batch
 
@@ -144,6 +156,7 @@ def measure(token, rng, sampler, *, rate, seconds, tick, drain):
         say(f"# {tag}: {exc}")
     rows = list(Transfer.objects.filter(pk__in=ids).values_list("funded_at", "completed_at", "status"))
     lat = [(c - f).total_seconds() for f, c, s in rows if s == "completed"]
+    engine = queued_to_completed(ids)
     floor = floors([f.timestamp() for f, _, _ in rows], sampler)
     out = {
         f"{tag}.transfers": len(ids),
@@ -152,6 +165,8 @@ def measure(token, rng, sampler, *, rate, seconds, tick, drain):
         f"{tag}.funded_to_completed_s_p50": common.percentile(lat, 50),
         f"{tag}.funded_to_completed_s_p99": common.percentile(lat, 99),
         f"{tag}.funded_to_completed_s_max": max(lat, default=float("nan")),
+        f"{tag}.queued_to_completed_s_p50": common.percentile(engine, 50),
+        f"{tag}.queued_to_completed_s_p99": common.percentile(engine, 99),
         f"{tag}.floor_s_p50": common.percentile(floor, 50),
         f"{tag}.floor_s_p99": common.percentile(floor, 99),
     }
