@@ -18,13 +18,18 @@ log = logging.getLogger(__name__)
 SEND_TASK = "onchain.tasks.batch_send"
 
 
-def build_and_send(token_id, wait=0):
-    """One building pass for the token, each batch broadcast from here as soon as it is committed (no row lock is
-    held then), not through the queue, where it would wait behind the transfers' tasks. A send that fails here goes
-    to its own task (retried with backoff); a lost one is the tracker's rebroadcast. `wait`: seconds to wait for a
-    pass already running rather than leave what it did not see to the next one."""
+def build_and_send(token_id, wait=0, send_here=False):
+    """One building pass for the token; each batch, as soon as it is committed, goes to its `batch_send` task (a
+    worker's pass: retried with backoff, redelivered if its worker dies), or with `send_here` is broadcast from this
+    process at once (the heads runner: not through the queue, where it would wait behind the transfers' tasks; no
+    row lock is held then; a send that fails here goes to the task). A lost send is the tracker's broadcast.
+    `wait`: seconds to wait for a pass already running rather than leave what it did not see to the next one."""
     with only_one(f"build:{token_id}", wait=wait) as mine:
-        return batches.batches_build(token_id=token_id, on_built=_send_now) if mine else []
+        return batches.batches_build(token_id=token_id, on_built=_send_now if send_here else _send_task) if mine else []
+
+
+def _send_task(batch):
+    current_app.send_task(SEND_TASK, args=[str(batch.pk)])  # by name: onchain.tasks imports this module
 
 
 def _send_now(batch):
@@ -32,7 +37,7 @@ def _send_now(batch):
         sending.batch_send(batch_id=batch.pk)
     except Exception:  # noqa: BLE001 - any failure: the task retries (transient errors) or the tracker rebroadcasts
         log.warning("batch_send_inline_failed batch=%s: handed to batch_send", batch.pk, exc_info=True)
-        current_app.send_task(SEND_TASK, args=[str(batch.pk)])  # by name: onchain.tasks imports this module
+        _send_task(batch)
 
 
 def track_once(chain_id, wait=0):
@@ -44,12 +49,13 @@ def track_once(chain_id, wait=0):
 
 
 def build_queued(chain_id, here=False):
-    """A build for each token of the chain with payouts queued, here or by a trigger for a worker (after a tracking
-    pass: a batch just mined frees its wallet, and a payout waiting for company may be due now)."""
+    """A build for each token of the chain with payouts queued: here, sending here too (the heads runner), or by a
+    trigger for a worker (after beat's tracking pass): a batch just mined frees its wallet, and a payout waiting for
+    company may be due now."""
     for token_id in Payout.objects.filter(token__chain_id=chain_id, status=Payout.Status.QUEUED).values_list(
             "token_id", flat=True).distinct():
         if here:
-            build_and_send(token_id)
+            build_and_send(token_id, send_here=True)
         else:
             triggers.build_kick(token_id)
 
