@@ -42,9 +42,13 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api bench-load bench-dashboard
+.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api bench-load bench-dashboard bench-latency
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
+
+# funded -> completed through the real pipeline at 20/s and 200/s, beside the chain's own floor (inclusion + 2 blocks).
+bench-latency: deps
+	$(PY) -m bench.latency $(BENCH_ARGS)
 
 bench-kill: deps
 	$(PY) -m bench.kill_campaign $(BENCH_ARGS)

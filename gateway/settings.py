@@ -424,6 +424,9 @@ CHAIN_RPC_URL = os.environ.get("CHAIN_RPC_URL", "http://127.0.0.1:8545")
 # Several endpoints, tried in order (failover); CHAIN_RPC_URL alone when unset.
 CHAIN_RPC_URLS = env_list("CHAIN_RPC_URLS", "")
 CHAIN_RPC_TIMEOUT_SECONDS = env_int("CHAIN_RPC_TIMEOUT_SECONDS", 10)
+# newHeads subscription of `manage.py chain_heads` (onchain/heads.py): empty = the first RPC URL as ws(s)://; "off" =
+# poll eth_blockNumber instead.
+CHAIN_WS_URL = os.environ.get("CHAIN_WS_URL", "")
 CHAIN_CONFIRMATIONS = env_int("CHAIN_CONFIRMATIONS", 2)
 # The local chain's explorer link (`{tx_hash}` filled in) for devchain_bootstrap; real chains set theirs in admin.
 DEV_CHAIN_EXPLORER_TX_URL = os.environ.get("DEV_CHAIN_EXPLORER_TX_URL", "")
@@ -432,6 +435,8 @@ PAYOUT_GAS_LIMIT = env_int("PAYOUT_GAS_LIMIT", 100_000)
 SETTLEMENT_BATCHING = env_bool("SETTLEMENT_BATCHING", True)
 BATCH_MAX_SIZE = env_int("BATCH_MAX_SIZE", 200)
 BATCH_MAX_AGE_MS = env_int("BATCH_MAX_AGE_MS", 1000)
+# ... but only under load: while a wallet has fewer than this many batches not yet mined, a short queue goes out at once.
+BATCH_MAX_IN_FLIGHT = env_int("BATCH_MAX_IN_FLIGHT", 4)
 BATCH_GAS_BASE = env_int("BATCH_GAS_BASE", 60_000)
 BATCH_GAS_PER_PAYOUT = env_int("BATCH_GAS_PER_PAYOUT", 32_000)
 # Replacements raise both fee fields by at least this much (geth needs 10%).

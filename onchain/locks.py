@@ -18,12 +18,18 @@ def _redis():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
+def redis_client():
+    """The locks' Redis connection, for other short-lived marks (onchain.triggers, the heads runner's liveness)."""
+    return _redis()
+
+
 @contextlib.contextmanager
-def only_one(name, ttl=5):
-    """Yields True when this process holds the lock, False when another does."""
+def only_one(name, ttl=5, wait=0):
+    """Yields True when this process holds the lock, False when another does (after waiting up to `wait` seconds
+    for it: a triggered pass waits for the running one to end rather than leave its work to the next beat tick)."""
     # thread_local=False: the renewing thread must see the token the acquiring thread got.
-    lock = _redis().lock(f"tulpar:lock:{settings.CELERY_TASK_DEFAULT_QUEUE}:{name}", timeout=ttl, blocking=False,
-                         thread_local=False)
+    lock = _redis().lock(f"tulpar:lock:{settings.CELERY_TASK_DEFAULT_QUEUE}:{name}", timeout=ttl, blocking=wait > 0,
+                         blocking_timeout=wait or None, thread_local=False)
     if not lock.acquire():
         yield False
         return

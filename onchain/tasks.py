@@ -5,10 +5,11 @@ from celery import shared_task
 from requests.exceptions import ConnectionError as RPCConnectionError
 from requests.exceptions import Timeout as RPCTimeout
 
+from onchain import triggers
 from onchain.errors import ChainUnavailable
 from onchain.locks import only_one
 from onchain.models import Chain, Token
-from onchain.services import alert_delivery, batches, reconcile, sending, tracking, treasury
+from onchain.services import alert_delivery, passes, reconcile, sending, treasury
 
 TRANSIENT = (RPCConnectionError, RPCTimeout, ChainUnavailable)
 
@@ -22,19 +23,27 @@ def batch_send(batch_id):
 def settlement_build():
     """Build what is due (the sweeper: queued payouts never wait on a lost task)."""
     for token_id in Token.objects.values_list("id", flat=True):
-        with only_one(f"build:{token_id}") as mine:
-            if mine:
-                # Each batch is committed before its send task is queued; a lost send is the tracker's rebroadcast.
-                batches.batches_build(token_id=token_id, on_built=lambda batch: batch_send.delay(str(batch.pk)))
+        passes.build_and_send(token_id)
+
+
+@shared_task
+def settlement_build_token(token_id):
+    """A trigger's build (onchain.triggers): payouts were queued. When another builder holds the token it returns at
+    once (a worker slot is not spent waiting): that builder's next pass, the heads runner's within 0.25 s or beat's,
+    takes what it did not see."""
+    triggers.build_taken(token_id)
+    if Token.objects.filter(pk=token_id).exists():  # a token row may be gone (tests) by the time the task runs
+        passes.build_and_send(token_id)
 
 
 @shared_task
 def settlement_track():
-    """Follow what is in flight. Separate from building, so a crash while building never stalls tracking."""
-    for chain_id in Chain.objects.values_list("id", flat=True):
-        with only_one(f"track:{chain_id}") as mine:
-            if mine:
-                tracking.chain_track(chain_id=chain_id)
+    """Follow what is in flight. Separate from building, so a crash while building never stalls tracking.
+    onchain.heads runs the same pass on each new head; this beat pass stands aside while that runner is live."""
+    for chain in Chain.objects.all():
+        if not passes.heads_tracking(chain):
+            passes.track_once(chain.pk)
+            passes.build_queued(chain.pk)
 
 
 def settlement_tick():

@@ -28,11 +28,12 @@ PY = sys.executable
 RUNTIME_VARS = (
     "REDIS_URL", "CHAIN_RPC_URL", "STRIPE_API_BASE", "STRIPE_JS_URL", "PUBLIC_BASE_URL", "DJANGO_DEBUG",
     "DJANGO_ALLOWED_HOSTS",
-    "DATABASE_URL", "DATABASE_CONN_MAX_AGE", "CELERY_QUEUE", "CHAIN_RPC_URLS", "CHAIN_RPC_TIMEOUT_SECONDS",
+    "DATABASE_URL", "DATABASE_CONN_MAX_AGE", "CELERY_QUEUE", "CHAIN_RPC_URLS", "CHAIN_RPC_TIMEOUT_SECONDS", "CHAIN_WS_URL",
     "CHAIN_CONFIRMATIONS", "DJANGO_CSRF_TRUSTED_ORIGINS", "DJANGO_SECURE_SSL_REDIRECT", "DJANGO_SECURE_COOKIES",
     "DJANGO_HSTS_SECONDS", "DJANGO_BEHIND_PROXY", "STRIPE_TIMEOUT_SECONDS", "CARD_COUNTRIES_REFUSED",
     "QUOTE_TTL_SECONDS", "FUNDING_WINDOW_SECONDS", "FUNDING_POLL_SECONDS", "FUNDING_POLL_AFTER_SECONDS",
     "WALLET_DENYLIST", "SANCTIONS_SAMPLE_FILE", "SETTLEMENT_BATCHING", "BATCH_MAX_SIZE", "BATCH_MAX_AGE_MS",
+    "BATCH_MAX_IN_FLIGHT",
     "BATCH_GAS_BASE", "BATCH_GAS_PER_PAYOUT", "PAYOUT_GAS_LIMIT", "SETTLEMENT_TRACK_MS",
     "PAYOUT_REBROADCAST_AFTER_SECONDS", "FEE_BUMP_PERMILLE", "LOG_LEVEL", "RATE_API_PER_MINUTE", "API_KEY_ROTATION_OVERLAP_HOURS",
     "RATE_API_AUTH_FAILURES_PER_HOUR", "RATE_WEB_QUOTES_PER_HOUR", "RATE_WEB_TRANSFERS_PER_HOUR", "RATE_LIMIT_NAMESPACE",
@@ -173,6 +174,8 @@ Ctrl-C stops everything.
                             cwd=str(REPO), env=env)
         manager.add_process("beat", f"{PY} -m celery -A gateway beat -l info -s {VAR / 'celerybeat-schedule'}",
                             cwd=str(REPO), env=env)
+        # Tracks and builds on each new head (onchain/heads.py); if it stops, beat's passes carry on alone.
+        manager.add_process("heads", f"{PY} manage.py chain_heads", cwd=str(REPO), env=env)
         manager.loop()
         return manager.returncode
     finally:

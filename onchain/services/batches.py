@@ -3,11 +3,12 @@
 Per batch, in one database transaction: lock the wallet row, take queued payouts (SKIP LOCKED), check the
 treasury ceilings, claim the nonce, sign, store the batch, its first attempt (raw bytes + hash) and the
 payouts' move to `batched`, advance the nonce. Fees and the chain's nonce are read before the lock; nothing
-under the lock waits on the network. The broadcast happens after commit: the caller (onchain.tasks) enqueues a
-send task for each batch this returns, and the tracker rebroadcasts any whose task was lost.
+under the lock waits on the network. The broadcast happens after commit: the caller (onchain.services.passes)
+sends each batch as it commits, and the tracker broadcasts any still `signed`.
 """
 
 import logging
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
@@ -32,9 +33,9 @@ AMOUNT_BITS = 96  # BatchPayout packs (amount << 160) | recipient in one word
 
 def batches_build(*, token_id, force=False, on_built=None):
     """Sign as many batches as the queue fills, spread over the token's active wallets. Returns the batches, each
-    committed; sending them is the caller's next step. `on_built(batch)` is called as each batch commits, so the
-    caller can send it while the next ones are signed (a burst of 50 batches takes over a second to sign: waiting
-    for the whole pass would miss the first blocks)."""
+    committed; sending them is the caller's next step (`on_built(batch)`, when given, is called as each commits, so
+    the first can be on its way while the next is signed). Not yet due by size or age (`force` makes it due), the queue
+    goes out only on wallets not busy (`_idle`), one batch each."""
     token = Token.objects.select_related("chain").get(pk=token_id)
     if PayoutHalt.objects.exists():
         return []  # payouts are halted (onchain.services.halts): they wait in the queue
@@ -44,12 +45,19 @@ def batches_build(*, token_id, force=False, on_built=None):
         return []
     batching = settings.SETTLEMENT_BATCHING and bool(token.batch_contract)
     size = settings.BATCH_MAX_SIZE if batching else 1
-    young = timezone.now() - oldest < timedelta(milliseconds=settings.BATCH_MAX_AGE_MS)
-    if batching and young and not force and queued.count() < size:
-        return []  # wait a moment for company: fewer, fuller batches
     wallets = list(HotWallet.objects.filter(chain=token.chain, is_active=True, halted=False).order_by("id"))
     if not wallets:
         return []
+    young = timezone.now() - oldest < timedelta(milliseconds=settings.BATCH_MAX_AGE_MS)
+    due = not batching or force or not young or queued.count() >= size
+    if not due:
+        # Adaptive: a short queue goes out at once on a wallet with fewer than BATCH_MAX_IN_FLIGHT batches not yet
+        # mined (the next block takes it with them: waiting would cost a block). Only when every wallet has that
+        # many do payouts wait for company (BATCH_MAX_SIZE or BATCH_MAX_AGE_MS): under load, fewer, fuller batches.
+        # Below that, batches still fill by themselves: a pass takes everything queued while the last one ran.
+        wallets = _idle(wallets)
+        if not wallets:
+            return []
     w3 = client.web3()
     fees = fee_quote(w3, token.chain)
     built, progress = [], True
@@ -66,7 +74,16 @@ def batches_build(*, token_id, force=False, on_built=None):
             built.append(batch)
             if on_built is not None:
                 on_built(batch)
+        if not due:
+            break  # not due by size or age: one batch per idle wallet, the rest waits for company
     return built
+
+
+def _idle(wallets):
+    """The wallets with fewer than BATCH_MAX_IN_FLIGHT batches signed or broadcast and not yet mined."""
+    in_flight = Counter(Batch.objects.filter(wallet__in=wallets, status__in=(Batch.Status.SIGNED, Batch.Status.BROADCAST))
+                        .values_list("wallet_id", flat=True))
+    return [w for w in wallets if in_flight[w.pk] < settings.BATCH_MAX_IN_FLIGHT]
 
 
 def _day_start():

@@ -10,6 +10,7 @@ import logging
 from common.money import to_units
 from onchain.errors import SettlementNotConfigured
 from onchain.models import Payout, Token
+from onchain.triggers import build_soon
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ def settlement_token(symbol="KGST"):
 
 def payout_request(*, reference, to_address, amount, symbol="KGST"):
     """Queue a payout of `amount` (token units, a Decimal) once per reference. Call inside the caller's
-    transaction: the payout commits with the caller's state change; the batcher (beat, every
-    SETTLEMENT_TRACK_MS) picks it up from the table, so there is no task to lose between a commit and the broker."""
+    transaction: the payout commits with the caller's state change, and a build is triggered on commit
+    (onchain.triggers: one pending build task per token, however many payouts). Beat's pass (every
+    SETTLEMENT_TRACK_MS) picks up from the table whatever a lost trigger left, so no payout depends on a task."""
     token = settlement_token(symbol)
     payout, created = Payout.objects.get_or_create(
         reference=reference,
@@ -33,4 +35,5 @@ def payout_request(*, reference, to_address, amount, symbol="KGST"):
     if created:
         log.info("payout_queued reference=%s payout=%s amount_base_units=%s", reference, payout.id,
                  payout.amount_base_units)
+        build_soon(token.pk)
     return payout
