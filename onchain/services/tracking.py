@@ -95,8 +95,21 @@ def _check_pending(w3, chain, batch):
         if _replace(w3, chain, batch, latest):
             return
     resend_before = now - timedelta(seconds=settings.PAYOUT_REBROADCAST_AFTER_SECONDS)
-    if batch.status == Batch.Status.SIGNED or latest.last_broadcast_at is None or latest.last_broadcast_at < resend_before:
+    # A node that has forgotten the transaction gets it now, not at the next rebroadcast: a reorg that dropped its
+    # block before a pass saw it mined leaves it in no pool (anvil; a node behind a balancer that never had it), and
+    # every later nonce of the wallet waits behind it.
+    if (batch.status == Batch.Status.SIGNED or latest.last_broadcast_at is None
+            or latest.last_broadcast_at < resend_before or not _known(w3, latest)):
         tx_broadcast(tx=latest)
+
+
+def _known(w3, attempt):
+    """Does the node have the transaction (in its pool or a block)?"""
+    try:
+        w3.eth.get_transaction(attempt.tx_hash)
+    except TransactionNotFound:
+        return False
+    return True
 
 
 def _record_mined(batch, attempt, receipt):

@@ -1,0 +1,107 @@
+"""The reorg campaign, CI-sized (bench/reorg.py is the full one): 10 reorgs of depth 1–5 at seeded moments while
+100 payouts are batched, sent, mined and tracked, on an anvil the test mines block by block (so a run is the same
+run every time, and nothing waits on a clock). `finalized` is 6 blocks behind the head (`--slots-in-an-epoch 3`), so
+every reorg stays above finality, as on a chain that keeps its finality guarantee (a deeper one is measured by the
+bench, not asserted here: docs/settlement.md "Reorg").
+
+Pins: after every step no batch is recorded in a block that is not canonical once the tracker has looked, nothing is
+reported final above `finalized` or twice, every final batch's block stays canonical; at the end every payout is
+paid exactly once on chain (0 double, 0 lost), the chain's total equals the confirmed amounts, nonces have no gap,
+and each batch was mined by its one stored transaction (the same signed bytes re-sent, never re-signed)."""
+
+import os
+import random
+
+import pytest
+
+from bench.reorgs import reorg_head
+from onchain import client
+from onchain.models import Batch, Chain, ChainTransaction, Payout
+from onchain.rpc import web3 as rpc_web3
+from onchain.services import devchain, tracking
+from tests.onchain.faults import assert_nonces_consecutive, assert_paid_exactly_once, private_anvil, rpc
+from tests.onchain.helpers import build, queue, recording_listener, send
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SEED = 20261129
+PAYOUTS, PER_STEP, REORGS = 100, 5, 10
+FINALIZED_LAG = 6  # --slots-in-an-epoch 3
+
+
+@pytest.fixture
+def campaign_chain(settings, monkeypatch):
+    """The engine on an anvil of its own mining only on evm_mine; the bootstrap's blocks buried below finality
+    first, so no reorg reaches the contracts' deployment."""
+    rpc_web3.cache_clear()
+    with private_anvil(slots_in_an_epoch=3) as url:
+        settings.CHAIN_RPC_URL, settings.CHAIN_RPC_URLS = url, [url]
+        rpc_web3.cache_clear()
+        monkeypatch.setattr(devchain, "_DEPLOYED", {})  # same chain id as the session's anvil
+        ch, token, wallet = devchain.devchain_bootstrap(hot_wallet_address=os.environ["HOT_WALLET_ADDRESS"])
+        Chain.objects.filter(pk=ch.pk).update(stuck_after_seconds=0)  # no fee bumps: one signed attempt per batch
+        w3 = client.web3()
+        rpc(w3, "evm_setAutomine", False)
+        for _ in range(FINALIZED_LAG + 2):
+            rpc(w3, "evm_mine")
+        with recording_listener() as listener:
+            yield {"chain": ch, "token": token, "wallet": wallet, "w3": w3, "listener": listener}
+    rpc_web3.cache_clear()
+
+
+def plan(rng, steps):
+    """step -> (depth, when, share): `mined` = after a block is mined and before the tracker saw it, `tracked` =
+    after; every other reorg puts the replaced blocks' transactions back into the new branch (a prefix per
+    sender), the others drop them all."""
+    return {step: (rng.randint(1, 5), rng.choice(["mined", "tracked"]), i % 2)
+            for i, step in enumerate(sorted(rng.sample(range(steps), REORGS)))}
+
+
+def check_step(w3, listener):
+    """What must hold after any tracker pass, whatever reorg came before it."""
+    finalized = w3.eth.get_block("finalized")["number"]
+    refs = [r for r, _ in listener.final]
+    assert len(refs) == len(set(refs)), "a payout reported final twice"
+    for batch in Batch.objects.filter(status__in=[Batch.Status.MINED, Batch.Status.FINAL]):
+        assert batch.block_hash == w3.eth.get_block(batch.block_number)["hash"].to_0x_hex(), batch
+        if batch.status == Batch.Status.FINAL:
+            assert batch.block_number <= finalized, batch
+    reported = set(refs)
+    assert reported == set(Payout.objects.filter(status=Payout.Status.CONFIRMED).values_list("reference", flat=True))
+
+
+def test_ten_reorgs_during_a_hundred_payouts_pay_each_once(campaign_chain, caplog):
+    caplog.set_level("WARNING", logger="onchain.services.tracking")
+    w3, ch, token, wallet, listener = (campaign_chain[k] for k in ("w3", "chain", "token", "wallet", "listener"))
+    rng = random.Random(SEED)
+    start = w3.eth.get_transaction_count(wallet.address, "pending")
+    feeding = PAYOUTS // PER_STEP
+    reorgs = plan(rng, feeding + FINALIZED_LAG)
+    done, step = [], 0
+    while Payout.objects.exclude(status=Payout.Status.CONFIRMED).exists() or step < feeding or len(done) < REORGS:
+        assert step < feeding + 60, f"not settled after {step} blocks"
+        if step < feeding:
+            for i in range(PER_STEP):
+                n = step * PER_STEP + i
+                queue(f"reorg-campaign-{n}", amount=f"{1 + n}.{(7 * n) % 100:02d}")
+            send(build(token))
+        rpc(w3, "evm_mine")
+        depth, when, share = reorgs.get(step, (None, None, None))
+        if when == "mined":
+            done.append(reorg_head(w3, depth, rng, reinclude_share=share))
+        tracking.chain_track(chain_id=ch.pk)
+        if when == "tracked":
+            done.append(reorg_head(w3, depth, rng, reinclude_share=share))
+            tracking.chain_track(chain_id=ch.pk)
+        check_step(w3, listener)
+        step += 1
+
+    assert len(done) == REORGS and not any(r.below_finalized for r in done)
+    ours = set(ChainTransaction.objects.values_list("tx_hash", flat=True))
+    dropped = {h for r in done for h in r.dropped} & ours
+    assert dropped and {h for r in done for h in r.reincluded} & ours, "the campaign hit no batch"
+    assert any(r.getMessage().startswith("batch_reorged") for r in caplog.records), "no batch was seen mined, then not"
+    assert ChainTransaction.objects.count() == Batch.objects.count()  # re-sent, never re-signed
+    assert sorted(r for r, _ in listener.final) == sorted(Payout.objects.values_list("reference", flat=True))
+    assert_nonces_consecutive(wallet, start, w3=w3)
+    assert_paid_exactly_once(token, expected=PAYOUTS)
