@@ -42,6 +42,7 @@ def reorg_head(w3, depth, rng, *, reinclude_share=0.5, interval_mining=None):
     the reorg, so the blocks read are the blocks replaced, then resumed."""
     if interval_mining:
         rpc(w3, "evm_setIntervalMining", 0)
+        rpc(w3, "evm_setAutomine", False)
     try:
         head = w3.eth.block_number
         finalized = w3.eth.get_block("finalized")["number"]

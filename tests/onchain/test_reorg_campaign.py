@@ -9,6 +9,7 @@ reported final above `finalized` or twice, every final batch's block stays canon
 paid exactly once on chain (0 double, 0 lost), the chain's total equals the confirmed amounts, nonces have no gap,
 and each batch was mined by its one stored transaction (the same signed bytes re-sent, never re-signed)."""
 
+import contextlib
 import os
 import random
 
@@ -16,7 +17,7 @@ import pytest
 
 from bench.reorgs import reorg_head
 from onchain import client
-from onchain.models import Batch, Chain, ChainTransaction, Payout
+from onchain.models import Batch, Chain, ChainTransaction, OperatorAlert, Payout
 from onchain.rpc import web3 as rpc_web3
 from onchain.services import devchain, tracking
 from tests.onchain.faults import assert_nonces_consecutive, assert_paid_exactly_once, private_anvil, rpc
@@ -29,12 +30,12 @@ PAYOUTS, PER_STEP, REORGS = 100, 5, 10
 FINALIZED_LAG = 6  # --slots-in-an-epoch 3
 
 
-@pytest.fixture
-def campaign_chain(settings, monkeypatch):
-    """The engine on an anvil of its own mining only on evm_mine; the bootstrap's blocks buried below finality
-    first, so no reorg reaches the contracts' deployment."""
+@contextlib.contextmanager
+def engine_on_private_anvil(settings, monkeypatch, slots_in_an_epoch):
+    """The engine on an anvil of its own mining only on evm_mine (`finalized` 2 x slots_in_an_epoch behind the head);
+    the bootstrap's blocks buried below finality first, so no reorg reaches the contracts' deployment."""
     rpc_web3.cache_clear()
-    with private_anvil(slots_in_an_epoch=3) as url:
+    with private_anvil(slots_in_an_epoch=slots_in_an_epoch) as url:
         settings.CHAIN_RPC_URL, settings.CHAIN_RPC_URLS = url, [url]
         rpc_web3.cache_clear()
         monkeypatch.setattr(devchain, "_DEPLOYED", {})  # same chain id as the session's anvil
@@ -42,11 +43,24 @@ def campaign_chain(settings, monkeypatch):
         Chain.objects.filter(pk=ch.pk).update(stuck_after_seconds=0)  # no fee bumps: one signed attempt per batch
         w3 = client.web3()
         rpc(w3, "evm_setAutomine", False)
-        for _ in range(FINALIZED_LAG + 2):
+        for _ in range(2 * slots_in_an_epoch + 2):
             rpc(w3, "evm_mine")
         with recording_listener() as listener:
             yield {"chain": ch, "token": token, "wallet": wallet, "w3": w3, "listener": listener}
     rpc_web3.cache_clear()
+
+
+@pytest.fixture
+def campaign_chain(settings, monkeypatch):
+    with engine_on_private_anvil(settings, monkeypatch, slots_in_an_epoch=FINALIZED_LAG // 2) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def shallow_finality_chain(settings, monkeypatch):
+    """`finalized` 2 blocks behind the head, as `make run` and the benchmarks run anvil."""
+    with engine_on_private_anvil(settings, monkeypatch, slots_in_an_epoch=1) as ctx:
+        yield ctx
 
 
 def plan(rng, steps):
@@ -105,3 +119,52 @@ def test_ten_reorgs_during_a_hundred_payouts_pay_each_once(campaign_chain, caplo
     assert sorted(r for r, _ in listener.final) == sorted(Payout.objects.values_list("reference", flat=True))
     assert_nonces_consecutive(wallet, start, w3=w3)
     assert_paid_exactly_once(token, expected=PAYOUTS)
+
+
+def test_a_final_batch_a_reorg_below_finality_took_off_chain_is_sent_again_once(shallow_finality_chain):
+    """anvil lets a reorg replace blocks at or below its `finalized` tag, which a chain with finality never does. When
+    that takes away a batch the engine made final (its transfers completed), the wallet's chain nonce falls to that
+    batch's: the tracker raises a `nonce` alert naming the batch and sends its identical bytes again (same nonce, same
+    batch id), the later batch follows, nothing is reported final a second time, and every payout is on chain once."""
+    w3, ch, token, wallet, listener = (shallow_finality_chain[k] for k in ("w3", "chain", "token", "wallet",
+                                                                          "listener"))
+    start = w3.eth.get_transaction_count(wallet.address, "pending")
+    for n in range(3):
+        queue(f"deep-{n}", amount=f"{1 + n}.25")
+    (first,) = build(token)
+    send([first])
+    rpc(w3, "evm_mine")
+    for _ in range(2):
+        rpc(w3, "evm_mine")
+    tracking.chain_track(chain_id=ch.pk)  # seen mined
+    tracking.chain_track(chain_id=ch.pk)  # and final: its block is `finalized`
+    first.refresh_from_db()
+    assert first.status == Batch.Status.FINAL and len(listener.final) == 3
+    for n in range(3, 5):
+        queue(f"deep-{n}", amount=f"{1 + n}.25")
+    (second,) = build(token)
+    send([second])
+    rpc(w3, "evm_mine")
+    tracking.chain_track(chain_id=ch.pk)
+
+    done = reorg_head(w3, 4, random.Random(SEED), reinclude_share=0)
+    original = first.mined_tx.tx_hash
+    assert done.below_finalized and original in done.dropped
+    assert w3.eth.get_transaction_count(wallet.address, "latest") == first.nonce
+    tracking.chain_track(chain_id=ch.pk)
+    (alert,) = OperatorAlert.objects.filter(kind="nonce")
+    assert f"batch {first.pk}" in alert.message and original in alert.message
+    assert w3.eth.get_transaction(original)["blockNumber"] is None  # the same bytes, back in the pool
+    first.refresh_from_db()
+    assert first.status == Batch.Status.FINAL
+
+    for _ in range(10):
+        rpc(w3, "evm_mine")
+        tracking.chain_track(chain_id=ch.pk)
+    second.refresh_from_db()
+    assert second.status == Batch.Status.FINAL
+    assert w3.eth.get_transaction_receipt(original)["status"] == 1
+    assert sorted(r for r, _ in listener.final) == [f"deep-{n}" for n in range(5)]  # each reported once
+    assert ChainTransaction.objects.count() == 2 and OperatorAlert.objects.filter(kind="nonce").count() == 1
+    assert_nonces_consecutive(wallet, start, w3=w3)
+    assert_paid_exactly_once(token, expected=5)
