@@ -5,7 +5,9 @@ or `confirmations` deep, and that block is still canonical. Only then are its pa
 caller told, in the same database transaction. A batch whose block leaves the canonical chain goes back to
 `broadcast` and its mined attempt's exact bytes are sent again. A batch that reverted is settled once its block is
 final: the payouts the token refuses fail, the others go back to the queue when the rest is shown to pay
-(onchain.services.isolation; docs/settlement.md says why that cannot pay twice).
+(onchain.services.isolation; docs/settlement.md says why that cannot pay twice). A final batch that a reorg deeper
+than the chain's finality took off chain is sent again byte for byte, with an alert (docs/settlement.md "Reorgs and
+finality").
 """
 
 import logging
