@@ -19,7 +19,7 @@ from bench.reorgs import reorg_head
 from onchain import client
 from onchain.models import Batch, Chain, ChainTransaction, OperatorAlert, Payout
 from onchain.rpc import web3 as rpc_web3
-from onchain.services import devchain, tracking
+from onchain.services import devchain, sending, tracking
 from tests.onchain.faults import assert_nonces_consecutive, assert_paid_exactly_once, private_anvil, rpc
 from tests.onchain.helpers import build, queue, recording_listener, send
 
@@ -168,3 +168,40 @@ def test_a_final_batch_a_reorg_below_finality_took_off_chain_is_sent_again_once(
     assert ChainTransaction.objects.count() == 2 and OperatorAlert.objects.filter(kind="nonce").count() == 1
     assert_nonces_consecutive(wallet, start, w3=w3)
     assert_paid_exactly_once(token, expected=5)
+
+
+def test_a_reorg_between_nonce_too_low_and_the_ownership_look_does_not_halt_the_wallet(campaign_chain, monkeypatch):
+    """The node answers "nonce too low" to a rebroadcast of our mined batch, and a reorg takes that block away
+    before the sender looks for our attempt at the nonce (a wrapper runs the reorg just before the look): our
+    transaction is then nowhere, but the nonce is free again, so it was not someone else's. No halt and no alert
+    (the full campaign halted a wallet this way); the batch is sent again, mined and paid once."""
+    w3, ch, token, wallet = (campaign_chain[k] for k in ("w3", "chain", "token", "wallet"))
+    start = w3.eth.get_transaction_count(wallet.address, "pending")
+    for n in range(2):
+        queue(f"race-{n}", amount=f"{1 + n}.50")
+    (batch,) = build(token)
+    send([batch])
+    rpc(w3, "evm_mine")
+    tracking.chain_track(chain_id=ch.pk)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.MINED
+    look = sending._ours_at_nonce
+
+    def reorg_first(node, tx):
+        monkeypatch.setattr(sending, "_ours_at_nonce", look)
+        assert batch.mined_tx.tx_hash in reorg_head(w3, 1, random.Random(SEED), reinclude_share=0).dropped
+        return look(node, tx)
+
+    monkeypatch.setattr(sending, "_ours_at_nonce", reorg_first)
+    sending.tx_broadcast(tx=batch.mined_tx)
+    assert sending._ours_at_nonce is look  # the node did answer "nonce too low" and the reorg ran
+    wallet.refresh_from_db()
+    assert not wallet.halted and not OperatorAlert.objects.exists()
+
+    for _ in range(FINALIZED_LAG + 3):
+        rpc(w3, "evm_mine")
+        tracking.chain_track(chain_id=ch.pk)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.FINAL and ChainTransaction.objects.count() == 1
+    assert_nonces_consecutive(wallet, start, w3=w3)
+    assert_paid_exactly_once(token, expected=2)
