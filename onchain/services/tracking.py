@@ -239,7 +239,8 @@ def _replace(w3, chain, batch, latest):
 
 def _check_wallet_nonces(w3, chain):
     """A chain nonce beyond ours means someone else signed with this key: stop and tell an operator. One at or
-    below a batch we made final means that batch's transaction left the chain (_resend_lost_final)."""
+    below a batch we made final means that batch's transaction left the chain (_resend_lost_final). Halted wallets
+    too: a halt stops signing, not the sending and tracking of what was signed."""
     for wallet in HotWallet.objects.filter(chain=chain, is_active=True, next_nonce__isnull=False):
         mined = w3.eth.get_transaction_count(wallet.address, "latest")
         # Read our nonce after the chain's: a batch signed and mined in between must not look foreign.
