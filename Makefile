@@ -42,7 +42,7 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-quotes bench-screening bench-api bench-load bench-dashboard bench-latency
+.PHONY: bench-settlement bench-kill bench-reorg bench-quotes bench-screening bench-api bench-load bench-dashboard bench-latency
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
@@ -52,6 +52,10 @@ bench-latency: deps
 
 bench-kill: deps
 	$(PY) -m bench.kill_campaign $(BENCH_ARGS)
+
+# Reorgs of depth 1-5 at seeded moments during 2,000 payouts; then deeper than finality, measured apart.
+bench-reorg: deps
+	$(PY) -m bench.reorg $(BENCH_ARGS)
 
 bench-quotes: deps
 	$(PY) -m bench.quotes $(BENCH_ARGS)

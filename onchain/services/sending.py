@@ -40,6 +40,16 @@ def _ours_at_nonce(w3, tx):
     return False
 
 
+def _taken_back(w3, tx):
+    """Look again before calling a nonce foreign: a reorg between the node's "nonce too low" and our look can take our
+    mined attempt off the chain (the nonce is then free again) or be halfway through putting it back (a node mid-reorg
+    answers from two states). Seen in make bench-reorg: a wallet halted for its own transaction."""
+    if w3.eth.get_transaction_count(tx.wallet.address, "latest") <= tx.nonce:
+        log.warning("tx_nonce_free_again tx_hash=%s nonce=%s: a reorg took the mined attempt away", tx.tx_hash, tx.nonce)
+        return True
+    return _ours_at_nonce(w3, tx)
+
+
 def tx_broadcast(*, tx, via="track"):
     """`via` names the caller's failpoints: "send" for the send task, "track" (the default) for the tracker's
     rebroadcasts and replacements (onchain.failpoints)."""
@@ -50,7 +60,7 @@ def tx_broadcast(*, tx, via="track"):
     except (Web3RPCError, ValueError) as exc:
         message = str(exc).lower()
         if "nonce too low" in message:
-            if not _ours_at_nonce(w3, tx):
+            if not _ours_at_nonce(w3, tx) and not _taken_back(w3, tx):
                 reason = f"nonce {tx.nonce} was used by a transaction that is not ours"
                 wallet_halt(wallet_id=tx.wallet_id, reason=reason)
                 alert_raise(kind="nonce", wallet=tx.wallet, message=reason)

@@ -5,7 +5,9 @@ or `confirmations` deep, and that block is still canonical. Only then are its pa
 caller told, in the same database transaction. A batch whose block leaves the canonical chain goes back to
 `broadcast` and its mined attempt's exact bytes are sent again. A batch that reverted is settled once its block is
 final: the payouts the token refuses fail, the others go back to the queue when the rest is shown to pay
-(onchain.services.isolation; docs/settlement.md says why that cannot pay twice).
+(onchain.services.isolation; docs/settlement.md says why that cannot pay twice). A final batch that a reorg deeper
+than the chain's finality took off chain is sent again byte for byte, with an alert (docs/settlement.md "Reorgs and
+finality").
 """
 
 import logging
@@ -124,8 +126,21 @@ def _check_pending(w3, chain, batch, hashes=None):
         if _replace(w3, chain, batch, latest):
             return
     resend_before = now - timedelta(seconds=settings.PAYOUT_REBROADCAST_AFTER_SECONDS)
-    if batch.status == Batch.Status.SIGNED or latest.last_broadcast_at is None or latest.last_broadcast_at < resend_before:
+    # A node that has forgotten the transaction gets it now, not at the next rebroadcast: a reorg that dropped its
+    # block before a pass saw it mined leaves it in no pool (anvil; a node behind a balancer that never had it), and
+    # every later nonce of the wallet waits behind it.
+    if (batch.status == Batch.Status.SIGNED or latest.last_broadcast_at is None
+            or latest.last_broadcast_at < resend_before or not _known(w3, latest)):
         tx_broadcast(tx=latest)
+
+
+def _known(w3, attempt):
+    """Does the node have the transaction (in its pool or a block)?"""
+    try:
+        w3.eth.get_transaction(attempt.tx_hash)
+    except TransactionNotFound:
+        return False
+    return True
 
 
 def _record_mined(batch, attempt, receipt):
@@ -293,15 +308,40 @@ def _replace(w3, chain, batch, latest):
 
 
 def _check_wallet_nonces(w3, chain):
-    """A chain nonce beyond ours means someone else signed with this key: stop and tell an operator."""
-    for wallet in HotWallet.objects.filter(chain=chain, is_active=True, halted=False, next_nonce__isnull=False):
+    """A chain nonce beyond ours means someone else signed with this key: stop and tell an operator. One at or
+    below a batch we made final means that batch's transaction left the chain (_resend_lost_final). Halted wallets
+    too: a halt stops signing, not the sending and tracking of what was signed."""
+    for wallet in HotWallet.objects.filter(chain=chain, is_active=True, next_nonce__isnull=False):
         mined = w3.eth.get_transaction_count(wallet.address, "latest")
         # Read our nonce after the chain's: a batch signed and mined in between must not look foreign.
         wallet.refresh_from_db(fields=["next_nonce"])
-        if mined > wallet.next_nonce:
+        if mined > wallet.next_nonce and not wallet.halted:
             reason = f"chain nonce {mined} is ahead of ours ({wallet.next_nonce}): a transaction we did not sign"
             wallet_halt(wallet_id=wallet.pk, reason=reason)
             alert_raise(kind="nonce", wallet=wallet, message=reason)
+        _resend_lost_final(w3, wallet, mined)
+
+
+def _resend_lost_final(w3, wallet, mined):
+    """A final batch whose nonce the chain has not used: its transaction is in no canonical block, so a reorg deeper
+    than the chain's finality took it away (or the node is far behind). Its transfers are completed and booked; the
+    payment is not on chain, and every later nonce of the wallet waits behind it. Tell an operator and send the
+    identical bytes again: the same nonce and batch id, which the contract pays once. A reverted batch is not sent
+    again (its payouts may be in a new batch already)."""
+    lost = (Batch.objects.filter(wallet=wallet, status=Batch.Status.FINAL, nonce__gte=mined)
+            .select_related("mined_tx").order_by("nonce"))
+    for batch in lost:
+        tx = batch.mined_tx
+        if _receipt(w3, tx.tx_hash) is not None or _known(w3, tx):
+            continue  # mined since the nonce was read, or already back in the node's pool
+        alert_raise(kind="nonce", wallet=wallet, subject=f"final batch {batch.pk}", message=(
+            f"batch {batch.pk} (nonce {batch.nonce}, {batch.count} payouts) was made final in block "
+            f"{batch.block_number}, and its transaction {tx.tx_hash} is no longer on the node's chain: a reorg "
+            "deeper than finality, or a node far behind. Its identical bytes were sent again; reconciliation "
+            "will report the block it lands in"))
+        log.error("final_batch_left_chain batch=%s nonce=%s tx_hash=%s block=%s", batch.pk, batch.nonce, tx.tx_hash,
+                  batch.block_number)
+        tx_broadcast(tx=tx)
 
 
 def nonce_resync(*, wallet_id):
