@@ -1,14 +1,19 @@
 """Thin Celery entry points: one task per batch for sending; periodic passes for building, tracking,
 reconciliation and treasury checks, each run by one worker at a time (onchain.locks)."""
 
+import logging
+
 from celery import shared_task
 from requests.exceptions import ConnectionError as RPCConnectionError
 from requests.exceptions import Timeout as RPCTimeout
 
+from onchain.drivers import driver_for
 from onchain.errors import ChainUnavailable
 from onchain.locks import only_one
 from onchain.models import Chain, Token
-from onchain.services import alert_delivery, batches, reconcile, sending, tracking, treasury
+from onchain.services import alert_delivery, sending
+
+log = logging.getLogger(__name__)
 
 TRANSIENT = (RPCConnectionError, RPCTimeout, ChainUnavailable)
 
@@ -18,23 +23,49 @@ def batch_send(batch_id):
     sending.batch_send(batch_id=batch_id)
 
 
+def _each(what, rows, run):
+    """Run `run(driver, id)` for each (id, protocol) under a per-id lock. One chain failing (its RPC down, a node
+    error) does not stop the others: each is tried, then the first failure is raised (the task fails visibly, as it
+    did with one chain)."""
+    failed = None
+    for row_id, protocol in rows:
+        with only_one(f"{what}:{row_id}") as mine:
+            if not mine:
+                continue  # another worker is on it (or stuck on that chain's node): this one goes on to the next
+            try:
+                run(driver_for(protocol), row_id)
+            except Exception as exc:  # noqa: BLE001 - any failure of one chain; re-raised after the others ran
+                log.warning("settlement_pass_failed pass=%s id=%s error=%s", what, row_id, type(exc).__name__)
+                failed = failed or exc
+    if failed is not None:
+        raise failed
+
+
+def _tokens(*, paying=False):
+    """Tokens of chains we have hot wallets on (`paying`: an active one, which building needs)."""
+    wallets = {"chain__hot_wallets__is_active": True} if paying else {"chain__hot_wallets__isnull": False}
+    return Token.objects.filter(**wallets).distinct().order_by("id").values_list("id", "chain__protocol")
+
+
+def _chains():
+    return (Chain.objects.filter(hot_wallets__isnull=False).distinct().order_by("id")
+            .values_list("id", "protocol"))
+
+
 @shared_task
 def settlement_build():
-    """Build what is due (the sweeper: queued payouts never wait on a lost task)."""
-    for token_id in Token.objects.values_list("id", flat=True):
-        with only_one(f"build:{token_id}") as mine:
-            if mine:
-                for batch in batches.batches_build(token_id=token_id):
-                    batch_send.delay(str(batch.pk))  # committed already; a lost send is the tracker's rebroadcast
+    """Build what is due (the sweeper: queued payouts never wait on a lost task), chain by chain."""
+    def build(driver, token_id):
+        for batch in driver.build(token_id=token_id):
+            batch_send.delay(str(batch.pk))  # committed already; a lost send is the tracker's rebroadcast
+
+    _each("build", _tokens(paying=True), build)
 
 
 @shared_task
 def settlement_track():
     """Follow what is in flight. Separate from building, so a crash while building never stalls tracking."""
-    for chain_id in Chain.objects.values_list("id", flat=True):
-        with only_one(f"track:{chain_id}") as mine:
-            if mine:
-                tracking.chain_track(chain_id=chain_id)
+    _each("track", _chains(), lambda driver, chain_id: driver.track(chain_id=chain_id))
 
 
 def settlement_tick():
@@ -45,16 +76,12 @@ def settlement_tick():
 
 @shared_task
 def settlement_reconcile():
-    for token_id in Token.objects.values_list("id", flat=True):
-        with only_one(f"reconcile:{token_id}") as mine:
-            if mine:
-                reconcile.reconcile(token_id=token_id)
+    _each("reconcile", _tokens(), lambda driver, token_id: driver.reconcile(token_id=token_id))
 
 
 @shared_task
 def treasury_check():
-    for token_id in Token.objects.values_list("id", flat=True):
-        treasury.treasury_check(token_id=token_id)
+    _each("treasury", _tokens(), lambda driver, token_id: driver.treasury_check(token_id=token_id))
 
 
 # One attempt per run, retried with backoff while the channel refuses; the row counts attempts and gives up after

@@ -46,7 +46,7 @@ def batches_build(*, token_id, force=False):
     wallets = list(HotWallet.objects.filter(chain=token.chain, is_active=True, halted=False).order_by("id"))
     if not wallets:
         return []
-    w3 = client.web3()
+    w3 = client.web3(token.chain)
     fees = fee_quote(w3, token.chain)
     built, progress = [], True
     while progress and queued.exists():
@@ -142,11 +142,11 @@ def _call_for(batch, payouts, token):
     if batch.mode == Batch.Mode.CONTRACT:
         words = [(p.amount_base_units << 160) | int(p.to_address, 16) for p in payouts]
         to = token.batch_contract
-        data = client.batch_payout(to).encode_abi("payout", [bytes.fromhex(batch.onchain_id[2:]), words])
+        data = client.batch_payout(to, token.chain).encode_abi("payout", [bytes.fromhex(batch.onchain_id[2:]), words])
         gas = settings.BATCH_GAS_BASE + settings.BATCH_GAS_PER_PAYOUT * len(payouts)
     else:
         (payout,) = payouts
         to = token.address
-        data = client.erc20(to).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
+        data = client.erc20(to, token.chain).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
         gas = settings.PAYOUT_GAS_LIMIT
     return to, bytes.fromhex(data.removeprefix("0x")), gas
