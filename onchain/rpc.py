@@ -70,8 +70,17 @@ def all_rpc_urls():
     return urls
 
 
-@functools.cache
 def web3(chain_id=None):
-    """The connection to chain `chain_id` (None: the default URLs), one per chain and process. Tests that change the
-    URLs call web3.cache_clear()."""
+    """The connection to chain `chain_id` (None: the default URLs), one per chain and process; a chain CHAIN_RPCS does
+    not name shares the default connection (one set of skipped URLs). Tests that change URLs call
+    web3.cache_clear()."""
+    named = chain_id is not None and bool(settings.CHAIN_RPCS.get(int(chain_id)))
+    return _connection(int(chain_id) if named else None)
+
+
+@functools.cache
+def _connection(chain_id):
     return Web3(FailoverProvider(rpc_urls(chain_id), settings.CHAIN_RPC_TIMEOUT_SECONDS))
+
+
+web3.cache_clear = _connection.cache_clear

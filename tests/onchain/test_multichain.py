@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from eth_account import Account
 
 from onchain import client
@@ -27,6 +28,10 @@ def _second_chain_before_the_worker(usdkg_anvil):
 
 def _request(symbol, to, amount):
     return payout_request(reference=str(uuid.uuid4()), to_address=to, amount=Decimal(amount), symbol=symbol)
+
+
+def worker_log():
+    return (settings.VAR_DIR / "worker.log").read_text(errors="replace")
 
 
 def _confirmed(*payouts):
@@ -64,6 +69,9 @@ def test_one_chain_down_leaves_the_other_paying(usdkg_chain, chain, celery_proce
         p_kgst = _request("KGST", to_kgst, "4")
         wait_for(lambda: _confirmed(p_kgst), timeout=90, what="the KGST payout to confirm with USDKG's RPC down")
         assert Payout.objects.get(pk=p_usdkg.pk).status in (Payout.Status.QUEUED, Payout.Status.BATCHED)
+        # The worker did meet the dead RPC (and went on): its passes over the USDKG chain failed meanwhile.
+        wait_for(lambda: f"settlement_pass_failed pass=track id={usdkg_chain['chain'].pk} " in worker_log(),
+                 timeout=30, what="the worker's tracking pass over the USDKG chain to fail")
     finally:
         switch.restore()
     wait_for(lambda: _confirmed(p_usdkg), timeout=90, what="the USDKG payout to confirm once its RPC is back")
