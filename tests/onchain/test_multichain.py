@@ -117,3 +117,14 @@ def test_recipients_float_and_treasury_are_per_chain(usdkg_chain, chain):
     whole = Decimal(int(snapshot.float_base_units)).scaleb(-6)
     assert float_covers(amount=whole, symbol="USDKG")
     assert not float_covers(amount=whole + Decimal("0.000001"), symbol="USDKG")
+
+
+def test_each_chain_has_its_own_connection_and_unnamed_chains_share_the_default(usdkg_chain, chain):
+    """CHAIN_RPCS names the USDKG chain: its connection uses only its URL; the KGST chain, not named there, uses the
+    default CHAIN_RPC_URL(S) through the very connection `client.web3()` returns (one set of skipped URLs)."""
+    from onchain.rpc import rpc_urls
+
+    assert rpc_urls(31338) == [usdkg_chain["switch"].url]
+    assert rpc_urls(31337) == rpc_urls() == (settings.CHAIN_RPC_URLS or [settings.CHAIN_RPC_URL])
+    assert client.web3(chain["chain"]) is client.web3() is not client.web3(usdkg_chain["chain"])
+    assert client.web3(usdkg_chain["chain"]).eth.chain_id == 31338 and client.web3(chain["chain"]).eth.chain_id == 31337
