@@ -86,7 +86,8 @@ def test_the_same_address_keeps_a_nonce_per_chain(usdkg_chain, chain, celery_pro
     from onchain.services.devchain import devchain_bootstrap
 
     _, usdkg, wallet_b = devchain_bootstrap(wallets=[(address, "HOT_WALLET_PRIVATE_KEY")],
-                                            chain_id=usdkg_chain["chain_id"], symbol="USDKG")
+                                            chain_id=usdkg_chain["chain_id"], symbol="USDKG",
+                                            chain_name=usdkg_chain["chain"].name)
     w3_a, w3_b = client.web3(chain["chain"]), client.web3(usdkg.chain)
     start_a, start_b = w3_a.eth.get_transaction_count(address), w3_b.eth.get_transaction_count(address)
     assert start_b == 0
