@@ -108,7 +108,7 @@ def check_chains():
     """Each chain with an active hot wallet: some RPC URL answers with its chain id, and its latest block is recent
     (a node that stopped syncing answers, but with an old head)."""
     from onchain.models import Chain
-    from onchain.rpc import rpc_urls
+    from onchain.rpc import all_rpc_urls
 
     try:
         chain_ids = sorted(set(Chain.objects.filter(hot_wallets__is_active=True).values_list("chain_id", flat=True)))
@@ -118,7 +118,7 @@ def check_chains():
         return {"chains": {}, "note": "no active chain"}
     timeout = settings.READYZ_CHECK_TIMEOUT_SECONDS
     heads = {}
-    for url in rpc_urls():
+    for url in all_rpc_urls():  # the default URLs and each chain's (CHAIN_RPCS); each says which chain it serves
         try:
             chain_id = int(_rpc(url, "eth_chainId", [], timeout), 16)
             block = _rpc(url, "eth_getBlockByNumber", ["latest", False], timeout)

@@ -427,6 +427,11 @@ CHAIN_RPC_TIMEOUT_SECONDS = env_int("CHAIN_RPC_TIMEOUT_SECONDS", 10)
 # newHeads subscription of `manage.py chain_heads` (onchain/heads.py): empty = the first RPC URL as ws(s)://; "off" =
 # poll eth_blockNumber instead.
 CHAIN_WS_URL = os.environ.get("CHAIN_WS_URL", "")
+# Per chain, when settlement runs on several (KGST on BNB Chain, USDKG on Ethereum): `<chain id>=<url>[,<url>…]` joined
+# by `;`, e.g. `56=https://bsc.example/KEY;1=https://eth-a.example,https://eth-b.example`. A chain not named here uses
+# CHAIN_RPC_URLS / CHAIN_RPC_URL. Environment only: a provider's URL carries its API key.
+CHAIN_RPCS = {int(_cid): [u.strip() for u in _urls.split(",") if u.strip()]
+              for _cid, _, _urls in (p.partition("=") for p in os.environ.get("CHAIN_RPCS", "").split(";") if p.strip())}
 CHAIN_CONFIRMATIONS = env_int("CHAIN_CONFIRMATIONS", 2)
 # The local chain's explorer link (`{tx_hash}` filled in) for devchain_bootstrap; real chains set theirs in admin.
 DEV_CHAIN_EXPLORER_TX_URL = os.environ.get("DEV_CHAIN_EXPLORER_TX_URL", "")

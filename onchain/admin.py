@@ -46,7 +46,7 @@ def short_address(address):
 
 @admin.register(Chain)
 class ChainAdmin(HistoryAdmin):
-    list_display = ["name", "chain_id", "confirmations", "use_finalized_tag", "eip1559", "max_fee_per_gas_ceiling",
+    list_display = ["name", "chain_id", "protocol", "confirmations", "use_finalized_tag", "eip1559", "max_fee_per_gas_ceiling",
                     "stuck_after_seconds", "block_time_ms", "explorer_tx_url"]
 
 

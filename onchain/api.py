@@ -3,7 +3,8 @@
 payments imports onchain only through this module (plus `onchain.fields` for field types and `onchain.errors`);
 onchain never imports payments. Both rules are import-linter contracts (pyproject.toml), checked by CI.
 
-- Ask:     `payout_request` queues a payout once per caller reference, inside the caller's transaction.
+- Ask:     `payout_request` queues a payout once per caller reference, inside the caller's transaction; `symbol`
+           (KGST, USDKG) names the token, paid on the chain it is registered on (`chain_id` picks one of several).
 - Hear:    implement `PayoutListener` and register it at start-up (`payout_listener_register`); the engine
            reports final and failed payouts through it, inside its own transaction.
 - Read:    `payout_settlement(s)`, `payout_eta` (how long until final), `payout_is_dead`, `float_covers`,
@@ -15,8 +16,10 @@ onchain never imports payments. Both rules are import-linter contracts (pyprojec
 - Measure: `treasury_position` reads what the chain holds of the float at one block, and what our batches not yet
            final had already moved by then (for reconciliation against the caller's books).
 - Check:   `recipient_check` refuses an address no payout may go to (RecipientRefused, translated reason), asking the
-           node for its code (ChainUnavailable when it does not answer); call it before storing what pays it.
-- Dev:     `devchain_bootstrap` deploys the dev token on a local chain (make run, tests, benchmarks).
+           node of the paid token's chain (`symbol`) for its code (ChainUnavailable when it does not answer); call it
+           before storing what pays it.
+- Dev:     `devchain_bootstrap` deploys a dev token (KGST, or USDKG with `symbol=`, `chain_id=`) on a local chain
+           (make run, tests, benchmarks).
 """
 
 from onchain.listener import PayoutListener, payout_listener_override, payout_listener_register

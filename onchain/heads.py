@@ -38,13 +38,14 @@ class SubscriptionUnavailable(Exception):
 
 
 def ws_url(chain):
-    """Where to subscribe for `chain`'s heads; None: poll only (CHAIN_WS_URL=off, or an RPC URL with no ws twin)."""
+    """Where to subscribe for `chain`'s heads; None: poll only (CHAIN_WS_URL=off, or an RPC URL with no ws twin).
+    CHAIN_WS_URL names the default chain's socket; a chain CHAIN_RPCS names subscribes at its own first URL."""
     configured = settings.CHAIN_WS_URL
     if configured == "off":
         return None
-    if configured:
+    if configured and not settings.CHAIN_RPCS.get(chain.chain_id):
         return configured
-    url = rpc.rpc_urls()[0]
+    url = rpc.rpc_urls(chain.chain_id)[0]
     for http, ws in (("https://", "wss://"), ("http://", "ws://")):
         if url.startswith(http):
             return ws + url[len(http):]
@@ -122,7 +123,7 @@ def follow_ws(chain, url, stop, on_head=head_seen):
 
 def follow_polling(chain, until, stop, on_head=head_seen):
     """Until `stop` or `until` (monotonic): a pass whenever eth_blockNumber moves."""
-    w3, last = rpc.web3(), None
+    w3, last = rpc.web3(chain.chain_id), None
     while not stop.is_set() and time.monotonic() < until:
         try:
             number = w3.eth.block_number

@@ -30,8 +30,14 @@ def validate_explorer_tx_url(value):
 
 
 class Chain(models.Model):
+    class Protocol(models.TextChoices):
+        # How the engine signs, sends and follows transactions there (onchain.services.drivers). Tron would be a second
+        # driver: docs/settlement.md "Tron (not built)".
+        EVM = "evm", "EVM (BNB Chain, Ethereum)"
+
     chain_id = models.PositiveBigIntegerField(unique=True)
     name = models.CharField(max_length=64)
+    protocol = models.CharField(max_length=10, choices=Protocol.choices, default=Protocol.EVM)
     confirmations = models.PositiveSmallIntegerField(
         default=2, help_text="Depth (including its own block) that makes a block final where the chain has no "
                              "`finalized` tag, or when the tag is not used.")

@@ -1,5 +1,10 @@
-"""RPC access: several URLs per chain, tried in order with a timeout each; a URL that fails is skipped
-for a while. JSON-RPC errors (a node's answer) are not failures of the URL and are not retried elsewhere."""
+"""RPC access, one connection per chain: several URLs per chain, tried in order with a timeout each; a URL that
+fails is skipped for a while. JSON-RPC errors (a node's answer) are not failures of the URL and are not retried
+elsewhere.
+
+Which URLs serve which chain is configuration, not data (a provider's URL often carries its API key): CHAIN_RPCS maps
+chain ids to URLs (`56=https://a,https://b;1=https://c`); a chain it does not name uses CHAIN_RPC_URLS (or
+CHAIN_RPC_URL), the default that a one-chain installation has always set."""
 
 import functools
 import logging
@@ -50,10 +55,32 @@ class FailoverProvider(JSONBaseProvider):
         return any(p.is_connected(show_traceback) for p in self._providers)
 
 
-def rpc_urls():
+def rpc_urls(chain_id=None):
+    """The URLs for `chain_id` (an EVM chain id), or the default ones (a chain CHAIN_RPCS does not name)."""
+    if chain_id is not None and settings.CHAIN_RPCS.get(int(chain_id)):
+        return list(settings.CHAIN_RPCS[int(chain_id)])
     return settings.CHAIN_RPC_URLS or [settings.CHAIN_RPC_URL]
 
 
+def all_rpc_urls():
+    """Every configured URL once, the default ones first (readiness asks each which chain it serves)."""
+    urls = rpc_urls()
+    for chain_urls in settings.CHAIN_RPCS.values():
+        urls += [u for u in chain_urls if u not in urls]
+    return urls
+
+
+def web3(chain_id=None):
+    """The connection to chain `chain_id` (None: the default URLs), one per chain and process; a chain CHAIN_RPCS does
+    not name shares the default connection (one set of skipped URLs). Tests that change URLs call
+    web3.cache_clear()."""
+    named = chain_id is not None and bool(settings.CHAIN_RPCS.get(int(chain_id)))
+    return _connection(int(chain_id) if named else None)
+
+
 @functools.cache
-def web3():
-    return Web3(FailoverProvider(rpc_urls(), settings.CHAIN_RPC_TIMEOUT_SECONDS))
+def _connection(chain_id):
+    return Web3(FailoverProvider(rpc_urls(chain_id), settings.CHAIN_RPC_TIMEOUT_SECONDS))
+
+
+web3.cache_clear = _connection.cache_clear

@@ -1,5 +1,7 @@
 """Thin Celery entry points: one task per batch for sending; periodic passes for building, tracking,
-reconciliation and treasury checks, each run by one worker at a time (onchain.locks)."""
+reconciliation and treasury checks, each run by one worker at a time (onchain.locks), chain by chain."""
+
+import logging
 
 from celery import shared_task
 from requests.exceptions import ConnectionError as RPCConnectionError
@@ -9,7 +11,10 @@ from onchain import triggers
 from onchain.errors import ChainUnavailable
 from onchain.locks import only_one
 from onchain.models import Chain, Token
-from onchain.services import alert_delivery, passes, reconcile, sending, treasury
+from onchain.services import alert_delivery, passes, sending
+from onchain.services.drivers import driver_for
+
+log = logging.getLogger(__name__)
 
 TRANSIENT = (RPCConnectionError, RPCTimeout, ChainUnavailable)
 
@@ -19,11 +24,42 @@ def batch_send(batch_id):
     sending.batch_send(batch_id=batch_id)
 
 
+def _isolated(what, rows, run):
+    """Run `run(row)` for each row. One chain failing (its RPC down, a node error) does not stop the others: each is
+    tried, then the first failure is raised (the task fails visibly, as it did with one chain)."""
+    failed = None
+    for row in rows:
+        try:
+            run(row)
+        except Exception as exc:  # noqa: BLE001 - any failure of one chain; re-raised after the others ran
+            log.warning("settlement_pass_failed pass=%s id=%s error=%s", what, getattr(row, "pk", row),
+                        type(exc).__name__)
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+
+
+def _each(what, rows, run):
+    """`_isolated` over (id, protocol) rows, each under a per-id lock: `run(driver, id)`."""
+    def locked(row):
+        row_id, protocol = row
+        with only_one(f"{what}:{row_id}") as mine:
+            if mine:  # else another worker is on it (or stuck on that chain's node): this one goes on to the next
+                run(driver_for(protocol), row_id)
+
+    _isolated(what, rows, locked)
+
+
+def _tokens(*, paying=False):
+    """Tokens of chains we have hot wallets on (`paying`: an active one, which building needs)."""
+    wallets = {"chain__hot_wallets__is_active": True} if paying else {"chain__hot_wallets__isnull": False}
+    return Token.objects.filter(**wallets).distinct().order_by("id").values_list("id", "chain__protocol")
+
+
 @shared_task
 def settlement_build():
-    """Build what is due (the sweeper: queued payouts never wait on a lost task)."""
-    for token_id in Token.objects.values_list("id", flat=True):
-        passes.build_and_send(token_id)
+    """Build what is due (the sweeper: queued payouts never wait on a lost task), token by token."""
+    _isolated("build", [token_id for token_id, _ in _tokens(paying=True)], passes.build_and_send)
 
 
 @shared_task
@@ -40,10 +76,12 @@ def settlement_build_token(token_id):
 def settlement_track():
     """Follow what is in flight. Separate from building, so a crash while building never stalls tracking.
     onchain.heads runs the same pass on each new head; this beat pass stands aside while that runner is live."""
-    for chain in Chain.objects.all():
+    def track(chain):
         if not passes.heads_tracking(chain):
             passes.track_once(chain.pk)
             passes.build_queued(chain.pk)
+
+    _isolated("track", Chain.objects.filter(hot_wallets__isnull=False).distinct().order_by("id"), track)
 
 
 def settlement_tick():
@@ -54,16 +92,12 @@ def settlement_tick():
 
 @shared_task
 def settlement_reconcile():
-    for token_id in Token.objects.values_list("id", flat=True):
-        with only_one(f"reconcile:{token_id}") as mine:
-            if mine:
-                reconcile.reconcile(token_id=token_id)
+    _each("reconcile", _tokens(), lambda driver, token_id: driver.reconcile(token_id=token_id))
 
 
 @shared_task
 def treasury_check():
-    for token_id in Token.objects.values_list("id", flat=True):
-        treasury.treasury_check(token_id=token_id)
+    _each("treasury", _tokens(), lambda driver, token_id: driver.treasury_check(token_id=token_id))
 
 
 # One attempt per run, retried with backoff while the channel refuses; the row counts attempts and gives up after

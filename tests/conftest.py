@@ -85,6 +85,50 @@ def chain(db):
     return {"chain": chain, "token": token, "wallet": wallet, "w3": client.web3()}
 
 
+@pytest.fixture(scope="module")
+def usdkg_anvil():
+    """USDKG's chain (Ethereum's stand-in): a second anvil, chain id 31338, with `finalized` one block behind the head
+    as the first. Started only for the modules that ask. It is reached through an RpcSwitch (a test may take the
+    chain's RPC down and back), named in CHAIN_RPCS for this process and for a Celery worker started after it
+    (request this before `celery_processes`), with the hot wallet's key in HOT_WALLET_USDKG_PRIVATE_KEY."""
+    from eth_account import Account
+
+    from gateway.dev import services
+    from onchain.rpc import web3 as rpc_web3
+    from tests.onchain.rpc_switch import RpcSwitch
+
+    port = services.free_port()
+    proc, url = services.start_anvil(port, block_time=1, chain_id=services.DEV_USDKG_CHAIN_ID)
+    switch = RpcSwitch(port)
+    saved_env, saved_setting = os.environ.get("CHAIN_RPCS"), settings.CHAIN_RPCS
+    os.environ["CHAIN_RPCS"] = f"{services.DEV_USDKG_CHAIN_ID}={switch.url}"
+    settings.CHAIN_RPCS = {**saved_setting, services.DEV_USDKG_CHAIN_ID: [switch.url]}
+    os.environ.setdefault("HOT_WALLET_USDKG_PRIVATE_KEY", "0x" + Account.create().key.hex().removeprefix("0x"))
+    rpc_web3.cache_clear()
+    yield {"chain_id": services.DEV_USDKG_CHAIN_ID, "url": url, "switch": switch, "proc": proc}
+    settings.CHAIN_RPCS = saved_setting
+    if saved_env is None:
+        os.environ.pop("CHAIN_RPCS", None)
+    else:
+        os.environ["CHAIN_RPCS"] = saved_env
+    rpc_web3.cache_clear()
+    switch.close()
+    services.stop(proc)
+
+
+@pytest.fixture
+def usdkg_chain(db, usdkg_anvil):
+    """Dev USDKG (6 decimals) and its BatchPayout on the second anvil, registered with a funded hot wallet of its
+    own; the dict has what `chain` has, plus the anvil's switch."""
+    from eth_account import Account
+
+    address = Account.from_key(os.environ["HOT_WALLET_USDKG_PRIVATE_KEY"]).address
+    chain, token, wallet = devchain_bootstrap(wallets=[(address, "HOT_WALLET_USDKG_PRIVATE_KEY")],
+                                              chain_id=usdkg_anvil["chain_id"], symbol="USDKG",
+                                              chain_name="anvil USDKG (local)")
+    return {"chain": chain, "token": token, "wallet": wallet, "w3": client.web3(chain), **usdkg_anvil}
+
+
 def second_wallet(chain):
     """Register a second funded hot wallet (key in HOT_WALLET_2_PRIVATE_KEY) for multi-wallet tests."""
     from eth_account import Account
@@ -98,7 +142,7 @@ def second_wallet(chain):
 
 
 def token_balance(token, address):
-    return client.erc20(token.address).functions.balanceOf(address).call()
+    return client.erc20(token.address, token.chain).functions.balanceOf(address).call()
 
 
 def new_recipient():

@@ -1,7 +1,8 @@
 """`make run`: start every part of the gateway that is not configured already, set it up, print how to use it.
 
 Parts taken from the environment when set: DATABASE_URL (else a SQLite file in var/), REDIS_URL (used when it
-answers, else a redis-server of our own), CHAIN_RPC_URL (else anvil), STRIPE_API_BASE (else localstripe).
+answers, else a redis-server of our own), CHAIN_RPC_URL (else anvil for KGST, and a second anvil, chain id 31338, for
+USDKG unless CHAIN_RPCS is set), STRIPE_API_BASE (else localstripe).
 Ctrl-C stops everything this started. What the children were given is recorded in var/run.env (see
 RUNTIME_VARS), beside the secrets in var/dev.env, so manage.py and celery in another shell reach the same stack.
 """
@@ -28,7 +29,8 @@ PY = sys.executable
 RUNTIME_VARS = (
     "REDIS_URL", "CHAIN_RPC_URL", "STRIPE_API_BASE", "STRIPE_JS_URL", "PUBLIC_BASE_URL", "DJANGO_DEBUG",
     "DJANGO_ALLOWED_HOSTS",
-    "DATABASE_URL", "DATABASE_CONN_MAX_AGE", "CELERY_QUEUE", "CHAIN_RPC_URLS", "CHAIN_RPC_TIMEOUT_SECONDS", "CHAIN_WS_URL",
+    "DATABASE_URL", "DATABASE_CONN_MAX_AGE", "CELERY_QUEUE", "CHAIN_RPC_URLS", "CHAIN_RPCS", "CHAIN_RPC_TIMEOUT_SECONDS",
+    "CHAIN_WS_URL",
     "CHAIN_CONFIRMATIONS", "DJANGO_CSRF_TRUSTED_ORIGINS", "DJANGO_SECURE_SSL_REDIRECT", "DJANGO_SECURE_COOKIES",
     "DJANGO_HSTS_SECONDS", "DJANGO_BEHIND_PROXY", "STRIPE_TIMEOUT_SECONDS", "CARD_COUNTRIES_REFUSED",
     "QUOTE_TTL_SECONDS", "FUNDING_WINDOW_SECONDS", "FUNDING_POLL_SECONDS", "FUNDING_POLL_AFTER_SECONDS",
@@ -71,6 +73,7 @@ def dev_secrets():
     generated = {
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "HOT_WALLET_PRIVATE_KEY": lambda: "0x" + secrets.token_hex(32),
+        "HOT_WALLET_USDKG_PRIVATE_KEY": lambda: "0x" + secrets.token_hex(32),  # the USDKG chain's hot wallet
         "STRIPE_SECRET_KEY": lambda: "sk_test_" + secrets.token_hex(12),
         "STRIPE_PUBLISHABLE_KEY": lambda: "pk_test_" + secrets.token_hex(12),
         "STRIPE_WEBHOOK_SECRET": lambda: "whsec_" + secrets.token_hex(16),
@@ -131,6 +134,14 @@ def main():
             proc, env["CHAIN_RPC_URL"] = services.start_anvil(aport, state_file=VAR / "anvil-state.json", log=log("anvil"))
             started.append(proc)
             print(f"chain: started anvil at {env['CHAIN_RPC_URL']} (1-second blocks)")
+            if "CHAIN_RPCS" not in os.environ:
+                # USDKG's chain (Ethereum's stand-in): a second anvil with its own chain id, wallets and nonces.
+                uport = 8546 if not services.port_open(8546) else services.free_port()
+                proc, usdkg_url = services.start_anvil(uport, state_file=VAR / "anvil-usdkg-state.json",
+                                                       log=log("anvil-usdkg"), chain_id=services.DEV_USDKG_CHAIN_ID)
+                started.append(proc)
+                env["CHAIN_RPCS"] = f"{services.DEV_USDKG_CHAIN_ID}={usdkg_url}"
+                print(f"chain: started anvil for USDKG at {usdkg_url} (chain id {services.DEV_USDKG_CHAIN_ID})")
 
         if "STRIPE_API_BASE" not in os.environ:
             sport = 8420 if not services.port_open(8420) else services.free_port()
@@ -147,7 +158,9 @@ def main():
             subprocess.run([PY, "manage.py", *args], cwd=REPO, env=env, check=True)
 
         manage("migrate", "--no-input", "-v", "0")
-        manage("devsetup", "--demo-key-file", str(VAR / "demo_api_key"))
+        usdkg = ["--usdkg-chain-id", str(services.DEV_USDKG_CHAIN_ID)] if env.get("CHAIN_RPCS", "").startswith(
+            f"{services.DEV_USDKG_CHAIN_ID}=") else []
+        manage("devsetup", "--demo-key-file", str(VAR / "demo_api_key"), *usdkg)
         demo_key = (VAR / "demo_api_key").read_text().strip()
         base = env["PUBLIC_BASE_URL"]
         print(f"""

@@ -47,9 +47,15 @@ def rpc_answers(url):
         return response.status == 200
 
 
-def start_anvil(port, *, block_time=1, state_file=None, log=subprocess.DEVNULL, gas_limit=None):
-    # One slot per epoch: anvil then reports `finalized` one block behind the head, like BNB Chain's fast finality.
-    cmd = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337", "--silent",
+# The dev chains: KGST's (BNB Chain's stand-in) and USDKG's (Ethereum's), each an anvil of its own.
+DEV_CHAIN_ID = 31337
+DEV_USDKG_CHAIN_ID = 31338
+
+
+def start_anvil(port, *, block_time=1, state_file=None, log=subprocess.DEVNULL, gas_limit=None, chain_id=DEV_CHAIN_ID):
+    # One slot per epoch: anvil then reports `finalized` one block behind the head, like BNB Chain's fast finality
+    # (Ethereum's takes two epochs, ~13 minutes: a dev chain with the same rule would make a demo wait that long).
+    cmd = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id), "--silent",
            "--slots-in-an-epoch", "1"]
     if block_time:
         cmd += ["--block-time", str(block_time)]

@@ -58,7 +58,7 @@ def batches_build(*, token_id, force=False, on_built=None):
         wallets = _idle(wallets)
         if not wallets:
             return []
-    w3 = client.web3()
+    w3 = client.web3(token.chain)
     fees = fee_quote(w3, token.chain)
     built, progress = [], True
     while progress and queued.exists():
@@ -170,7 +170,7 @@ def _call_for(batch, payouts, token):
     else:
         (payout,) = payouts
         to = token.address
-        data = bytes.fromhex(client.erc20(to).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
+        data = bytes.fromhex(client.erc20(to, token.chain).encode_abi("transfer", [payout.to_address, payout.amount_base_units])
                              .removeprefix("0x"))
         gas = settings.PAYOUT_GAS_LIMIT
     return to, data, gas

@@ -1,5 +1,5 @@
-"""Local-chain bootstrap (anvil): deploy the dev KGST token and our BatchPayout contract, register them with
-hot wallets, fund the float and the gas. Used by `make run` (manage.py devsetup), the tests and the
+"""Local-chain bootstrap (anvil): deploy a dev token (KGST, or USDKG on a second chain) and our BatchPayout contract,
+register them with hot wallets, fund the float and the gas. Used by `make run` (manage.py devsetup), the tests and the
 benchmarks; never by production, where the token is the real KGST and treasury funds the float."""
 
 import logging
@@ -15,33 +15,39 @@ from onchain.services.treasury import treasury_check
 log = logging.getLogger(__name__)
 
 DEV_DECIMALS = 18
+# The dev tokens: (name, decimals). USDKG is a USD stablecoin with 6 decimals, like USDT and USDC on Ethereum.
+DEV_TOKENS = {"KGST": ("Kyrgyz Som Token (dev)", DEV_DECIMALS), "USDKG": ("USDKG gold-backed dollar (dev)", 6)}
 GAS_FLOAT_WEI = 100 * 10**18
 _DEPLOYED = {}
 
 
 def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_000_000_000, confirmations=None,
-                       use_finalized_tag=True):
+                       use_finalized_tag=True, chain_id=None, symbol="KGST", chain_name="anvil (local)"):
     """Idempotent: reuses the registered contracts while their code is on the chain, redeploys after a chain
-    reset. `wallets` is [(address, key_env)]; the first form (`hot_wallet_address`) registers one wallet."""
-    w3 = client.web3()
+    reset. `wallets` is [(address, key_env)]; the first form (`hot_wallet_address`) registers one wallet.
+    `chain_id` picks the connection (onchain.rpc: CHAIN_RPCS; None is the default CHAIN_RPC_URL), `symbol` the dev
+    token deployed there (DEV_TOKENS)."""
+    w3 = client.web3(chain_id)
     wallets = wallets or [(hot_wallet_address, "HOT_WALLET_PRIVATE_KEY")]
+    token_name, decimals = DEV_TOKENS[symbol]
     with transaction.atomic():
         chain, _ = Chain.objects.update_or_create(chain_id=w3.eth.chain_id, defaults={
-            "name": "anvil (local)", "use_finalized_tag": use_finalized_tag,
+            "name": chain_name, "use_finalized_tag": use_finalized_tag,
             # make run mines a block a second; an explorer only when one runs beside anvil (otterscan, blockscout).
             "block_time_ms": 1000, "explorer_tx_url": settings.DEV_CHAIN_EXPLORER_TX_URL,
             "confirmations": settings.CHAIN_CONFIRMATIONS if confirmations is None else confirmations})
-    token = Token.objects.filter(chain=chain, symbol="KGST").first()
+    token = Token.objects.filter(chain=chain, symbol=symbol).first()
     if token is None or not _has_code(w3, token.address) or not _has_code(w3, token.batch_contract):
         # This process deployed them already on this chain (tests flush the tables between cases): reuse.
-        token_address, batch_address = _DEPLOYED.get(chain.chain_id, (None, None))
+        token_address, batch_address = _DEPLOYED.get((chain.chain_id, symbol), (None, None))
         if not (_has_code(w3, token_address) and _has_code(w3, batch_address)):
-            token_address = _deploy(w3, "KGST", "Kyrgyz Som Token (dev)", "KGST", DEV_DECIMALS)
+            # The same KGST.sol contract: name, symbol and decimals are its constructor's parameters.
+            token_address = _deploy(w3, "KGST", token_name, symbol, decimals)
             batch_address = _deploy(w3, "BatchPayout", token_address, w3.eth.accounts[0])
-            _DEPLOYED[chain.chain_id] = (token_address, batch_address)
-        Token.objects.update_or_create(chain=chain, symbol="KGST", defaults={
-            "address": token_address, "decimals": DEV_DECIMALS, "batch_contract": batch_address})
-        token = Token.objects.get(chain=chain, symbol="KGST")
+            _DEPLOYED[(chain.chain_id, symbol)] = (token_address, batch_address)
+        Token.objects.update_or_create(chain=chain, symbol=symbol, defaults={
+            "address": token_address, "decimals": decimals, "batch_contract": batch_address})
+        token = Token.objects.get(chain=chain, symbol=symbol)
         # A fresh chain: any nonce we had recorded is stale.
         HotWallet.objects.filter(chain=chain).update(next_nonce=None)
     # The chain's history before this database registered the token is not ours to reconcile (a dev chain kept
@@ -86,13 +92,13 @@ def _fund_gas(w3, address):
 
 
 def _ensure_operator(w3, token, address):
-    batch = client.batch_payout(token.batch_contract)
+    batch = client.batch_payout(token.batch_contract, token.chain)
     if not batch.functions.isOperator(address).call():
         _wait(w3, batch.functions.setOperator(address, True).transact({"from": w3.eth.accounts[0]}))
 
 
 def _fund_tokens(w3, token, address, target_base_units):
-    kgst = client.erc20(token.address)
+    kgst = client.erc20(token.address, token.chain)
     held = kgst.functions.balanceOf(address).call()
     if held < target_base_units // 2:
         _wait(w3, kgst.functions.mint(address, target_base_units - held).transact({"from": w3.eth.accounts[0]}))

@@ -45,7 +45,7 @@ def _word(payout):
 
 def _simulate_batch(w3, batch, batch_id, words):
     """None when `payout(batch_id, words)` would pass at the latest block, else the revert data (bytes)."""
-    contract = client.batch_payout(batch.token.batch_contract)
+    contract = client.batch_payout(batch.token.batch_contract, batch.token.chain)
     data = contract.encode_abi("payout", [batch_id, words])
     try:
         w3.eth.call({"from": batch.wallet.address, "to": contract.address, "data": data}, "latest")
@@ -69,7 +69,7 @@ def revert_isolate(w3, batch):
             else:
                 result.unexplained = "no recipient to blame (out of gas, or what refused it has changed since)"
         return result
-    _fn, args = client.batch_payout(batch.token.batch_contract).decode_function_input(bytes(batch.mined_tx.data))
+    _fn, args = client.batch_payout(batch.token.batch_contract, batch.token.chain).decode_function_input(bytes(batch.mined_tx.data))
     batch_id, words = args["batchId"], list(args["packed"])
     by_word = defaultdict(list)
     for payout in payouts:

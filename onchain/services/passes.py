@@ -11,8 +11,9 @@ from django.conf import settings
 
 from onchain import triggers
 from onchain.locks import only_one, redis_client
-from onchain.models import Payout
-from onchain.services import batches, sending, tracking
+from onchain.models import Chain, Payout, Token
+from onchain.services import sending
+from onchain.services.drivers import driver_for
 
 log = logging.getLogger(__name__)
 SEND_TASK = "onchain.tasks.batch_send"
@@ -25,7 +26,10 @@ def build_and_send(token_id, wait=0, send_here=False):
     row lock is held then; a send that fails here goes to the task). A lost send is the tracker's broadcast.
     `wait`: seconds to wait for a pass already running rather than leave what it did not see to the next one."""
     with only_one(f"build:{token_id}", wait=wait) as mine:
-        return batches.batches_build(token_id=token_id, on_built=_send_now if send_here else _send_task) if mine else []
+        if not mine:
+            return []
+        protocol = Token.objects.values_list("chain__protocol", flat=True).get(pk=token_id)
+        return driver_for(protocol).build(token_id=token_id, on_built=_send_now if send_here else _send_task)
 
 
 def _send_task(batch):
@@ -44,7 +48,7 @@ def track_once(chain_id, wait=0):
     """One tracking pass for the chain. True when this ran it (False: another tracker holds the chain)."""
     with only_one(f"track:{chain_id}", wait=wait) as mine:
         if mine:
-            tracking.chain_track(chain_id=chain_id)
+            driver_for(Chain.objects.values_list("protocol", flat=True).get(pk=chain_id)).track(chain_id=chain_id)
     return mine
 
 

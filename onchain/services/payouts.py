@@ -15,19 +15,24 @@ from onchain.triggers import build_soon
 log = logging.getLogger(__name__)
 
 
-def settlement_token(symbol="KGST"):
-    token = Token.objects.select_related("chain").filter(symbol=symbol).first()
+def settlement_token(symbol="KGST", chain_id=None):
+    """The token paid for `symbol`; `chain_id` (an EVM chain id) picks among chains where it is issued on several
+    (USDKG: Ethereum, later Tron), else the first registered."""
+    tokens = Token.objects.select_related("chain").filter(symbol=symbol)
+    if chain_id is not None:
+        tokens = tokens.filter(chain__chain_id=chain_id)
+    token = tokens.order_by("id").first()
     if token is None:
-        raise SettlementNotConfigured(f"No {symbol} token is registered.")
+        raise SettlementNotConfigured(f"No {symbol} token is registered" + (f" on chain {chain_id}." if chain_id else "."))
     return token
 
 
-def payout_request(*, reference, to_address, amount, symbol="KGST"):
+def payout_request(*, reference, to_address, amount, symbol="KGST", chain_id=None):
     """Queue a payout of `amount` (token units, a Decimal) once per reference. Call inside the caller's
     transaction: the payout commits with the caller's state change, and a build is triggered on commit
     (onchain.triggers: one pending build task per token, however many payouts). Beat's pass (every
     SETTLEMENT_TRACK_MS) picks up from the table whatever a lost trigger left, so no payout depends on a task."""
-    token = settlement_token(symbol)
+    token = settlement_token(symbol, chain_id)
     payout, created = Payout.objects.get_or_create(
         reference=reference,
         defaults={"token": token, "to_address": to_address, "amount_base_units": to_units(amount, token.decimals)},

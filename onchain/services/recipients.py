@@ -91,7 +91,7 @@ def recipient_check(address, *, symbol="KGST"):
     if any(t.batch_contract == address for t in tokens) or HotWallet.objects.filter(address=address).exists():
         _refuse("ours")
     token = next((t for t in tokens if t.symbol == symbol), None)
-    w3 = client.web3()
+    w3 = client.web3(token.chain if token is not None else None)  # the chain the payout is made on
     try:
         code = w3.eth.get_code(address, "latest")
         if code and not is_delegation(code):

@@ -27,7 +27,7 @@ def _topic(address):
 def reconcile(*, token_id):
     """Check the next range of final blocks. Returns (logs seen, problems found)."""
     token = Token.objects.select_related("chain").get(pk=token_id)
-    w3 = client.web3()
+    w3 = client.web3(token.chain)
     top = final_height(w3, token.chain, w3.eth.block_number)
     cursor = ReconciliationCursor.objects.filter(token=token).first()
     start = (cursor.last_block + 1) if cursor else max(top - MAX_RANGE + 1, 0)
@@ -85,8 +85,8 @@ def reconcile(*, token_id):
 
 def payouts_paid_on_chain(*, token_id, from_block=0):
     """Count, from the chain's logs, how many times each of our payouts was paid (tests and benchmarks)."""
-    token = Token.objects.get(pk=token_id)
-    w3 = client.web3()
+    token = Token.objects.select_related("chain").get(pk=token_id)
+    w3 = client.web3(token.chain)
     senders = [w.address for w in HotWallet.objects.filter(chain=token.chain)] + (
         [token.batch_contract] if token.batch_contract else [])
     logs = w3.eth.get_logs({"fromBlock": from_block, "toBlock": "latest", "address": token.address,

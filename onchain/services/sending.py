@@ -53,7 +53,7 @@ def _taken_back(w3, tx):
 def tx_broadcast(*, tx, via="track"):
     """`via` names the caller's failpoints: "send" for the send task, "track" (the default) for the tracker's
     rebroadcasts and replacements (onchain.failpoints)."""
-    w3 = client.web3()
+    w3 = client.web3(tx.wallet.chain)
     failpoint(f"{via}.before_broadcast")
     try:
         w3.eth.send_raw_transaction(bytes(tx.raw_tx))

@@ -44,7 +44,7 @@ def final_height(w3, chain, head):
 def chain_track(*, chain_id):
     """One pass over the chain's open batches. Returns the number of batches made final in this pass."""
     chain = Chain.objects.get(pk=chain_id)
-    w3 = client.web3()
+    w3 = client.web3(chain)
     head = w3.eth.block_number
     # Status reads count confirmations from this, instead of asking the node once per transfer.
     Chain.objects.filter(pk=chain.pk).update(head_block=head, head_seen_at=timezone.now())
@@ -346,8 +346,8 @@ def _resend_lost_final(w3, wallet, mined):
 
 def nonce_resync(*, wallet_id):
     """Operator action: take the chain's pending nonce as ours, allowed only with nothing of ours in flight."""
-    w3 = client.web3()
-    wallet = HotWallet.objects.get(pk=wallet_id)
+    wallet = HotWallet.objects.select_related("chain").get(pk=wallet_id)
+    w3 = client.web3(wallet.chain)
     chain_nonce = w3.eth.get_transaction_count(wallet.address, "pending")
     with transaction.atomic():
         wallet = HotWallet.objects.select_for_update().get(pk=wallet_id)

@@ -24,11 +24,11 @@ def treasury_check(*, token_id):
     """Measure the token float and every wallet's gas; alert below the configured thresholds."""
     token = Token.objects.select_related("chain").get(pk=token_id)
     wallets = list(HotWallet.objects.filter(chain=token.chain, is_active=True))
-    w3 = client.web3()
+    w3 = client.web3(token.chain)
     batching = bool(token.batch_contract) and settings.SETTLEMENT_BATCHING
     # With the batch contract the float is its balance (read once); without, each wallet pays from its own.
     holders = [token.batch_contract] if batching else [w.address for w in wallets]
-    kgst = client.erc20(token.address)
+    kgst = client.erc20(token.address, token.chain)
     float_units = sum(kgst.functions.balanceOf(h).call() for h in holders) if holders else None
     for wallet in wallets:
         gas = w3.eth.get_balance(wallet.address)
@@ -84,13 +84,13 @@ def float_covers(*, amount, symbol="KGST"):
 def wallet_balances(wallet, token=None):
     """(token units the wallet can pay from, gas balance in wei), read from the chain. With a batch contract
     the float is the contract's balance; without, the wallet's own."""
-    w3 = client.web3()
+    w3 = client.web3(wallet.chain)
     gas = w3.eth.get_balance(wallet.address)
     token = token or Token.objects.filter(chain=wallet.chain).first()
     held = None
     if token:
         holder = token.batch_contract if settings.SETTLEMENT_BATCHING and token.batch_contract else wallet.address
-        held = client.erc20(token.address).functions.balanceOf(holder).call()
+        held = client.erc20(token.address, token.chain).functions.balanceOf(holder).call()
     return held, gas
 
 
@@ -119,14 +119,14 @@ def treasury_position(*, symbol="KGST"):
     token = Token.objects.select_related("chain").filter(symbol=symbol).first()
     if token is None:
         return None
-    w3 = client.web3()
+    w3 = client.web3(token.chain)
     block = w3.eth.block_number
     in_flight = list(Batch.objects.filter(token=token, status__in=[Batch.Status.SIGNED, Batch.Status.BROADCAST,
                                                                    Batch.Status.MINED]).prefetch_related("attempts"))
     holders = [w.address for w in HotWallet.objects.filter(chain=token.chain).order_by("id")]
     if token.batch_contract:
         holders.append(token.batch_contract)
-    erc20 = client.erc20(token.address)
+    erc20 = client.erc20(token.address, token.chain)
     held = sum(erc20.functions.balanceOf(h).call(block_identifier=block) for h in holders)
     moving = sum(batch.total_base_units for batch in in_flight if _paid_by(w3, batch, block))
     return TreasuryPosition(symbol=token.symbol, decimals=token.decimals, block=block, held_base_units=int(held),

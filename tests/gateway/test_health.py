@@ -199,3 +199,28 @@ def test_readyz_judges_queue_depth_only_when_a_limit_is_set(client, settings, ac
         assert response.status_code == 503 and "notify" in body["checks"]["queues"]["error"], body
     finally:
         conn.delete(name)
+
+
+def test_readyz_checks_each_chain_on_its_own_rpc(client, settings, active_chain, stripe_server, beat_ticked):
+    """Two chains with active hot wallets, the second (USDKG's, chain id 31338) on its own node named in CHAIN_RPCS:
+    both heads reported; that node stopped: `chains` fails naming chain 31338 only."""
+    from eth_account import Account
+
+    from onchain.models import Chain, HotWallet
+
+    port = services.free_port()
+    proc, url = services.start_anvil(port, block_time=1, chain_id=services.DEV_USDKG_CHAIN_ID)
+    try:
+        settings.CHAIN_RPCS = {services.DEV_USDKG_CHAIN_ID: [url]}
+        second = Chain.objects.create(chain_id=services.DEV_USDKG_CHAIN_ID, name="USDKG chain")
+        HotWallet.objects.create(chain=second, address=Account.create().address, key_env="HOT_WALLET_USDKG_PRIVATE_KEY")
+        response, body, _ = readyz(client)
+        assert response.status_code == 200, body
+        assert set(body["checks"]["chains"]["chains"]) == {"31337", "31338"}
+        assert url not in response.content.decode()
+        services.stop(proc)
+        response, body, _ = readyz(client)
+        assert response.status_code == 503 and body["failed"] == ["chains"], body
+        assert body["checks"]["chains"]["error"] == "chain 31338: no RPC answers"
+    finally:
+        services.stop(proc)

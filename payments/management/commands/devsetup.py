@@ -24,8 +24,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--demo-key-file", required=True, help="where to keep the demo partner's key (mode 600)")
+        parser.add_argument("--usdkg-chain-id", type=int, help="also deploy dev USDKG on this chain (its RPC URL in "
+                            "CHAIN_RPCS, its hot wallet's key in HOT_WALLET_USDKG_PRIVATE_KEY)")
 
-    def handle(self, *args, demo_key_file, **options):
+    def handle(self, *args, demo_key_file, usdkg_chain_id=None, **options):
         key = os.environ.get("HOT_WALLET_PRIVATE_KEY")
         password = os.environ.get("DEV_ADMIN_PASSWORD")
         totp_key = os.environ.get("DEV_ADMIN_TOTP_KEY")
@@ -37,6 +39,16 @@ class Command(BaseCommand):
         held, gas = wallet_balances(wallet, token)
         self.stdout.write(f"KGST token {token.address} on chain {chain.chain_id}; hot wallet {wallet.address} holds "
                           f"{held // 10**token.decimals:,} KGST and {gas // 10**18} ETH for gas")
+        if usdkg_chain_id is not None:
+            usdkg_key = os.environ.get("HOT_WALLET_USDKG_PRIVATE_KEY")
+            if not usdkg_key:
+                raise CommandError("HOT_WALLET_USDKG_PRIVATE_KEY must be set for --usdkg-chain-id (make run sets it).")
+            u_chain, u_token, u_wallet = devchain_bootstrap(
+                wallets=[(Account.from_key(usdkg_key).address, "HOT_WALLET_USDKG_PRIVATE_KEY")], chain_id=usdkg_chain_id,
+                symbol="USDKG", chain_name="anvil USDKG (local)")
+            held, gas = wallet_balances(u_wallet, u_token)
+            self.stdout.write(f"USDKG token {u_token.address} on chain {u_chain.chain_id}; hot wallet {u_wallet.address} "
+                              f"holds {held // 10**u_token.decimals:,} USDKG and {gas // 10**18} ETH for gas")
         # The dev float is minted with no ledger entry: book it as treasury funding, so the treasury reconciliation
         # (beat) finds the books and the chain in agreement.
         opening = treasury_dev_book_opening(symbol=token.symbol)
