@@ -73,53 +73,63 @@ contract BatchPayout {
     }
 
     /// @notice Pay batch `batchId`: one token transfer per entry of `packed`, all or none.
-    /// @param packed One word per payout: `(amount << 160) | uint160(to)`, i.e. the
-    /// recipient in the low 160 bits and the amount in base units in the high 96 bits.
-    /// 2^96 - 1 base units is about 7.9e28, i.e. 79 billion tokens at 18 decimals;
-    /// a larger single payout cannot be encoded (split it). `uint256[]` rather than
-    /// packed `bytes`: the calldata is the same size (32 bytes per payout) and needs no
-    /// multiple-of-32 length check; measured 1-2 gas per payout cheaper.
-    function payout(bytes32 batchId, uint256[] calldata packed) external {
+    /// @param unit Every amount of the batch is a whole number of `unit` base units (the engine passes
+    /// the greatest common divisor of the batch's amounts, e.g. 10^16 for amounts in tiyin of an
+    /// 18-decimal token).
+    /// @param packed One word per payout: `(uint160(to) << 96) | units`, the recipient in the high
+    /// 160 bits and the amount divided by `unit` in the low 96 bits; the payout is `units * unit`.
+    /// Gas: calldata costs 16 per non-zero byte and 4 per zero byte, so the small `units` (3 non-zero
+    /// bytes for a tiyin amount) leaves 9 zero bytes where the full amount in base units had ~8
+    /// non-zero ones: ~60 gas less per payout, for one MUL. `units * unit` cannot wrap: the checked
+    /// `totalUnits * unit` below reverts the whole batch if the largest product (the total) overflows.
+    function payout(bytes32 batchId, uint256 unit, uint256[] calldata packed) external {
         if (!isOperator[msg.sender]) revert NotOperator(msg.sender);
         if (paid[batchId]) revert AlreadyPaid(batchId);
-        if (packed.length == 0) revert EmptyBatch();
+        if (packed.length == 0 || unit == 0) revert EmptyBatch();
         // Effects before interactions: a re-entrant payout of the same batch sees it paid.
         paid[batchId] = true;
 
         address token_ = token;
-        uint256 total;
-        uint256 i;
-        address to;
-        uint256 amount;
-        // Gas: a high-level `IERC20(token).transfer(to, amount)` would re-check the token's
-        // code size (done once, in the constructor) and ABI-encode/decode through fresh
-        // memory on every iteration. Here one call buffer is reused: per entry only `to`
-        // and `amount` are rewritten. Measured ~310 gas less per payout.
+        uint256 totalUnits;
+        uint256 at; // calldata offset of the entry being paid; below `end` after the loop if one failed
+        uint256 end;
+        // Gas: a high-level `IERC20(token).transfer(to, amount)` would re-check the token's code size
+        // (done once, in the constructor) and ABI-encode/decode through fresh memory on every
+        // iteration. Here one call buffer is reused and per entry only two words are written.
         assembly ("memory-safe") {
             // Scratch past the free-memory pointer (never allocated, so nothing to bump):
-            // buf = selector | to | amount (0x44 bytes), ret = the returned word.
+            // buf = selector | 12 zero bytes | to | amount (0x44 bytes).
             let buf := mload(0x40)
-            let ret := add(buf, 0x60)
             mstore(buf, TRANSFER)
-            let n := packed.length
-            for {} lt(i, n) { i := add(i, 1) } {
-                let word := calldataload(add(packed.offset, shl(5, i)))
-                to := and(word, 0xffffffffffffffffffffffffffffffffffffffff)
-                amount := shr(160, word)
-                mstore(add(buf, 0x04), to)
-                mstore(add(buf, 0x24), amount)
-                // Success means: the call did not revert AND returned at least one word
-                // AND that word is 1 (`true`). The size check matters: a shorter return
-                // leaves `ret` holding the previous entry's word.
-                let ok := call(gas(), token_, 0, buf, 0x44, ret, 0x20)
-                if iszero(and(ok, and(gt(returndatasize(), 0x1f), eq(mload(ret), 1)))) {
+            mstore(add(buf, 0x04), 0) // the high 12 bytes of the `to` argument stay zero
+            // The entry word stored at buf+0x10 puts `to` in place (bytes 0x10..0x24) without masking;
+            // its `units` bytes spill into the amount slot, which the next store overwrites.
+            let toSlot := add(buf, 0x10)
+            let amountSlot := add(buf, 0x24)
+            at := packed.offset
+            end := add(at, shl(5, packed.length))
+            for {} lt(at, end) { at := add(at, 0x20) } {
+                let word := calldataload(at)
+                mstore(toSlot, word)
+                let units := and(word, 0xffffffffffffffffffffffff)
+                mstore(amountSlot, mul(units, unit))
+                // Success: the call did not revert AND returned the word 1 (`true`). The return word is
+                // written over `toSlot`, which held this entry's word: a token that returns nothing
+                // leaves the word there, never 1 (it would be `to` = 0, which no transfer accepts), so
+                // it counts as failed without a returndatasize check.
+                let ok := call(gas(), token_, 0, buf, 0x44, toSlot, 0x20)
+                if iszero(and(ok, eq(mload(toSlot), 1))) {
                     break
                 }
                 // Cannot overflow: fewer than 2^160 entries of less than 2^96 each.
-                total := add(total, amount)
+                totalUnits := add(totalUnits, units)
             }
         }
-        if (i < packed.length) revert TransferFailed(i, to, amount);
-        emit BatchPaid(batchId, packed.length, total);
+        if (at < end) {
+            uint256 index = packed.length - (end - at) / 32;
+            uint256 word = packed[index];
+            revert TransferFailed(index, address(uint160(word >> 96)), uint256(uint96(word)) * unit);
+        }
+        emit BatchPaid(batchId, packed.length, totalUnits * unit);
     }
 }

@@ -23,9 +23,9 @@ from onchain.models import Batch, HotWallet, Payout, PayoutHalt, Token
 from onchain.services.alerts import alert_raise
 from onchain.services.attempts import attempt_sign
 from onchain.services.fees import fee_quote
+from onchain.services.payout_call import AMOUNT_BITS, payout_args
 
 log = logging.getLogger(__name__)
-AMOUNT_BITS = 96  # BatchPayout packs (amount << 160) | recipient in one word
 
 
 def batches_build(*, token_id, force=False):
@@ -140,9 +140,9 @@ def _within_limits(wallet, token, payouts, batching):
 def _call_for(batch, payouts, token):
     """(contract, call data, gas limit) of the batch's transaction."""
     if batch.mode == Batch.Mode.CONTRACT:
-        words = [(p.amount_base_units << 160) | int(p.to_address, 16) for p in payouts]
         to = token.batch_contract
-        data = client.batch_payout(to).encode_abi("payout", [bytes.fromhex(batch.onchain_id[2:]), words])
+        args = payout_args(bytes.fromhex(batch.onchain_id[2:]), [(p.to_address, p.amount_base_units) for p in payouts])
+        data = client.batch_payout(to).encode_abi("payout", args)
         gas = settings.BATCH_GAS_BASE + settings.BATCH_GAS_PER_PAYOUT * len(payouts)
     else:
         (payout,) = payouts

@@ -87,9 +87,9 @@ def reverted_batch(chain):
 
 
 def call_words(batch):
-    """The packed words of the batch's call, in its order: (amount << 160) | recipient."""
+    """The unit and packed words of the batch's call, in its order: (recipient << 96) | amount / unit."""
     _fn, args = client.batch_payout(batch.token.batch_contract).decode_function_input(bytes(batch.mined_tx.data))
-    return list(args["packed"])
+    return args["unit"], list(args["packed"])
 
 
 @pytest.fixture
@@ -120,10 +120,10 @@ def test_a_blacklisted_recipient_fails_alone_and_the_rest_is_paid_once(chain, bl
 
     reverted, receipt = reverted_batch(chain)
     assert reverted.count == n
-    words = call_words(reverted)
+    unit, words = call_words(reverted)
     for i in culprits:  # the scenario is what its name says: the culprit's position in the reverted call
         payout = payout_of(transfers[i])
-        assert words[i] == (payout.amount_base_units << 160) | int(payout.to_address, 16)
+        assert words[i] == (int(payout.to_address, 16) << 96) | (payout.amount_base_units // unit)
     assert batch_contract.functions.paid(bytes.fromhex(reverted.onchain_id[2:])).call() is False
     print(f"\nreverted batch of {n} ({len(culprits)} culprit(s) at {culprits}): {receipt['gasUsed']:,} gas "
           f"(limit {reverted.mined_tx.gas_limit:,})")
