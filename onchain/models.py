@@ -70,6 +70,10 @@ class Token(models.Model):
     decimals = models.PositiveSmallIntegerField()
     batch_contract = AddressField(blank=True, help_text="Our BatchPayout contract holding this token's float.")
     low_float_base_units = Uint256Field(null=True, blank=True, help_text="Alert operators below this float.")
+    gas_per_payout = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Gas limit per payout of a batch in this token, measured on the chain when the token is registered "
+                  "(onchain.services.token_gas); empty: the global BATCH_GAS_PER_PAYOUT.")
 
     history = HistoricalRecords()
 

@@ -137,13 +137,19 @@ def _within_limits(wallet, token, payouts, batching):
     return kept
 
 
+def batch_gas_limit(token, count):
+    """Gas limit of a contract batch of `count` payouts: the token's own per-payout figure, measured on its chain
+    when it was registered (onchain.services.token_gas), else the global BATCH_GAS_PER_PAYOUT."""
+    return settings.BATCH_GAS_BASE + (token.gas_per_payout or settings.BATCH_GAS_PER_PAYOUT) * count
+
+
 def _call_for(batch, payouts, token):
     """(contract, call data, gas limit) of the batch's transaction."""
     if batch.mode == Batch.Mode.CONTRACT:
         to = token.batch_contract
         args = payout_args(bytes.fromhex(batch.onchain_id[2:]), [(p.to_address, p.amount_base_units) for p in payouts])
         data = client.batch_payout(to).encode_abi("payout", args)
-        gas = settings.BATCH_GAS_BASE + settings.BATCH_GAS_PER_PAYOUT * len(payouts)
+        gas = batch_gas_limit(token, len(payouts))
     else:
         (payout,) = payouts
         to = token.address

@@ -10,6 +10,7 @@ from django.db import transaction
 from onchain import client
 from onchain.contracts.compile import load_artifact
 from onchain.models import Chain, HotWallet, ReconciliationCursor, Token
+from onchain.services.token_gas import token_gas_measure
 from onchain.services.treasury import treasury_check
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
             batch_address = _deploy(w3, "BatchPayout", token_address, w3.eth.accounts[0])
             _DEPLOYED[chain.chain_id] = (token_address, batch_address)
         Token.objects.update_or_create(chain=chain, symbol="KGST", defaults={
-            "address": token_address, "decimals": DEV_DECIMALS, "batch_contract": batch_address})
+            "address": token_address, "decimals": DEV_DECIMALS, "batch_contract": batch_address,
+            "gas_per_payout": None})  # contracts on a new chain: measured again below
         token = Token.objects.get(chain=chain, symbol="KGST")
         # A fresh chain: any nonce we had recorded is stale.
         HotWallet.objects.filter(chain=chain).update(next_nonce=None)
@@ -57,6 +59,8 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
         _fund_tokens(w3, token, wallet.address, float_tokens * 10**token.decimals)  # the single-transfer path's float
     HotWallet.objects.filter(chain=chain).exclude(pk__in=[w.pk for w in registered]).update(is_active=False)
     _fund_tokens(w3, token, token.batch_contract, float_tokens * 10**token.decimals)
+    if token.gas_per_payout is None:  # registered just now: measure it, as `manage.py token_gas` does for real tokens
+        token.gas_per_payout = token_gas_measure(token_id=token.pk)
     treasury_check(token_id=token.pk)
     return chain, token, registered[0]
 

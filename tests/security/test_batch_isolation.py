@@ -19,7 +19,7 @@ from decimal import Decimal
 import pytest
 
 from onchain import client
-from onchain.models import Batch, OperatorAlert, Payout
+from onchain.models import Batch, OperatorAlert, Payout, Token
 from onchain.services import tracking
 from payments import pipeline
 from payments.models import JournalEntry, Transfer
@@ -206,7 +206,8 @@ def test_a_short_float_is_not_blamed_on_a_recipient(chain, blacklist_token):
 def test_a_batch_out_of_gas_is_not_blamed_on_a_recipient(chain, blacklist_token, settings):
     """A gas limit too low for the batch reverts it on chain; every payout simulates fine, so nobody is a culprit
     and nothing is re-queued with the same too-low limit: all fail, the alert gives the gas used and the limit."""
-    settings.BATCH_GAS_PER_PAYOUT = 1_000
+    settings.BATCH_GAS_PER_PAYOUT = 1_000  # the fallback, used since the token's own figure is unset
+    Token.objects.filter(pk=chain["token"].pk).update(gas_per_payout=None)
     settling_transfers(3)
     settle(chain)
     reverted, receipt = reverted_batch(chain)
