@@ -74,6 +74,11 @@ class Token(models.Model):
         null=True, blank=True,
         help_text="Gas limit per payout of a batch in this token, measured on the chain when the token is registered "
                   "(onchain.services.token_gas); empty: the global BATCH_GAS_PER_PAYOUT.")
+    balance_slot = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        help_text="Storage slot of the token's balanceOf mapping (Solidity layout), found on the chain when the token "
+                  "is registered; batches then list their recipients' balance slots in the transaction's access "
+                  "list (~100 gas less per payout). Empty: no access list.")
 
     history = HistoricalRecords()
 

@@ -42,7 +42,7 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
             _DEPLOYED[chain.chain_id] = (token_address, batch_address)
         Token.objects.update_or_create(chain=chain, symbol="KGST", defaults={
             "address": token_address, "decimals": DEV_DECIMALS, "batch_contract": batch_address,
-            "gas_per_payout": None})  # contracts on a new chain: measured again below
+            "gas_per_payout": None, "balance_slot": None})  # contracts on a new chain: measured again below
         token = Token.objects.get(chain=chain, symbol="KGST")
         # A fresh chain: any nonce we had recorded is stale.
         HotWallet.objects.filter(chain=chain).update(next_nonce=None)

@@ -14,11 +14,12 @@ import math
 import os
 
 from django.db import transaction
+from eth_utils import to_checksum_address
 
 from onchain import client
 from onchain.errors import OnchainError
 from onchain.models import HotWallet, Token
-from onchain.services.payout_call import payout_args
+from onchain.services.payout_call import balance_key, payout_args
 
 log = logging.getLogger(__name__)
 SAMPLE = 21  # payouts in the larger simulated batch: the slope is taken over 20 payouts
@@ -27,6 +28,7 @@ MARGIN = 1.10
 # many non-zero calldata bytes as a real payout in tiyin (units of 10^16 base units, ~3 bytes) and the float needs
 # only SAMPLE × ~11M base units (far below one token).
 AMOUNT = 0xA5A5A5
+MAX_BALANCE_SLOT = 64  # tokens declare balanceOf among their first state variables
 
 
 def _fresh_addresses(n):
@@ -64,7 +66,26 @@ def token_gas_measure(*, token_id):
     if operator is None:
         raise OnchainError(f"no active hot wallet is an operator of {token.batch_contract}")
     figure = gas_per_payout_estimate(w3, token, operator)
+    slot = balance_slot_find(w3, token)
     with transaction.atomic():
-        Token.objects.filter(pk=token.pk).update(gas_per_payout=figure)
-    log.info("token_gas_measured token=%s gas_per_payout=%s", token.symbol, figure)
+        Token.objects.filter(pk=token.pk).update(gas_per_payout=figure, balance_slot=slot)
+    log.info("token_gas_measured token=%s gas_per_payout=%s balance_slot=%s", token.symbol, figure, slot)
     return figure
+
+
+def balance_slot_find(w3, token, max_slot=MAX_BALANCE_SLOT):
+    """The slot of the token's balanceOf mapping, or None: the node lists the storage a `transfer(fresh, 1)` from
+    the batch contract touches (eth_createAccessList), and the slot is the one whose Solidity key for the fresh
+    address is among them. None for another layout (Vyper, namespaced storage) or a node without the method:
+    batches then go without an access list, at ~100 gas more per payout."""
+    fresh = _fresh_addresses(1)[0]
+    data = client.erc20(token.address).encode_abi("transfer", [to_checksum_address(fresh), 1])
+    try:
+        answer = w3.provider.make_request("eth_createAccessList", [
+            {"from": token.batch_contract, "to": token.address, "data": data}, "latest"])
+        listed = {k.lower() for entry in answer["result"]["accessList"]
+                  if entry["address"].lower() == token.address.lower() for k in entry["storageKeys"]}
+    except Exception:  # noqa: BLE001 - the node does not offer it, or the transfer fails: no access list
+        log.warning("balance_slot_unknown token=%s", token.symbol, exc_info=True)
+        return None
+    return next((slot for slot in range(max_slot + 1) if balance_key(fresh, slot) in listed), None)
