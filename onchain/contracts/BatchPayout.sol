@@ -40,6 +40,8 @@ contract BatchPayout {
     error NotOperator(address caller);
     error AlreadyPaid(bytes32 batchId);
     error EmptyBatch();
+    /// @dev `unit` is 0, `width` is not 1-12, or `packed` is not whole entries of `20 + width` bytes.
+    error BadPacking();
     error NotAContract(address token);
     error ZeroAddress();
     /// @dev Entry `index` of the batch failed (token reverted or did not return true),
@@ -76,16 +78,19 @@ contract BatchPayout {
     /// @param unit Every amount of the batch is a whole number of `unit` base units (the engine passes
     /// the greatest common divisor of the batch's amounts, e.g. 10^16 for amounts in tiyin of an
     /// 18-decimal token).
-    /// @param packed One word per payout: `(uint160(to) << 96) | units`, the recipient in the high
-    /// 160 bits and the amount divided by `unit` in the low 96 bits; the payout is `units * unit`.
-    /// Gas: calldata costs 16 per non-zero byte and 4 per zero byte, so the small `units` (3 non-zero
-    /// bytes for a tiyin amount) leaves 9 zero bytes where the full amount in base units had ~8
-    /// non-zero ones: ~60 gas less per payout, for one MUL. `units * unit` cannot wrap: the checked
-    /// `totalUnits * unit` below reverts the whole batch if the largest product (the total) overflows.
-    function payout(bytes32 batchId, uint256 unit, uint256[] calldata packed) external {
+    /// @param width Bytes of each entry's `units` (1 to 12): the fewest that hold the batch's largest.
+    /// @param packed The entries back to back, `20 + width` bytes each: the recipient's 20 bytes, then
+    /// `units` big-endian in `width` bytes; the payout is `units * unit`.
+    /// Gas: calldata costs 16 per non-zero byte and 4 per zero byte. Small `units` (3 bytes for a tiyin
+    /// amount) and no padding to 32 bytes make an entry 23 bytes, ~370 gas, where a word of
+    /// `(amount << 160) | to` cost ~450. `units * unit` cannot wrap: the checked `totalUnits * unit` below
+    /// reverts the whole batch if the largest product (the total) overflows.
+    function payout(bytes32 batchId, uint256 unit, uint256 width, bytes calldata packed) external {
         if (!isOperator[msg.sender]) revert NotOperator(msg.sender);
         if (paid[batchId]) revert AlreadyPaid(batchId);
-        if (packed.length == 0 || unit == 0) revert EmptyBatch();
+        if (packed.length == 0) revert EmptyBatch();
+        uint256 stride = 20 + width;
+        if (unit == 0 || width == 0 || width > 12 || packed.length % stride != 0) revert BadPacking();
         // Effects before interactions: a re-entrant payout of the same batch sees it paid.
         paid[batchId] = true;
 
@@ -102,21 +107,23 @@ contract BatchPayout {
             let buf := mload(0x40)
             mstore(buf, TRANSFER)
             mstore(add(buf, 0x04), 0) // the high 12 bytes of the `to` argument stay zero
-            // The entry word stored at buf+0x10 puts `to` in place (bytes 0x10..0x24) without masking;
-            // its `units` bytes spill into the amount slot, which the next store overwrites.
+            // The 32 bytes read at an entry, stored at buf+0x10, put `to` in place (bytes 0x10..0x24) without
+            // masking; what follows it (units, the next entry) spills into the amount slot, written next.
             let toSlot := add(buf, 0x10)
             let amountSlot := add(buf, 0x24)
+            let shift := sub(256, shl(3, width))
             at := packed.offset
-            end := add(at, shl(5, packed.length))
-            for {} lt(at, end) { at := add(at, 0x20) } {
+            end := add(at, packed.length)
+            for {} lt(at, end) { at := add(at, stride) } {
+                // Past the end of calldata (the last entry's tail) reads as zeros, shifted out below.
                 let word := calldataload(at)
                 mstore(toSlot, word)
-                let units := and(word, 0xffffffffffffffffffffffff)
+                let units := shr(shift, shl(160, word))
                 mstore(amountSlot, mul(units, unit))
                 // Success: the call did not revert AND returned the word 1 (`true`). The return word is
-                // written over `toSlot`, which held this entry's word: a token that returns nothing
-                // leaves the word there, never 1 (it would be `to` = 0, which no transfer accepts), so
-                // it counts as failed without a returndatasize check.
+                // written over `toSlot`, which held this entry's bytes with `to` on top: a token that returns
+                // nothing leaves them there, never 1 (that needs `to` = 0, which no transfer accepts), so it
+                // counts as failed without a returndatasize check.
                 let ok := call(gas(), token_, 0, buf, 0x44, toSlot, 0x20)
                 if iszero(and(ok, eq(mload(toSlot), 1))) {
                     break
@@ -125,11 +132,13 @@ contract BatchPayout {
                 totalUnits := add(totalUnits, units)
             }
         }
+        uint256 count = packed.length / stride;
         if (at < end) {
-            uint256 index = packed.length - (end - at) / 32;
-            uint256 word = packed[index];
-            revert TransferFailed(index, address(uint160(word >> 96)), uint256(uint96(word)) * unit);
+            uint256 index = count - (end - at) / stride;
+            bytes calldata entry = packed[index * stride:(index + 1) * stride];
+            uint256 units = uint256(bytes32(entry[20:])) >> (256 - 8 * width);
+            revert TransferFailed(index, address(bytes20(entry[:20])), units * unit);
         }
-        emit BatchPaid(batchId, packed.length, totalUnits * unit);
+        emit BatchPaid(batchId, count, totalUnits * unit);
     }
 }

@@ -153,11 +153,11 @@ def test_committed_artifacts_match_fresh_compile() -> None:
 
 
 def test_payout_abi_is_the_documented_one() -> None:
-    """The ABI callers encode against: payout(bytes32,uint256,uint256[]) and the errors/events reconciliation decodes."""
+    """The ABI callers encode against: payout(bytes32,uint256,uint256,bytes) and the errors/events reconciliation decodes."""
     abi = load_artifact("BatchPayout")["abi"]
     signatures = {f"{e['type']}:{e['name']}({','.join(i['type'] for i in e['inputs'])})" for e in abi if e["type"] != "constructor"}
     assert {
-        "function:payout(bytes32,uint256,uint256[])",
+        "function:payout(bytes32,uint256,uint256,bytes)",
         "function:setOperator(address,bool)",
         "function:withdraw(address,uint256)",
         "function:paid(bytes32)",
@@ -306,12 +306,16 @@ def test_constructor_and_empty_batch_guards(w3: Web3, token, roles, batch) -> No
 
     batch_id = Web3.keccak(text="empty")
     with pytest.raises(ContractCustomError) as exc:
-        batch.functions.payout(batch_id, 1, []).transact({"from": roles["operator"]})
+        batch.functions.payout(batch_id, 1, 1, b"").transact({"from": roles["operator"]})
     error_args(exc, "EmptyBatch()")
     (to,) = new_addresses(1)
-    with pytest.raises(ContractCustomError) as exc:  # unit 0 would pay zeros and burn the batch id
-        batch.functions.payout(batch_id, 0, [int(to, 16) << 96 | 5]).transact({"from": roles["operator"]})
-    error_args(exc, "EmptyBatch()")
+    entry = bytes.fromhex(to[2:]) + b"\x05"
+    # unit 0 would pay zeros and burn the batch id; widths outside 1-12 or a torn entry would misread amounts.
+    for unit, width, packed in ((0, 1, entry), (1, 0, entry), (1, 13, entry + bytes(12)), (1, 1, entry + b"\x01"),
+                                (1, 2, entry)):
+        with pytest.raises(ContractCustomError) as exc:
+            batch.functions.payout(batch_id, unit, width, packed).transact({"from": roles["operator"]})
+        error_args(exc, "BadPacking()")
     assert batch.functions.paid(batch_id).call() is False
 
 
@@ -348,9 +352,9 @@ def test_a_unit_that_would_wrap_an_amount_reverts_whole(w3: Web3, token, roles, 
     products overflow, so no wrapped (smaller) amount is ever paid and the batch id stays unpaid."""
     to = new_addresses(2)
     batch_id = Web3.keccak(text="batch-wrap")
-    words = [int(a, 16) << 96 | 2**95 for a in to]
+    packed = b"".join(bytes.fromhex(a[2:]) + (2**95).to_bytes(12, "big") for a in to)
     receipt = w3.eth.wait_for_transaction_receipt(
-        batch.functions.payout(batch_id, 2**161, words).transact({"from": roles["operator"], "gas": 1_000_000}))
+        batch.functions.payout(batch_id, 2**161, 12, packed).transact({"from": roles["operator"], "gas": 1_000_000}))
     assert receipt.status == 0
     assert balances(token, to) == [0, 0]
     assert batch.functions.paid(batch_id).call() is False

@@ -21,6 +21,7 @@ import pytest
 from onchain import client
 from onchain.models import Batch, OperatorAlert, Payout, Token
 from onchain.services import tracking
+from onchain.services.payout_call import payout_entries
 from payments import pipeline
 from payments.models import JournalEntry, Transfer
 from payments.providers import stripe_rail
@@ -86,10 +87,10 @@ def reverted_batch(chain):
     return batch, receipt
 
 
-def call_words(batch):
-    """The unit and packed words of the batch's call, in its order: (recipient << 96) | amount / unit."""
+def call_entries(batch):
+    """The (recipient, amount) entries of the batch's call, in its order."""
     _fn, args = client.batch_payout(batch.token.batch_contract).decode_function_input(bytes(batch.mined_tx.data))
-    return args["unit"], list(args["packed"])
+    return payout_entries(args["unit"], args["width"], args["packed"])
 
 
 @pytest.fixture
@@ -120,10 +121,10 @@ def test_a_blacklisted_recipient_fails_alone_and_the_rest_is_paid_once(chain, bl
 
     reverted, receipt = reverted_batch(chain)
     assert reverted.count == n
-    unit, words = call_words(reverted)
+    entries = call_entries(reverted)
     for i in culprits:  # the scenario is what its name says: the culprit's position in the reverted call
         payout = payout_of(transfers[i])
-        assert words[i] == (int(payout.to_address, 16) << 96) | (payout.amount_base_units // unit)
+        assert entries[i] == (payout.to_address.lower(), payout.amount_base_units)
     assert batch_contract.functions.paid(bytes.fromhex(reverted.onchain_id[2:])).call() is False
     print(f"\nreverted batch of {n} ({len(culprits)} culprit(s) at {culprits}): {receipt['gasUsed']:,} gas "
           f"(limit {reverted.mined_tx.gas_limit:,})")
