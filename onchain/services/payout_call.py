@@ -5,7 +5,8 @@ Each payout is `20 + width` bytes of `packed`: the recipient, then `units` big-e
 `unit` is the greatest common divisor of the batch's amounts and `width` the fewest bytes that hold its largest
 `units`. Why: calldata costs 16 gas per non-zero byte and 4 per zero byte; amounts in tiyin of an 18-decimal token
 are multiples of 10^16, so `units` is ~3 bytes where the amount in base units was ~8, and nothing is padded to 32
-bytes (measured ~140 gas less per payout than a word of `(amount << 160) | recipient`; bench/README.md).
+bytes (with the contract's leaner loop, ~140 gas less per payout than a word of `(amount << 160) | recipient`;
+bench/README.md).
 """
 
 from math import gcd
