@@ -60,7 +60,8 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
     HotWallet.objects.filter(chain=chain).exclude(pk__in=[w.pk for w in registered]).update(is_active=False)
     _fund_tokens(w3, token, token.batch_contract, float_tokens * 10**token.decimals)
     if token.gas_per_payout is None:  # registered just now: measure it, as `manage.py token_gas` does for real tokens
-        token.gas_per_payout = token_gas_measure(token_id=token.pk)
+        token_gas_measure(token_id=token.pk)
+        token.refresh_from_db(fields=["gas_per_payout", "balance_slot"])
     treasury_check(token_id=token.pk)
     return chain, token, registered[0]
 
