@@ -25,9 +25,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 UNIT = 10**18
 AMOUNT_BITS = 96
-# Targets from the design: per-payout gas of one batch tx, relative to a plain KGST transfer measured in the same run.
-MAX_RATIO_NEW = 0.53
-MAX_RATIO_EXISTING = 0.29
+# Per-payout gas of one batch tx, relative to a plain KGST transfer measured in the same run: just above what the
+# contract measures (no access list here: 0.509 / 0.265 at 100 payouts, 0.504 / 0.256 at 200), so a change that
+# costs gas per payout fails here. The engine's figures (with the access list) are in bench/README.md.
+MAX_RATIO_NEW = 0.512
+MAX_RATIO_EXISTING = 0.268
 ZERO = "0x0000000000000000000000000000000000000000"
 
 
@@ -364,8 +366,8 @@ def test_a_unit_that_would_wrap_an_amount_reverts_whole(w3: Web3, token, roles, 
 
 
 def test_gas_per_payout_under_targets(w3: Web3, token, roles, batch) -> None:
-    """Per-payout gas (gasUsed of one batch tx / recipients) at 100 and 200 recipients is at most 0.53 x a plain
-    KGST transfer to a new address and 0.29 x one to an existing holder, both baselines measured here from an EOA.
+    """Per-payout gas (gasUsed of one batch tx / recipients) at 100 and 200 recipients is at most 0.512 x a plain
+    KGST transfer to a new address and 0.268 x one to an existing holder, both baselines measured here from an EOA.
     'Existing' batches pay the same recipients a second time (new batchId)."""
     holder = roles["holder"]
     mined(w3, token.functions.transfer(holder, 10**6 * UNIT).transact({"from": roles["treasury"]}))
