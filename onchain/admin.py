@@ -52,7 +52,7 @@ class ChainAdmin(HistoryAdmin):
 
 @admin.register(Token)
 class TokenAdmin(HistoryAdmin):
-    list_display = ["symbol", "chain", "address", "decimals", "batch_contract", "low_float_base_units"]
+    list_display = ["symbol", "chain", "address", "decimals", "batch_contract", "low_float_base_units", "gas_per_payout"]
 
 
 @admin.register(HotWallet)

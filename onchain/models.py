@@ -76,6 +76,15 @@ class Token(models.Model):
     decimals = models.PositiveSmallIntegerField()
     batch_contract = AddressField(blank=True, help_text="Our BatchPayout contract holding this token's float.")
     low_float_base_units = Uint256Field(null=True, blank=True, help_text="Alert operators below this float.")
+    gas_per_payout = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Gas limit per payout of a batch in this token, measured on the chain when the token is registered "
+                  "(onchain.services.token_gas); empty: the global BATCH_GAS_PER_PAYOUT.")
+    balance_slot = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        help_text="Storage slot of the token's balanceOf mapping (Solidity layout), found on the chain when the token "
+                  "is registered; batches then list their recipients' balance slots in the transaction's access "
+                  "list (~100 gas less per payout). Empty: no access list.")
 
     history = HistoricalRecords()
 

@@ -55,7 +55,8 @@ class CompileError(RuntimeError):
 
 
 def _sources() -> list[Path]:
-    return sorted(CONTRACTS_DIR.glob("*.sol"))
+    # bench/ holds reference contracts the benchmarks deploy beside ours (never the engine).
+    return sorted(CONTRACTS_DIR.glob("*.sol")) + sorted(CONTRACTS_DIR.glob("bench/*.sol"))
 
 
 def _run_solc(standard_input: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -88,8 +89,8 @@ def compile_sources() -> dict[str, dict[str, Any]]:
     paths = _sources()
     if not paths:
         raise CompileError(f"no .sol files in {CONTRACTS_DIR}")
-    raw = {p.name: p.read_bytes() for p in paths}
-    # Keyed by bare file name so the output does not depend on the checkout path.
+    raw = {p.relative_to(CONTRACTS_DIR).as_posix(): p.read_bytes() for p in paths}
+    # Keyed by the path under this directory so the output does not depend on the checkout path.
     standard_input = {
         "language": "Solidity",
         "sources": {

@@ -10,6 +10,7 @@ from django.db import transaction
 from onchain import client
 from onchain.contracts.compile import load_artifact
 from onchain.models import Chain, HotWallet, ReconciliationCursor, Token
+from onchain.services.token_gas import token_gas_measure
 from onchain.services.treasury import treasury_check
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,17 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
             "block_time_ms": 1000, "explorer_tx_url": settings.DEV_CHAIN_EXPLORER_TX_URL,
             "confirmations": settings.CHAIN_CONFIRMATIONS if confirmations is None else confirmations})
     token = Token.objects.filter(chain=chain, symbol=symbol).first()
-    if token is None or not _has_code(w3, token.address) or not _has_code(w3, token.batch_contract):
+    if token is None or not _has_code(w3, token.address) or not _is_current_batch(w3, token.batch_contract):
         # This process deployed them already on this chain (tests flush the tables between cases): reuse.
         token_address, batch_address = _DEPLOYED.get((chain.chain_id, symbol), (None, None))
-        if not (_has_code(w3, token_address) and _has_code(w3, batch_address)):
+        if not (_has_code(w3, token_address) and _is_current_batch(w3, batch_address)):
             # The same KGST.sol contract: name, symbol and decimals are its constructor's parameters.
             token_address = _deploy(w3, "KGST", token_name, symbol, decimals)
             batch_address = _deploy(w3, "BatchPayout", token_address, w3.eth.accounts[0])
             _DEPLOYED[(chain.chain_id, symbol)] = (token_address, batch_address)
         Token.objects.update_or_create(chain=chain, symbol=symbol, defaults={
-            "address": token_address, "decimals": decimals, "batch_contract": batch_address})
+            "address": token_address, "decimals": decimals, "batch_contract": batch_address,
+            "gas_per_payout": None, "balance_slot": None})  # contracts on a new chain: measured again below
         token = Token.objects.get(chain=chain, symbol=symbol)
         # A fresh chain: any nonce we had recorded is stale.
         HotWallet.objects.filter(chain=chain).update(next_nonce=None)
@@ -63,12 +65,25 @@ def devchain_bootstrap(*, hot_wallet_address=None, wallets=None, float_tokens=1_
         _fund_tokens(w3, token, wallet.address, float_tokens * 10**token.decimals)  # the single-transfer path's float
     HotWallet.objects.filter(chain=chain).exclude(pk__in=[w.pk for w in registered]).update(is_active=False)
     _fund_tokens(w3, token, token.batch_contract, float_tokens * 10**token.decimals)
+    if token.gas_per_payout is None:  # registered just now: measure it, as `manage.py token_gas` does for real tokens
+        token_gas_measure(token_id=token.pk)
+        token.refresh_from_db(fields=["gas_per_payout", "balance_slot"])
     treasury_check(token_id=token.pk)
     return chain, token, registered[0]
 
 
 def _has_code(w3, address):
     return bool(address) and w3.eth.get_code(address) not in (b"", b"\x00")
+
+
+def _is_current_batch(w3, address):
+    """A BatchPayout of today's code: a dev chain kept across an ABI change (its state file) holds the old one,
+    which today's call data would only revert against. Compared by length: the deployed code differs from the
+    artifact's only in the immutables (token, owner), which keep their size."""
+    if not _has_code(w3, address):
+        return False
+    deployed = load_artifact("BatchPayout")["deployedBytecode"].removeprefix("0x")
+    return len(w3.eth.get_code(address)) == len(deployed) // 2
 
 
 def _wait(w3, tx_hash):

@@ -2,7 +2,7 @@
 
 BatchPayout pays all or nothing, so one payout the token refuses (an issuer blacklist, say) reverts the whole
 batch. Once the reverted block is final, the tracker asks `revert_isolate` before taking any lock (it reads the
-node). At the latest block it simulates the batch's own call (`eth_call` of `payout(batchId, packed)` from the hot
+node). At the latest block it simulates the batch's own call (`eth_call` of `payout(batchId, unit, width, packed)` from the hot
 wallet: the reverted batch id is unpaid, because a reverted transaction changes nothing); the contract names the
 first entry that fails (`TransferFailed(index, to, amount)`). That entry alone is then simulated (`transfer` from
 the batch contract) beside the same amount to a control address: if the token refuses the recipient and not the
@@ -26,6 +26,7 @@ from web3.exceptions import ContractLogicError
 
 from onchain import client
 from onchain.models import Batch, Payout
+from onchain.services.payout_call import payout_args, payout_entries
 from onchain.services.recipients import token_refuses
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,16 @@ class Isolation:
     unexplained: str = ""  # why the others cannot go out again (then every payout not a culprit fails)
 
 
-def _word(payout):
-    return (int(payout.amount_base_units) << 160) | int(payout.to_address, 16)
+def _entry(payout):
+    return payout.to_address.lower(), int(payout.amount_base_units)
 
 
-def _simulate_batch(w3, batch, batch_id, words):
-    """None when `payout(batch_id, words)` would pass at the latest block, else the revert data (bytes)."""
+def _simulate_batch(w3, batch, batch_id, payouts):
+    """None when `payout` of these payouts under `batch_id` would pass at the latest block, else the revert data
+    (bytes). Encoded afresh (a subset may have another unit or width): the contract pays the same amounts in the
+    same order, so its failing index is the same."""
     contract = client.batch_payout(batch.token.batch_contract, batch.token.chain)
-    data = contract.encode_abi("payout", [batch_id, words])
+    data = contract.encode_abi("payout", payout_args(batch_id, [(p.to_address, p.amount_base_units) for p in payouts]))
     try:
         w3.eth.call({"from": batch.wallet.address, "to": contract.address, "data": data}, "latest")
     except ContractLogicError as exc:
@@ -70,17 +73,17 @@ def revert_isolate(w3, batch):
                 result.unexplained = "no recipient to blame (out of gas, or what refused it has changed since)"
         return result
     _fn, args = client.batch_payout(batch.token.batch_contract, batch.token.chain).decode_function_input(bytes(batch.mined_tx.data))
-    batch_id, words = args["batchId"], list(args["packed"])
-    by_word = defaultdict(list)
+    batch_id = args["batchId"]
+    by_entry = defaultdict(list)
     for payout in payouts:
-        by_word[_word(payout)].append(payout)
-    try:
-        entries = [by_word[word].pop() for word in words]  # the call's order; one payout per word
+        by_entry[_entry(payout)].append(payout)
+    try:  # the call's order; one payout per entry
+        entries = [by_entry[entry].pop() for entry in payout_entries(args["unit"], args["width"], args["packed"])]
     except IndexError:
         return Isolation(unexplained="its call data does not match its payouts")
     result = Isolation()
     while entries:
-        revert = _simulate_batch(w3, batch, batch_id, [_word(p) for p in entries])
+        revert = _simulate_batch(w3, batch, batch_id, entries)
         if revert is None:
             break
         index, to, amount = (abi_decode(["uint256", "address", "uint256"], revert[4:])

@@ -18,25 +18,28 @@ from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 
 from onchain.contracts.compile import BUILD_DIR, compile_sources, load_artifact
+from onchain.services.payout_call import payout_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # anvil's default block gas limit is 30M; a batch of 200 new recipients needs about 5M, so the default fits and is kept.
 
 UNIT = 10**18
 AMOUNT_BITS = 96
-# Targets from the design: per-payout gas of one batch tx, relative to a plain KGST transfer measured in the same run.
-MAX_RATIO_NEW = 0.53
-MAX_RATIO_EXISTING = 0.29
+# Per-payout gas of one batch tx, relative to a plain KGST transfer measured in the same run: just above what the
+# contract measures (no access list here: 0.509 / 0.265 at 100 payouts, 0.504 / 0.256 at 200), so a change that
+# costs gas per payout fails here. The engine's figures (with the access list) are in bench/README.md.
+MAX_RATIO_NEW = 0.512
+MAX_RATIO_EXISTING = 0.268
 ZERO = "0x0000000000000000000000000000000000000000"
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
 
 
-def pack(to: str, amount: int) -> int:
-    """One `payout` word: amount in the high 96 bits, recipient in the low 160."""
-    assert 0 <= amount < 2**AMOUNT_BITS, amount
-    return (amount << 160) | int(to, 16)
+def call(batch_id: bytes, to: list[str], values: list[int]) -> list:
+    """`payout`'s arguments as the engine builds them: [batchId, unit (gcd of the amounts), packed words]."""
+    assert all(0 <= v < 2**AMOUNT_BITS for v in values), values
+    return payout_args(batch_id, list(zip(to, values, strict=True)))
 
 
 _address_counter = 0
@@ -152,11 +155,11 @@ def test_committed_artifacts_match_fresh_compile() -> None:
 
 
 def test_payout_abi_is_the_documented_one() -> None:
-    """The ABI callers encode against: payout(bytes32,uint256[]) and the errors/events reconciliation decodes."""
+    """The ABI callers encode against: payout(bytes32,uint256,uint256,bytes) and the errors/events reconciliation decodes."""
     abi = load_artifact("BatchPayout")["abi"]
     signatures = {f"{e['type']}:{e['name']}({','.join(i['type'] for i in e['inputs'])})" for e in abi if e["type"] != "constructor"}
     assert {
-        "function:payout(bytes32,uint256[])",
+        "function:payout(bytes32,uint256,uint256,bytes)",
         "function:setOperator(address,bool)",
         "function:withdraw(address,uint256)",
         "function:paid(bytes32)",
@@ -186,7 +189,7 @@ def test_batch_pays_each_recipient_exactly(w3: Web3, token, roles, batch) -> Non
 
     receipt = mined(
         w3,
-        batch.functions.payout(batch_id, [pack(a, v) for a, v in zip(to, values, strict=True)]).transact(
+        batch.functions.payout(*call(batch_id, to, values)).transact(
             {"from": roles["operator"]}
         ),
     )
@@ -211,16 +214,16 @@ def test_same_batch_id_twice_pays_once(w3: Web3, token, roles, batch) -> None:
     mined(w3, batch.functions.setOperator(second_operator, True).transact({"from": roles["treasury"]}))
     to = new_addresses(3)
     values = amounts(3, seed=2)
-    words = [pack(a, v) for a, v in zip(to, values, strict=True)]
     batch_id = Web3.keccak(text="batch-twice")
+    args = call(batch_id, to, values)
     float_before = token.functions.balanceOf(batch.address).call()
 
     # Both sent before either is mined, with a fixed gas limit so no estimate refuses the second one off chain.
     w3.provider.make_request("evm_setAutomine", [False])
     try:
-        first = batch.functions.payout(batch_id, words).transact({"from": roles["operator"], "gas": 500_000})
-        again = batch.functions.payout(batch_id, words).transact({"from": roles["operator"], "gas": 500_000})
-        other = batch.functions.payout(batch_id, words).transact({"from": second_operator, "gas": 500_000})
+        first = batch.functions.payout(*args).transact({"from": roles["operator"], "gas": 500_000})
+        again = batch.functions.payout(*args).transact({"from": roles["operator"], "gas": 500_000})
+        other = batch.functions.payout(*args).transact({"from": second_operator, "gas": 500_000})
         w3.provider.make_request("evm_mine", [])
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
@@ -232,7 +235,7 @@ def test_same_batch_id_twice_pays_once(w3: Web3, token, roles, batch) -> None:
     assert token.functions.balanceOf(batch.address).call() == float_before - sum(values)
 
     with pytest.raises(ContractCustomError) as exc:
-        batch.functions.payout(batch_id, words).transact({"from": roles["operator"]})
+        batch.functions.payout(*args).transact({"from": roles["operator"]})
     assert error_args(exc, "AlreadyPaid(bytes32)") == (batch_id,)
     assert balances(token, to) == values
 
@@ -244,7 +247,7 @@ def test_access_control(w3: Web3, token, roles, batch) -> None:
     (to,) = new_addresses(1)
 
     def pay(sender: str, label: str):
-        return batch.functions.payout(Web3.keccak(text=label), [pack(to, UNIT)]).transact({"from": sender})
+        return batch.functions.payout(*call(Web3.keccak(text=label), [to], [UNIT])).transact({"from": sender})
 
     with pytest.raises(ContractCustomError) as exc:
         pay(outsider, "acl-1")
@@ -305,8 +308,16 @@ def test_constructor_and_empty_batch_guards(w3: Web3, token, roles, batch) -> No
 
     batch_id = Web3.keccak(text="empty")
     with pytest.raises(ContractCustomError) as exc:
-        batch.functions.payout(batch_id, []).transact({"from": roles["operator"]})
+        batch.functions.payout(batch_id, 1, 1, b"").transact({"from": roles["operator"]})
     error_args(exc, "EmptyBatch()")
+    (to,) = new_addresses(1)
+    entry = bytes.fromhex(to[2:]) + b"\x05"
+    # unit 0 would pay zeros and burn the batch id; widths outside 1-12 or a torn entry would misread amounts.
+    for unit, width, packed in ((0, 1, entry), (1, 0, entry), (1, 13, entry + bytes(12)), (1, 1, entry + b"\x01"),
+                                (1, 2, entry)):
+        with pytest.raises(ContractCustomError) as exc:
+            batch.functions.payout(batch_id, unit, width, packed).transact({"from": roles["operator"]})
+        error_args(exc, "BadPacking()")
     assert batch.functions.paid(batch_id).call() is False
 
 
@@ -317,15 +328,15 @@ def test_batch_beyond_float_reverts_whole(w3: Web3, token, roles) -> None:
     batch = deploy_batch(w3, token, roles, 100 * UNIT)
     to = new_addresses(4)
     values = [30 * UNIT, 30 * UNIT, 30 * UNIT, 30 * UNIT]  # 120 > 100: the 4th entry fails
-    words = [pack(a, v) for a, v in zip(to, values, strict=True)]
     batch_id = Web3.keccak(text="batch-short")
+    args = call(batch_id, to, values)
 
     with pytest.raises(ContractCustomError) as exc:
-        batch.functions.payout(batch_id, words).transact({"from": roles["operator"]})
+        batch.functions.payout(*args).transact({"from": roles["operator"]})
     assert error_args(exc, "TransferFailed(uint256,address,uint256)") == (3, to[3], values[3])
     # Mined, not just refused by the estimate: still nothing moves.
     receipt = w3.eth.wait_for_transaction_receipt(
-        batch.functions.payout(batch_id, words).transact({"from": roles["operator"], "gas": 1_000_000})
+        batch.functions.payout(*args).transact({"from": roles["operator"], "gas": 1_000_000})
     )
     assert receipt.status == 0
     assert balances(token, to) == [0, 0, 0, 0]
@@ -333,17 +344,30 @@ def test_batch_beyond_float_reverts_whole(w3: Web3, token, roles) -> None:
     assert batch.functions.paid(batch_id).call() is False
 
     mined(w3, token.functions.transfer(batch.address, 20 * UNIT).transact({"from": roles["treasury"]}))
-    mined(w3, batch.functions.payout(batch_id, words).transact({"from": roles["operator"]}))
+    mined(w3, batch.functions.payout(*args).transact({"from": roles["operator"]}))
     assert balances(token, to) == values
     assert token.functions.balanceOf(batch.address).call() == 0
+
+
+def test_a_unit_that_would_wrap_an_amount_reverts_whole(w3: Web3, token, roles, batch) -> None:
+    """`units * unit` is an unchecked multiply in the loop; the checked total after it reverts the batch when the
+    products overflow, so no wrapped (smaller) amount is ever paid and the batch id stays unpaid."""
+    to = new_addresses(2)
+    batch_id = Web3.keccak(text="batch-wrap")
+    packed = b"".join(bytes.fromhex(a[2:]) + (2**95).to_bytes(12, "big") for a in to)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        batch.functions.payout(batch_id, 2**161, 12, packed).transact({"from": roles["operator"], "gas": 1_000_000}))
+    assert receipt.status == 0
+    assert balances(token, to) == [0, 0]
+    assert batch.functions.paid(batch_id).call() is False
 
 
 # --- gas ---------------------------------------------------------------------------------------------------------
 
 
 def test_gas_per_payout_under_targets(w3: Web3, token, roles, batch) -> None:
-    """Per-payout gas (gasUsed of one batch tx / recipients) at 100 and 200 recipients is at most 0.53 x a plain
-    KGST transfer to a new address and 0.29 x one to an existing holder, both baselines measured here from an EOA.
+    """Per-payout gas (gasUsed of one batch tx / recipients) at 100 and 200 recipients is at most 0.512 x a plain
+    KGST transfer to a new address and 0.268 x one to an existing holder, both baselines measured here from an EOA.
     'Existing' batches pay the same recipients a second time (new batchId)."""
     holder = roles["holder"]
     mined(w3, token.functions.transfer(holder, 10**6 * UNIT).transact({"from": roles["treasury"]}))
@@ -365,7 +389,7 @@ def test_gas_per_payout_under_targets(w3: Web3, token, roles, batch) -> None:
             assert all(b == 0 for b in before) == (kind == "new")
             receipt = mined(
                 w3,
-                batch.functions.payout(batch_id, [pack(a, v) for a, v in zip(to, values, strict=True)]).transact(
+                batch.functions.payout(*call(batch_id, to, values)).transact(
                     {"from": roles["operator"]}
                 ),
             )

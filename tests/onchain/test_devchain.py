@@ -32,3 +32,17 @@ def test_reconciliation_starts_at_the_head_seen_when_the_token_was_registered(ch
     assert not OperatorAlert.objects.exists()
     wallet.refresh_from_db()
     assert not wallet.halted
+
+
+def test_a_batch_contract_of_older_code_is_replaced_and_todays_is_kept(chain):
+    """A dev chain kept across an ABI change (make run's state file) holds a BatchPayout today's call data would only
+    revert against: the bootstrap deploys today's in its place and measures the token again; a BatchPayout of
+    today's code is kept (same address, no redeploy on every bootstrap)."""
+    w3, address = chain["w3"], chain["token"].batch_contract
+    _chain, token, _wallet = devchain_bootstrap(hot_wallet_address=os.environ["HOT_WALLET_ADDRESS"])
+    assert token.batch_contract == address
+    old_code = bytes(w3.eth.get_code(address))[:-1]  # any other length stands for another version of the contract
+    assert "error" not in w3.provider.make_request("anvil_setCode", [address, "0x" + old_code.hex()])
+    _chain, token, _wallet = devchain_bootstrap(hot_wallet_address=os.environ["HOT_WALLET_ADDRESS"])
+    assert token.batch_contract != address
+    assert token.gas_per_payout and token.balance_slot == 3

@@ -190,17 +190,19 @@ def test_hot_wallet_key_never_reaches_the_database_or_repr(chain):
 
 
 def test_payout_call_data_is_the_contracts_own_encoding(chain):
-    """The builder encodes payout(batchId, packed) with eth_abi directly (web3's encode_abi was most of a batch's
-    build time): the bytes are exactly the contract object's encoding of the same arguments."""
-    import secrets
+    """The builder encodes payout(batchId, unit, width, packed) with eth_abi directly (web3's encode_abi was most of a
+    batch's build time): the bytes are exactly the contract object's encoding of the same arguments."""
+    import random
 
     from onchain import client
     from onchain.services.batches import _payout_call
+    from onchain.services.payout_call import payout_args
 
-    batch_id = secrets.token_bytes(32)
-    words = [(secrets.randbits(96) << 160) | secrets.randbits(160) for _ in range(200)] + [0, 2**256 - 1]
+    rng = random.Random(13)
+    entries = [("0x" + rng.randbytes(20).hex(), rng.randrange(1, 2**96)) for _ in range(200)]
+    args = payout_args(rng.randbytes(32), entries)
     contract = client.batch_payout(chain["token"].batch_contract)
-    assert _payout_call(batch_id, words) == bytes.fromhex(contract.encode_abi("payout", [batch_id, words])[2:])
+    assert _payout_call(args) == bytes.fromhex(contract.encode_abi("payout", args)[2:])
 
 
 def test_batches_of_one_block_are_made_final_together(chain, settings, listener):

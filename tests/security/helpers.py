@@ -6,6 +6,7 @@ from eth_utils import to_checksum_address
 
 from onchain.contracts.compile import load_artifact
 from onchain.models import HotWallet, Token
+from onchain.services.token_gas import token_gas_measure
 from tests.conftest import new_recipient, second_wallet
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -27,9 +28,10 @@ def deploy(w3, name, *args):
 
 def use_blacklist_token(chain):
     """Settle in a KGST whose issuer can blacklist accounts (KGSTWithBlacklist, like USDC/USDT/A7A5): deploy it and
-    a BatchPayout for it, make the hot wallets operators, fund the float (and the wallets, for batching off), and
-    point the KGST Token row at them. Returns (token contract, batch contract). The session's dev KGST is untouched;
-    the next test's bootstrap registers it again (the test's database changes are rolled back)."""
+    a BatchPayout for it, make the hot wallets operators, fund the float (and the wallets, for batching off), point
+    the KGST Token row at them and measure its gas per payout. Returns (token contract, batch contract). The
+    session's dev KGST is untouched; the next test's bootstrap registers it again (the test's database changes are
+    rolled back)."""
     w3, owner = chain["w3"], chain["w3"].eth.accounts[0]
     token = deploy(w3, "KGSTWithBlacklist", "Kyrgyz Som Token (blacklist)", "KGST", 18)
     batch = deploy(w3, "BatchPayout", token.address, owner)
@@ -38,6 +40,7 @@ def use_blacklist_token(chain):
         _mined(w3, token.functions.mint(wallet.address, FLOAT).transact({"from": owner}))  # batching off pays from here
     _mined(w3, token.functions.mint(batch.address, FLOAT).transact({"from": owner}))
     Token.objects.filter(pk=chain["token"].pk).update(address=token.address, batch_contract=batch.address)
+    token_gas_measure(token_id=chain["token"].pk)  # as registering a token does: the blacklist check costs more
     chain["token"].refresh_from_db()
     return token, batch
 

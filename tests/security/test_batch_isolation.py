@@ -19,8 +19,9 @@ from decimal import Decimal
 import pytest
 
 from onchain import client
-from onchain.models import Batch, OperatorAlert, Payout
+from onchain.models import Batch, OperatorAlert, Payout, Token
 from onchain.services import tracking
+from onchain.services.payout_call import payout_entries
 from payments import pipeline
 from payments.models import JournalEntry, Transfer
 from payments.providers import stripe_rail
@@ -86,10 +87,10 @@ def reverted_batch(chain):
     return batch, receipt
 
 
-def call_words(batch):
-    """The packed words of the batch's call, in its order: (amount << 160) | recipient."""
+def call_entries(batch):
+    """The (recipient, amount) entries of the batch's call, in its order."""
     _fn, args = client.batch_payout(batch.token.batch_contract).decode_function_input(bytes(batch.mined_tx.data))
-    return list(args["packed"])
+    return payout_entries(args["unit"], args["width"], args["packed"])
 
 
 @pytest.fixture
@@ -120,10 +121,10 @@ def test_a_blacklisted_recipient_fails_alone_and_the_rest_is_paid_once(chain, bl
 
     reverted, receipt = reverted_batch(chain)
     assert reverted.count == n
-    words = call_words(reverted)
+    entries = call_entries(reverted)
     for i in culprits:  # the scenario is what its name says: the culprit's position in the reverted call
         payout = payout_of(transfers[i])
-        assert words[i] == (payout.amount_base_units << 160) | int(payout.to_address, 16)
+        assert entries[i] == (payout.to_address.lower(), payout.amount_base_units)
     assert batch_contract.functions.paid(bytes.fromhex(reverted.onchain_id[2:])).call() is False
     print(f"\nreverted batch of {n} ({len(culprits)} culprit(s) at {culprits}): {receipt['gasUsed']:,} gas "
           f"(limit {reverted.mined_tx.gas_limit:,})")
@@ -206,7 +207,8 @@ def test_a_short_float_is_not_blamed_on_a_recipient(chain, blacklist_token):
 def test_a_batch_out_of_gas_is_not_blamed_on_a_recipient(chain, blacklist_token, settings):
     """A gas limit too low for the batch reverts it on chain; every payout simulates fine, so nobody is a culprit
     and nothing is re-queued with the same too-low limit: all fail, the alert gives the gas used and the limit."""
-    settings.BATCH_GAS_PER_PAYOUT = 1_000
+    settings.BATCH_GAS_PER_PAYOUT = 1_000  # the fallback, used since the token's own figure is unset
+    Token.objects.filter(pk=chain["token"].pk).update(gas_per_payout=None)
     settling_transfers(3)
     settle(chain)
     reverted, receipt = reverted_batch(chain)
