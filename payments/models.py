@@ -16,6 +16,7 @@ from simple_history.models import HistoricalRecords
 from common.money import from_units, to_units
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField
+from payments.assets import asset_for
 from payments.pricing import cost_percent
 from payments.scopes import DEFAULT_SCOPES, UnknownScopes, scopes_clean
 
@@ -211,6 +212,11 @@ class Quote(models.Model):
 
     def __str__(self):
         return f"{self.source_amount} {self.source_currency} → {self.target_amount} {self.target_currency}"
+
+    @property
+    def asset(self):
+        """The stablecoin and network the recipient is paid in (payments/assets.py)."""
+        return asset_for(self.target_currency)
 
     @property
     def total_charged(self):

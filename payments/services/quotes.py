@@ -47,6 +47,10 @@ class Price:
         return self.source_amount
 
     @property
+    def asset(self):
+        return asset_for(self.target_currency)
+
+    @property
     def cost_percent(self):
         return pricing.cost_percent(source_amount=self.source_amount, target_amount=self.target_amount,
                                     official_rate=self.official_rate)
@@ -215,3 +219,9 @@ def quote_get_usable(*, quote_id, partner=None, lock=False, livemode=True):
         raise QuoteExpired(_("The quote has expired: ask for a new one."), field="quote_id")
     return quote
 
+
+
+def quote_target_currency(*, quote_id, partner=None):
+    """What a quote pays the recipient in (KGS or USD), or KGS for a quote that does not exist (the page says that)."""
+    return (Quote.objects.filter(pk=quote_id, partner=partner).values_list("target_currency", flat=True).first()
+            or "KGS")
