@@ -196,12 +196,12 @@ def test_the_corridor_median_is_shared_for_eta_cache_seconds(pricing, chain_rows
     from payments.services.eta import corridor_completion_cached
 
     settings.ETA_CACHE_SECONDS = 60
-    cache.delete("eta:completion:RUB")
+    cache.delete("eta:completion:RUB:KGS")
     history([20, 30, 50])
     with django_assert_num_queries(1):
         assert corridor_completion_cached(source_currency="RUB") == 30
     history([40, 40, 40])
     with django_assert_num_queries(0):
         assert corridor_completion_cached(source_currency="RUB") == 30
-    cache.delete("eta:completion:RUB")
+    cache.delete("eta:completion:RUB:KGS")
     assert corridor_completion_cached(source_currency="RUB") == 40

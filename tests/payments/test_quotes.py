@@ -119,7 +119,7 @@ def test_receive_fixed_limits_follow_the_amount_limits(api, pricing, currency):
 def test_min_and_max_fee_bound_the_fee(pricing):
     """With a minimum fee of 100 RUB and a maximum of 1000 RUB, the 50 + 1 % fee is lifted to 100 on small amounts
     and capped at 1000 on large ones, in both directions."""
-    Corridor.objects.filter(source_currency="RUB").update(min_fee=Decimal("100.00"), max_fee=Decimal("1000.00"))
+    Corridor.objects.filter(source_currency="RUB", target_currency="KGS").update(min_fee=Decimal("100.00"), max_fee=Decimal("1000.00"))
     assert quote_price(source_currency="RUB", source_amount=Decimal("1000.00")).fee == Decimal("100.00")
     assert quote_price(source_currency="RUB", source_amount=Decimal("10000.00")).fee == Decimal("150.00")
     assert quote_price(source_currency="RUB", source_amount=Decimal("200000.00")).fee == Decimal("1000.00")
@@ -132,9 +132,12 @@ def test_unknown_or_disabled_corridor_is_refused(api, pricing):
     """A currency we do not offer is a 400; a switched-off corridor a 422 corridor-unavailable (both directions);
     nothing stored."""
     assert_problem(post_quote(api, "EUR", source_amount="100.00"), 400, "validation-error", "source_currency")
-    Corridor.objects.filter(source_currency="USD").update(is_active=False)
+    Corridor.objects.filter(source_currency="USD", target_currency="KGS").update(is_active=False)
+    # USD→USD is still offered: the refusal points at what the recipient receives, not at the dollars sent.
     for amount in ({"source_amount": "100.00"}, {"target_amount": "8000.00"}):
-        assert_problem(post_quote(api, "USD", **amount), 422, "corridor-unavailable", "source_currency")
+        assert_problem(post_quote(api, "USD", **amount), 422, "corridor-unavailable", "target_currency")
+    Corridor.objects.filter(source_currency="USD").update(is_active=False)
+    assert_problem(post_quote(api, "USD", source_amount="100.00"), 422, "corridor-unavailable", "source_currency")
     with pytest.raises(CorridorUnavailable):
         quote_price(source_currency="USD", target_amount=Decimal("8000.00"))
     assert Quote.objects.count() == 0
