@@ -11,8 +11,6 @@ of the network shown to people ("USDKG on Ethereum"), whatever the registered ch
 
 from dataclasses import dataclass
 
-from django.utils.translation import gettext_lazy as _
-
 
 @dataclass(frozen=True)
 class Asset:
@@ -20,7 +18,6 @@ class Asset:
     symbol: str  # onchain.Token.symbol
     network: str  # shown to people
     float_account: str  # payments.services.ledger.ACCOUNTS code of the payout float, in `currency`
-    name: object  # what the recipient receives, in words (translated)
 
     @property
     def label(self):
@@ -28,8 +25,8 @@ class Asset:
 
 
 ASSETS = {
-    "KGS": Asset("KGS", "KGST", "BNB Chain", "kgst_float", _("som")),
-    "USD": Asset("USD", "USDKG", "Ethereum", "usdkg_float", _("dollars")),
+    "KGS": Asset("KGS", "KGST", "BNB Chain", "kgst_float"),
+    "USD": Asset("USD", "USDKG", "Ethereum", "usdkg_float"),
 }
 
 
