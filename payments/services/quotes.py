@@ -220,7 +220,6 @@ def quote_get_usable(*, quote_id, partner=None, lock=False, livemode=True):
     return quote
 
 
-
 def quote_target_currency(*, quote_id, partner=None):
     """What a quote pays the recipient in (KGS or USD), or KGS for a quote that does not exist (the page says that)."""
     return (Quote.objects.filter(pk=quote_id, partner=partner).values_list("target_currency", flat=True).first()
