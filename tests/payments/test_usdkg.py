@@ -94,3 +94,46 @@ def test_a_ruble_transfer_to_dollars_completes_as_usdkg_with_balanced_dollar_ent
     for path in (f"/t/{transfer.sender_token}", f"/r/{transfer.recipient_token}"):
         page = Client().get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode()
         assert "USDKG on Ethereum" in page and "Ethereum makes a payment final only after several minutes" in page
+
+
+# Thresholds set in som, for dollars ------------------------------------------------------------------------------
+
+def dollar_quote(source_currency, amount):
+    from payments.services.quotes import quote_create
+
+    return quote_create(source_currency=source_currency, target_currency="USD", source_amount=Decimal(amount),
+                        partner=None)
+
+
+@pytest.mark.django_db
+def test_the_large_amount_payout_delay_compares_dollars_in_som(pricing, settings):
+    """LARGE_AMOUNT_KGS is in som: 1 200 dollars received are 104 940 som at the seed USD rate (87.45), over a
+    100 000 som threshold; 1 100 dollars (96 195 som) are under it. Without a usable USD rate the amount counts as
+    large (never skipped by accident)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.models import Rate
+    from payments.services.fraud import target_amount_kgs
+
+    settings.LARGE_AMOUNT_KGS = Decimal("100000")
+    big, small = dollar_quote("USD", "1214.13"), dollar_quote("USD", "1113.12")
+    assert (big.target_amount, small.target_amount) == (Decimal("1200.00"), Decimal("1100.00"))
+    assert target_amount_kgs(big) == Decimal("104940.0000") > settings.LARGE_AMOUNT_KGS
+    assert target_amount_kgs(small) == Decimal("96195.0000") < settings.LARGE_AMOUNT_KGS
+    old = timezone.now() - timedelta(days=5)
+    Rate.objects.filter(source_currency="USD").update(effective_at=old, value_date=old.date())
+    assert target_amount_kgs(small) == Decimal("Infinity")
+
+
+@pytest.mark.django_db
+def test_the_travel_rule_threshold_of_a_ruble_to_dollar_transfer_is_in_som(pricing):
+    """RUB→USD's own rate is a cross, not som: the amount and USD 1 000 are both taken to som at the NBKR rates
+    (1 000 USD = 87 450 som = 81 084.84 RUB at 1.0785)."""
+    from payments.services.travel_rule import travel_rule_threshold
+
+    under, over = dollar_quote("RUB", "81000.00"), dollar_quote("RUB", "81100.00")
+    assert travel_rule_threshold(quote=under).threshold_kgs == Decimal("87450.0000")
+    assert not travel_rule_threshold(quote=under).applies
+    assert travel_rule_threshold(quote=over).applies
