@@ -401,11 +401,17 @@ RATE_MAX_AGE_HOURS = env_int("RATE_MAX_AGE_HOURS", 96)
 # overrides; a real devaluation past it needs the setting raised, deliberately).
 MANUAL_RATE_MAX_DEVIATION = Decimal(os.environ.get("MANUAL_RATE_MAX_DEVIATION", "0.25"))
 # Per-corridor pricing defaults; seed_rates writes them into the Corridor table, admin edits them.
+# Seeded corridors, (source, target) → prices. The recipient receives som (KGS, paid as KGST on BNB Chain) or dollars
+# (USD, paid as USDKG on Ethereum): RUB→USD converts at the cross of the NBKR rates, USD→USD not at all (fee only).
 CORRIDOR_DEFAULTS = {
-    "RUB": {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,
-            "min_amount": Decimal("500.00"), "max_amount": Decimal("500000.00")},
-    "USD": {"fixed_fee": Decimal("1.99"), "percent_fee_bps": 100, "margin_bps": 100,
-            "min_amount": Decimal("10.00"), "max_amount": Decimal("5000.00")},
+    ("RUB", "KGS"): {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,
+                     "min_amount": Decimal("500.00"), "max_amount": Decimal("500000.00")},
+    ("USD", "KGS"): {"fixed_fee": Decimal("1.99"), "percent_fee_bps": 100, "margin_bps": 100,
+                     "min_amount": Decimal("10.00"), "max_amount": Decimal("5000.00")},
+    ("RUB", "USD"): {"fixed_fee": Decimal("50.00"), "percent_fee_bps": 100, "margin_bps": 150,
+                     "min_amount": Decimal("500.00"), "max_amount": Decimal("500000.00")},
+    ("USD", "USD"): {"fixed_fee": Decimal("1.99"), "percent_fee_bps": 100, "margin_bps": 0,
+                     "min_amount": Decimal("10.00"), "max_amount": Decimal("5000.00")},
 }
 # Addresses never paid out to, beside the sanctions lists (A7A5's Ethereum and Tron contracts, PRODUCT.md); compared
 # case-insensitively (payments/sanctions/lists.py).

@@ -139,7 +139,8 @@ class RateAdmin(HistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        corridor = Corridor.objects.get(source_currency=data["source_currency"])
+        # The rate is the source currency's against the som: the action is recorded on its KGS corridor.
+        corridor = Corridor.objects.filter(source_currency=data["source_currency"]).order_by("id").first()
         recorded = []
         [outcome] = action_perform(action=rate_manual_action(value=data["rate"], recorded=recorded),
                                    actor=request.user, ids=[corridor.pk], reason=data["reason"])

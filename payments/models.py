@@ -16,11 +16,15 @@ from simple_history.models import HistoricalRecords
 from common.money import from_units, to_units
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField
+from payments.assets import asset_for
 from payments.pricing import cost_percent
 from payments.scopes import DEFAULT_SCOPES, UnknownScopes, scopes_clean
 
 SOURCE_CURRENCIES = [("RUB", "Russian ruble"), ("USD", "US dollar")]
-TARGET_CURRENCIES = [("KGS", "Kyrgyz som")]
+# What the recipient receives: som (as KGST) or dollars (as USDKG); payments/assets.py maps each to its token.
+TARGET_CURRENCIES = [("KGS", "Kyrgyz som"), ("USD", "US dollar")]
+# Official rates are all against the som (NBKR publishes X/KGS); a cross rate is derived, never stored.
+RATE_CURRENCIES = [("KGS", "Kyrgyz som")]
 # Minor units per currency (all three have two decimals); fiat is stored as integer minor units.
 MINOR_DIGITS = {"RUB": 2, "USD": 2, "KGS": 2}
 BISHKEK = ZoneInfo("Asia/Bishkek")  # NBKR's rates are set per calendar day there
@@ -121,9 +125,10 @@ class PartnerAPIKey(AbstractAPIKey):
 
 
 class Corridor(models.Model):
-    """Pricing for one source currency into KGS: margin on the official rate, fee, limits."""
+    """Pricing for one source currency into one target currency (KGS or USD): margin on the official rate (a cross
+    rate for RUB→USD, exactly 1 for USD→USD), fee, limits."""
 
-    source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES, unique=True)
+    source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES)
     target_currency = models.CharField(max_length=3, choices=TARGET_CURRENCIES, default="KGS")
     margin_bps = models.PositiveIntegerField(help_text="Taken off the official rate, in basis points.")
     fixed_fee = models.DecimalField(max_digits=12, decimal_places=2)
@@ -139,6 +144,7 @@ class Corridor(models.Model):
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(fields=["source_currency", "target_currency"], name="corridor_unique_pair"),
             models.CheckConstraint(condition=Q(margin_bps__lt=10000) & Q(percent_fee_bps__lt=10000), name="corridor_bps_sane"),
             models.CheckConstraint(condition=Q(min_amount__gt=0) & Q(max_amount__gte=models.F("min_amount")),
                                    name="corridor_limits_sane"),
@@ -158,7 +164,7 @@ class Rate(models.Model):
     NBKR, the moment it was typed for a manual rate; quotes use the latest one in effect (payments/services/rates.py)."""
 
     source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES)
-    target_currency = models.CharField(max_length=3, choices=TARGET_CURRENCIES, default="KGS")
+    target_currency = models.CharField(max_length=3, choices=RATE_CURRENCIES, default="KGS")
     rate = models.DecimalField(max_digits=18, decimal_places=8)
     source = models.CharField(max_length=40, default="NBKR")
     effective_at = models.DateTimeField()
@@ -206,6 +212,11 @@ class Quote(models.Model):
 
     def __str__(self):
         return f"{self.source_amount} {self.source_currency} → {self.target_amount} {self.target_currency}"
+
+    @property
+    def asset(self):
+        """The stablecoin and network the recipient is paid in (payments/assets.py)."""
+        return asset_for(self.target_currency)
 
     @property
     def total_charged(self):

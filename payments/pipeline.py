@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from onchain.api import operator_alert_raise, payout_is_dead, payout_request
 from onchain.errors import ChainUnavailable, SettlementNotConfigured
+from payments.assets import asset_for
 from payments.errors import (
     CardAttemptsExhausted,
     CardRefused,
@@ -296,7 +297,9 @@ def _settle(transfer):
     if us_remittance.cancel_window_open(transfer):  # every path to a payout passes here (an operator's release too)
         raise TransferNotPayable(us_remittance.payout_held_message())
     reference = str(transfer.id)
-    payout_request(reference=reference, to_address=transfer.recipient_wallet, amount=transfer.quote.target_amount)
+    # The token of the target currency (KGST for som, USDKG for dollars); onchain makes base units from its decimals.
+    payout_request(reference=reference, to_address=transfer.recipient_wallet, amount=transfer.quote.target_amount,
+                   symbol=asset_for(transfer.quote.target_currency).symbol)
     transfer.mark_settling(reference)
     transfer.save()
 

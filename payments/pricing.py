@@ -1,6 +1,10 @@
 """Quote arithmetic, pure: no database, no settings. docs/ledger.md "Rounding" states these rules.
 
 Every amount is a Decimal in major units with two decimals (RUB, USD and KGS all have two minor digits).
+- Official rate of a corridor: the NBKR rate of the source currency (som per unit) into KGS; into USD, the cross
+  rate (source/KGS ÷ USD/KGS), rounded UP to 8 decimals (the recipient's side: our rate derived from it is never
+  lower than the exact cross gives, and the total cost shown against it is never lower than it is); USD into USD is
+  exactly 1 (no conversion: the fee alone).
 - Our rate: official × (1 − margin), rounded down to 8 decimals, and disclosed as such.
 - Fee: fixed + percent of the amount, kept within [min_fee, max_fee], then rounded down to the minor unit: the
   sender never pays more than the published formula says.
@@ -16,7 +20,7 @@ Every amount is a Decimal in major units with two decimals (RUB, USD and KGS all
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_UP, Decimal, localcontext
 
 CENT = Decimal("0.01")
 RATE_PLACES = Decimal("0.00000001")
@@ -33,6 +37,22 @@ class Terms:
     percent_fee_bps: int
     min_fee: Decimal = Decimal(0)
     max_fee: Decimal | None = None
+
+
+ONE = Decimal("1.00000000")
+
+
+def official_cross(*, source_currency, target_currency, source_kgs, target_kgs):
+    """The official rate of source → target from the NBKR rates of each against the som (None for KGS itself):
+    KGS target: the source's own rate; same currency: exactly 1; otherwise source/KGS ÷ target/KGS, rounded up."""
+    if source_currency == target_currency:
+        return ONE
+    if target_currency == "KGS":
+        return source_kgs
+    with localcontext() as ctx:
+        ctx.rounding = ROUND_CEILING  # the division's own last digit rounds up too: the result is the true ceiling
+        quotient = source_kgs / target_kgs
+    return quotient.quantize(RATE_PLACES, ROUND_UP)
 
 
 def our_rate(*, official, margin_bps):

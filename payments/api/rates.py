@@ -14,16 +14,19 @@ RATE = {"max_digits": 18, "decimal_places": 8}
 
 
 class CorridorRateOutputSerializer(serializers.Serializer):
-    corridor = serializers.SerializerMethodField(help_text="`RUB-KGS`, `USD-KGS`: the list's `corridor` filter value.")
+    corridor = serializers.SerializerMethodField(help_text="`RUB-KGS`, `USD-KGS`, `RUB-USD`, `USD-USD`: the "
+                                                             "list's `corridor` filter value.")
     source_currency = serializers.CharField(source="corridor.source_currency")
     target_currency = serializers.CharField(source="corridor.target_currency")
     available = serializers.SerializerMethodField(help_text="False when quotes are paused: see unavailable_reason.")
     unavailable_reason = serializers.CharField(allow_null=True, help_text="Why there is no rate now; null when there is.")
-    rate = serializers.DecimalField(allow_null=True, help_text="Ours: the official rate less our margin, som per unit. "
-                                    "Null when the official rate is missing or out of date.", **RATE)
+    rate = serializers.DecimalField(allow_null=True, help_text="Ours: the official rate less our margin, target units per "
+                                    "source unit. Null when the official rate is missing or out of date.", **RATE)
     official_rate = serializers.DecimalField(allow_null=True, help_text="The National Bank's rate in effect (the last "
-                                             "one known when it is out of date).", **RATE)
-    official_rate_date = serializers.DateField(allow_null=True, help_text="The date the National Bank set it for.")
+                                             "one known when it is out of date); into USD the cross of its RUB and "
+                                             "USD rates, rounded up to 8 decimals; USD-USD exactly 1.", **RATE)
+    official_rate_date = serializers.DateField(allow_null=True, help_text="The date the National Bank set it for (the "
+                                               "older of the two for a cross); null for USD-USD.")
     min_amount = serializers.DecimalField(source="corridor.min_amount", **MONEY)
     max_amount = serializers.DecimalField(source="corridor.max_amount", **MONEY)
     fixed_fee = serializers.DecimalField(source="corridor.fixed_fee", **MONEY)

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from common.openapi import component_extra
 from onchain.fields import validate_address
+from payments.assets import ASSETS, asset_for
 from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, PartnerPayout, Quote, Transfer
 from payments.selectors import transfer_settlement
 from payments.services import us_remittance
@@ -80,7 +81,9 @@ class QuoteInputSerializer(serializers.Serializer):
     source_currency = serializers.ChoiceField(choices=SOURCE_CURRENCIES)
     source_amount = AmountField(required=False)
     target_amount = AmountField(required=False)
-    target_currency = serializers.ChoiceField(choices=TARGET_CURRENCIES)
+    target_currency = serializers.ChoiceField(
+        choices=TARGET_CURRENCIES, help_text="What the recipient receives: KGS (som, paid as KGST on BNB Chain) or USD "
+                                             "(dollars, paid as USDKG on Ethereum).")
 
     def validate(self, attrs):
         if "source_amount" in attrs and "target_amount" in attrs:
@@ -132,14 +135,26 @@ class QuoteOutputSerializer(serializers.ModelSerializer):
 
     total_charged = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
     cost_percent = serializers.DecimalField(max_digits=5, decimal_places=2, read_only=True)
+    asset = serializers.SerializerMethodField()
+    network = serializers.SerializerMethodField()
     us_remittance = serializers.SerializerMethodField()
 
     class Meta:
         model = Quote
-        fields = ["id", "direction", "source_currency", "source_amount", "target_currency", "target_amount", "rate",
-                  "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent", "expires_at",
-                  "created_at", "livemode", "us_remittance"]
+        fields = ["id", "direction", "source_currency", "source_amount", "target_currency", "target_amount", "asset",
+                  "network", "rate", "official_rate", "official_rate_date", "fee", "total_charged", "cost_percent",
+                  "expires_at", "created_at", "livemode", "us_remittance"]
         read_only_fields = fields  # always present in a response: `required` in the schema
+
+    @extend_schema_field({"type": "string", "enum": [a.symbol for a in ASSETS.values()],
+                          "description": "The stablecoin paid out: KGST for KGS, USDKG for USD."})
+    def get_asset(self, obj):
+        return asset_for(obj.target_currency).symbol
+
+    @extend_schema_field({"type": "string", "enum": [a.network for a in ASSETS.values()],
+                          "description": "The network it is paid on: BNB Chain for KGST, Ethereum for USDKG."})
+    def get_network(self, obj):
+        return asset_for(obj.target_currency).network
 
     @extend_schema_field(UsRemittanceSerializer(allow_null=True))
     def get_us_remittance(self, obj):
@@ -366,7 +381,7 @@ class FundingOutputSerializer(serializers.Serializer):
 
 
 class SettlementOutputSerializer(serializers.Serializer):
-    """The KGST payout on-chain (onchain.selectors.Settlement)."""
+    """The payout on-chain (onchain.selectors.Settlement): KGST, or USDKG for a USD target (quote.asset)."""
 
     chain_id = serializers.IntegerField()
     token_address = serializers.CharField()

@@ -268,8 +268,8 @@ def claim_remind(*, transfer, number):
         return 0
     link = settings.PUBLIC_BASE_URL + reverse("web:claim", kwargs={"token": transfer.recipient_token})
     with translation.override(settings.CLAIM_SMS_LANGUAGE):
-        body = _("%(amount)s KGS are waiting for you. Claim them here: %(link)s") % {
-            "amount": transfer.quote.target_amount, "link": link}
+        body = _("%(amount)s %(currency)s are waiting for you. Claim them here: %(link)s") % {
+            "amount": transfer.quote.target_amount, "currency": transfer.quote.target_currency, "link": link}
     try:
         send_sms(transfer.recipient_phone, body, idempotency_key=f"claim-reminder-{transfer.pk}-{number}")
     except SMSError as exc:

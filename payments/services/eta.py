@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from onchain.api import payout_eta
+from payments.assets import asset_for
 from payments.models import Transfer
 
 S = Transfer.Status
@@ -29,10 +30,12 @@ class Eta:
     basis: str  # "history" (median of recent transfers plus today's queue) or "pipeline" (configuration alone)
 
 
-def corridor_completion_seconds(*, source_currency):
+def corridor_completion_seconds(*, source_currency, target_currency="KGS"):
     """Median seconds from free-to-pay-out to completed of the corridor's recent on-chain transfers, or None with too
-    few. One query on the (status, created_at) index, newest first, at most ETA_HISTORY rows."""
+    few. One query on the (status, created_at) index, newest first, at most ETA_HISTORY rows. Per target currency
+    too: dollars go out as USDKG on Ethereum, whose finality takes minutes where BNB Chain's takes seconds."""
     rows = (Transfer.objects.filter(status=S.COMPLETED, livemode=True, quote__source_currency=source_currency,
+                                    quote__target_currency=target_currency,
                                     funded_at__isnull=False, completed_at__isnull=False,
                                     partner_payout__isnull=True)  # a partner's confirmation is on its own clock
             .order_by("-created_at").values_list("funded_at", "release_after", "completed_at")[:ETA_HISTORY])
@@ -41,15 +44,16 @@ def corridor_completion_seconds(*, source_currency):
     return statistics.median(durations) if len(durations) >= ETA_MIN_SAMPLES else None
 
 
-def corridor_completion_cached(*, source_currency):
+def corridor_completion_cached(*, source_currency, target_currency="KGS"):
     """corridor_completion_seconds, shared for ETA_CACHE_SECONDS: every open status page polls every 2 s, and a
     minority corridor's median walks far down the index to find its rows."""
     if settings.ETA_CACHE_SECONDS <= 0:
-        return corridor_completion_seconds(source_currency=source_currency)
-    found = cache.get(f"eta:completion:{source_currency}", _MISSING)
+        return corridor_completion_seconds(source_currency=source_currency, target_currency=target_currency)
+    key = f"eta:completion:{source_currency}:{target_currency}"
+    found = cache.get(key, _MISSING)
     if found is _MISSING:
-        found = corridor_completion_seconds(source_currency=source_currency)
-        cache.set(f"eta:completion:{source_currency}", found, settings.ETA_CACHE_SECONDS)
+        found = corridor_completion_seconds(source_currency=source_currency, target_currency=target_currency)
+        cache.set(key, found, settings.ETA_CACHE_SECONDS)
     return found
 
 
@@ -67,8 +71,11 @@ def transfer_eta(*, transfer, now=None):
     free_at = max(transfer.funded_at, transfer.release_after or transfer.funded_at)
     wait = max((free_at - now).total_seconds(), 0)
     elapsed = max((now - free_at).total_seconds(), 0)
-    pipeline = payout_eta()
-    history = corridor_completion_cached(source_currency=transfer.quote.source_currency)
+    # Not queued yet: the pipeline of the token this transfer will be paid in, on that token's own chain (its block
+    # time and finality depth: seconds on BNB Chain, minutes on Ethereum).
+    pipeline = payout_eta(symbol=asset_for(transfer.quote.target_currency).symbol)
+    history = corridor_completion_cached(source_currency=transfer.quote.source_currency,
+                                         target_currency=transfer.quote.target_currency)
     if history is None:
         if pipeline is None:
             return None

@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import math
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -16,8 +17,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from payments.errors import VelocityLimited
+from payments.errors import RateUnavailable, VelocityLimited
 from payments.models import Freeze, PayoutPartner, Transfer, VelocityCounter
+from payments.services.rates import kgs_equivalent
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +156,22 @@ def velocity_prune(*, now=None):
 
 # Payout delay ------------------------------------------------------------------------------------
 
+def target_amount_kgs(quote):
+    """What the recipient receives, in som: as is for KGS; a dollar amount at the NBKR USD rate in effect. Without a
+    usable rate the amount counts as large (a threshold is never skipped by accident)."""
+    try:
+        return kgs_equivalent(amount=quote.target_amount, currency=quote.target_currency)
+    except RateUnavailable:
+        return Decimal("Infinity")
+
+
 def payout_release_after(transfer, *, funded_at):
     """When a funded card transfer may be paid out: at once (None) for a known sender's ordinary amount; after
     LARGE_AMOUNT_PAYOUT_DELAY_SECONDS for a som amount at or above LARGE_AMOUNT_KGS; after
     FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS while this sender has fewer than FIRST_TRANSFERS_COUNT completed transfers
     paid with this card (a stolen card is new to us, whatever email comes with it). The longest delay applies."""
     delays = [0]
-    if transfer.quote.target_amount >= settings.LARGE_AMOUNT_KGS:
+    if target_amount_kgs(transfer.quote) >= settings.LARGE_AMOUNT_KGS:
         delays.append(settings.LARGE_AMOUNT_PAYOUT_DELAY_SECONDS)
     if settings.FIRST_TRANSFERS_PAYOUT_DELAY_SECONDS > 0:
         history = Transfer.objects.filter(status=Transfer.Status.COMPLETED,

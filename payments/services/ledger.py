@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
+from payments.assets import asset_for
 from payments.errors import LedgerImbalance, UnknownLedgerAccount
 from payments.models import JournalEntry, LedgerAccount, Posting, to_minor
 
@@ -45,6 +46,9 @@ ACCOUNTS = {
     "kgst_treasury": AccountKind(ASSET, "KGST held in the treasury wallet, from which the float is topped up"),
     "kgst_float": AccountKind(ASSET, "KGST in the payout float: the treasury's funding debits it, payouts credit it; "
                                      "negative until the opening balance is booked", may_go_negative=True),
+    "usdkg_float": AccountKind(ASSET, "USDKG (dollars, on Ethereum) in the payout float for USD targets: payouts "
+                                      "credit it, in USD; negative until the opening balance is booked",
+                               may_go_negative=True),
     "payout_partner_clearing": AccountKind(ASSET, "KGST sent to a payout partner's settlement address for payouts it "
                                                   "has not confirmed yet: it holds them for us until it pays the "
                                                   "person (or returns them)", per_partner=True),
@@ -144,6 +148,8 @@ def funding_lines(transfer, *, money_in="card_clearing", partner=None):
     som = to_minor(q.target_amount, q.target_currency)
     money = (money_in, q.source_currency, total) + ((partner,) if partner is not None else ())
     lines = [money, ("fee_revenue", q.source_currency, -fee)]
+    if q.source_currency == q.target_currency:  # dollars to dollars: no conversion, so no FX leg
+        return lines + [("recipient_payable", q.target_currency, -som)]
     if total - fee:
         lines.append(("fx_position", q.source_currency, -(total - fee)))
     return lines + [("fx_position", q.target_currency, som), ("recipient_payable", q.target_currency, -som)]
@@ -155,11 +161,17 @@ def ledger_post_funding(*, transfer):
                        memo=f"PaymentIntent {transfer.payment_intent_id}")
 
 
+def float_account(currency):
+    """The payout float account of a target currency: kgst_float for KGS, usdkg_float for USD (payments/assets.py)."""
+    return asset_for(currency).float_account
+
+
 def _payout_lines(transfer):
-    """KGST left the float and is final: the debt to the recipient is paid."""
+    """The token left its float (KGST for som, USDKG for dollars) and is final: the debt to the recipient is paid,
+    in the target currency on both sides."""
     q = transfer.quote
-    som = to_minor(q.target_amount, q.target_currency)
-    return [("recipient_payable", q.target_currency, som), ("kgst_float", q.target_currency, -som)]
+    owed = to_minor(q.target_amount, q.target_currency)
+    return [("recipient_payable", q.target_currency, owed), (float_account(q.target_currency), q.target_currency, -owed)]
 
 
 def ledger_post_payout(*, transfer, tx_hash):
@@ -204,6 +216,8 @@ def _funding_unwound(transfer, *, money_back_from):
     fee = to_minor(q.fee, q.source_currency)
     som = to_minor(q.target_amount, q.target_currency)
     lines = [(money_back_from, q.source_currency, -total), ("fee_revenue", q.source_currency, fee)]
+    if q.source_currency == q.target_currency:
+        return lines + [("recipient_payable", q.target_currency, som)]
     if total - fee:
         lines.append(("fx_position", q.source_currency, total - fee))
     return lines + [("fx_position", q.target_currency, -som), ("recipient_payable", q.target_currency, som)]

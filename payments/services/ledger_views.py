@@ -103,6 +103,7 @@ def _phrases():
         "disputes_receivable": (_("%(amount)s taken by Stripe for a dispute, which we may win back"), None),
         "kgst_treasury": (_("%(amount)s of KGST in the treasury"), None),
         "kgst_float": (None, _("%(amount)s paid out on chain from the KGST float")),
+        "usdkg_float": (None, _("%(amount)s paid out on chain from the USDKG float")),
         "payouts_in_transit": (_("%(amount)s sent on chain, waiting for a final block"), None),
         "partner_balance": (_("%(amount)s spent from the partner's balance"),
                             _("%(amount)s added to the partner's balance")),

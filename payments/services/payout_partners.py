@@ -101,7 +101,7 @@ def partner_payouts_final(*, transfers, tx_hash):
         operator = payout.payout_partner.operator
         ledger.ledger_post(transfer=transfer, kind="partner_payout", memo=f"tx {tx_hash} to {payout.payout_partner.code}",
                            lines=[("payout_partner_clearing", transfer.quote.target_currency, som, operator),
-                                  ("kgst_float", transfer.quote.target_currency, -som)])
+                                  (ledger.float_account(transfer.quote.target_currency), transfer.quote.target_currency, -som)])
     log.info("transfers_paid_to_partner count=%s tx_hash=%s", moved, tx_hash)
     return moved
 
@@ -203,7 +203,7 @@ def payout_return_record(*, payout_id, note=""):
         som = to_minor(quote.target_amount, quote.target_currency)
         ledger.ledger_post(transfer=payout.transfer, kind="partner_payout_returned",
                            memo=f"returned by {payout.payout_partner.code} {note}"[:200],
-                           lines=[("kgst_float", quote.target_currency, som),
+                           lines=[(ledger.float_account(quote.target_currency), quote.target_currency, som),
                                   ("payout_partner_clearing", quote.target_currency, -som,
                                    payout.payout_partner.operator)])
     log.info("partner_payout_returned transfer_id=%s reference=%s", payout.transfer_id, payout.reference)

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from onchain.api import float_covers
 from payments import pricing
+from payments.assets import asset_for
 from payments.errors import (
     AmountOutOfRange,
     CorridorUnavailable,
@@ -46,6 +47,10 @@ class Price:
         return self.source_amount
 
     @property
+    def asset(self):
+        return asset_for(self.target_currency)
+
+    @property
     def cost_percent(self):
         return pricing.cost_percent(source_amount=self.source_amount, target_amount=self.target_amount,
                                     official_rate=self.official_rate)
@@ -71,35 +76,65 @@ def _dec(text, places):
 @cache
 def _corridor_sql():
     corridor, rate = Corridor._meta.db_table, Rate._meta.db_table  # our own table names, never input
-    latest = (f"FROM {rate} r WHERE r.source_currency = c.source_currency AND r.target_currency = c.target_currency "
-              f"AND r.effective_at <= %s ORDER BY r.effective_at DESC, r.id DESC LIMIT 1")
+
+    def latest(currency):  # the NBKR rate (against the som) of `currency` in effect at the parameter
+        return (f"FROM {rate} r WHERE r.source_currency = {currency} AND r.target_currency = 'KGS' "
+                f"AND r.effective_at <= %s ORDER BY r.effective_at DESC, r.id DESC LIMIT 1")
+
+    # The target's own rate is read only for a cross (a target other than the som and the source): a KGS corridor
+    # pays nothing for it.
+    cross = "c.target_currency <> 'KGS' AND c.target_currency <> c.source_currency"
     return (f"SELECT c.margin_bps, CAST(c.fixed_fee AS TEXT), c.percent_fee_bps, CAST(c.min_fee AS TEXT), "  # noqa: S608
             f"CAST(c.max_fee AS TEXT), CAST(c.min_amount AS TEXT), CAST(c.max_amount AS TEXT), "
-            f"(SELECT CAST(r.rate AS TEXT) {latest}), (SELECT CAST(r.value_date AS TEXT) {latest}) "
+            f"(SELECT CAST(r.rate AS TEXT) {latest('c.source_currency')}), "
+            f"(SELECT CAST(r.value_date AS TEXT) {latest('c.source_currency')}), "
+            f"CASE WHEN {cross} THEN (SELECT CAST(r.rate AS TEXT) {latest('c.target_currency')}) END, "
+            f"CASE WHEN {cross} THEN (SELECT CAST(r.value_date AS TEXT) {latest('c.target_currency')}) END "
             f"FROM {corridor} c WHERE c.source_currency = %s AND c.target_currency = %s AND c.is_active")
+
+
+def _iso_date(text):
+    return date.fromisoformat(text[:10]) if text else None
 
 
 def _corridor_with_rate(source_currency, target_currency, now):
     """The active corridor with the official rate in effect and its value date, in one statement. Every quote reads
-    them, so this is SQL written once rather than an ORM query with two subqueries compiled per quote (three times
+    them, so this is SQL written once rather than an ORM query with subqueries compiled per quote (three times
     the CPU; `make bench-quotes`). The same statement runs on PostgreSQL and SQLite: decimals and dates are read as
-    text, so no float ever carries money."""
+    text, so no float ever carries money.
+
+    Into KGS the official rate is the source's NBKR rate; into USD from RUB it is the cross of the two NBKR rates
+    (pricing.official_cross), usable only while both are (the older value date is the quote's); USD into USD needs
+    no rate at all (exactly 1, value date None)."""
     at = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(_corridor_sql(), [at, at, source_currency, target_currency])
+        cursor.execute(_corridor_sql(), [at, at, at, at, source_currency, target_currency])
         row = cursor.fetchone()
     if row is None:
         raise CorridorUnavailable(_("Sending %(source)s to %(target)s is not offered.")
                                   % {"source": source_currency, "target": target_currency},
-                                  field="source_currency")
-    margin, fixed, percent, min_fee, max_fee, min_amount, max_amount, official, value_date = row
-    value_date = date.fromisoformat(value_date[:10]) if value_date else None
-    rate_ensure_usable(source_currency=source_currency, target_currency=target_currency, value_date=value_date,
-                       now=now)
+                                  field="target_currency" if _source_offered(source_currency) else "source_currency")
+    margin, fixed, percent, min_fee, max_fee, min_amount, max_amount, official, value_date, leg, leg_date = row
+    value_date, leg_date = _iso_date(value_date), _iso_date(leg_date)
+    if source_currency == target_currency:
+        official, value_date = pricing.ONE, None
+    else:
+        rate_ensure_usable(source_currency=source_currency, value_date=value_date, now=now)
+        official = _dec(official, 8)
+        if target_currency != "KGS":
+            rate_ensure_usable(source_currency=target_currency, value_date=leg_date, now=now)
+            official = pricing.official_cross(source_currency=source_currency, target_currency=target_currency,
+                                              source_kgs=official, target_kgs=_dec(leg, 8))
+            value_date = min(value_date, leg_date)
     return PricedCorridor(
         source_currency, target_currency,
         pricing.Terms(int(margin), _dec(fixed, 2), int(percent), _dec(min_fee, 2), _dec(max_fee, 2)),
-        _dec(min_amount, 2), _dec(max_amount, 2), _dec(official, 8), value_date)
+        _dec(min_amount, 2), _dec(max_amount, 2), official, value_date)
+
+
+def _source_offered(source_currency):
+    """Whether any active corridor takes this source currency (so a refusal names the target as the wrong part)."""
+    return Corridor.objects.filter(source_currency=source_currency, is_active=True).exists()
 
 
 def _out_of_range(corridor, *, rate, terms, field):
@@ -153,7 +188,7 @@ def quote_create(*, source_currency, source_amount=None, target_amount=None, tar
     price = quote_price(source_currency=source_currency, source_amount=source_amount, target_amount=target_amount,
                         target_currency=target_currency)
     # A firm quote is a promise to deliver: refuse it when the settlement float cannot cover it.
-    if livemode and not float_covers(amount=price.target_amount):
+    if livemode and not float_covers(amount=price.target_amount, symbol=asset_for(price.target_currency).symbol):
         raise FloatUnavailable(_("We cannot deliver this amount right now: please try a smaller amount or "
                                  "try again later."),
                                field="source_amount" if price.direction == SEND else "target_amount")
@@ -184,3 +219,8 @@ def quote_get_usable(*, quote_id, partner=None, lock=False, livemode=True):
         raise QuoteExpired(_("The quote has expired: ask for a new one."), field="quote_id")
     return quote
 
+
+def quote_target_currency(*, quote_id, partner=None):
+    """What a quote pays the recipient in (KGS or USD), or KGS for a quote that does not exist (the page says that)."""
+    return (Quote.objects.filter(pk=quote_id, partner=partner).values_list("target_currency", flat=True).first()
+            or "KGS")

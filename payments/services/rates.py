@@ -141,8 +141,8 @@ def rate_record_manual(*, currency, value, by):
 
 
 def rates_in_effect(*, source_currency, target_currency="KGS", now):
-    """The rates of a pair in effect at `now`, latest first (the pair may be OuterRefs: quotes read the corridor and
-    its rate in one query)."""
+    """The rates of a pair in effect at `now`, latest first (the currency may be an OuterRef: the rates list reads
+    the corridors and their rates in one query)."""
     return (Rate.objects.filter(source_currency=source_currency, target_currency=target_currency, effective_at__lte=now)
             .order_by("-effective_at", "-id"))
 
@@ -187,20 +187,43 @@ def corridor_rates(*, now=None):
     older than RATE_MAX_AGE_HOURS is listed with no rate of ours and the reason quotes give (rate_ensure_usable), so
     a partner sees why quotes are paused instead of an error for the whole list."""
     now = now or timezone.now()
-    latest = rates_in_effect(source_currency=OuterRef("source_currency"),
-                             target_currency=OuterRef("target_currency"), now=now)
+    # Official rates are against the som: a corridor's source leg, and for a USD target the target's own leg.
+    latest = rates_in_effect(source_currency=OuterRef("source_currency"), now=now)
+    leg = rates_in_effect(source_currency=OuterRef("target_currency"), now=now)
     corridors = (Corridor.objects.filter(is_active=True).order_by("source_currency", "target_currency")
                  .annotate(official=Subquery(latest.values("rate")[:1]),
                            value_date=Subquery(latest.values("value_date")[:1]),
-                           effective_at=Subquery(latest.values("effective_at")[:1])))
+                           effective_at=Subquery(latest.values("effective_at")[:1]),
+                           leg=Subquery(leg.values("rate")[:1]), leg_date=Subquery(leg.values("value_date")[:1]),
+                           leg_effective_at=Subquery(leg.values("effective_at")[:1])))
     out = []
     for corridor in corridors:
         rate, reason = None, ""
+        official, value_date, effective_at = corridor.official, corridor.value_date, corridor.effective_at
+        source, target = corridor.source_currency, corridor.target_currency
         try:
-            rate_ensure_usable(source_currency=corridor.source_currency, target_currency=corridor.target_currency,
-                               value_date=corridor.value_date, now=now)
-            rate = pricing.our_rate(official=corridor.official, margin_bps=corridor.margin_bps)
+            if source == target:  # no conversion: exactly 1, no rate to be stale
+                official, value_date, effective_at = pricing.ONE, None, None
+            else:
+                rate_ensure_usable(source_currency=source, value_date=value_date, now=now)
+                if target != "KGS":
+                    rate_ensure_usable(source_currency=target, value_date=corridor.leg_date, now=now)
+                    official = pricing.official_cross(source_currency=source, target_currency=target,
+                                                      source_kgs=official, target_kgs=corridor.leg)
+                    value_date = min(value_date, corridor.leg_date)
+                    effective_at = max(effective_at, corridor.leg_effective_at)
+            rate = pricing.our_rate(official=official, margin_bps=corridor.margin_bps)
         except RateUnavailable as exc:
             reason = exc.detail
-        out.append(CorridorRate(corridor, corridor.official, corridor.value_date, corridor.effective_at, rate, reason))
+            if target != "KGS" and source != target:
+                official = value_date = effective_at = None  # no cross without both legs
+        out.append(CorridorRate(corridor, official, value_date, effective_at, rate, reason))
     return out
+
+
+def kgs_equivalent(*, amount, currency, now=None):
+    """`amount` of `currency` in som at the official rate in effect, unrounded (limits and AML thresholds are set in
+    som); RateUnavailable when that rate is missing or stale."""
+    if currency == "KGS":
+        return amount
+    return amount * rate_current(source_currency=currency, now=now).rate

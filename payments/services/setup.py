@@ -16,8 +16,8 @@ SEED_RATES = {"RUB": Decimal("1.0785"), "USD": Decimal("87.4500")}
 
 
 def corridors_seed():
-    for currency, defaults in settings.CORRIDOR_DEFAULTS.items():
-        Corridor.objects.get_or_create(source_currency=currency, defaults=defaults)
+    for (source, target), defaults in settings.CORRIDOR_DEFAULTS.items():
+        Corridor.objects.get_or_create(source_currency=source, target_currency=target, defaults=defaults)
     limit_tiers_seed()
 
 

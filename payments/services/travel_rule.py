@@ -4,7 +4,8 @@ in a TravelRuleRecord beside the transfer. Personal data: only what the rule ask
 
 The comparison is in som: the amount (`source_amount`, what the sender pays) at the quote's official rate, against
 USD 1,000 at the USD official rate in effect (for a USD transfer that is the quote's own rate, so USD 1,000.00 exactly
-is the threshold). Without a usable USD rate, the data is required (never skipped by accident).
+is the threshold). A transfer paid out in dollars (USDKG) compares both at the NBKR rates in effect, as its own rate is
+not in som. Without a usable USD rate, the data is required (never skipped by accident).
 """
 
 import logging
@@ -18,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from payments.errors import RateUnavailable, TravelRuleIncomplete
 from payments.models import Quote, TravelRuleRecord
-from payments.services.rates import rate_current
+from payments.services.rates import kgs_equivalent, rate_current
 
 log = logging.getLogger(__name__)
 THRESHOLD_USD = Decimal("1000.00")
@@ -37,6 +38,13 @@ class Threshold:
 
 def travel_rule_threshold(*, quote):
     """The quote's amount and USD 1,000 in som, unrounded (see the module's note on the method)."""
+    if quote.target_currency != "KGS":
+        # Into dollars the quote's rate is a cross (or 1), not som: both sides at the NBKR rates in effect.
+        try:
+            return Threshold(kgs_equivalent(amount=quote.source_amount, currency=quote.source_currency),
+                             kgs_equivalent(amount=THRESHOLD_USD, currency="USD"))
+        except RateUnavailable:
+            return Threshold(Decimal(0), None)
     amount_kgs = quote.source_amount * quote.official_rate
     if quote.source_currency == "USD":
         return Threshold(amount_kgs, THRESHOLD_USD * quote.official_rate)

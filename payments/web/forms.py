@@ -66,13 +66,19 @@ class AmountForm(ServiceErrorsMixin, forms.Form):
     service_fields = {"target_amount": "source_amount"}
 
     direction = forms.ChoiceField(
-        label=_("I choose"), choices=[("send", _("what I send")), ("receive", _("what they receive, in som"))],
+        label=_("I choose"), choices=[("send", _("what I send")), ("receive", _("what they receive"))],
         initial="send", required=False, widget=forms.RadioSelect,
         error_messages={"invalid_choice": _("Choose whether you fix the amount you send or the som they receive.")})
     source_currency = forms.ChoiceField(
         label=_("Currency"), choices=[(code, code) for code, _name in SOURCE_CURRENCIES], initial="RUB",
         error_messages={"invalid_choice": _("Choose rubles (RUB) or US dollars (USD)."),
                         "required": _("Choose the currency you send.")})
+    # What the recipient receives: som (KGST on BNB Chain) or dollars (USDKG on Ethereum). Optional in the post
+    # (older links and scripts send none): som.
+    target_currency = forms.ChoiceField(
+        label=_("They receive"), required=False, initial="KGS", widget=forms.RadioSelect,
+        choices=[("KGS", _("som (KGST on BNB Chain)")), ("USD", _("US dollars (USDKG on Ethereum)"))],
+        error_messages={"invalid_choice": _("Choose what the recipient receives: som (KGS) or US dollars (USD).")})
     source_amount = AmountField(
         label=_("Amount"), max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT,
         error_messages={
@@ -92,22 +98,29 @@ class AmountForm(ServiceErrorsMixin, forms.Form):
         # Live preview: htmx asks for the price fragment as the sender types or switches currency.
         live = {"hx-get": reverse("web:quote_preview"), "hx-target": "#quote-preview",
                 "hx-sync": "closest form:replace"}
+        target = "[name=target_currency]:checked"
         self.fields["source_amount"].widget.attrs.update(
             live, **{"hx-trigger": "input changed delay:300ms", "hx-include": "#id_source_currency"})
         self.fields["source_currency"].widget.attrs.update(
-            live, **{"hx-trigger": "change", "hx-include": "#id_source_amount, [name=direction]"})
-        self.fields["source_amount"].widget.attrs["hx-include"] += ", [name=direction]"
+            live, **{"hx-trigger": "change", "hx-include": f"#id_source_amount, [name=direction], {target}"})
+        self.fields["source_amount"].widget.attrs["hx-include"] += f", [name=direction], {target}"
         self.fields["direction"].widget.attrs.update(
-            live, **{"hx-trigger": "change", "hx-include": "#id_source_amount, #id_source_currency"})
+            live, **{"hx-trigger": "change", "hx-include": f"#id_source_amount, #id_source_currency, {target}"})
+        self.fields["target_currency"].widget.attrs.update(
+            live, **{"hx-trigger": "change", "hx-include": "#id_source_amount, #id_source_currency, [name=direction]"})
 
     def clean_direction(self):
         return self.cleaned_data.get("direction") or "send"
 
+    def clean_target_currency(self):
+        return self.cleaned_data.get("target_currency") or "KGS"
+
     def quote_kwargs(self):
-        """quote_price / quote_create's arguments for the chosen direction."""
+        """quote_price / quote_create's arguments for the chosen direction and target currency."""
         data = self.cleaned_data
         key = "target_amount" if data["direction"] == "receive" else "source_amount"
-        return {"source_currency": data["source_currency"], key: data["source_amount"]}
+        return {"source_currency": data["source_currency"], "target_currency": data["target_currency"],
+                key: data["source_amount"]}
 
 
 class DetailsForm(ServiceErrorsMixin, forms.Form):
@@ -161,9 +174,13 @@ class DetailsForm(ServiceErrorsMixin, forms.Form):
                                       error_messages={"required": _("This form is out of date: reload the page."),
                                                       "invalid": _("This form is out of date: reload the page.")})
 
-    def __init__(self, *args, travel_rule=False, **kwargs):
+    def __init__(self, *args, travel_rule=False, target_currency="KGS", **kwargs):
         super().__init__(*args, **kwargs)
         self.travel_rule = travel_rule
+        if target_currency == "USD":  # dollars are paid as USDKG on Ethereum: an Ethereum address
+            self.fields["recipient_wallet"].help_text = _(
+                "An Ethereum (ERC-20) address that starts with 0x. The dollars arrive there as USDKG. Leave it empty "
+                "if you do not know it: the recipient gets an SMS and chooses where to receive.")
         if not travel_rule:
             for name in self.travel_rule_fields:
                 del self.fields[name]

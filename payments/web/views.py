@@ -46,7 +46,7 @@ from payments.pipeline import (
 from payments.selectors import transfer_settlement
 from payments.services import us_remittance
 from payments.services.eta import transfer_eta
-from payments.services.quotes import quote_create, quote_get_usable, quote_price
+from payments.services.quotes import quote_create, quote_get_usable, quote_price, quote_target_currency
 from payments.services.transfers import request_fingerprint, transfer_create, transfer_funding_prepare
 from payments.services.travel_rule import travel_rule_required
 from payments.web.forms import AmountForm, DetailsForm, PayForm
@@ -141,7 +141,8 @@ def quote_preview(request):
     price = None
     if not request.GET.get("source_amount", "").strip():
         form = AmountForm(initial={"source_currency": request.GET.get("source_currency"),  # nothing typed yet
-                                   "direction": request.GET.get("direction") or "send"})
+                                   "direction": request.GET.get("direction") or "send",
+                                   "target_currency": request.GET.get("target_currency") or "KGS"})
     else:
         form = AmountForm(request.GET)
         if form.is_valid():
@@ -202,8 +203,9 @@ def details(request, quote_id):
         # Back to the details of a transfer this browser made: carry on with it (its pay page, or its status).
         return redirect("web:pay", token=made_here)
     travel_rule = travel_rule_required(quote_id=quote_id)  # USD 1,000 or more: the travel rule's fields too
+    target_currency = quote_target_currency(quote_id=quote_id)  # which wallet to ask for (BNB Chain or Ethereum)
     if request.method == "POST":
-        form = DetailsForm(request.POST, travel_rule=travel_rule)
+        form = DetailsForm(request.POST, travel_rule=travel_rule, target_currency=target_currency)
         if form.is_valid():
             payload = form.service_payload()
             try:
@@ -225,7 +227,8 @@ def details(request, quote_id):
                 _remember(request, quote_id, transfer)
                 return redirect(_pay_url(transfer))
     else:
-        form = DetailsForm(initial={"idempotency_key": uuid.uuid4()}, travel_rule=travel_rule)
+        form = DetailsForm(initial={"idempotency_key": uuid.uuid4()}, travel_rule=travel_rule,
+                           target_currency=target_currency)
     try:
         quote = _quote_for_form(quote_id)
     except (QuoteNotFound, QuoteExpired, QuoteAlreadyUsed) as exc:

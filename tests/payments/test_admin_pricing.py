@@ -50,7 +50,7 @@ def snapshot(corridor):
 def test_bad_corridor_values_are_refused_next_to_the_field(treasurer, pricing, changes, field, message):
     """Each bad value in the USD corridor's admin form (minimum 10.00 USD) re-shows the form with the message beside
     the field it concerns; the corridor is unchanged."""
-    corridor = Corridor.objects.get(source_currency="USD")
+    corridor = Corridor.objects.get(source_currency="USD", target_currency="KGS")
     before = snapshot(corridor)
     response = treasurer.post(f"/admin/payments/corridor/{corridor.pk}/change/", form_data(corridor, **changes))
     assert response.status_code == 200
@@ -62,7 +62,7 @@ def test_bad_corridor_values_are_refused_next_to_the_field(treasurer, pricing, c
 def test_good_edit_is_saved_and_prices_the_next_quote(treasurer, pricing):
     """Raising the USD minimum fee to 5.00 and capping it at 20.00 is saved; the next 100 USD quote pays 5.00
     (1.99 + 1 % = 2.99 lifted to the minimum) and a 5,000 USD one pays 20.00."""
-    corridor = Corridor.objects.get(source_currency="USD")
+    corridor = Corridor.objects.get(source_currency="USD", target_currency="KGS")
     response = treasurer.post(f"/admin/payments/corridor/{corridor.pk}/change/",
                               form_data(corridor, min_fee="5.00", max_fee="20.00"))
     assert response.status_code == 302, response.context["adminform"].form.errors
@@ -74,7 +74,7 @@ def test_switching_a_corridor_off_stops_its_quotes(treasurer, pricing):
     """Unticking "is active" saves, and quotes for that currency are then refused."""
     from payments.errors import CorridorUnavailable
 
-    corridor = Corridor.objects.get(source_currency="RUB")
+    corridor = Corridor.objects.get(source_currency="RUB", target_currency="KGS")
     response = treasurer.post(f"/admin/payments/corridor/{corridor.pk}/change/", form_data(corridor, is_active=False))
     assert response.status_code == 302
     with pytest.raises(CorridorUnavailable):
@@ -87,11 +87,11 @@ def test_database_refuses_insane_fees(pricing, changes):
     """The check constraint corridor_fees_sane refuses, below the form, a negative fee part, a maximum fee under the
     minimum and a minimum fee not below the minimum amount."""
     with pytest.raises(IntegrityError), transaction.atomic():
-        Corridor.objects.filter(source_currency="USD").update(**changes)
+        Corridor.objects.filter(source_currency="USD", target_currency="KGS").update(**changes)
 
 
 def test_corridors_are_not_deleted(treasurer, pricing):
     """A corridor is switched off, never deleted (quotes name its currency)."""
-    corridor = Corridor.objects.get(source_currency="USD")
+    corridor = Corridor.objects.get(source_currency="USD", target_currency="KGS")
     assert treasurer.post(f"/admin/payments/corridor/{corridor.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Corridor.objects.filter(pk=corridor.pk).exists()

@@ -3,7 +3,7 @@ its date, and the fee structure; a missing or stale official rate shows the corr
 reason quotes give, never a 500; the numbers are the ones a quote made at the same moment carries."""
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 import pytest
 from django.utils import timezone
@@ -28,8 +28,8 @@ def test_each_active_corridor_with_our_rate_the_official_one_and_the_fee_structu
     """RUB-KGS and USD-KGS: our rate is official × (1 − margin) rounded down to 8 places, as a quote's; the official
     rate and its value date; limits and fees as the corridor has them, amounts as 2-decimal strings."""
     rates = rates_by_corridor(api)
-    assert set(rates) == {"RUB-KGS", "USD-KGS"}
-    rub, corridor = rates["RUB-KGS"], Corridor.objects.get(source_currency="RUB")
+    assert set(rates) == {"RUB-KGS", "USD-KGS", "RUB-USD", "USD-USD"}
+    rub, corridor = rates["RUB-KGS"], Corridor.objects.get(source_currency="RUB", target_currency="KGS")
     official = Rate.objects.get(source_currency="RUB")
     assert rub["available"] is True and rub["unavailable_reason"] is None
     assert Decimal(rub["official_rate"]) == official.rate
@@ -44,7 +44,7 @@ def test_each_active_corridor_with_our_rate_the_official_one_and_the_fee_structu
 
 
 def test_the_rate_shown_is_the_rate_a_quote_gets(api, partner, pricing):
-    Corridor.objects.filter(source_currency="USD").update(min_fee=Decimal("2.50"), max_fee=Decimal("40.00"))
+    Corridor.objects.filter(source_currency="USD", target_currency="KGS").update(min_fee=Decimal("2.50"), max_fee=Decimal("40.00"))
     quote = quote_create(partner=partner, source_currency="USD", source_amount=Decimal("100.00"))
     usd = rates_by_corridor(api)["USD-KGS"]
     assert Decimal(usd["rate"]) == quote.rate and Decimal(usd["official_rate"]) == quote.official_rate
@@ -56,8 +56,8 @@ def test_the_rate_shown_is_the_rate_a_quote_gets(api, partner, pricing):
 
 
 def test_an_inactive_corridor_is_not_listed(api, pricing):
-    Corridor.objects.filter(source_currency="USD").update(is_active=False)
-    assert set(rates_by_corridor(api)) == {"RUB-KGS"}
+    Corridor.objects.filter(source_currency="USD", target_currency="KGS").update(is_active=False)
+    assert set(rates_by_corridor(api)) == {"RUB-KGS", "RUB-USD", "USD-USD"}
 
 
 def test_a_stale_official_rate_shows_the_corridor_unavailable_with_the_reason(api, pricing, settings):
@@ -106,8 +106,33 @@ def test_rates_are_one_query_whatever_the_number_of_corridors(api, pricing):
     rates_by_corridor(api)  # the key's last use is written once a minute: not in the counts below
     with CaptureQueriesContext(connection) as two:
         rates_by_corridor(api)
-    Corridor.objects.filter(source_currency="USD").update(is_active=False)
+    Corridor.objects.filter(source_currency="USD", target_currency="KGS").update(is_active=False)
     with CaptureQueriesContext(connection) as one:
         rates_by_corridor(api)
     assert len(one.captured_queries) == len(two.captured_queries)
     assert sum("payments_rate" in q["sql"] for q in two.captured_queries) == 1
+
+
+def test_dollar_corridors_show_the_cross_rate_and_exactly_one(api, pricing):
+    """RUB-USD's official rate is the cross of the NBKR RUB and USD rates (RUB/KGS ÷ USD/KGS) rounded up to 8 places,
+    dated the older of the two; USD-USD is exactly 1 with no date and no margin: the fee alone."""
+    rates = rates_by_corridor(api)
+    rub = Rate.objects.get(source_currency="RUB").rate
+    usd = Rate.objects.get(source_currency="USD").rate
+    cross = rates["RUB-USD"]
+    assert Decimal(cross["official_rate"]) == (rub / usd).quantize(Decimal("0.00000001"), ROUND_UP)
+    assert Decimal(cross["official_rate"]) >= rub / usd
+    assert cross["available"] is True and cross["official_rate_date"] is not None
+    same = rates["USD-USD"]
+    assert Decimal(same["official_rate"]) == Decimal(same["rate"]) == 1
+    assert same["official_rate_date"] is None and same["available"] is True
+
+
+def test_a_stale_usd_rate_pauses_the_cross_but_not_dollars_to_dollars(api, pricing):
+    """RUB-USD needs both NBKR rates current; USD-USD needs none."""
+    old = timezone.now() - timedelta(days=5)
+    Rate.objects.filter(source_currency="USD").update(effective_at=old, value_date=old.date())
+    rates = rates_by_corridor(api)
+    assert rates["RUB-USD"]["available"] is False and rates["RUB-USD"]["unavailable_reason"]
+    assert rates["USD-USD"]["available"] is True
+    assert rates["RUB-KGS"]["available"] is True

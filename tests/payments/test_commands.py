@@ -3,6 +3,7 @@
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from payments.models import Corridor, Partner, PartnerAPIKey, Rate
@@ -30,10 +31,10 @@ def test_create_partner_refuses_bad_names(name):
 
 
 def test_seed_rates_is_idempotent():
-    """Seeding twice leaves one corridor per currency and one rate per currency and day."""
+    """Seeding twice leaves one corridor per (source, target) pair and one rate per currency and day."""
     call_command("seed_rates", stdout=StringIO())
     call_command("seed_rates", stdout=StringIO())
-    assert Corridor.objects.count() == 2
+    assert Corridor.objects.count() == len(settings.CORRIDOR_DEFAULTS) == 4
     assert Rate.objects.count() == 2
 
 

@@ -196,12 +196,30 @@ def test_the_corridor_median_is_shared_for_eta_cache_seconds(pricing, chain_rows
     from payments.services.eta import corridor_completion_cached
 
     settings.ETA_CACHE_SECONDS = 60
-    cache.delete("eta:completion:RUB")
+    cache.delete("eta:completion:RUB:KGS")
     history([20, 30, 50])
     with django_assert_num_queries(1):
         assert corridor_completion_cached(source_currency="RUB") == 30
     history([40, 40, 40])
     with django_assert_num_queries(0):
         assert corridor_completion_cached(source_currency="RUB") == 30
-    cache.delete("eta:completion:RUB")
+    cache.delete("eta:completion:RUB:KGS")
     assert corridor_completion_cached(source_currency="RUB") == 40
+
+
+def test_a_dollar_transfer_is_estimated_from_usdkgs_own_chain(pricing, chain_rows):
+    """Dollars go out as USDKG, whose token lives on another chain (Ethereum: 12-second blocks, finalized after about
+    64 blocks): the estimate of a funded USD-target transfer comes from that chain's block time and depth (minutes),
+    while a som transfer keeps BNB Chain's seconds. Pipeline: 1 + 0.5 + (64 + 1) × 12 + 0.5 = 782 s."""
+    ethereum = Chain.objects.create(chain_id=1, name="Ethereum", confirmations=64, block_time_ms=12000)
+    Token.objects.create(chain=ethereum, symbol="USDKG", address=to_checksum_address("0x" + "33" * 20), decimals=6,
+                         batch_contract=to_checksum_address("0x" + "44" * 20))
+    quote = quote_create(source_currency="USD", target_currency="USD", source_amount=Decimal("100.00"), partner=None)
+    dollars = Transfer.objects.create(
+        quote=quote, idempotency_key=str(uuid.uuid4()), request_fingerprint="0" * 64, sender_name="Aibek Usenov",
+        sender_phone="+79161234567", sender_email="a@example.com", recipient_name="Gulnara",
+        recipient_phone="+996555123456", recipient_wallet=WALLET)
+    force_status(Transfer.objects.filter(pk=dollars.pk), S.FUNDED, funded_at=timezone.now())
+    dollars.refresh_from_db()
+    assert transfer_eta(transfer=dollars) == Eta(seconds=782, basis="pipeline")
+    assert transfer_eta(transfer=transfer(funded_at=timezone.now())) == Eta(seconds=5, basis="pipeline")

@@ -26,7 +26,7 @@ def treasurer(client):
 def test_a_corridor_change_keeps_old_and_new_values_who_and_why(treasurer, pricing):
     """Raising the USD margin in admin adds a history row with the new margin, the treasurer and the reason typed;
     the row before it still holds the old margin. Without a reason the form is refused beside the field, unsaved."""
-    corridor = Corridor.objects.get(source_currency="USD")
+    corridor = Corridor.objects.get(source_currency="USD", target_currency="KGS")
     old_margin = corridor.margin_bps
     url = f"/admin/payments/corridor/{corridor.pk}/change/"
     refused = treasurer.post(url, form_data(corridor, margin_bps=old_margin + 25, change_reason=""))
@@ -69,7 +69,7 @@ def test_a_limit_change_and_a_manual_rate_carry_user_and_reason(treasurer, prici
 def test_history_is_not_editable(treasurer, pricing):
     """A past version's page shows no revert button, and posting it (what revert would do) is refused: the corridor
     keeps its current values and no history row is added."""
-    corridor = Corridor.objects.get(source_currency="USD")
+    corridor = Corridor.objects.get(source_currency="USD", target_currency="KGS")
     url = f"/admin/payments/corridor/{corridor.pk}/change/"
     treasurer.post(url, form_data(corridor, margin_bps=corridor.margin_bps + 5, change_reason="first"))
     first = corridor.history.order_by("history_id").first()
@@ -120,7 +120,7 @@ def test_an_auditor_reads_pages_and_history_without_changing_them(client, pricin
     from tests.security.factories import staff_user
 
     staff_login(client, staff_user("auditor"))
-    corridor = Corridor.objects.get(source_currency="USD")
+    corridor = Corridor.objects.get(source_currency="USD", target_currency="KGS")
     tier = LimitTier.objects.get(source_currency="RUB", tier=0)
     for url in [f"/admin/payments/corridor/{corridor.pk}/change/", f"/admin/payments/corridor/{corridor.pk}/history/",
                 f"/admin/payments/limittier/{tier.pk}/change/", f"/admin/onchain/hotwallet/{chain['wallet'].pk}/change/",

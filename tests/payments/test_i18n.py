@@ -189,3 +189,15 @@ def test_catalog_is_complete_and_compiled(code):
         placeholders = set(re.findall(r"%\(\w+\)s", msgid))
         for text in strs:
             assert set(re.findall(r"%\(\w+\)s", text)) == placeholders, msgid
+
+
+@pytest.mark.parametrize(("code", "choice", "error"), [
+    ("ru", "доллары США (USDKG в Ethereum)", "Выберите, что получит получатель: сомы (KGS) или доллары США (USD)."),
+    ("ky", "АКШ доллары (Ethereum тармагында USDKG)", "Алуучу эмне аларын тандаңыз: сом (KGS) же АКШ доллары (USD).")])
+def test_the_som_or_dollars_choice_and_its_error_are_translated(client, pricing, code, choice, error):
+    """The start page's som-or-dollars choice and the refusal of an unsupported target speak the chosen language."""
+    chosen = choose(client, code)
+    assert choice in chosen.get("/").content.decode()
+    response = chosen.post("/", {"source_currency": "RUB", "source_amount": "10000", "target_currency": "EUR"})
+    assert error_next_to(response, "target_currency") == error
+    assert Quote.objects.count() == 0

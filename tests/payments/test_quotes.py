@@ -2,7 +2,7 @@
 limits and fees, refusals that store nothing, and the rounding rules of docs/ledger.md as properties."""
 
 from datetime import timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_UP, Decimal
 
 import pytest
 from django.utils import timezone
@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from payments import pricing
+from payments import pricing as price_math
 from payments.errors import AmountOutOfRange, CorridorUnavailable
 from payments.models import Corridor, Quote, Rate, bishkek_today
 from payments.providers.nbkr import OfficialRate
@@ -119,7 +120,8 @@ def test_receive_fixed_limits_follow_the_amount_limits(api, pricing, currency):
 def test_min_and_max_fee_bound_the_fee(pricing):
     """With a minimum fee of 100 RUB and a maximum of 1000 RUB, the 50 + 1 % fee is lifted to 100 on small amounts
     and capped at 1000 on large ones, in both directions."""
-    Corridor.objects.filter(source_currency="RUB").update(min_fee=Decimal("100.00"), max_fee=Decimal("1000.00"))
+    Corridor.objects.filter(source_currency="RUB", target_currency="KGS").update(min_fee=Decimal("100.00"),
+                                                                                 max_fee=Decimal("1000.00"))
     assert quote_price(source_currency="RUB", source_amount=Decimal("1000.00")).fee == Decimal("100.00")
     assert quote_price(source_currency="RUB", source_amount=Decimal("10000.00")).fee == Decimal("150.00")
     assert quote_price(source_currency="RUB", source_amount=Decimal("200000.00")).fee == Decimal("1000.00")
@@ -132,9 +134,12 @@ def test_unknown_or_disabled_corridor_is_refused(api, pricing):
     """A currency we do not offer is a 400; a switched-off corridor a 422 corridor-unavailable (both directions);
     nothing stored."""
     assert_problem(post_quote(api, "EUR", source_amount="100.00"), 400, "validation-error", "source_currency")
-    Corridor.objects.filter(source_currency="USD").update(is_active=False)
+    Corridor.objects.filter(source_currency="USD", target_currency="KGS").update(is_active=False)
+    # USD→USD is still offered: the refusal points at what the recipient receives, not at the dollars sent.
     for amount in ({"source_amount": "100.00"}, {"target_amount": "8000.00"}):
-        assert_problem(post_quote(api, "USD", **amount), 422, "corridor-unavailable", "source_currency")
+        assert_problem(post_quote(api, "USD", **amount), 422, "corridor-unavailable", "target_currency")
+    Corridor.objects.filter(source_currency="USD").update(is_active=False)
+    assert_problem(post_quote(api, "USD", source_amount="100.00"), 422, "corridor-unavailable", "source_currency")
     with pytest.raises(CorridorUnavailable):
         quote_price(source_currency="USD", target_amount=Decimal("8000.00"))
     assert Quote.objects.count() == 0
@@ -334,3 +339,61 @@ def test_quote_create_stores_what_quote_price_shows(pricing):
         assert (quote.source_amount, quote.target_amount, quote.fee, quote.rate, quote.direction) == (
             price.source_amount, price.target_amount, price.fee, price.rate, price.direction)
         assert quote.cost_percent == price.cost_percent
+
+
+# Dollars to the recipient (USDKG on Ethereum) ------------------------------------------------------------------------
+
+def post_dollar_quote(api, currency, **amount):
+    body = {"source_currency": currency, "target_currency": "USD", **{k: str(v) for k, v in amount.items()}}
+    return api.post("/api/v1/quotes", body, format="json")
+
+
+def test_rubles_to_dollars_are_priced_at_the_cross_of_the_official_rates(api, pricing):
+    """RUB→USD: the official rate is RUB/KGS ÷ USD/KGS (seed 1.0785 ÷ 87.45) rounded up to 8 decimals, our rate that
+    less the corridor's margin rounded down, the fee in rubles, the dollars rounded up to the cent; paid as USDKG on
+    Ethereum."""
+    response = post_dollar_quote(api, "RUB", source_amount="15000.00")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    official = (Decimal("1.0785") / Decimal("87.4500")).quantize(Decimal("0.00000001"), ROUND_UP)
+    assert Decimal(body["official_rate"]) == official == Decimal("0.01233277")
+    rate = price_math.our_rate(official=official, margin_bps=150)
+    assert Decimal(body["rate"]) == rate
+    fee = price_math.fee_for(amount=Decimal("15000.00"), terms=price_math.Terms(150, Decimal("50.00"), 100))
+    assert Decimal(body["fee"]) == fee == Decimal("200.00")
+    assert Decimal(body["target_amount"]) == ((Decimal("15000.00") - fee) * rate).quantize(CENT, ROUND_UP)
+    assert (body["target_currency"], body["asset"], body["network"]) == ("USD", "USDKG", "Ethereum")
+    assert body["official_rate_date"] is not None
+
+
+def test_dollars_to_dollars_take_the_fee_only_at_exactly_one(api, pricing):
+    """USD→USD: no conversion, rate and official rate exactly 1, no rate date; the recipient gets the amount less the
+    fee, to the cent, both ways (receive-fixed finds the smallest amount that gives exactly the dollars asked)."""
+    sent = post_dollar_quote(api, "USD", source_amount="100.00").json()
+    assert Decimal(sent["rate"]) == Decimal(sent["official_rate"]) == 1
+    assert sent["official_rate_date"] is None
+    assert Decimal(sent["fee"]) == Decimal("2.99")  # 1.99 + 1 % of 100.00
+    assert Decimal(sent["target_amount"]) == Decimal("97.01")
+    assert Decimal(sent["cost_percent"]) == Decimal("2.99")
+    received = post_dollar_quote(api, "USD", target_amount="97.01").json()
+    # 99.99 pays a fee of 2.98 (1.99 + 0.9999 rounded down) and gives the same 97.01: the smallest such amount.
+    assert (Decimal(received["source_amount"]), Decimal(received["fee"]), Decimal(received["target_amount"])) == (
+        Decimal("99.99"), Decimal("2.98"), Decimal("97.01"))
+    assert (received["asset"], received["network"]) == ("USDKG", "Ethereum")
+
+
+def test_an_unknown_target_currency_is_a_validation_problem_and_stores_nothing(api, pricing):
+    """EUR (or anything but KGS and USD) is a 400 naming target_currency; no quote is stored."""
+    for target in ("EUR", "USDKG", ""):
+        response = api.post("/api/v1/quotes", {"source_currency": "RUB", "source_amount": "1000.00",
+                                               "target_currency": target}, format="json")
+        assert_problem(response, 400, "validation-error", "target_currency")
+    assert Quote.objects.count() == 0
+
+
+def test_dollar_quotes_pause_with_a_stale_usd_rate_but_dollars_to_dollars_do_not(api, pricing):
+    """The cross needs both official rates current; USD→USD needs none."""
+    old = timezone.now() - timedelta(days=5)
+    Rate.objects.filter(source_currency="USD").update(effective_at=old, value_date=old.date())
+    assert_problem(post_dollar_quote(api, "RUB", source_amount="15000.00"), 503, "rate-unavailable")
+    assert post_dollar_quote(api, "USD", source_amount="100.00").status_code == 201

@@ -403,3 +403,72 @@ def test_language_links_set_the_language_and_return_to_the_page(client, corridor
     assert client.get("/").content.decode().count('lang="ky"') >= 2  # <html lang> and the link
     assert client.get("/language/ru", {"next": "https://evil.example/"})["Location"] == "/"
     assert client.get("/language/de").status_code == 404
+
+
+# What the recipient receives: som or dollars (issue 13) -------------------------------------------------------------
+
+@pytest.fixture
+def dollar_corridors(corridors):
+    """The corridors above plus RUB→USD (the cross 1.09 ÷ 87.50) and USD→USD (fee only, no margin)."""
+    Corridor.objects.create(source_currency="RUB", target_currency="USD", margin_bps=150, fixed_fee=Decimal("50.00"),
+                            percent_fee_bps=100, min_amount=Decimal("500"), max_amount=Decimal("500000"))
+    Corridor.objects.create(source_currency="USD", target_currency="USD", margin_bps=0, fixed_fee=Decimal("1.99"),
+                            percent_fee_bps=100, min_amount=Decimal("10"), max_amount=Decimal("5000"))
+
+
+def test_the_sender_chooses_som_or_dollars_and_the_preview_names_the_asset(client, dollar_corridors):
+    """The start page offers som (KGST on BNB Chain) and dollars (USDKG on Ethereum), som chosen; each choice asks the
+    preview again. 100 USD to dollars: fee 2.99, the recipient gets 97.01 USD as USDKG on Ethereum."""
+    page = client.get("/")
+    assert 'value="KGS"' in element(page, "id_target_currency_0") and "checked" in element(page, "id_target_currency_0")
+    assert 'hx-trigger="change"' in element(page, "id_target_currency_1")
+    preview = client.get("/quote-preview", {"source_currency": "USD", "source_amount": "100", "target_currency": "USD"})
+    content = preview.content.decode()
+    assert "Recipient gets 97.01 USD (as USDKG on Ethereum)" in content
+    assert "2.99" in content and error_next_to(preview, "target_currency") == ""
+    som = client.get("/quote-preview", {"source_currency": "RUB", "source_amount": "10000"}).content.decode()
+    assert "KGST on BNB Chain" in som  # no choice sent (older links): som, as before
+
+
+def test_a_dollar_quote_from_the_form_asks_for_an_ethereum_wallet(client, dollar_corridors):
+    """Posting dollars creates a USD-target quote; its details page asks for an Ethereum address for USDKG."""
+    response = client.post("/", {"source_currency": "RUB", "source_amount": "10000", "target_currency": "USD"})
+    quote = Quote.objects.get()
+    assert response.status_code == 302 and quote.target_currency == "USD"
+    assert quote.official_rate == Decimal("0.01245715")  # 1.09 / 87.50 = 0.0124571428…, up to 8 places
+    details = client.get(f"/send/{quote.id}/details").content.decode()
+    assert "An Ethereum (ERC-20) address" in details and "USDKG" in details
+
+
+@pytest.mark.parametrize("target", ["EUR", "KGST", "usd"])
+def test_an_unsupported_target_is_refused_next_to_its_field_and_stores_nothing(client, dollar_corridors, target):
+    """A target we do not pay out is a clear error beside the choice, on the post and in the preview."""
+    response = client.post("/", {"source_currency": "RUB", "source_amount": "10000", "target_currency": target})
+    assert response.status_code == 200
+    assert error_next_to(response, "target_currency") == ("Choose what the recipient receives: som (KGS) or US "
+                                                           "dollars (USD).")
+    preview = client.get("/quote-preview", {"source_currency": "RUB", "source_amount": "10000",
+                                            "target_currency": target})
+    assert "Choose what the recipient receives" in error_next_to(preview, "target_currency")
+    assert Quote.objects.count() == 0
+
+
+def test_a_switched_off_dollar_corridor_is_refused_beside_the_choice(client, dollar_corridors):
+    """RUB→USD off while RUB→KGS is on: the refusal sits beside what the recipient receives."""
+    Corridor.objects.filter(source_currency="RUB", target_currency="USD").update(is_active=False)
+    response = client.post("/", {"source_currency": "RUB", "source_amount": "10000", "target_currency": "USD"})
+    assert error_next_to(response, "target_currency") == "Sending RUB to USD is not offered."
+    assert Quote.objects.count() == 0
+
+
+def test_status_pages_name_the_asset_and_network(client, dollar_corridors):
+    """A som transfer says KGST on BNB Chain; a dollar transfer USDKG on Ethereum and that Ethereum's finality takes
+    minutes, on the sender's receipt and the recipient's page."""
+    som = make_transfer(quote_create(source_currency="RUB", source_amount=Decimal("10000.00"), partner=None))
+    dollars = make_transfer(quote_create(source_currency="USD", target_currency="USD",
+                                         source_amount=Decimal("100.00"), partner=None))
+    for transfer, label in ((som, "KGST on BNB Chain"), (dollars, "USDKG on Ethereum")):
+        for path in (f"/t/{transfer.sender_token}", f"/r/{transfer.recipient_token}"):
+            page = client.get(path).content.decode()
+            assert label in page, path
+            assert ("Ethereum makes a payment final only after several minutes" in page) == (transfer is dollars)
