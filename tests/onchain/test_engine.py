@@ -209,7 +209,7 @@ def test_batches_of_one_block_are_made_final_together(chain, settings, listener)
     """Batches mined in the same block are made final in one pass and one transaction: a listener with
     payouts_final_many hears each block once, with each batch's references beside its own transaction."""
 
-    class ManyListener(type(listener)):
+    class ManyListener(listener):  # the fixture yields the recording class itself
         calls = []
 
         @classmethod
