@@ -151,7 +151,7 @@ def claim_code_send(*, transfer_id, ip=""):
     return row
 
 
-def claim_destination(*, wallet_address="", payout_partner="", account=""):
+def claim_destination(*, wallet_address="", payout_partner="", account="", currency="KGS"):
     """Where the claimed transfer goes, checked as at creation: a wallet (well-formed already; not denied, frozen
     or a partner's address; onchain's recipient check) or an active payout partner with the account there."""
     if payout_partner:
@@ -161,7 +161,7 @@ def claim_destination(*, wallet_address="", payout_partner="", account=""):
         return Destination(partner.settlement_address, partner, account.strip()[:64])
     if not wallet_address:
         raise ClaimCodeRefused(_("Give a wallet address or choose a payout partner."), field=WALLET)
-    wallet_destination_check(address=wallet_address, field=WALLET)
+    wallet_destination_check(address=wallet_address, field=WALLET, currency=currency)
     return Destination(wallet_address)
 
 
@@ -171,9 +171,11 @@ def claim_submit(*, transfer_id, code, destination=None, wallet_address="", payo
     code counts against it (committed) and changes nothing else. The destination is `destination`, or checked here
     from the raw fields (claim_destination) after the per-IP count, so refused claims cannot probe the chain freely."""
     _ip_count("claim-verify", ip)
-    _refuse_unless_open(Transfer.objects.get(pk=transfer_id))
+    claimed = Transfer.objects.select_related("quote").get(pk=transfer_id)
+    _refuse_unless_open(claimed)
     if destination is None:
-        destination = claim_destination(wallet_address=wallet_address, payout_partner=payout_partner, account=account)
+        destination = claim_destination(wallet_address=wallet_address, payout_partner=payout_partner, account=account,
+                                        currency=claimed.quote.target_currency)
     code = "".join((code or "").split())
     now = timezone.now()
     with transaction.atomic():

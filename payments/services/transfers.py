@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy
 
 from onchain.api import recipient_check
 from onchain.errors import ChainUnavailable, RecipientRefused
+from payments.assets import asset_for
 from payments.errors import (
     FundingMethodRefused,
     FundingPending,
@@ -23,7 +24,7 @@ from payments.errors import (
     WalletCheckUnavailable,
     WalletRefused,
 )
-from payments.models import Transfer
+from payments.models import Quote, Transfer
 from payments.providers import stripe_rail
 from payments.services.balances import balance_fund, balance_funding_check
 from payments.services.fraud import frozen_detail, identities_frozen, is_settlement_address
@@ -143,7 +144,10 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
               "livemode": livemode}
     field = PARTNER_FIELD if payout_partner else WALLET_FIELD
     if recipient["wallet_address"]:  # empty: the recipient names it when claiming (services/claims.py)
-        _destination_check(recipient["wallet_address"], field=field, livemode=livemode)
+        # Checked on the chain of what the quote pays (a USDKG issuer's rules, not KGST's); before any lock, as it
+        # asks the node. A quote that does not exist is refused below, under its lock.
+        target = Quote.objects.filter(pk=quote_id).values_list("target_currency", flat=True).first() or "KGS"
+        _destination_check(recipient["wallet_address"], field=field, livemode=livemode, currency=target)
     try:
         with transaction.atomic():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode)
@@ -194,22 +198,25 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     return transfer, True
 
 
-def _destination_check(address, *, field, livemode=True):
+def _destination_check(address, *, field, livemode=True, currency="KGS"):
     if wallet_is_denied(address):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
     if livemode:  # the sandbox never asks the chain
-        _wallet_check(address, field=field)
+        _wallet_check(address, field=field, currency=currency)
 
 
-def wallet_destination_check(*, address, field=WALLET_FIELD):
+def wallet_destination_check(*, address, field=WALLET_FIELD, currency="KGS"):
     """The checks a wallet named at creation gets, for a wallet named later (a recipient's claim): not a payout
     partner's settlement address, not denied, not frozen, and accepted by onchain's recipient check. Raises
-    WalletRefused / WalletCheckUnavailable / TransferRefused beside `field`; the address is already well-formed."""
+    WalletRefused / WalletCheckUnavailable / TransferRefused beside `field`; the address is already well-formed.
+    `currency`: the target currency the wallet is paid in (its token's chain is asked)."""
     if is_settlement_address(address):
         raise WalletRefused(_("This address belongs to a payout partner: choose the partner instead."), field=field)
     if identities_frozen([("wallet", address)]):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
-    _destination_check(address, field=field)
+    _destination_check(address, field=field, currency=currency)
+
+
 def language_of(code=None):
     """One of LANGUAGES for `code`, or for the active language (the page's, or the API request's Accept-Language)."""
     try:
@@ -218,11 +225,11 @@ def language_of(code=None):
         return settings.LANGUAGE_CODE
 
 
-def _wallet_check(address, field=WALLET_FIELD):
+def _wallet_check(address, field=WALLET_FIELD, currency="KGS"):
     """onchain's recipient check, before any transaction (it asks the node): an address no payout may go to is
     refused beside the wallet field; a node that does not answer is a 503 asking to retry, never an accept."""
     try:
-        recipient_check(address)
+        recipient_check(address, symbol=asset_for(currency).symbol)
     except RecipientRefused as exc:
         log.info("transfer_wallet_refused kind=%s address=%s", exc.kind, address)
         raise WalletRefused(exc.detail, field=field) from exc

@@ -137,3 +137,38 @@ def test_the_travel_rule_threshold_of_a_ruble_to_dollar_transfer_is_in_som(prici
     assert travel_rule_threshold(quote=under).threshold_kgs == Decimal("87450.0000")
     assert not travel_rule_threshold(quote=under).applies
     assert travel_rule_threshold(quote=over).applies
+
+
+# The wallet check asks the token that pays -----------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wallet_the_usdkg_issuer_refuses_is_refused_for_dollars_and_accepted_for_som(api, partner, pricing, chain):
+    """The recipient check at creation runs on the token the quote pays out: an address USDKG's issuer has
+    blacklisted is refused beside the wallet field for a dollar quote (nothing stored), while the same address is
+    accepted for a som quote (KGST does not refuse it). Before, every creation asked KGST's rules."""
+    from tests.security.helpers import blacklist, deploy
+
+    w3 = chain["w3"]
+    token = deploy(w3, "KGSTWithBlacklist", "USDKG (blacklist, dev)", "USDKG", USDKG_DECIMALS)
+    batch = deploy(w3, "BatchPayout", token.address, w3.eth.accounts[0])
+    token.functions.mint(batch.address, 10**12).transact({"from": w3.eth.accounts[0]})
+    Token.objects.update_or_create(chain=chain["chain"], symbol="USDKG", defaults={
+        "address": token.address, "decimals": USDKG_DECIMALS, "batch_contract": batch.address})
+    listed = new_recipient()
+    blacklist(w3, token, listed)
+    balances.balance_topup(partner=partner, currency="RUB", amount=Decimal("20000.00"), reference="USDKG-BL-1")
+
+    dollars = api.post("/api/v1/quotes", {"source_currency": "RUB", "source_amount": "1000.00",
+                                          "target_currency": "USD"}, format="json").json()
+    body = {"quote_id": dollars["id"], "sender": SENDER, "funding": {"method": "balance"},
+            "recipient": {"name": "Gulnara Usenova", "phone": "+996555123456", "wallet_address": listed}}
+    refused = api.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY="usdkg-bl-1")
+    assert refused.status_code == 422, refused.content
+    problem = refused.json()
+    assert problem["type"].endswith("/wallet-refused") and problem["errors"][0]["field"].endswith("wallet_address")
+    assert not Transfer.objects.exists()
+
+    som = api.post("/api/v1/quotes", {"source_currency": "RUB", "source_amount": "1000.00",
+                                      "target_currency": "KGS"}, format="json").json()
+    accepted = create_transfer(api, som["id"], listed, "usdkg-bl-2")
+    assert Transfer.objects.get(pk=accepted["id"]).recipient_wallet.lower() == listed.lower()
