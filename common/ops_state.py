@@ -37,3 +37,20 @@ def task_failures(conn=None):
     """{task name: failures since the counter was created} (a Prometheus counter: only ever grows)."""
     raw = (conn or client()).hgetall(_key("task-failures"))
     return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def resend_claim(what, ids, seconds):
+    """The ids (of `what`) not re-sent in the last `seconds`, each now marked as re-sent (SET NX with expiry, one
+    round trip). A sweeper re-sending a lost task for every row still waiting would, behind a backlog of B seconds
+    swept every S, queue each row B/S times, and the copies deepen the backlog they come from; with this, once per
+    `seconds`. When Redis cannot say, every id: a duplicate task is harmless (each is idempotent), a lost one is not."""
+    ids = [str(i) for i in ids]
+    if not ids:
+        return ids
+    try:
+        pipe = client().pipeline(transaction=False)
+        for i in ids:
+            pipe.set(_key(f"resent:{what}:{i}"), "1", nx=True, ex=seconds)
+        return [i for i, fresh in zip(ids, pipe.execute(), strict=True) if fresh]
+    except redis.RedisError:
+        return ids

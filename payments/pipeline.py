@@ -19,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from common import ops_state
 from onchain.api import operator_alert_raise, payout_is_dead, payout_request
 from onchain.errors import ChainUnavailable, SettlementNotConfigured
 from payments.assets import asset_for
@@ -684,10 +685,14 @@ def transfers_sweep():
     live = Transfer.objects.filter(livemode=True)  # sandbox transfers never reach Stripe, the chain or refunds
     for transfer in live.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
         transfer_funding_prepare(transfer=transfer)
-    for transfer_id in transfers_due_for_advance(now=now).values_list("id", flat=True):
-        advance_task.delay(str(transfer_id))
-    for transfer_id in live.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True):
-        refund_task.delay(str(transfer_id))
+    # Each row's task at most once per SWEEP_RESEND_SECONDS: behind a screening backlog, a copy every sweep (10 s)
+    # per waiting transfer multiplied the backlog (bench/README.md, bench-latency at 200/s).
+    due = transfers_due_for_advance(now=now).values_list("id", flat=True)
+    for transfer_id in ops_state.resend_claim("advance", due, settings.SWEEP_RESEND_SECONDS):
+        advance_task.delay(transfer_id)
+    rejected = live.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True)
+    for transfer_id in ops_state.resend_claim("refund", rejected, settings.SWEEP_RESEND_SECONDS):
+        refund_task.delay(transfer_id)
     for transfer_id in refunds_due(now=now).values_list("id", flat=True)[:REFUNDS_PER_SWEEP]:
         refund_task.delay(str(transfer_id))
     fraud.velocity_prune(now=now)
