@@ -1,5 +1,6 @@
 """The deployment file gives each service only what it needs (RELIABILITY.md "hot-wallet key", ASVS 6.4 and 14):
-only the worker, which signs, receives HOT_WALLET_* variables; and Django trusts X-Forwarded-Proto only where
+only the services that sign (the worker; the new-heads runner, which builds and fee-bumps on each head) receive
+HOT_WALLET_* variables, and they publish no port; and Django trusts X-Forwarded-Proto only where
 its port is reachable solely through the reverse proxy that sets that header.
 
 Docker is not available where the suite runs, so the file is read as data (PyYAML, with compose's `<<` merges):
@@ -15,6 +16,9 @@ from gateway.dev.services import REPO
 
 COMPOSE = REPO / "compose.yaml"
 SIGNING = "HOT_WALLET_"
+# The processes that sign batches: Celery's settlement worker, and `manage.py chain_heads` (onchain/heads.py builds
+# and fee-bumps in its own process, so a payout does not wait behind the queue). Nothing else may hold the key.
+SIGNERS = {"worker", "heads"}
 
 
 def services():
@@ -46,16 +50,19 @@ def published_ports(service):
     return [str(port.get("published", port) if isinstance(port, dict) else port) for port in service.get("ports", [])]
 
 
-def test_only_the_worker_gets_the_hot_wallet_key():
-    """The worker signs, so it alone gets HOT_WALLET_* (key, keystore, password); web, beat, migrate and the rest
-    get none, whether through `environment` or an env file."""
-    found = {name: sorted(v for v in variables(service) if v.startswith(SIGNING)) for name, service in services().items()}
-    assert found.pop("worker"), "the worker has no HOT_WALLET_PRIVATE_KEY to sign with"
+def test_only_the_signers_get_the_hot_wallet_key():
+    """The signers alone get HOT_WALLET_* (key, keystore, password), and publish no port; web, beat, migrate and
+    the rest get none, whether through `environment` or an env file."""
+    all_services = services()
+    found = {name: sorted(v for v in variables(service) if v.startswith(SIGNING)) for name, service in all_services.items()}
+    for signer in SIGNERS:
+        assert found.pop(signer), f"{signer} has no HOT_WALLET_PRIVATE_KEY to sign with"
+        assert published_ports(all_services[signer]) == [], f"{signer} holds the key and must not be reachable"
     assert {name: names for name, names in found.items() if names} == {}
 
 
-def test_env_files_holding_the_key_are_the_workers_alone():
-    """An env file whose template lists a HOT_WALLET_* variable is referenced by the worker and nothing else
+def test_env_files_holding_the_key_are_the_signers_alone():
+    """An env file whose template lists a HOT_WALLET_* variable is referenced by the signers and nothing else
     (so adding it to another service later is caught even before a variable is counted)."""
     users = {}
     for name, service in services().items():
@@ -64,7 +71,7 @@ def test_env_files_holding_the_key_are_the_workers_alone():
     signing_files = {path for path in users
                      if any(line.strip().startswith(SIGNING) for line in (REPO / f"{path}.example").read_text().splitlines())}
     assert signing_files, "no env file carries the hot-wallet key"
-    assert all(users[path] == {"worker"} for path in signing_files), users
+    assert all(users[path] <= SIGNERS for path in signing_files), users
 
 
 def _trusts_proxy(service):
