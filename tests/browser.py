@@ -3,6 +3,7 @@ marker), a page that fails its test on a JavaScript error, the card step as Stri
 axe-core (npm) for accessibility checks, and screenshots under test-artifacts/ (git-ignored). Test modules and
 conftest files import the fixtures from here."""
 
+import contextlib
 import re
 import shutil
 from pathlib import Path
@@ -61,16 +62,25 @@ def screenshot(page, folder, step):
     page.screenshot(path=str(target / f"{re.sub(r'[^a-z0-9_-]+', '-', step.lower())}.png"), full_page=True)
 
 
+@contextlib.contextmanager
+def page_in(browser, **context_options):
+    """A page in a context of its own (locale, viewport, ...) that fails its test on any JavaScript error."""
+    context = browser.new_context(**context_options)
+    errors = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+    finally:
+        context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
 @pytest.fixture
 def page(browser):
     """An en-US page that fails its test on any JavaScript error."""
-    context = browser.new_context(locale="en-US")
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    with page_in(browser, locale="en-US") as en_page:
+        yield en_page
 
 
 def pay_by_card(page, number="4242424242424242"):

@@ -5,7 +5,15 @@ per step under test-artifacts/<language>/; the forms work by keyboard alone, wit
 import pytest
 
 from payments.models import Transfer
-from tests.browser import PHONE, assert_accessible, axe_violations, pay_by_card, requires_chromium, screenshot
+from tests.browser import (
+    PHONE,
+    assert_accessible,
+    axe_violations,
+    page_in,
+    pay_by_card,
+    requires_chromium,
+    screenshot,
+)
 from tests.conftest import new_recipient
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
@@ -19,13 +27,8 @@ SENDERS = {
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    with page_in(browser, **PHONE) as phone_page:
+        yield phone_page
 
 
 def check(page, language, step):
