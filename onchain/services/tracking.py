@@ -129,8 +129,12 @@ def _check_pending(w3, chain, batch, hashes=None):
     # A node that has forgotten the transaction gets it now, not at the next rebroadcast: a reorg that dropped its
     # block before a pass saw it mined leaves it in no pool (anvil; a node behind a balancer that never had it), and
     # every later nonce of the wallet waits behind it.
+    # Asked only of an attempt broadcast a block or more ago: one just sent is in the node's pool, and a pass runs
+    # every head with dozens of batches in flight, each an extra round trip.
+    just_sent = latest.last_broadcast_at is not None and latest.last_broadcast_at > now - timedelta(
+        milliseconds=chain.block_time_ms or 1000)
     if (batch.status == Batch.Status.SIGNED or latest.last_broadcast_at is None
-            or latest.last_broadcast_at < resend_before or not _known(w3, latest)):
+            or latest.last_broadcast_at < resend_before or (not just_sent and not _known(w3, latest))):
         tx_broadcast(tx=latest)
 
 
