@@ -438,8 +438,22 @@ CHAIN_WS_URL = os.environ.get("CHAIN_WS_URL", "")
 # Per chain, when settlement runs on several (KGST on BNB Chain, USDKG on Ethereum): `<chain id>=<url>[,<url>…]` joined
 # by `;`, e.g. `56=https://bsc.example/KEY;1=https://eth-a.example,https://eth-b.example`. A chain not named here uses
 # CHAIN_RPC_URLS / CHAIN_RPC_URL. Environment only: a provider's URL carries its API key.
-CHAIN_RPCS = {int(_cid): [u.strip() for u in _urls.split(",") if u.strip()]
-              for _cid, _, _urls in (p.partition("=") for p in os.environ.get("CHAIN_RPCS", "").split(";") if p.strip())}
+
+
+def _chain_rpcs(raw):
+    rpcs = {}
+    for part in filter(str.strip, raw.split(";")):
+        chain_id, _, urls = part.partition("=")
+        urls = [u.strip() for u in urls.split(",") if u.strip()]
+        # Name the part by its chain id only: the URLs carry provider keys and would land in a start-up log.
+        if not chain_id.strip().isdigit() or not urls or int(chain_id) in rpcs:
+            raise ImproperlyConfigured(f"CHAIN_RPCS: each part is <chain id>=<url>[,<url>...], once per chain "
+                                       f"(check the part starting {chain_id.strip()[:12]!r})")
+        rpcs[int(chain_id)] = urls
+    return rpcs
+
+
+CHAIN_RPCS = _chain_rpcs(os.environ.get("CHAIN_RPCS", ""))
 CHAIN_CONFIRMATIONS = env_int("CHAIN_CONFIRMATIONS", 2)
 # The local chain's explorer link (`{tx_hash}` filled in) for devchain_bootstrap; real chains set theirs in admin.
 DEV_CHAIN_EXPLORER_TX_URL = os.environ.get("DEV_CHAIN_EXPLORER_TX_URL", "")
