@@ -152,6 +152,7 @@ def list_queries(key, sizes):
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     out = {}
     for size in sizes:
+        connection.queries_log.clear()  # full (after --profile), the captured slice would always be empty
         with CaptureQueriesContext(connection) as queries:
             response = client.get(f"/api/v1/transfers?limit={size}&status=awaiting_funding,funded")
         if response.status_code != 200 or len(response.json()["results"]) != size:
@@ -198,6 +199,8 @@ def profile_creates(key, quote_ids, n, top=40):
         profiler.enable()
         run("prof", n)
         profiler.disable()
+        if os.environ.get("BENCH_PROFILE_OUT"):
+            profiler.dump_stats(f"{os.environ['BENCH_PROFILE_OUT']}.{method}")
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
         stats.sort_stats("cumulative").print_stats(r"/(payments|onchain|common)/", top)
@@ -224,6 +227,8 @@ def main():  # noqa: C901 - one straight script
         quote_ids = iter(quotes_bulk(partner, per_phase * (2 * args.rounds + 2) + 4 * args.profile + 6))
         if args.profile:
             profile_creates(key, quote_ids, args.profile)
+            if os.environ.get("BENCH_PROFILE_ONLY"):
+                return
             if not args.rounds:
                 return 0
         connection.close()

@@ -72,7 +72,8 @@ def start_gunicorn(stack, port, workers):
     cmd = [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--bind", f"127.0.0.1:{port}",
            "--workers", str(workers), "--worker-class", "sync", "--timeout", "30", "--access-logfile", "-",
            "--access-logformat", 'access %(U)s %(s)s %(D)s']
-    env = dict(os.environ, LOG_LEVEL="WARNING")
+    # As compose.yaml's web: each worker keeps its database connection between requests.
+    env = dict(os.environ, LOG_LEVEL="WARNING", DATABASE_CONN_MAX_AGE=os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=common.REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)

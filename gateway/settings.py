@@ -109,6 +109,8 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # A kept connection the server closed meanwhile (a restart, a failover) is replaced before the request uses it.
+        conn_health_checks=True,
     )
 }
 if os.environ.get("TEST_DATABASE_NAME"):

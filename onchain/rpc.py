@@ -14,6 +14,7 @@ import time
 import requests
 from django.conf import settings
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 from web3.providers import HTTPProvider, JSONBaseProvider
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,21 @@ class FailoverProvider(JSONBaseProvider):
             return healthy + [i for i in range(len(self.urls)) if i not in healthy]
 
     def make_request(self, method, params):
+        return self._failover(method, lambda provider: provider.make_request(method, params))
+
+    def make_batch_request(self, batch):
+        """[(method, params), ...] in one HTTP round trip (a JSON-RPC batch), with the same failover; returns the raw
+        responses in request order (each with its own `result` or `error`: the caller reads them)."""
+        responses = self._failover("batch", lambda provider: provider.make_batch_request(batch))
+        if not isinstance(responses, list):  # the node refused the batch as a whole: one error object
+            raise Web3RPCError(f"batch refused: {responses.get('error')!r}"[:200])
+        return responses
+
+    def _failover(self, method, call):
         last = None
         for i in self._order():
             try:
-                return self._providers[i].make_request(method, params)
+                return call(self._providers[i])
             except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
                 last = exc
                 with self._lock:

@@ -25,10 +25,12 @@ import logging
 
 import requests
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils.translation import gettext_lazy as _
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from onchain import client
@@ -83,25 +85,67 @@ def recipient_check(address, *, symbol="KGST"):
         _refuse("system")
     address = to_checksum_address(address)
     # Our tokens named by the address (as a token or its batch contract) and the payout token, in one read.
+    # Whether it is one of our hot wallets rides on the same row (no second read), while any token is registered.
     tokens = list(Token.objects.select_related("chain").filter(
-        Q(address=address) | Q(batch_contract=address) | Q(symbol=symbol)).order_by("id"))
+        Q(address=address) | Q(batch_contract=address) | Q(symbol=symbol)).order_by("id")
+        .annotate(is_hot_wallet=Exists(HotWallet.objects.filter(address=address))))
     ours = next((t for t in tokens if t.address == address), None)
     if ours is not None:
         _refuse("token", symbol=ours.symbol)
-    if any(t.batch_contract == address for t in tokens) or HotWallet.objects.filter(address=address).exists():
+    hot_wallet = tokens[0].is_hot_wallet if tokens else HotWallet.objects.filter(address=address).exists()
+    if any(t.batch_contract == address for t in tokens) or hot_wallet:
         _refuse("ours")
     token = next((t for t in tokens if t.symbol == symbol), None)
     w3 = client.web3(token.chain if token is not None else None)  # the chain the payout is made on
+    payer = payer_of(token)
     try:
-        code = w3.eth.get_code(address, "latest")
+        # The code and the simulated transfer in one round trip (a JSON-RPC batch, not web3's per-call formatters and
+        # chain-id checks): most of this check's cost was the two calls (make bench-api --profile).
+        code, refusal = _code_and_refusal(w3, token, payer, address)
         if code and not is_delegation(code):
             _refuse("contract")
-        payer = payer_of(token)
-        if payer and token_refuses(w3, token, payer, address, 1):
+        if refusal is not None and transfer_refusal(w3, token, payer, CONTROL_ADDRESS, 1) is None:
             _refuse("blacklisted", symbol=token.symbol)
     except RPC_FAILURES as exc:
         log.warning("recipient_check_unavailable address=%s error=%s", address, type(exc).__name__)
         raise ChainUnavailable("The chain's node did not answer; the address could not be checked.") from exc
+
+
+def _code_and_refusal(w3, token, payer, address):
+    """(the code at `address`, why one base unit of `token` from `payer` to it would fail or None): eth_getCode and
+    the eth_call of `transfer` in one batch. No payer (no token or no wallet yet): only the code is asked."""
+    batch = [("eth_getCode", [address, "latest"])]
+    if payer:
+        batch.append(("eth_call", [{"from": payer, "to": token.address, "data": _transfer_data(address, 1)}, "latest"]))
+    responses = w3.provider.make_batch_request(batch)
+    if len(responses) != len(batch):
+        raise Web3RPCError(f"batch of {len(batch)} answered with {len(responses)}")
+    code = _result(responses[0])
+    if not payer:
+        return HexBytes(code), None
+    try:
+        returned = _result(responses[1])
+    except ContractLogicError as exc:
+        return HexBytes(code), f"reverts {exc.data or exc.message or 'without data'}"[:120]
+    return HexBytes(code), _returned_refusal(HexBytes(returned))
+
+
+def _result(response):
+    """A batch entry's result; a revert as web3 reads one (ContractLogicError), any other error as Web3RPCError."""
+    if "error" in response:
+        raise_contract_logic_error_on_revert(response)  # raises on a revert
+        raise Web3RPCError(f"{response['error']!r}"[:200])
+    return response.get("result") or "0x"
+
+
+def _transfer_data(to, amount):
+    return TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to, amount]).hex()
+
+
+def _returned_refusal(returned):
+    if len(returned) < 32 or int.from_bytes(returned[:32], "big") != 1:
+        return "returns false"
+    return None
 
 
 def payer_of(token):
@@ -117,14 +161,11 @@ def payer_of(token):
 def transfer_refusal(w3, token, payer, to, amount):
     """Why `token.transfer(to, amount)` sent by `payer` would fail at the latest block (the revert data, or a note
     that it returned something else than true), or None when it would pass. Node failures propagate."""
-    data = TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to, amount]).hex()
     try:
-        returned = w3.eth.call({"from": payer, "to": token.address, "data": data}, "latest")
+        returned = w3.eth.call({"from": payer, "to": token.address, "data": _transfer_data(to, amount)}, "latest")
     except ContractLogicError as exc:
         return f"reverts {exc.data or exc.message or 'without data'}"[:120]
-    if len(returned) < 32 or int.from_bytes(returned[:32], "big") != 1:
-        return "returns false"
-    return None
+    return _returned_refusal(returned)
 
 
 def token_refuses(w3, token, payer, to, amount):

@@ -8,10 +8,11 @@ import hashlib
 import json
 import logging
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from payments.errors import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyMismatch
@@ -64,7 +65,9 @@ def idempotency_claim(*, partner, key, method, path, fingerprint, livemode=True)
         now = timezone.now()
         token = uuid.uuid4()
         try:
-            with transaction.atomic():
+            # Outside a transaction the INSERT commits on its own (no BEGIN and COMMIT round trips); inside one, a
+            # savepoint keeps a taken key from breaking the caller's transaction.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 return IdempotencyRecord.objects.create(
                     partner=partner, livemode=livemode, key=key, method=method, path=path, fingerprint=fingerprint,
                     lease_token=token,

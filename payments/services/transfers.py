@@ -5,7 +5,7 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, When
+from django.db.models import Case, Exists, Q, When
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -50,6 +50,18 @@ def _replay(*, partner, idempotency_key, fingerprint, livemode=True):
     return existing
 
 
+def _replay_and_target(*, partner, idempotency_key, fingerprint, quote_id, livemode=True):
+    """(the transfer under this key or None, what `quote_id` pays in: KGS or USD) in one read for a new key: the
+    quote's row carries whether a transfer holds the key (the full transfer is read only then). A quote that does not
+    exist pays KGS (it is refused under its lock later)."""
+    held = Transfer.objects.filter(partner=partner, livemode=livemode, idempotency_key=idempotency_key)
+    row = Quote.objects.filter(pk=quote_id).values_list("target_currency", Exists(held)).first()
+    target, replayed = row if row is not None else ("KGS", None)
+    if replayed is False:
+        return None, target
+    return _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode), target
+
+
 def _replay_or_quote_user(*, quote, partner, idempotency_key, fingerprint, livemode):
     """The transfer under this key, else any transfer already on `quote` (at most one exists: a quote backs one
     transfer), else None; one read."""
@@ -78,7 +90,8 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     other.
     `language` (en, ru or ky; default: the request's active language) is what its notifications are written in."""
     # A replay answers with the first transfer even if its payout partner stopped taking transfers since.
-    replay = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode)
+    replay, target = _replay_and_target(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
+                                        quote_id=quote_id, livemode=livemode)
     recipient, payout_partner = (recipient, None) if replay else _route(recipient)
     method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
     if method not in Transfer.FundingMethod.values:
@@ -92,7 +105,7 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
         transfer, created = _transfer_insert(
             partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, quote_id=quote_id,
             sender=sender, recipient=recipient, method=method, travel_rule=travel_rule, livemode=livemode,
-            payout_partner=payout_partner, reference=reference, language=language_of(language))
+            payout_partner=payout_partner, reference=reference, language=language_of(language), target=target)
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
@@ -137,7 +150,7 @@ def _reference_taken(*, partner, livemode, reference):
 
 
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
-                     livemode, payout_partner=None, reference="", language="en"):
+                     livemode, payout_partner=None, reference="", language="en", target="KGS"):
     """Insert the transfer, the caller having found no transfer under this key; a concurrent duplicate that commits
     meanwhile is found again under the quote's lock (or by the unique constraint) and answered as a replay."""
     replay = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
@@ -146,7 +159,6 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     if recipient["wallet_address"]:  # empty: the recipient names it when claiming (services/claims.py)
         # Checked on the chain of what the quote pays (a USDKG issuer's rules, not KGST's); before any lock, as it
         # asks the node. A quote that does not exist is refused below, under its lock.
-        target = Quote.objects.filter(pk=quote_id).values_list("target_currency", flat=True).first() or "KGS"
         _destination_check(recipient["wallet_address"], field=field, livemode=livemode, currency=target)
     try:
         with transaction.atomic():

@@ -1,7 +1,7 @@
 """What one card transfer creation costs in round trips (make bench-api --profile found each of these): the
-idempotency key is looked up once before the insert and once under the quote's lock, never a third time; the stored
-PaymentIntent is not read back; the recipient check asks the node twice (code, simulated transfer), not four times
-(web3's eth_chainId before and after every eth_call is kept per RPC URL)."""
+idempotency key is looked up once before the insert (riding on the read of the quote's target currency) and once
+under the quote's lock, never a third time; the stored PaymentIntent is not read back; the recipient check asks the
+node once: its code and the simulated transfer in one JSON-RPC batch (it was four requests, then two)."""
 
 import pytest
 import requests
@@ -37,6 +37,7 @@ def create(api, key):
 
 
 def test_a_card_create_looks_its_key_up_twice_and_never_rereads_the_transfer(api, pricing, stripe_server):
+    """Also: the key's pre-read and the quote's target currency are one statement."""
     create(api, "warm")
     quote = new_quote(api)
     with CaptureQueriesContext(connection) as queries:
@@ -44,14 +45,16 @@ def test_a_card_create_looks_its_key_up_twice_and_never_rereads_the_transfer(api
     assert response.status_code == 201, response.content
     assert response.json()["funding"]["payment_intent_id"] and response.json()["quote"]["id"] == quote["id"]
     sql = [q["sql"] for q in queries.captured_queries]
-    lookups = [s for s in sql if s.startswith("SELECT") and '"payments_transfer"."idempotency_key" =' in s]
+    lookups = [s for s in sql if s.startswith("SELECT") and '"idempotency_key" =' in s]
     assert len(lookups) == 2, lookups
+    assert lookups[0].startswith('SELECT "payments_quote"."target_currency"') and "EXISTS" in lookups[0], lookups[0]
+    assert [s for s in sql if s.startswith('SELECT "payments_quote"') and "FOR UPDATE" not in s] == [lookups[0]], sql
     stored = next(i for i, s in enumerate(sql) if s.startswith('UPDATE "payments_transfer" SET "payment_intent_id"'))
     assert not [s for s in sql[stored + 1:] if "payments_transfer" in s or "payments_quote" in s], sql[stored + 1:]
     assert Transfer.objects.get(pk=response.json()["id"]).payment_intent_id == response.json()["funding"]["payment_intent_id"]
 
 
-def test_a_recipient_check_asks_the_node_twice(api, pricing, stripe_server, chain, node_posts):
+def test_a_recipient_check_asks_the_node_once_for_code_and_simulated_transfer(api, pricing, stripe_server, chain, node_posts):
     rpc_web3.cache_clear()  # a fresh provider: its first request learns the chain id
     try:
         create(api, "first")
@@ -59,7 +62,8 @@ def test_a_recipient_check_asks_the_node_twice(api, pricing, stripe_server, chai
         create(api, "second")
     finally:
         rpc_web3.cache_clear()
-    methods = sorted(m for body in node_posts for m in ("eth_getCode", "eth_call", "eth_chainId") if f'"{m}"' in body)
+    assert len(node_posts) == 1, node_posts
+    methods = sorted(m for m in ("eth_getCode", "eth_call", "eth_chainId") if f'"{m}"' in node_posts[0])
     assert methods == ["eth_call", "eth_getCode"], node_posts
 
 
