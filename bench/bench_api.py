@@ -53,6 +53,8 @@ def parse_args():
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="first create N card and N balance transfers in this process under cProfile and print where the "
                         "time goes (wall and CPU per request), then run the benchmark")
+    p.add_argument("--profile-out", metavar="FILE", help="with --profile: write the raw cProfile data to FILE.card/.balance")
+    p.add_argument("--profile-only", action="store_true", help="with --profile: stop after the profile")
     return p.parse_args()
 
 
@@ -161,9 +163,10 @@ def list_queries(key, sizes):
     return out
 
 
-def profile_creates(key, quote_ids, n, top=40):
+def profile_creates(key, quote_ids, n, top=40, out=None):
     """N card and N balance transfers through the Django test client in this process, under cProfile: wall and CPU
-    per create and the functions where the time goes (cumulative), as commentary."""
+    per create and the functions where the time goes (cumulative), as commentary; `out`: also write the raw
+    cProfile data to `<out>.card` and `<out>.balance` (for pstats or snakeviz)."""
     import cProfile
     import io
     import pstats
@@ -179,6 +182,7 @@ def profile_creates(key, quote_ids, n, top=40):
             wall, cpu, queries, sql = time.perf_counter(), time.process_time(), 0, []
             for i in range(count):
                 body = transfer_body(next(quote_ids), 9_000_000 + secrets.randbelow(10**6), method)
+                connection.queries_log.clear()  # a full log (9,000 entries) would make every capture empty
                 with CaptureQueriesContext(connection) as captured:
                     response = client.post("/api/v1/transfers", body, format="json",
                                            HTTP_IDEMPOTENCY_KEY=f"{tag}-{method}-{i}")
@@ -199,8 +203,8 @@ def profile_creates(key, quote_ids, n, top=40):
         profiler.enable()
         run("prof", n)
         profiler.disable()
-        if os.environ.get("BENCH_PROFILE_OUT"):
-            profiler.dump_stats(f"{os.environ['BENCH_PROFILE_OUT']}.{method}")
+        if out:
+            profiler.dump_stats(f"{out}.{method}")
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
         stats.sort_stats("cumulative").print_stats(r"/(payments|onchain|common)/", top)
@@ -226,8 +230,8 @@ def main():  # noqa: C901 - one straight script
         per_phase = 400 * args.connections * max(1, int(args.seconds / 8 + 0.5))  # more than a phase can use
         quote_ids = iter(quotes_bulk(partner, per_phase * (2 * args.rounds + 2) + 4 * args.profile + 6))
         if args.profile:
-            profile_creates(key, quote_ids, args.profile)
-            if os.environ.get("BENCH_PROFILE_ONLY"):
+            profile_creates(key, quote_ids, args.profile, out=args.profile_out)
+            if args.profile_only:
                 return
             if not args.rounds:
                 return 0
