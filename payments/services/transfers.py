@@ -64,10 +64,11 @@ def _replay_and_target(*, partner, idempotency_key, fingerprint, quote_id, livem
 
 def _replay_or_quote_user(*, quote, partner, idempotency_key, fingerprint, livemode):
     """The transfer under this key, else any transfer already on `quote` (at most one exists: a quote backs one
-    transfer), else None; one read."""
+    transfer), else None; one narrow read (the whole transfer only when one is found: rarely, a concurrent twin)."""
     mine = Q(partner=partner, livemode=livemode, idempotency_key=idempotency_key)
-    return (Transfer.objects.select_related("quote").filter(mine | Q(quote=quote))
-            .order_by(Case(When(mine, then=0), default=1)).first())
+    pk = (Transfer.objects.filter(mine | Q(quote=quote)).order_by(Case(When(mine, then=0), default=1))
+          .values_list("pk", flat=True).first())
+    return None if pk is None else Transfer.objects.select_related("quote").get(pk=pk)
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
