@@ -25,6 +25,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
+from common.db import insert_unless_taken
 from payments.errors import KycIncomplete, LimitExceeded
 from payments.models import MINOR_DIGITS, LimitReservation, LimitTier, SenderProfile, Transfer, from_minor
 from payments.services.fraud import normalise
@@ -76,7 +77,14 @@ def document_hash(*, id_type, country, number):
 
 def sender_profile_get(*, phone, email):
     """The sender's profile (created at tier 0 the first time they send)."""
-    profile, _ = SenderProfile.objects.get_or_create(phone=normalise("phone", phone), email=normalise("email", email))
+    phone, email = normalise("phone", phone), normalise("email", email)
+    profile = SenderProfile.objects.filter(phone=phone, email=email).first()
+    if profile is None:
+        # Most creations are a first-time sender: one INSERT … ON CONFLICT DO NOTHING (get_or_create also wraps it in
+        # a savepoint). A concurrent first transfer of the same sender inserted it meanwhile: read theirs.
+        profile = SenderProfile(phone=phone, email=email)
+        if not insert_unless_taken(profile):
+            profile = SenderProfile.objects.get(phone=phone, email=email)
     return profile
 
 
