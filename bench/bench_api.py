@@ -144,6 +144,45 @@ def server_side(log):
             f"p99 {common.percentile(ms, 99):.1f} ms, mean {sum(ms) / len(ms):.1f} ms")
 
 
+def cpu_meter(stack, gunicorn):
+    """A function returning {process group: CPU seconds so far}: gunicorn (master and workers), the servers this run
+    started (anvil, localstripe, a private redis), every postgres and redis-server process on the machine (shared:
+    other work shows up there too) and this process (the HTTP client threads). Differences over a phase, divided by
+    its requests, say where a request's CPU goes on the whole machine."""
+    import psutil
+
+    def kind(proc):
+        try:
+            line = " ".join(proc.cmdline())
+        except psutil.Error:
+            return None
+        for name in ("gunicorn", "localstripe", "anvil", "redis-server", "postgres"):
+            if name in line or proc.name().startswith(name):
+                return "redis" if name == "redis-server" else name
+        return None
+
+    started = {p.pid for p in stack.infra} | {gunicorn.pid}
+    me = psutil.Process()
+
+    def read():
+        totals = Counter()
+        for proc in psutil.process_iter():
+            try:
+                group = kind(proc)
+                if group is None or (group in ("anvil", "localstripe") and proc.pid not in started
+                                     and proc.ppid() not in started):
+                    continue
+                times = proc.cpu_times()
+                totals[group] += times.user + times.system
+            except psutil.Error:
+                continue
+        times = me.cpu_times()
+        totals["client"] += times.user + times.system
+        return totals
+
+    return read
+
+
 def list_queries(key, sizes):
     """Queries one `GET /api/v1/transfers?limit=N` costs, in this process (the same code gunicorn runs), per size."""
     from django.db import connection
@@ -237,7 +276,7 @@ def main():  # noqa: C901 - one straight script
                 return 0
         connection.close()
         port = services.free_port()
-        start_gunicorn(stack, port, args.workers)
+        cpu = cpu_meter(stack, start_gunicorn(stack, port, args.workers))
         base = f"http://127.0.0.1:{port}"
         say(f"# tulpar API benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}")
         say(f"# gunicorn {args.workers} sync workers at {base}; anvil {gw.anvil_url}; localstripe "
@@ -277,11 +316,17 @@ def main():  # noqa: C901 - one straight script
             if name.startswith("create"):
                 created_ids.extend(json.loads(b)["id"] for b in bodies)
         results = {name: ([], Counter(), 0.0) for name in endpoints}
+        cpu_ms, served = {name: Counter() for name in endpoints}, Counter()
         for round_ in range(args.rounds):
             order = list(endpoints) if round_ % 2 == 0 else list(reversed(endpoints))
             for name in order:
+                before = cpu()
                 lat, statuses, elapsed, bodies = load(base, key=key, connections=args.connections,
                                                       seconds=args.seconds, send=endpoints[name])
+                spent = cpu()
+                spent.subtract(before)
+                cpu_ms[name].update({group: seconds * 1000 for group, seconds in spent.items()})
+                served[name] += len(lat)
                 if name.startswith("create"):
                     created_ids.extend(json.loads(b)["id"] for b in bodies)
                 all_lat, all_statuses, all_elapsed = results[name]
@@ -291,6 +336,11 @@ def main():  # noqa: C901 - one straight script
                 say(f"# round {round_ + 1} {name}: {len(lat) / elapsed:.1f}/s p50 {common.percentile(lat, 50):.1f} ms "
                     f"p99 {common.percentile(lat, 99):.1f} ms")
 
+        for name in endpoints:
+            per = {group: ms / max(served[name], 1) for group, ms in cpu_ms[name].items()}
+            say(f"# CPU per {name} request by process (ms): " + ", ".join(
+                f"{group} {ms:.1f}" for group, ms in sorted(per.items(), key=lambda kv: -kv[1])) +
+                f"; machine total {sum(per.values()):.1f}")
         figures, errors = {}, 0
         for name, (lat, statuses, elapsed) in results.items():
             figures[name] = (len(lat) / elapsed, common.percentile(lat, 50), common.percentile(lat, 99))
