@@ -32,7 +32,7 @@ def reconcile_partner_statements():
 
 @shared_task
 def reconcile_treasury():
-    reconciliation.treasury_reconcile()
+    reconciliation.treasury_reconcile_all()
 
 
 @shared_task

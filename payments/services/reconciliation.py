@@ -6,9 +6,9 @@
   Only the exceptions (a ledger entry whose Stripe object the listing did not show) are fetched one by one.
 - `partner_statements_reconcile`: a partner's closing balance typed in from its statement against the ledger's
   balance of that partner's `partner_balance` account at the same moment.
-- `treasury_reconcile`: the ledger's `kgst_float` against what the chain holds (onchain.api.treasury_position),
-  allowing for batches that moved tokens but are not final yet (their `payout` entries come at finality). A
-  shortfall halts payouts (onchain.api.payouts_halt) until every such item is resolved.
+- `treasury_reconcile`: each float (`kgst_float`, `usdkg_float`) against what its chain holds
+  (onchain.api.treasury_position), allowing for batches that moved tokens but are not final yet (their `payout`
+  entries come at finality). A shortfall halts payouts (onchain.api.payouts_halt) until every such item is resolved.
 
 Figures on items are major units of their currency: `expected` is what our ledger says, `actual` what Stripe, the
 partner or the chain says. docs/ledger.md ("Reconciliation") and docs/runbook.md say what each item means.
@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from common.money import from_units
 from onchain.api import operator_alert_raise, payouts_halt, payouts_resume, treasury_position
+from payments.assets import ASSETS, asset_for
 from payments.models import (
     MINOR_DIGITS,
     CardDispute,
@@ -38,7 +39,7 @@ from payments.models import (
     to_minor,
 )
 from payments.providers import stripe_rail
-from payments.services.ledger import account_balance, ledger_post
+from payments.services.ledger import account_balance, float_account, ledger_post
 from staff.services import ReasonRequired
 
 log = logging.getLogger(__name__)
@@ -324,19 +325,24 @@ def partner_statements_reconcile(*, now=None):
     return [i for i in items if i is not None]
 
 
-# KGST treasury against the chain -----------------------------------------------------------------
+# Treasury floats (KGST, USDKG) against their chains ----------------------------------------------
 
-def treasury_funding_record(*, amount, reference, memo=""):
-    """KGST the treasury put into the float (amount > 0, som) or took out of it (< 0) outside payouts: the opening
-    balance, a top-up, a sweep. One entry per reference (e.g. the funding transaction's hash)."""
-    minor = to_minor(amount, "KGS")
+def treasury_funding_record(*, amount, reference, memo="", currency="KGS"):
+    """Tokens the treasury put into a float (amount > 0, in the float's currency: som for KGST, dollars for USDKG) or
+    took out of it (< 0) outside payouts: the opening balance, a top-up, a sweep. One entry per reference (e.g. the
+    funding transaction's hash) and float."""
+    account = float_account(currency)  # KeyError: a currency we never pay out
+    minor = to_minor(amount, currency)
     kind = TREASURY_FUNDING if minor > 0 else "treasury_withdrawal"
-    return ledger_post(kind=kind, reference=f"treasury:{reference}", memo=memo[:200],
-                       lines=[("kgst_float", "KGS", minor), ("treasury_capital", "KGS", -minor)])
+    # KGST's references keep their first spelling (entries booked before USDKG existed).
+    booked = f"treasury:{reference}" if currency == "KGS" else f"treasury:{currency}:{reference}"
+    return ledger_post(kind=kind, reference=booked, memo=memo[:200],
+                       lines=[(account, currency, minor), ("treasury_capital", currency, -minor)])
 
 
 @dataclass(frozen=True)
 class TreasuryReading:
+    currency: str  # the float's currency (KGS: KGST, USD: USDKG)
     ledger_minor: int
     expected_base_units: int  # what the chain should hold: the ledger's float less what is moving
     position: object  # onchain.api.TreasuryPosition
@@ -349,34 +355,59 @@ class TreasuryReading:
         return Decimal(base_units).scaleb(-self.position.decimals)
 
 
-def treasury_read(*, symbol="KGST", tries=3):
-    """Ledger float and chain position, read so that they agree in time: the ledger is read before and after the
-    chain (a batch made final in between posts its payout entries and changes it: read again)."""
+def treasury_read(*, currency="KGS", tries=3):
+    """A float's ledger balance and chain position, read so that they agree in time: the ledger is read before and
+    after the chain (a batch made final in between posts its payout entries and changes it: read again). None when its
+    token is not registered."""
+    asset = asset_for(currency)
     for _ in range(tries):
-        before = account_balance("kgst_float", "KGS")
-        position = treasury_position(symbol=symbol)
+        before = account_balance(asset.float_account, currency)
+        position = treasury_position(symbol=asset.symbol)
         if position is None:
             return None
-        if account_balance("kgst_float", "KGS") == before:
-            expected = int(Decimal(before).scaleb(position.decimals - MINOR_DIGITS["KGS"])) - position.moving_base_units
-            return TreasuryReading(ledger_minor=before, expected_base_units=expected, position=position)
+        if account_balance(asset.float_account, currency) == before:
+            expected = int(Decimal(before).scaleb(position.decimals - MINOR_DIGITS[currency])) - position.moving_base_units
+            return TreasuryReading(currency=currency, ledger_minor=before, expected_base_units=expected,
+                                   position=position)
     log.warning("treasury_read_unsettled tries=%s", tries)
     return None
 
 
-def treasury_reconcile(*, symbol="KGST"):
-    """A shortfall on chain (less than the books say) raises an item that halts payouts and alerts operators; a surplus
-    (tokens we did not book: a top-up not recorded yet, or anyone's transfer to our address) raises an item and an
-    alert without halting, so nobody can stop our payouts by sending us tokens. Until the treasury's opening balance
-    is booked (treasury_funding_record) there is nothing to reconcile against: operators get an alert instead."""
+def treasury_reconcile_all():
+    """Every float whose token is registered (KGST, USDKG), each against its own chain; the items raised. A chain that
+    does not answer skips its own float only (the error is raised after the others were reconciled)."""
+    items, failed = [], None
+    for currency in ASSETS:
+        try:
+            items.append(treasury_reconcile(currency=currency))
+        except Exception as exc:  # noqa: BLE001 - one chain's failure must not skip another's float
+            log.warning("treasury_reconcile_failed currency=%s error=%s", currency, type(exc).__name__)
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+    return [item for item in items if item is not None]
+
+
+def _opening_booked(currency):
+    return JournalEntry.objects.filter(kind=TREASURY_FUNDING, postings__account__code=float_account(currency),
+                                       postings__account__currency=currency).exists()
+
+
+def treasury_reconcile(*, currency="KGS"):
+    """A shortfall on chain (less than the books say) raises an item that halts payouts (all of them: a float short on
+    one chain is a fault to look at before anything else moves) and alerts operators; a surplus (tokens we did not
+    book: a top-up not recorded yet, or anyone's transfer to our address) raises an item and an alert without halting,
+    so nobody can stop our payouts by sending us tokens. Until the float's opening balance is booked
+    (treasury_funding_record) there is nothing to reconcile against: operators get an alert instead."""
     if ReconciliationItem.objects.open().filter(halts_payouts=True).exists():
         payouts_halt(key=TREASURY_HALT_KEY, reason="an open treasury reconciliation difference")
-    reading = treasury_read(symbol=symbol)
+    reading = treasury_read(currency=currency)
     if reading is None:
         return None  # no settlement token registered, or the books moved under every reading: next pass
-    if not JournalEntry.objects.filter(kind=TREASURY_FUNDING).exists():
-        operator_alert_raise(kind="reconciliation", message="KGST treasury: no opening balance is booked, so the "
-                             "float cannot be reconciled with the chain (docs/runbook.md, Reconciliation differences)")
+    if not _opening_booked(currency):
+        operator_alert_raise(kind="reconciliation", message=f"{reading.position.symbol} treasury: no opening balance "
+                             "is booked, so the float cannot be reconciled with the chain (docs/runbook.md, "
+                             "Reconciliation differences)")
         return None
     if reading.difference_base_units == 0:
         return None
@@ -384,10 +415,10 @@ def treasury_reconcile(*, symbol="KGST"):
     shortfall = diff < 0
     detail = (f"{position.symbol} held by our wallets and batch contract at block {position.block}: "
               f"{_text(reading.major(position.held_base_units))}; the ledger's float "
-              f"{_text(_major(reading.ledger_minor, 'KGS'))} less {_text(reading.major(position.moving_base_units))} "
+              f"{_text(_major(reading.ledger_minor, currency))} less {_text(reading.major(position.moving_base_units))} "
               f"moving in batches not yet final says {_text(reading.major(reading.expected_base_units))}: "
               f"{'short' if shortfall else 'over'} by {_text(reading.major(abs(diff)))}")
-    item = difference_record(kind=Kind.TREASURY, subject=f"{position.symbol} float", currency="KGS",
+    item = difference_record(kind=Kind.TREASURY, subject=f"{position.symbol} float", currency=currency,
                              expected=reading.major(reading.expected_base_units),
                              actual=reading.major(position.held_base_units), detail=detail, halts_payouts=shortfall)
     if item.halts_payouts:
@@ -397,14 +428,15 @@ def treasury_reconcile(*, symbol="KGST"):
     return item
 
 
-def treasury_dev_book_opening(*, symbol="KGST"):
+def treasury_dev_book_opening(*, currency="KGS"):
     """`make run` only: the dev chain's float is minted at bootstrap with no entry; book what the chain holds beyond
     the ledger as treasury funding, under the block it was measured at."""
-    reading = treasury_read(symbol=symbol)
+    reading = treasury_read(currency=currency)
     if reading is None or reading.difference_base_units <= 0:
         return None
-    surplus = reading.difference_base_units // 10 ** (reading.position.decimals - MINOR_DIGITS["KGS"])
+    surplus = reading.difference_base_units // 10 ** (reading.position.decimals - MINOR_DIGITS[currency])
     if surplus <= 0:
         return None
-    return treasury_funding_record(amount=_major(surplus, "KGS"), reference=f"dev-mint-block-{reading.position.block}",
+    return treasury_funding_record(amount=_major(surplus, currency), currency=currency,
+                                   reference=f"dev-mint-block-{reading.position.block}",
                                    memo="dev chain float minted by devsetup")

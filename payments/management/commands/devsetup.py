@@ -51,9 +51,10 @@ class Command(BaseCommand):
                               f"holds {held // 10**u_token.decimals:,} USDKG and {gas // 10**18} ETH for gas")
         # The dev float is minted with no ledger entry: book it as treasury funding, so the treasury reconciliation
         # (beat) finds the books and the chain in agreement.
-        opening = treasury_dev_book_opening(symbol=token.symbol)
-        if opening is not None:
-            self.stdout.write(f"booked the dev float as treasury funding ({opening.reference})")
+        for currency in ("KGS", "USD") if usdkg_chain_id is not None else ("KGS",):
+            opening = treasury_dev_book_opening(currency=currency)
+            if opening is not None:
+                self.stdout.write(f"booked the dev {currency} float as treasury funding ({opening.reference})")
         corridors_seed()
         # NBKR-style rates: the bundled recorded file (or the live feed when NBKR_RATES_URL is set); beat refreshes.
         for rate in rates_refresh():
