@@ -17,16 +17,10 @@ from common.money import from_units, to_units
 from common.status import StatusField, StatusModel, StatusQuerySet
 from onchain.fields import AddressField
 from payments.assets import asset_for
+from payments.currencies import MINOR_DIGITS, RATE_CURRENCIES, SOURCE_CURRENCIES, TARGET_CURRENCIES  # noqa: F401
 from payments.pricing import cost_percent
 from payments.scopes import DEFAULT_SCOPES, UnknownScopes, scopes_clean
 
-SOURCE_CURRENCIES = [("RUB", "Russian ruble"), ("USD", "US dollar")]
-# What the recipient receives: som (as KGST) or dollars (as USDKG); payments/assets.py maps each to its token.
-TARGET_CURRENCIES = [("KGS", "Kyrgyz som"), ("USD", "US dollar")]
-# Official rates are all against the som (NBKR publishes X/KGS); a cross rate is derived, never stored.
-RATE_CURRENCIES = [("KGS", "Kyrgyz som")]
-# Minor units per currency (all three have two decimals); fiat is stored as integer minor units.
-MINOR_DIGITS = {"RUB": 2, "USD": 2, "KGS": 2}
 BISHKEK = ZoneInfo("Asia/Bishkek")  # NBKR's rates are set per calendar day there
 
 
@@ -661,96 +655,6 @@ class PartnerStatement(models.Model):
         return f"{self.partner} {self.currency} {self.as_of}: {self.closing_balance}"
 
 
-class SanctionsListVersion(models.Model):
-    """One load of one sanctions list (payments/sanctions/load.py). Exactly one version per source is current (a
-    partial unique constraint); a new load inserts its version and flips `is_current` in one transaction, and the
-    old versions stay for audit. docs/compliance.md, "Lists"."""
-
-    class Source(models.TextChoices):
-        OFAC_SDN = "ofac_sdn", "OFAC SDN"
-        UN = "un", "UN consolidated"
-        EU = "eu", "EU consolidated"
-        OPENSANCTIONS = "opensanctions", "OpenSanctions"
-        SAMPLE = "sample", "sample (development)"
-
-    source = models.CharField(max_length=20, choices=Source.choices)
-    file_format = models.CharField(max_length=20, help_text="The loader's format, e.g. ofac-xml.")
-    published_on = models.DateField(null=True, blank=True, help_text="The list's own publication date, when it says.")
-    loaded_at = models.DateTimeField(auto_now_add=True)
-    loaded_by = models.CharField(max_length=150, blank=True)
-    file_names = models.CharField(max_length=500, blank=True)
-    sha256 = models.CharField(max_length=64, help_text="Of the files' bytes, in the order loaded.")
-    entry_count = models.PositiveIntegerField()
-    name_count = models.PositiveIntegerField(help_text="Primary names and aliases.")
-    alias_count = models.PositiveIntegerField()
-    address_count = models.PositiveIntegerField(help_text="Digital-currency (wallet) addresses.")
-    is_current = models.BooleanField(default=False)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["source"], condition=Q(is_current=True),
-                                               name="one_current_sanctions_version_per_source")]
-        indexes = [models.Index(fields=["source", "-loaded_at"])]
-
-    def __str__(self):
-        return f"{self.get_source_display()} #{self.pk} ({self.published_on or 'undated'}, {self.entry_count} entries)"
-
-
-class SanctionsEntry(models.Model):
-    """A listed person, organisation, vessel... as one version of one list has it."""
-
-    class Kind(models.TextChoices):
-        PERSON = "person", "person"
-        ENTITY = "entity", "entity"
-        VESSEL = "vessel", "vessel"
-        AIRCRAFT = "aircraft", "aircraft"
-        WALLET = "wallet", "wallet (address only)"
-        OTHER = "other", "other"
-
-    version = models.ForeignKey(SanctionsListVersion, on_delete=models.PROTECT, related_name="entries")
-    source_id = models.CharField(max_length=200, help_text="The list's own id (OFAC ent_num, UN DATAID, EU logicalId...).")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    primary_name = models.CharField(max_length=500)
-    birth_dates = models.JSONField(default=list, blank=True, help_text="ISO dates, YYYY-MM or YYYY as the list gives.")
-    nationalities = models.JSONField(default=list, blank=True, help_text="ISO 3166 alpha-2 codes where known.")
-    countries = models.JSONField(default=list, blank=True, help_text="Countries of the listed postal addresses.")
-    programs = models.JSONField(default=list, blank=True)
-    remarks = models.TextField(blank=True)
-
-    class Meta:
-        verbose_name_plural = "sanctions entries"
-        constraints = [models.UniqueConstraint(fields=["version", "source_id"], name="one_sanctions_entry_per_list_id")]
-
-    def __str__(self):
-        return f"{self.primary_name} ({self.source_id})"
-
-
-class SanctionsName(models.Model):
-    """Every name an entry is listed under: its primary name (is_alias false) and each alias."""
-
-    entry = models.ForeignKey(SanctionsEntry, on_delete=models.PROTECT, related_name="names")
-    name = models.CharField(max_length=500)
-    is_alias = models.BooleanField(default=False)
-    script = models.CharField(max_length=20, blank=True, help_text="Latin, Cyrillic, ... or mixed.")
-
-    def __str__(self):
-        return self.name
-
-
-class SanctionsAddress(models.Model):
-    """A digital-currency address an entry is listed with ("Digital Currency Address - ETH ..." at OFAC)."""
-
-    entry = models.ForeignKey(SanctionsEntry, on_delete=models.PROTECT, related_name="addresses")
-    currency = models.CharField(max_length=20, blank=True)
-    address = models.CharField(max_length=200, help_text="As the list writes it.")
-    normalised = models.CharField(max_length=200, db_index=True, help_text="Lower-cased: compared case-insensitively.")
-
-    class Meta:
-        verbose_name_plural = "sanctions addresses"
-
-    def __str__(self):
-        return f"{self.currency} {self.address}"
-
-
 # Screening results and review decisions (docs/compliance.md, "Review") ------------------------------------------
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -847,168 +751,10 @@ class HeldTransfer(Transfer):
         verbose_name_plural = "review queue: held transfers"
 
 
-# Limits, KYC tiers and the travel rule (payments/services/limits.py, payments/services/travel_rule.py) ------------
-
-class LimitTier(models.Model):
-    """What a sender of one KYC tier may send in one corridor (source currency), per transfer, per day (the last 24
-    hours) and per 30 days (the last 30 × 24 hours), counted by each identity (phone, email, ID document, card).
-    The highest tier's limits are the hard maximum: a transfer above them is refused at creation. Edited in admin."""
-
-    class Tier(models.IntegerChoices):
-        BASIC = 0, "0: name and phone"
-        ID_DOCUMENT = 1, "1: ID document"
-        PROOF_OF_FUNDS = 2, "2: proof of funds"
-
-    source_currency = models.CharField(max_length=3, choices=SOURCE_CURRENCIES)
-    tier = models.PositiveSmallIntegerField(choices=Tier.choices)
-    per_transfer = models.DecimalField(max_digits=14, decimal_places=2)
-    per_day = models.DecimalField(max_digits=14, decimal_places=2)
-    per_30_days = models.DecimalField(max_digits=14, decimal_places=2)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    history = HistoricalRecords()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["source_currency", "tier"], name="one_limit_per_corridor_tier"),
-            models.CheckConstraint(condition=Q(per_transfer__gt=0) & Q(per_day__gte=models.F("per_transfer"))
-                                   & Q(per_30_days__gte=models.F("per_day")), name="limit_tier_sane"),
-        ]
-        ordering = ["source_currency", "tier"]
-
-    def __str__(self):
-        return f"{self.source_currency} tier {self.tier}"
-
-    def clean(self):
-        errors = {}
-        if self.per_transfer is not None and self.per_transfer <= 0:
-            errors["per_transfer"] = "Must be above zero."
-        if None not in (self.per_transfer, self.per_day) and self.per_day < self.per_transfer:
-            errors["per_day"] = "The daily limit cannot be below the per-transfer limit."
-        if None not in (self.per_day, self.per_30_days) and self.per_30_days < self.per_day:
-            errors["per_30_days"] = "The 30-day limit cannot be below the daily limit."
-        others = LimitTier.objects.filter(source_currency=self.source_currency).exclude(pk=self.pk)
-        lower = others.filter(tier__lt=self.tier).order_by("-tier").first()
-        higher = others.filter(tier__gt=self.tier).order_by("tier").first()
-        for name in ("per_transfer", "per_day", "per_30_days"):
-            mine = getattr(self, name)
-            if mine is None or name in errors:
-                continue
-            if lower and mine < getattr(lower, name):
-                errors[name] = f"Cannot be below tier {lower.tier}'s {getattr(lower, name)}."
-            elif higher and mine > getattr(higher, name):
-                errors[name] = f"Cannot be above tier {higher.tier}'s {getattr(higher, name)}."
-        if errors:
-            raise ValidationError(errors)
-
-
-class SenderProfile(models.Model):
-    """What one sender (normalised phone and email) has provided and what an operator verified: the KYC tier.
-    The ID number is kept only as a keyed hash (it counts the document's limits); never in clear."""
-
-    phone = models.CharField(max_length=20)
-    email = models.CharField(max_length=254)
-    id_type = models.CharField(max_length=20, blank=True, choices=[("passport", "passport"),
-                                                                   ("national_id", "national ID card"),
-                                                                   ("residence_permit", "residence permit")])
-    id_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 of the issuing country")
-    id_number_hash = models.CharField(max_length=64, blank=True, editable=False)
-    id_number_last4 = models.CharField(max_length=4, blank=True, editable=False)
-    id_expiry = models.DateField(null=True, blank=True)
-    id_recorded_by = models.CharField(max_length=150, blank=True, editable=False)
-    id_recorded_at = models.DateTimeField(null=True, blank=True, editable=False)
-    id_verified_by = models.CharField(max_length=150, blank=True, editable=False)
-    id_verified_at = models.DateTimeField(null=True, blank=True, editable=False)
-    funds_reference = models.CharField(max_length=200, blank=True,
-                                       help_text="Where the proof of funds is kept (document reference)")
-    funds_recorded_by = models.CharField(max_length=150, blank=True, editable=False)
-    funds_verified_by = models.CharField(max_length=150, blank=True, editable=False)
-    funds_verified_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["phone", "email"], name="one_profile_per_sender")]
-        permissions = [("verify_sender_id", "Can verify a sender's ID document (KYC tier 1)"),
-                       ("verify_sender_funds", "Can verify a sender's proof of funds (KYC tier 2)")]
-
-    def __str__(self):
-        return f"sender {self.phone} {self.email} (tier {self.tier})"
-
-    @property
-    def id_valid(self):
-        return bool(self.id_verified_at and self.id_number_hash
-                    and (self.id_expiry is None or self.id_expiry >= timezone.localdate()))
-
-    @property
-    def tier(self):
-        if not self.id_valid:
-            return LimitTier.Tier.BASIC
-        return LimitTier.Tier.PROOF_OF_FUNDS if self.funds_verified_at else LimitTier.Tier.ID_DOCUMENT
-
-
-class LimitIdentity(models.Model):
-    """One row per counted identity (kind, sha256 of its normalised value): reservations for it are made under this
-    row's lock (an upsert that locks it), so concurrent transfers of one sender count one after the other."""
-
-    kind = models.CharField(max_length=10)
-    key = models.CharField(max_length=64)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="one_limit_identity")]
-        verbose_name_plural = "limit identities"
-
-    def __str__(self):
-        return f"{self.kind} {self.key[:8]}…"
-
-
-class LimitReservation(models.Model):
-    """A transfer's amount counted against one identity's limits. It counts while its transfer is live; a transfer that
-    ends cancelled, expired, refunded or charged back releases it (limits.RELEASED: derived from the status, so no
-    step can forget to release)."""
-
-    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="limit_reservations")
-    kind = models.CharField(max_length=10)
-    key = models.CharField(max_length=64)
-    currency = models.CharField(max_length=3)
-    amount_minor = models.BigIntegerField()
-    created_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["transfer", "kind"], name="one_reservation_per_identity_kind"),
-                       models.CheckConstraint(condition=Q(amount_minor__gt=0), name="reservation_positive")]
-        indexes = [models.Index(fields=["kind", "key", "currency", "created_at"])]
-
-    def __str__(self):
-        return f"{self.kind} {self.key[:8]}… {self.amount_minor} {self.currency}"
-
-
-class TravelRuleRecord(models.Model):
-    """Originator and beneficiary data kept with a transfer of USD 1,000 or more (or the equivalent; the
-    comparison in som is recorded too). Personal data: only what the travel rule asks for, never logged."""
-
-    transfer = models.OneToOneField(Transfer, on_delete=models.PROTECT, related_name="travel_rule")
-    originator_name = models.CharField(max_length=140)
-    originator_address = models.CharField(max_length=300)
-    originator_date_of_birth = models.DateField(null=True, blank=True)
-    originator_id_number = models.CharField(max_length=40, blank=True)
-    originator_account = models.CharField(max_length=100, help_text="account or wallet reference; the transfer id "
-                                                                    "when the sender gave none")
-    beneficiary_name = models.CharField(max_length=140)
-    beneficiary_wallet = AddressField()
-    beneficiary_country = models.CharField(max_length=2)
-    amount_kgs = models.DecimalField(max_digits=18, decimal_places=2, help_text="the amount converted to som")
-    threshold_kgs = models.DecimalField(max_digits=18, decimal_places=2, help_text="USD 1,000 in som at the time")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.CheckConstraint(
-            condition=Q(originator_date_of_birth__isnull=False) | ~Q(originator_id_number=""),
-            name="travel_rule_dob_or_id")]
-
-    def __str__(self):
-        return f"travel rule data of transfer {self.transfer_id}"
 from payments.models_claims import ClaimCode, ClaimReminder  # noqa: E402,F401
 from payments.models_idempotency import *  # noqa: E402,F401,F403
+from payments.models_limits import LimitIdentity, LimitReservation, LimitTier, SenderProfile, TravelRuleRecord  # noqa: E402,F401
 from payments.models_notifications import Notification  # noqa: E402,F401
 from payments.models_payout_partners import PartnerPayout, PayoutPartner  # noqa: E402,F401
+from payments.models_sanctions import SanctionsAddress, SanctionsEntry, SanctionsListVersion, SanctionsName  # noqa: E402,F401
 from payments.models_webhooks import *  # noqa: E402,F401,F403
