@@ -4,8 +4,9 @@ without asking the node: confirmations count from the head that the tracker reco
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
+from django.db.models import Count, Q
 
-from onchain.models import Batch, ChainTransaction, Payout, Token
+from onchain.models import Batch, ChainTransaction, HotWallet, Payout, Token
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,20 @@ class PayoutEta:
     queue_seconds: float  # the part of `seconds` that those payouts add
 
 
+def _a_wallet_is_idle(chain):
+    """Whether an active wallet of `chain` has fewer than BATCH_MAX_IN_FLIGHT batches not yet mined: then a short queue
+    goes out at once (onchain/services/batches.py, adaptive batching) and a payout waits for no company."""
+    flying = Count("batches", filter=Q(batches__status__in=(Batch.Status.SIGNED, Batch.Status.BROADCAST)))
+    return (HotWallet.objects.filter(chain=chain, is_active=True, halted=False).annotate(flying=flying)
+            .filter(flying__lt=settings.BATCH_MAX_IN_FLIGHT).exists())
+
+
 def payout_eta(*, reference=None, symbol="KGST"):
     """How long until a payout is final, from the pipeline as it is now: the payouts queued before it (each full batch
     ahead costs a block), the batcher's wait for company, one block to be mined, then the chain's finality rule
     (`confirmations` blocks of `block_time_ms`) and the tracker's next pass. Without `reference` (or before its payout
-    is queued): a payout queued now. None when the payout failed or no token is registered. Two indexed reads."""
+    is queued): a payout queued now. None when the payout failed or no token is registered. Three indexed reads.
+    The wait for company (BATCH_MAX_AGE_MS) counts only while every wallet has BATCH_MAX_IN_FLIGHT batches in flight."""
     payout = (Payout.objects.select_related("token__chain", "batch").filter(reference=reference).first()
               if reference else None)
     token = payout.token if payout else Token.objects.select_related("chain").filter(symbol=symbol).first()
@@ -113,6 +123,6 @@ def payout_eta(*, reference=None, symbol="KGST"):
     ahead = queued.count()
     per_batch = settings.BATCH_MAX_SIZE if settings.SETTLEMENT_BATCHING and token.batch_contract else 1
     queue_seconds = (ahead // per_batch) * block
-    wait = (settings.BATCH_MAX_AGE_MS / 1000 if per_batch > 1 else 0) + track
+    wait = (settings.BATCH_MAX_AGE_MS / 1000 if per_batch > 1 and not _a_wallet_is_idle(chain) else 0) + track
     return PayoutEta(seconds=queue_seconds + wait + (depth + 1) * block + track, queued_ahead=ahead,
                      queue_seconds=queue_seconds)

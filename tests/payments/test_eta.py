@@ -27,7 +27,8 @@ S = Transfer.Status
 @pytest.fixture
 def chain_rows(db, settings):
     """A chain with 1-second blocks and a 2-block finality depth, its KGST with a batch contract; batches wait at
-    most 1 s for company, beat passes every 0.5 s. A payout queued now: 1 + 0.5 + (2 + 1) × 1 + 0.5 = 5 s."""
+    most 1 s for company, beat passes every 0.5 s. A payout queued now, its wallet idle (fewer than
+    BATCH_MAX_IN_FLIGHT batches in flight, so it goes out at once): 0.5 + (2 + 1) × 1 + 0.5 = 4 s."""
     settings.SETTLEMENT_BATCHING, settings.BATCH_MAX_SIZE = True, 200
     settings.BATCH_MAX_AGE_MS, settings.SETTLEMENT_TRACK_MS = 1000, 500
     chain = Chain.objects.create(chain_id=97, name="t", confirmations=2, block_time_ms=1000, head_block=10)
@@ -67,7 +68,7 @@ def test_without_history_the_pipeline_estimates(pricing, chain_rows):
     and finality depth and the batcher's settings."""
     history([600, 600])
     eta = transfer_eta(transfer=transfer(funded_at=timezone.now()))
-    assert eta == Eta(seconds=5, basis="pipeline")
+    assert eta == Eta(seconds=4, basis="pipeline")
 
 
 def test_history_is_the_median_of_the_corridors_recent_transfers(pricing, chain_rows, django_assert_num_queries):
@@ -92,7 +93,7 @@ def test_time_already_waited_counts_but_never_below_the_pipeline(pricing, chain_
     history([30, 30, 30])
     now = timezone.now()
     assert transfer_eta(transfer=transfer(funded_at=now - timedelta(seconds=20)), now=now).seconds == 10
-    assert transfer_eta(transfer=transfer(funded_at=now - timedelta(minutes=10)), now=now).seconds == 5
+    assert transfer_eta(transfer=transfer(funded_at=now - timedelta(minutes=10)), now=now).seconds == 4
 
 
 def test_payouts_queued_ahead_add_their_blocks(pricing, chain_rows):
@@ -100,9 +101,26 @@ def test_payouts_queued_ahead_add_their_blocks(pricing, chain_rows):
     history."""
     queue(chain_rows["token"], 400)
     now = timezone.now()
-    assert transfer_eta(transfer=transfer(funded_at=now), now=now) == Eta(seconds=7, basis="pipeline")
+    assert transfer_eta(transfer=transfer(funded_at=now), now=now) == Eta(seconds=6, basis="pipeline")
     history([30, 30, 30])
     assert transfer_eta(transfer=transfer(funded_at=now), now=now) == Eta(seconds=32, basis="history")
+
+
+def test_the_wait_for_company_counts_only_while_every_wallet_has_its_batches_in_flight(pricing, chain_rows, settings):
+    """Adaptive batching: with a wallet below BATCH_MAX_IN_FLIGHT a payout goes out at once (4 s); once every active
+    wallet has that many batches signed or broadcast and not mined, it waits up to BATCH_MAX_AGE_MS for company
+    (+1 s). A halted wallet's idleness does not count."""
+    settings.BATCH_MAX_IN_FLIGHT = 2
+    wallet = chain_rows["wallet"]
+    for nonce in range(2):
+        Batch.objects.create(token=chain_rows["token"], wallet=wallet, nonce=nonce, mode=Batch.Mode.CONTRACT, count=1,
+                             status=Batch.Status.BROADCAST, total_base_units=1)
+    now = timezone.now()
+    assert transfer_eta(transfer=transfer(funded_at=now), now=now) == Eta(seconds=5, basis="pipeline")
+    HotWallet.objects.create(chain=chain_rows["chain"], address=to_checksum_address("0x" + "55" * 20), halted=True)
+    assert transfer_eta(transfer=transfer(funded_at=now), now=now) == Eta(seconds=5, basis="pipeline")
+    HotWallet.objects.create(chain=chain_rows["chain"], address=to_checksum_address("0x" + "66" * 20))
+    assert transfer_eta(transfer=transfer(funded_at=now), now=now) == Eta(seconds=4, basis="pipeline")
 
 
 def test_a_payout_hold_is_waited_out_first(pricing, chain_rows):
@@ -132,10 +150,10 @@ def _settling(chain_rows, *, batch_status=None, block_number=None, ahead=0):
 
 
 def test_a_payout_on_its_way_is_estimated_from_where_it_is_on_chain(pricing, chain_rows):
-    """Settling: queued behind 250 others (one full batch ahead) 6 s; signed but not mined, a block plus the depth
+    """Settling: queued behind 250 others (one full batch ahead) 5 s; signed but not mined, a block plus the depth
     and a tracker pass, 3.5 → 4 s; mined at the head (1 of 2 confirmations), one more block, 1.5 → 2 s."""
     history([600, 600, 600])  # history does not override what the chain says
-    assert transfer_eta(transfer=_settling(chain_rows, ahead=250)) == Eta(seconds=6, basis="pipeline")
+    assert transfer_eta(transfer=_settling(chain_rows, ahead=250)) == Eta(seconds=5, basis="pipeline")
     Payout.objects.all().delete()
     assert transfer_eta(transfer=_settling(chain_rows, batch_status=Batch.Status.BROADCAST)).seconds == 4
     Payout.objects.all().delete()
@@ -210,7 +228,8 @@ def test_the_corridor_median_is_shared_for_eta_cache_seconds(pricing, chain_rows
 def test_a_dollar_transfer_is_estimated_from_usdkgs_own_chain(pricing, chain_rows):
     """Dollars go out as USDKG, whose token lives on another chain (Ethereum: 12-second blocks, finalized after about
     64 blocks): the estimate of a funded USD-target transfer comes from that chain's block time and depth (minutes),
-    while a som transfer keeps BNB Chain's seconds. Pipeline: 1 + 0.5 + (64 + 1) × 12 + 0.5 = 782 s."""
+    while a som transfer keeps BNB Chain's seconds. Pipeline (no wallet of that chain idle, so the 1 s wait for company
+    counts): 1 + 0.5 + (64 + 1) × 12 + 0.5 = 782 s."""
     ethereum = Chain.objects.create(chain_id=1, name="Ethereum", confirmations=64, block_time_ms=12000)
     Token.objects.create(chain=ethereum, symbol="USDKG", address=to_checksum_address("0x" + "33" * 20), decimals=6,
                          batch_contract=to_checksum_address("0x" + "44" * 20))
@@ -222,4 +241,4 @@ def test_a_dollar_transfer_is_estimated_from_usdkgs_own_chain(pricing, chain_row
     force_status(Transfer.objects.filter(pk=dollars.pk), S.FUNDED, funded_at=timezone.now())
     dollars.refresh_from_db()
     assert transfer_eta(transfer=dollars) == Eta(seconds=782, basis="pipeline")
-    assert transfer_eta(transfer=transfer(funded_at=timezone.now())) == Eta(seconds=5, basis="pipeline")
+    assert transfer_eta(transfer=transfer(funded_at=timezone.now())) == Eta(seconds=4, basis="pipeline")
