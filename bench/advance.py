@@ -37,7 +37,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=20, help="advanced first, not counted (default 20)")
     p.add_argument("--database", default=None,
                    help="database name on DATABASE_URL's server, dropped and created (default tulpar_bench_<pid>)")
-    p.add_argument("--profile", type=int, default=0, help="print cProfile's top N functions (cumulative)")
+    p.add_argument("--profile", type=int, default=0, help="print cProfile's top N functions")
+    p.add_argument("--sort", default="cumulative", help="cProfile order (default cumulative; tottime)")
     p.add_argument("--baseline", default=None, help="git revision to measure the same way, for the ratios")
     p.add_argument("--show-sql", type=int, default=0, help="print the SQL of the last warm-up advance (N lines)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON line (for --baseline)")
@@ -91,10 +92,8 @@ def setup_rows():
 def seed(token, n, rng):
     """n funded transfers as bench-latency's, each with the limit reservations its creation would have made."""
     from bench import common
-    from payments.models import LimitReservation
+    from payments.models import LimitReservation, Transfer
     from payments.services.limits import identity_key
-
-    from payments.models import Transfer
 
     transfers = common.seed_transfers(token=token, n=n, rng=rng, status="funded", tag=f"adv{rng.random()}",
                                       with_payouts=False)
@@ -119,17 +118,21 @@ class Counter:
         return execute(sql, params, many, context)
 
 
-def advance_all(ids, show=0):
-    """Advance each as payments.pipeline.advance_task does; returns (cpu s, wall s, statements)."""
+def advance_all(ids, show=0, batched=False):
+    """Advance each as payments.pipeline.advance_task does, or (`batched`) all of them as the screening task
+    transfers_advance_due does; returns (cpu s, wall s, statements)."""
     from django.db import connection
 
-    from payments.pipeline import advance_task
+    from payments import pipeline
 
     counter = Counter(show)
     with connection.execute_wrapper(counter):
         cpu, wall = time.process_time(), time.perf_counter()
-        for transfer_id in ids:
-            advance_task.run(transfer_id)
+        if batched:
+            pipeline.transfers_advance_due()
+        else:
+            for transfer_id in ids:
+                pipeline.advance_task.run(transfer_id)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return cpu, wall, counter.n
 
@@ -140,29 +143,32 @@ def measure(args):
     django.setup()
     token = setup_rows()
     rng = random.Random(args.seed)
-    warm = seed(token, args.warmup, rng)
-    ids = seed(token, args.transfers, rng)
-    advance_all(warm[:-1])  # the name index, caches and connections, as a running worker has them
-    advance_all(warm[-1:], show=args.show_sql)
-    if args.profile:
-        import cProfile
-        import pstats
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    cpu, wall, statements = advance_all(ids)
-    if args.profile:
-        profiler.disable()
+    from payments import pipeline
     from payments.models import Transfer
 
-    statuses = dict(Transfer.objects.filter(pk__in=ids).values_list("status").annotate(
-        n=django.db.models.Count("pk")))
-    n = len(ids)
-    figures = {"cpu_ms_per_advance": cpu * 1000 / n, "wall_ms_per_advance": wall * 1000 / n,
-               "sql_per_advance": statements / n, "statuses": statuses}
-    if args.profile:
-        stats = pstats.Stats(profiler, stream=sys.stdout)
-        stats.sort_stats("cumulative").print_stats(args.profile)
+    warm = seed(token, args.warmup, rng)
+    advance_all(warm[:-1])  # the name index, caches and connections, as a running worker has them
+    advance_all(warm[-1:], show=args.show_sql)
+    figures = {}
+    modes = ["one"] + (["batched"] if hasattr(pipeline, "transfers_advance_due") else [])
+    for mode in modes:  # one by one (advance_task per transfer), then the batched screening task
+        ids = seed(token, args.transfers, rng)
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        cpu, wall, statements = advance_all(ids, batched=mode == "batched")
+        if args.profile:
+            profiler.disable()
+            say(f"# profile, {mode}")
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats(args.sort).print_stats(args.profile)
+        statuses = dict(Transfer.objects.filter(pk__in=ids).values_list("status").annotate(
+            n=django.db.models.Count("pk")))
+        n = len(ids)
+        figures[mode] = {"cpu_ms_per_advance": cpu * 1000 / n, "wall_ms_per_advance": wall * 1000 / n,
+                         "sql_per_advance": statements / n, "statuses": statuses}
     return figures
 
 
@@ -210,17 +216,25 @@ def main():
     if args.json:
         print(json.dumps(figures))
         return 0
-    say(f"# load average {os.getloadavg()[0]:.2f}; {args.transfers} transfers, {args.warmup} warm-up")
-    for name in ("cpu_ms_per_advance", "wall_ms_per_advance", "sql_per_advance"):
-        say(f"advance.{name}: {figures[name]:.2f}")
-    say(f"# statuses after: {figures['statuses']}")
+    names = ("cpu_ms_per_advance", "wall_ms_per_advance", "sql_per_advance")
+    say(f"# load average {os.getloadavg()[0]:.2f}; {args.transfers} transfers per mode, {args.warmup} warm-up")
+    for mode, values in figures.items():
+        for name in names:
+            say(f"advance.{mode}.{name}: {values[name]:.2f}")
+        say(f"# {mode}: statuses after {values['statuses']}")
+    if "batched" in figures:
+        for name in names:
+            say(f"advance.ratio_batched_vs_one.{name}: {figures['batched'][name] / figures['one'][name]:.3f}")
     if args.baseline:
         base = baseline(args.baseline, args)
-        say(f"# baseline {args.baseline}, same script, same machine (load average {os.getloadavg()[0]:.2f})")
-        for name in ("cpu_ms_per_advance", "wall_ms_per_advance", "sql_per_advance"):
-            say(f"advance.baseline.{name}: {base[name]:.2f}")
-            say(f"advance.ratio.{name}: {figures[name] / base[name]:.3f}")
-        say(f"# baseline statuses after: {base['statuses']}")
+        say(f"# baseline {args.baseline}: same script, same machine, just after (load average "
+            f"{os.getloadavg()[0]:.2f})")
+        for mode, values in base.items():
+            for name in names:
+                say(f"advance.baseline.{mode}.{name}: {values[name]:.2f}")
+        for mode in figures:
+            for name in names:
+                say(f"advance.ratio_{mode}_vs_baseline_one.{name}: {figures[mode][name] / base['one'][name]:.3f}")
     return 0
 
 

@@ -54,3 +54,21 @@ def resend_claim(what, ids, seconds):
         return [i for i, fresh in zip(ids, pipe.execute(), strict=True) if fresh]
     except redis.RedisError:
         return ids
+
+
+def pending_claim(what, seconds):
+    """Single flight for a task that reads its work from the table: True when no `what` task is pending (and one now
+    is, for at most `seconds`: a mark whose task was lost lapses), False when one is. When Redis cannot say, True: a
+    second task is harmless, a missing one is not."""
+    try:
+        return bool(client().set(_key(f"pending:{what}"), "1", nx=True, ex=seconds))
+    except redis.RedisError:
+        return True
+
+
+def pending_clear(what):
+    """The pending `what` task starts: work committed from now on must claim (and enqueue) again."""
+    try:
+        client().delete(_key(f"pending:{what}"))
+    except redis.RedisError:
+        pass
