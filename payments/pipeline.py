@@ -270,6 +270,11 @@ def transfer_advance(*, transfer_id):
     return transfer
 
 
+# What screening's transitions write (mark_rejected, mark_held, mark_awaiting_claim, mark_settling): the rest of the
+# locked row is as it was read, so writing it back (and checksumming its wallet again) is work for nothing.
+MOVED = ["status", "failure_reason", "payout_reference", "updated_at"]
+
+
 def _advance_locked(transfers):
     """transfer_advance's step for funded live transfers the caller holds locked, in the caller's transaction: each
     screened (each table read once for all of them), each decision applied by its own guarded transition, the clear
@@ -282,15 +287,15 @@ def _advance_locked(transfers):
     for transfer, outcome in zip(transfers, outcomes, strict=True):
         if outcome.decision == REJECT:
             transfer.mark_rejected(outcome.reason)
-            transfer.save()
+            transfer.save(update_fields=MOVED)
             _after_commit(refund_task, transfer.id)
         elif outcome.decision == HOLD:
             transfer.mark_held(outcome.reason)
-            transfer.save()
+            transfer.save(update_fields=MOVED)
         elif outcome.decision == CLEAR:
             if not transfer.recipient_wallet:  # sent to a phone: waits for the recipient's claim (services/claims.py)
                 transfer.mark_awaiting_claim()
-                transfer.save()
+                transfer.save(update_fields=MOVED)
             elif transfer.release_after and transfer.release_after > timezone.now():
                 log.info("transfer_payout_delayed transfer_id=%s release_after=%s", transfer.id, transfer.release_after)
             else:
@@ -320,7 +325,7 @@ def _settle_many(transfers):
     for transfer in transfers:
         if not transfer.recipient_wallet:  # released from review before the recipient claimed it: waits for the claim
             transfer.mark_awaiting_claim()
-            transfer.save()
+            transfer.save(update_fields=MOVED)
             continue
         if us_remittance.cancel_window_open(transfer):  # every path to a payout passes here (an operator's release too)
             raise TransferNotPayable(us_remittance.payout_held_message())
@@ -333,7 +338,7 @@ def _settle_many(transfers):
          "symbol": asset_for(t.quote.target_currency).symbol} for t in paying])
     for transfer in paying:
         transfer.mark_settling(str(transfer.id))
-        transfer.save()
+        transfer.save(update_fields=MOVED)
 
 
 # Many funded transfers at once: one task screens every transfer due, a batch per transaction -------------------------

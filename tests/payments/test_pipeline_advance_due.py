@@ -50,7 +50,8 @@ def funded(partner, pricing):
 
 def mixed(funded):
     """One transfer per screening path: clear, a listed name, a listed travel-rule originator, a denylisted wallet, a
-    frozen sender, a frozen wallet, over the sender's tier, a mixed-script name. (Creation refuses a denylisted or
+    frozen sender, a frozen wallet, over the sender's tier, a mixed-script name, one sender over a day's limit with two
+transfers. (Creation refuses a denylisted or
     frozen wallet and a frozen sender: those became so after the transfer was made.)"""
     transfers = [
         funded(),
@@ -63,6 +64,8 @@ def mixed(funded):
         funded(amount="80000.00"),
         funded(recipient_name="Gulnara Усенова"),
         funded(),
+        funded(amount="60000.00", email="twice@example.com"),  # one sender twice: each counts the other, not itself
+        funded(amount="60000.00", email="twice@example.com"),
     ]
     Transfer.objects.filter(pk=transfers[3].pk).update(recipient_wallet="0x000000000000000000000000000000000000dEaD")
     fraud.identities_freeze(pairs=[("email", "frozen@example.com"), ("wallet", transfers[5].recipient_wallet)],
@@ -76,8 +79,10 @@ def test_a_batch_is_screened_exactly_as_each_transfer_alone(funded):
     alone = [screening_check(transfer=t) for t in transfers]
     together = screening_check_many(transfers=transfers)
     assert together == alone
-    assert [o.decision for o in together] == [CLEAR, HOLD, HOLD, REJECT, REJECT, REJECT, HOLD, HOLD, CLEAR]
+    assert [o.decision for o in together] == [CLEAR, HOLD, HOLD, REJECT, REJECT, REJECT, HOLD, HOLD, CLEAR, HOLD, HOLD]
     assert together[6].reason == "ID document required above 75,000.00 RUB per transfer (sender is at tier 0)"
+    assert together[9].reason == together[10].reason == ("ID document required above 100,000.00 RUB per day (sender "
+                                                         "is at tier 0)")
 
 
 def test_the_task_advances_every_funded_transfer_due_once(funded, chain):
@@ -90,10 +95,10 @@ def test_the_task_advances_every_funded_transfer_due_once(funded, chain):
     assert pipeline.transfers_advance_due(batch=4) == len(transfers)
     statuses = dict(Transfer.objects.values_list("pk", "status"))
     assert [statuses[t.pk] for t in transfers] == [S.SETTLING, S.HELD, S.HELD, S.REJECTED, S.REJECTED, S.REJECTED,
-                                                   S.HELD, S.HELD, S.SETTLING]
+                                                   S.HELD, S.HELD, S.SETTLING, S.HELD, S.HELD]
     assert statuses[later.pk] == S.FUNDED
     assert sorted(Payout.objects.values_list("reference", flat=True)) == sorted(
-        [str(transfers[0].pk), str(transfers[-1].pk)])
+        [str(transfers[0].pk), str(transfers[8].pk)])
     assert Transfer.objects.get(pk=transfers[0].pk).payout_reference == str(transfers[0].pk)
     results = list(ScreeningResult.objects.values_list("transfer_id", "trigger", "status_after"))
     assert sorted(results) == sorted((t.pk, "inline", statuses[t.pk]) for t in transfers)
