@@ -72,3 +72,25 @@ def pending_clear(what):
         client().delete(_key(f"pending:{what}"))
     except redis.RedisError:
         pass
+
+
+def failing_add(what, ids, seconds):
+    """Remember `ids` (of `what`) as failing for `seconds`: a batch task leaves them out meanwhile, so one row that
+    keeps failing does not make every batch it would be in fail and be done again row by row."""
+    ids = [str(i) for i in ids]
+    if not ids:
+        return
+    try:
+        client().zadd(_key(f"failing:{what}"), {i: time.time() + seconds for i in ids})
+    except redis.RedisError:
+        pass
+
+
+def failing(what):
+    """The ids of `what` remembered as failing and not yet due again (empty when Redis cannot say)."""
+    try:
+        conn, key = client(), _key(f"failing:{what}")
+        conn.zremrangebyscore(key, "-inf", time.time())
+        return {member.decode() for member in conn.zrange(key, 0, -1)}
+    except redis.RedisError:
+        return set()

@@ -377,10 +377,12 @@ def transfers_advance_due(*, batch=ADVANCE_BATCH, run_seconds=ADVANCE_RUN_SECOND
     locked with SKIP LOCKED, so concurrent runs share the work and a row held elsewhere (a cancel, an operator) is
     left to the next run; each row is then moved as transfer_advance moves it (its status checked under the lock,
     each decision its own guarded transition, a result recorded per transfer). A batch that fails is done again
-    one transfer per transaction, so one transfer's error neither blocks the others nor is retried in this run.
-    Returns the number of transfers advanced."""
+    one transfer per transaction, so one transfer's error does not block the others; a transfer that failed is left
+    out of batches for SWEEP_RESEND_SECONDS (then a run takes it again: the sweeper kicks while it waits). Returns
+    the number of transfers taken."""
     ops_state.pending_clear("advance")  # later fundings must kick again: what committed before now is read below
-    started, done, failed = time.monotonic(), 0, set()
+    # Rows that failed lately (in this run or one before) wait SWEEP_RESEND_SECONDS before a batch takes them again.
+    started, done, failed = time.monotonic(), 0, set(ops_state.failing("advance"))
     while True:
         if time.monotonic() - started > run_seconds:
             advance_kick()  # a long backlog: hand over rather than hold a worker (and its time limit) for it
@@ -399,7 +401,8 @@ def transfers_advance_due(*, batch=ADVANCE_BATCH, run_seconds=ADVANCE_RUN_SECOND
                     transfer_advance(transfer_id=transfer.pk)
                 except Exception:
                     log.exception("transfer_advance_failed transfer_id=%s", transfer.pk)
-                    failed.add(transfer.pk)
+                    failed.add(str(transfer.pk))
+                    ops_state.failing_add("advance", [transfer.pk], settings.SWEEP_RESEND_SECONDS)
         done += len(rows)
         if len(rows) < batch:
             break

@@ -106,9 +106,12 @@ def test_the_task_advances_every_funded_transfer_due_once(funded, chain):
     assert ScreeningResult.objects.count() == len(transfers) and Payout.objects.count() == 2
 
 
-def test_one_transfer_that_cannot_be_paid_does_not_hold_up_its_batch(funded, chain, monkeypatch):
+def test_one_transfer_that_cannot_be_paid_does_not_hold_up_its_batch(funded, chain, monkeypatch, settings):
     """A batch that fails is done again one transfer per transaction: the others are advanced, the failing one stays
-    funded (for the sweeper's next kick), and the run ends rather than retrying it."""
+    funded; it is left out of batches for SWEEP_RESEND_SECONDS (a later run does not fail its batch again), then
+    taken again."""
+    failing = f"{settings.CELERY_TASK_DEFAULT_QUEUE}:ops:failing:advance"
+    ops_state.client().delete(failing)
     transfers = [funded() for _ in range(3)]
     stuck = transfers[1].pk
     monkeypatch.setattr(us_remittance, "cancel_window_open", lambda transfer: transfer.pk == stuck)
@@ -116,6 +119,12 @@ def test_one_transfer_that_cannot_be_paid_does_not_hold_up_its_batch(funded, cha
     statuses = dict(Transfer.objects.values_list("pk", "status"))
     assert [statuses[t.pk] for t in transfers] == [S.SETTLING, S.FUNDED, S.SETTLING]
     assert not ScreeningResult.objects.filter(transfer_id=stuck).exists()
+    assert ops_state.failing("advance") == {str(stuck)}
+    monkeypatch.setattr(us_remittance, "cancel_window_open", lambda transfer: False)
+    assert pipeline.transfers_advance_due(batch=10) == 0  # remembered as failing: not taken yet
+    ops_state.client().delete(failing)  # its window ends
+    assert pipeline.transfers_advance_due(batch=10) == 1
+    assert Transfer.objects.get(pk=stuck).status == S.SETTLING
 
 
 def test_funding_kicks_one_task_however_many_transfers(settings):
