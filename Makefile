@@ -42,13 +42,17 @@ clean:
 	rm -rf var staticfiles
 
 # Benchmarks (bench/README.md): each starts its own anvil, database, queue, workers and beat, and stops them.
-.PHONY: bench-settlement bench-kill bench-reorg bench-quotes bench-screening bench-api bench-load bench-dashboard bench-latency
+.PHONY: bench-settlement bench-kill bench-reorg bench-quotes bench-screening bench-api bench-load bench-dashboard bench-latency bench-advance
 bench-settlement: deps
 	$(PY) -m bench.settlement $(BENCH_ARGS)
 
 # funded -> completed through the real pipeline at 20/s and 200/s, beside the chain's own floor (inclusion + 2 blocks).
 bench-latency: deps
 	$(PY) -m bench.latency $(BENCH_ARGS)
+
+# The screening step alone, in process: CPU, wall and SQL per transfer, one by one and batched (--baseline REV compares).
+bench-advance: deps
+	$(PY) -m bench.advance $(BENCH_ARGS)
 
 bench-kill: deps
 	$(PY) -m bench.kill_campaign $(BENCH_ARGS)

@@ -4,7 +4,7 @@ One run starts its own anvil (1-second blocks, `finalized` two blocks behind the
 (REDIS_URL, or a private redis-server), a queue of its own, real Celery workers + beat and the new-heads runner
 (`manage.py chain_heads`) as subprocesses. For each rate it funds transfers at that pace for `--seconds`: each is
 inserted `funded` (quote, transfer, funding journal entry, as payments.pipeline.transfer_mark_funded leaves it) and
-its `transfer_advance` task is enqueued after the commit, as the funding paths do; from there it is the gateway's
+the screening task is kicked after the commit (pipeline.advance_kick), as the funding paths do; from there it is the gateway's
 own path: screening, payout_request (which triggers the builder), batching, send, tracking, finality, completion.
 Then it waits for the last one and prints, per rate:
 
@@ -68,16 +68,15 @@ def start_heads(stack):
 
 
 def fund_at_rate(token, rng, *, rate, seconds, tick, tag):
-    """Funded transfers at `rate` per second for `seconds`: a commit every `tick` s, then their advance tasks."""
-    from payments.pipeline import advance_task
+    """Funded transfers at `rate` per second for `seconds`: a commit every `tick` s, then the screening kick."""
+    from payments.pipeline import advance_kick
 
     ids, started, n = [], time.monotonic(), 0
     while time.monotonic() - started < seconds:
         due = int((time.monotonic() - started + tick) * rate) - n  # catch up when a commit ran late
         if due > 0:
             wave = common.seed_transfers(token=token, n=due, rng=rng, status="funded", tag=tag, with_payouts=False)
-            for transfer in wave:
-                advance_task.delay(str(transfer.pk))
+            advance_kick()  # what transfer_mark_funded does on commit (pipeline.advance_soon)
             ids += [t.pk for t in wave]
             n += due
         time.sleep(max(0.0, started + (n / rate) - time.monotonic()))

@@ -54,3 +54,43 @@ def resend_claim(what, ids, seconds):
         return [i for i, fresh in zip(ids, pipe.execute(), strict=True) if fresh]
     except redis.RedisError:
         return ids
+
+
+def pending_claim(what, seconds):
+    """Single flight for a task that reads its work from the table: True when no `what` task is pending (and one now
+    is, for at most `seconds`: a mark whose task was lost lapses), False when one is. When Redis cannot say, True: a
+    second task is harmless, a missing one is not."""
+    try:
+        return bool(client().set(_key(f"pending:{what}"), "1", nx=True, ex=seconds))
+    except redis.RedisError:
+        return True
+
+
+def pending_clear(what):
+    """The pending `what` task starts: work committed from now on must claim (and enqueue) again."""
+    try:
+        client().delete(_key(f"pending:{what}"))
+    except redis.RedisError:
+        pass
+
+
+def failing_add(what, ids, seconds):
+    """Remember `ids` (of `what`) as failing for `seconds`: a batch task leaves them out meanwhile, so one row that
+    keeps failing does not make every batch it would be in fail and be done again row by row."""
+    ids = [str(i) for i in ids]
+    if not ids:
+        return
+    try:
+        client().zadd(_key(f"failing:{what}"), {i: time.time() + seconds for i in ids})
+    except redis.RedisError:
+        pass
+
+
+def failing(what):
+    """The ids of `what` remembered as failing and not yet due again (empty when Redis cannot say)."""
+    try:
+        conn, key = client(), _key(f"failing:{what}")
+        conn.zremrangebyscore(key, "-inf", time.time())
+        return {member.decode() for member in conn.zrange(key, 0, -1)}
+    except redis.RedisError:
+        return set()

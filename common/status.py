@@ -35,6 +35,11 @@ def _listeners_of(model):
     return _listeners.get(model._meta.concrete_model, ())
 
 
+def status_listened(model):
+    """Whether any StatusListener hears `model` (a bulk insert, which calls no save(), must not skip one)."""
+    return bool(_listeners_of(model))
+
+
 def _tell(model, changes, instance):
     for listener in _listeners_of(model):
         listener.status_changed(model=model, changes=changes, instance=instance)

@@ -227,6 +227,7 @@ CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=nam
 CELERY_TASK_ROUTES = {
     "onchain.tasks.*": {"queue": _SETTLEMENT},
     "payments.transfer_advance": {"queue": _SETTLEMENT},
+    "payments.transfers_advance_due": {"queue": _SETTLEMENT},
     "payments.transfer_refund": {"queue": _STRIPE},
     "payments.transfer_funding_refuse": {"queue": _STRIPE},
     "payments.tasks.funding_poll": {"queue": _STRIPE},
@@ -251,7 +252,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How often beat runs the batcher and the tracker (also what status pages add to their arrival estimate).
 SETTLEMENT_TRACK_MS = env_int("SETTLEMENT_TRACK_MS", 500)
-# The transfers sweeper re-sends a waiting row's task at most once per this many seconds (common.ops_state.resend_claim).
+# The transfers sweeper re-sends a waiting refund's task at most once per this many seconds (common.ops_state.resend_claim).
 SWEEP_RESEND_SECONDS = env_int("SWEEP_RESEND_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "funding-poll": {"task": "payments.tasks.funding_poll", "schedule": timedelta(seconds=env_int("FUNDING_POLL_SECONDS", 20))},

@@ -4,7 +4,8 @@ payments imports onchain only through this module (plus `onchain.fields` for fie
 onchain never imports payments. Both rules are import-linter contracts (pyproject.toml), checked by CI.
 
 - Ask:     `payout_request` queues a payout once per caller reference, inside the caller's transaction; `symbol`
-           (KGST, USDKG) names the token, paid on the chain it is registered on (`chain_id` picks one of several).
+           (KGST, USDKG) names the token, paid on the chain it is registered on (`chain_id` picks one of several);
+           `payouts_request` queues many at once (one read, one insert).
 - Hear:    implement `PayoutListener` and register it at start-up (`payout_listener_register`); the engine
            reports final and failed payouts through it, inside its own transaction.
 - Read:    `payout_settlement(s)`, `payout_eta` (how long until final), `payout_is_dead`, `float_covers`,
@@ -36,7 +37,7 @@ from onchain.selectors_dashboard import settlement_overview
 from onchain.services.alerts import alert_raise
 from onchain.services.devchain import devchain_bootstrap
 from onchain.services.halts import payouts_halt, payouts_halted, payouts_resume
-from onchain.services.payouts import payout_request
+from onchain.services.payouts import payout_request, payouts_request
 from onchain.services.recipients import recipient_check
 from onchain.services.treasury import TreasuryPosition, float_covers, treasury_position, wallet_balances
 
@@ -59,6 +60,7 @@ __all__ = [
     "payout_listener_override",
     "payout_listener_register",
     "payout_request",
+    "payouts_request",
     "payout_rows",
     "payout_settlement",
     "payout_settlements",

@@ -10,6 +10,7 @@ schedules them (payments/tasks.py holds only the periodic entry points). See doc
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -20,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common import ops_state
-from onchain.api import operator_alert_raise, payout_is_dead, payout_request
+from onchain.api import operator_alert_raise, payout_is_dead, payouts_request
 from onchain.errors import ChainUnavailable, SettlementNotConfigured
 from payments.assets import asset_for
 from payments.errors import (
@@ -35,7 +36,7 @@ from payments.errors import (
 from payments.models import CardDispute, JournalEntry, PartnerPayout, Transfer
 from payments.providers import stripe_rail
 from payments.services import fraud, ledger, limits, payout_partners, refunds, review, us_remittance
-from payments.services.screening import CLEAR, HOLD, REJECT, screening_check
+from payments.services.screening import CLEAR, HOLD, REJECT, screening_check, screening_check_many
 from payments.services.transfers import transfer_funding_prepare
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def transfer_mark_funded(*, payment_intent):
         us_remittance.cancel_window_start(transfer, funded_at=now)  # USD: no payout while the sender may cancel
         transfer.save()
         ledger.ledger_post_funding(transfer=transfer)
-        _after_commit(advance_task, transfer.id)
+        advance_soon()
     log.info("transfer_funded transfer_id=%s payment_intent=%s release_after=%s", transfer.id, payment_intent.id,
              transfer.release_after)
     return transfer
@@ -265,44 +266,147 @@ def transfer_advance(*, transfer_id):
         transfer = _locked(transfer_id)
         if transfer.status != S.FUNDED or not transfer.livemode:  # the sandbox moves only by services/sandbox.py
             return transfer
-        outcome = screening_check(transfer=transfer)
-        if outcome.decision == REJECT:
-            transfer.mark_rejected(outcome.reason)
-            transfer.save()
-            _after_commit(refund_task, transfer.id)
-        elif outcome.decision == HOLD:
-            transfer.mark_held(outcome.reason)
-            transfer.save()
-        elif outcome.decision == CLEAR:
-            if not transfer.recipient_wallet:  # sent to a phone: waits for the recipient's claim (services/claims.py)
-                transfer.mark_awaiting_claim()
-                transfer.save()
-            elif transfer.release_after and transfer.release_after > timezone.now():
-                log.info("transfer_payout_delayed transfer_id=%s release_after=%s", transfer.id, transfer.release_after)
-            else:
-                _settle(transfer)
-        else:
-            raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
-        review.screening_result_record(transfer=transfer, outcome=outcome, trigger=review.INLINE)
-    log.info("transfer_screened transfer_id=%s decision=%s", transfer.id, outcome.decision)
+        _advance_locked([transfer])
     return transfer
 
 
+# What screening's transitions write (mark_rejected, mark_held, mark_awaiting_claim, mark_settling): the rest of the
+# locked row is as it was read, so writing it back (and checksumming its wallet again) is work for nothing.
+MOVED = ["status", "failure_reason", "payout_reference", "updated_at"]
+
+
+def _advance_locked(transfers):
+    """transfer_advance's step for funded live transfers the caller holds locked, in the caller's transaction: each
+    screened (each table read once for all of them), each decision applied by its own guarded transition, the clear
+    ones' payouts queued together, and one `inline` result recorded per transfer."""
+    if len(transfers) == 1:
+        outcomes = [screening_check(transfer=transfers[0])]
+    else:
+        outcomes = screening_check_many(transfers=transfers)
+    payable = []
+    for transfer, outcome in zip(transfers, outcomes, strict=True):
+        if outcome.decision == REJECT:
+            transfer.mark_rejected(outcome.reason)
+            transfer.save(update_fields=MOVED)
+            _after_commit(refund_task, transfer.id)
+        elif outcome.decision == HOLD:
+            transfer.mark_held(outcome.reason)
+            transfer.save(update_fields=MOVED)
+        elif outcome.decision == CLEAR:
+            if not transfer.recipient_wallet:  # sent to a phone: waits for the recipient's claim (services/claims.py)
+                transfer.mark_awaiting_claim()
+                transfer.save(update_fields=MOVED)
+            elif transfer.release_after and transfer.release_after > timezone.now():
+                log.info("transfer_payout_delayed transfer_id=%s release_after=%s", transfer.id, transfer.release_after)
+            else:
+                payable.append(transfer)
+        else:
+            raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
+    _settle_many(payable)
+    applied = list(zip(transfers, outcomes, strict=True))
+    if len(applied) == 1:
+        review.screening_result_record(transfer=transfers[0], outcome=outcomes[0], trigger=review.INLINE)
+    else:
+        review.screening_results_record(applied=applied, trigger=review.INLINE)
+    for transfer, outcome in applied:
+        log.info("transfer_screened transfer_id=%s decision=%s", transfer.id, outcome.decision)
+
+
 def _settle(transfer):
-    if not transfer.livemode:
+    _settle_many([transfer])
+
+
+def _settle_many(transfers):
+    """Queue the payout of each (locked, in the caller's transaction) and move it to `settling`; one without a
+    destination waits for its recipient's claim instead."""
+    if any(not t.livemode for t in transfers):
         raise TransferNotPayable(_("A sandbox transfer is never paid out."))
-    if not transfer.recipient_wallet:  # released from review before the recipient claimed it: it waits for the claim
-        transfer.mark_awaiting_claim()
-        transfer.save()
+    paying = []
+    for transfer in transfers:
+        if not transfer.recipient_wallet:  # released from review before the recipient claimed it: waits for the claim
+            transfer.mark_awaiting_claim()
+            transfer.save(update_fields=MOVED)
+            continue
+        if us_remittance.cancel_window_open(transfer):  # every path to a payout passes here (an operator's release too)
+            raise TransferNotPayable(us_remittance.payout_held_message())
+        paying.append(transfer)
+    if not paying:
         return
-    if us_remittance.cancel_window_open(transfer):  # every path to a payout passes here (an operator's release too)
-        raise TransferNotPayable(us_remittance.payout_held_message())
-    reference = str(transfer.id)
     # The token of the target currency (KGST for som, USDKG for dollars); onchain makes base units from its decimals.
-    payout_request(reference=reference, to_address=transfer.recipient_wallet, amount=transfer.quote.target_amount,
-                   symbol=asset_for(transfer.quote.target_currency).symbol)
-    transfer.mark_settling(reference)
-    transfer.save()
+    payouts_request(requests=[
+        {"reference": str(t.id), "to_address": t.recipient_wallet, "amount": t.quote.target_amount,
+         "symbol": asset_for(t.quote.target_currency).symbol} for t in paying])
+    for transfer in paying:
+        transfer.mark_settling(str(transfer.id))
+        transfer.save(update_fields=MOVED)
+
+
+# Many funded transfers at once: one task screens every transfer due, a batch per transaction -------------------------
+
+ADVANCE_BATCH = 100  # transfers screened per transaction (their rows stay locked until it commits)
+ADVANCE_RUN_SECONDS = 30  # one task's share of a backlog; past it the task hands over to a new one
+
+
+def _due_now(now):
+    """Funded live transfers whose screening/payout step may run now (no payout release time still ahead)."""
+    return Transfer.objects.filter(status=S.FUNDED, livemode=True).filter(
+        Q(release_after__isnull=True) | Q(release_after__lte=now))
+
+
+def advance_soon():
+    """After the caller's transaction commits, have a worker screen every funded transfer due (advance_kick)."""
+    transaction.on_commit(advance_kick, robust=True)
+
+
+def advance_kick():
+    """Enqueue one transfers_advance_due task unless one is already pending (single flight: a Redis mark set NX,
+    cleared by the task as it starts; a mark whose task was lost lapses in a few seconds). A transfer funded while
+    a task is pending is in the table that task reads when it starts; one funded after it started kicks again. The
+    sweeper kicks too (transfers_sweep), so a lost kick or task delays a transfer, never strands it."""
+    if ops_state.pending_claim("advance", ADVANCE_PENDING_SECONDS):
+        advance_due_task.delay()
+        return True
+    return False
+
+
+ADVANCE_PENDING_SECONDS = 5
+
+
+def transfers_advance_due(*, batch=ADVANCE_BATCH, run_seconds=ADVANCE_RUN_SECONDS):
+    """Screen and advance every funded transfer due, oldest funding first, `batch` per transaction: the rows are
+    locked with SKIP LOCKED, so concurrent runs share the work and a row held elsewhere (a cancel, an operator) is
+    left to the next run; each row is then moved as transfer_advance moves it (its status checked under the lock,
+    each decision its own guarded transition, a result recorded per transfer). A batch that fails is done again
+    one transfer per transaction, so one transfer's error does not block the others; a transfer that failed is left
+    out of batches for SWEEP_RESEND_SECONDS (then a run takes it again: the sweeper kicks while it waits). Returns
+    the number of transfers taken."""
+    ops_state.pending_clear("advance")  # later fundings must kick again: what committed before now is read below
+    # Rows that failed lately (in this run or one before) wait SWEEP_RESEND_SECONDS before a batch takes them again.
+    started, done, failed = time.monotonic(), 0, set(ops_state.failing("advance"))
+    while True:
+        if time.monotonic() - started > run_seconds:
+            advance_kick()  # a long backlog: hand over rather than hold a worker (and its time limit) for it
+            break
+        rows = []
+        try:
+            with transaction.atomic():
+                rows = list(_due_now(timezone.now()).exclude(pk__in=failed).select_related("quote")
+                            .select_for_update(of=("self",), skip_locked=True).order_by("funded_at", "pk")[:batch])
+                if rows:
+                    _advance_locked(rows)
+        except Exception:
+            log.exception("transfers_advance_batch_failed count=%s: advancing them one by one", len(rows))
+            for transfer in rows:
+                try:
+                    transfer_advance(transfer_id=transfer.pk)
+                except Exception:
+                    log.exception("transfer_advance_failed transfer_id=%s", transfer.pk)
+                    failed.add(str(transfer.pk))
+                    ops_state.failing_add("advance", [transfer.pk], settings.SWEEP_RESEND_SECONDS)
+        done += len(rows)
+        if len(rows) < batch:
+            break
+    return done
 
 
 def transfer_release(*, transfer_id):
@@ -669,8 +773,7 @@ class TransferPayoutListener:
 def transfers_due_for_advance(*, now):
     """Funded transfers whose screening/payout step is due: their task may have been lost after commit (10 s ago),
     or their payout release time has come."""
-    return Transfer.objects.filter(status=S.FUNDED, livemode=True, updated_at__lt=now - timedelta(seconds=10)).filter(
-        Q(release_after__isnull=True) | Q(release_after__lte=now))
+    return _due_now(now).filter(updated_at__lt=now - timedelta(seconds=10))
 
 
 REFUNDS_PER_SWEEP = 200
@@ -685,11 +788,11 @@ def transfers_sweep():
     live = Transfer.objects.filter(livemode=True)  # sandbox transfers never reach Stripe, the chain or refunds
     for transfer in live.filter(status=S.AWAITING_FUNDING, payment_intent_id="", created_at__lt=cutoff):
         transfer_funding_prepare(transfer=transfer)
-    # Each row's task at most once per SWEEP_RESEND_SECONDS: behind a screening backlog, a copy every sweep (10 s)
-    # per waiting transfer multiplied the backlog (bench/README.md, bench-latency at 200/s).
-    due = transfers_due_for_advance(now=now).values_list("id", flat=True)
-    for transfer_id in ops_state.resend_claim("advance", due, settings.SWEEP_RESEND_SECONDS):
-        advance_task.delay(transfer_id)
+    # Funded transfers waiting: one transfers_advance_due task takes every one of them (single flight), never a copy
+    # per row: behind a screening backlog, per-row copies (one per sweep, later one per SWEEP_RESEND_SECONDS) queued
+    # each waiting transfer again and deepened the backlog (bench/README.md, bench-latency at 200/s).
+    if transfers_due_for_advance(now=now).exists():
+        advance_kick()
     rejected = live.filter(status=S.REJECTED, updated_at__lt=cutoff).values_list("id", flat=True)
     for transfer_id in ops_state.resend_claim("refund", rejected, settings.SWEEP_RESEND_SECONDS):
         refund_task.delay(transfer_id)
@@ -823,6 +926,12 @@ def _fraud_warning_apply(transfer, warning):
              retry_backoff=2, max_retries=20)
 def advance_task(transfer_id):
     transfer_advance(transfer_id=transfer_id)
+
+
+@shared_task(name="payments.transfers_advance_due", autoretry_for=(SettlementNotConfigured, ChainUnavailable),
+             retry_backoff=2, max_retries=20)
+def advance_due_task():
+    transfers_advance_due()
 
 
 @shared_task(name="payments.transfer_refund", autoretry_for=(FundingUnavailable,), retry_backoff=2, max_retries=20)

@@ -8,6 +8,7 @@ through the registered listener (onchain.listener). docs/settlement.md has the i
 import logging
 
 from common.money import to_units
+from common.status import status_listened
 from onchain.errors import SettlementNotConfigured
 from onchain.models import Payout, Token
 from onchain.triggers import build_soon
@@ -42,3 +43,35 @@ def payout_request(*, reference, to_address, amount, symbol="KGST", chain_id=Non
                  payout.amount_base_units)
         build_soon(token.pk)
     return payout
+
+
+def payouts_request(*, requests):
+    """payout_request for each of `requests` (dicts of its keyword arguments), inside the caller's transaction: one
+    read of the references already queued and one insert for the new ones, one build trigger per token. A payout
+    model with status listeners is inserted one by one (a bulk insert would not tell them)."""
+    first = {}
+    for r in requests:
+        first.setdefault(r["reference"], r)  # one payout per reference: the first request for it
+    requests = list(first.values())
+    if status_listened(Payout):
+        return [payout_request(**r) for r in requests]
+    tokens = {}
+    for r in requests:
+        key = (r.get("symbol", "KGST"), r.get("chain_id"))
+        if key not in tokens:
+            tokens[key] = settlement_token(*key)
+    existing = {p.reference: p for p in Payout.objects.filter(reference__in=[r["reference"] for r in requests])}
+    new = []
+    for r in requests:
+        if r["reference"] in existing:
+            continue
+        token = tokens[(r.get("symbol", "KGST"), r.get("chain_id"))]
+        new.append(Payout(reference=r["reference"], token=token, to_address=r["to_address"],
+                          amount_base_units=to_units(r["amount"], token.decimals)))
+    created = {p.reference: p for p in Payout.objects.bulk_create(new)}
+    for payout in created.values():
+        log.info("payout_queued reference=%s payout=%s amount_base_units=%s", payout.reference, payout.id,
+                 payout.amount_base_units)
+    for token_id in dict.fromkeys(p.token_id for p in created.values()):
+        build_soon(token_id)
+    return [existing.get(r["reference"]) or created[r["reference"]] for r in requests]

@@ -86,6 +86,23 @@ def denied_address(address):
     return None
 
 
+def denied_addresses(addresses):
+    """denied_address of each address, as {address: why} for those refused, with one query for all of them."""
+    normalised = {address: address_normalise(address) for address in addresses}
+    denylist = {address_normalise(a) for a in settings.WALLET_DENYLIST}
+    out = {address: "on the wallet denylist" for address, n in normalised.items() if n and n in denylist}
+    asked = sorted({n for address, n in normalised.items() if n and address not in out})
+    hits = {}
+    if asked:
+        rows = (SanctionsAddress.objects.filter(normalised__in=asked, entry__version__is_current=True)
+                .values_list("normalised", "entry__version__source", "entry__primary_name").order_by("-pk"))
+        hits = {n: (source, primary) for n, source, primary in rows}  # the lowest pk last: first() of each
+    for address, n in normalised.items():
+        if address not in out and n in hits:
+            out[address] = f"listed by {hits[n][0]} for {hits[n][1]}"
+    return out
+
+
 def on_new_version(version):
     """Runs after a new list version has committed: every transfer not yet settled is screened again against it
     (payments.pipeline.transfers_rescreen, as a Celery task; enqueued by name, since importing payments.tasks from

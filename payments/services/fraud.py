@@ -54,10 +54,23 @@ def is_settlement_address(address):
     return PayoutPartner.objects.filter(settlement_address__iexact=address).exists()
 
 
-def transfer_identities(transfer, *, card_fingerprint=None):
-    """The sender's, the recipient wallet's and (when known) the card's identities of a transfer."""
+def settlement_addresses_among(addresses):
+    """Those of `addresses` that are a payout partner's settlement address, upper-cased (one query for many)."""
+    wanted = {a for a in addresses if a}
+    if not wanted:
+        return set()
+    match = Q()
+    for address in wanted:
+        match |= Q(settlement_address__iexact=address)
+    found = {a.upper() for a in PayoutPartner.objects.filter(match).values_list("settlement_address", flat=True)}
+    return {a.upper() for a in wanted} & found
+
+
+def transfer_identities(transfer, *, card_fingerprint=None, settlement=None):
+    """The sender's, the recipient wallet's and (when known) the card's identities of a transfer. `settlement`: the
+    settlement addresses among a batch's wallets (settlement_addresses_among), read once for all of them."""
     wallet = transfer.recipient_wallet
-    if wallet and is_settlement_address(wallet):
+    if wallet and (wallet.upper() in settlement if settlement is not None else is_settlement_address(wallet)):
         wallet = ""  # a payout partner's address pays many people: never frozen or counted as one recipient's
     pairs = [("email", transfer.sender_email), ("phone", transfer.sender_phone), ("wallet", wallet),
              ("card", card_fingerprint or transfer.card_fingerprint)]
@@ -73,6 +86,22 @@ def identities_frozen(pairs):
         if kind in Freeze.Kind.values and value:
             match |= Q(kind=kind, value=normalise(kind, value))
     return list(Freeze.objects.filter(match, lifted_at__isnull=True).order_by("pk")) if match else []
+
+
+def identities_frozen_many(pair_lists):
+    """identities_frozen of each list of pairs, in order, with one query for all of them."""
+    wanted = [{(kind, normalise(kind, value)) for kind, value in pairs if kind in Freeze.Kind.values and value}
+              for pairs in pair_lists]
+    by_kind = {}
+    for kind, value in set().union(*wanted):
+        by_kind.setdefault(kind, set()).add(value)
+    if not by_kind:
+        return [[] for _ in wanted]
+    match = Q()
+    for kind, values in by_kind.items():
+        match |= Q(kind=kind, value__in=sorted(values))
+    freezes = list(Freeze.objects.filter(match, lifted_at__isnull=True).order_by("pk"))
+    return [[f for f in freezes if (f.kind, f.value) in pairs] for pairs in wanted]
 
 
 def frozen_reason(freezes):

@@ -224,15 +224,70 @@ def limits_check(*, transfer, now=None):
     """CLEAR when the sender's KYC tier covers this transfer (its own amount, and the sender's live reservations of
     the last day and 30 days, this one included, by each identity); otherwise HOLD saying exactly what is needed,
     e.g. "ID document required above 75,000.00 RUB per transfer (sender is at tier 0)". Read-only."""
+    return limits_check_many(transfers=[transfer], now=now)[0]
+
+
+def limits_check_many(*, transfers, now=None):
+    """limits_check of each transfer, in order, with one read of each table for all of them (screening a batch):
+    the same tiers, profiles and live reservations each one would read alone."""
     now = now or timezone.now()
+    tiers_of = {currency: tier_limits(currency) for currency in {t.quote.source_currency for t in transfers}}
+    checked = [t for t in transfers if tiers_of[t.quote.source_currency]]
+    senders = {(normalise("phone", t.sender_phone), normalise("email", t.sender_email)) for t in checked}
+    # phone × email covers every pair asked for; the dict keeps exactly those pairs' rows (one per sender: unique)
+    found = SenderProfile.objects.filter(phone__in=sorted({p for p, _e in senders}),
+                                         email__in=sorted({e for _p, e in senders})) if senders else ()
+    profiles = {(p.phone, p.email): p for p in found}
+    pairs_of = {}
+    for t in checked:
+        phone, email = normalise("phone", t.sender_phone), normalise("email", t.sender_email)
+        # read only: a sender never profiled is at tier 0
+        profile = profiles.get((phone, email)) or SenderProfile(phone=phone, email=email)
+        pairs_of[t.pk] = (profile, _identities(t, profile))
+    usage_of = _usage_many([(t.pk, t.quote.source_currency, pairs_of[t.pk][1]) for t in checked], now=now)
+    outcomes = []
+    for t in transfers:
+        tiers = tiers_of[t.quote.source_currency]
+        if not tiers:
+            outcomes.append(Outcome(CLEAR))
+            continue
+        outcomes.append(_tier_outcome(t, tiers=tiers, profile=pairs_of[t.pk][0], own=usage_of[t.pk]))
+    return outcomes
+
+
+def _usage_many(items, *, now):
+    """_usage of each (transfer id, currency, pairs), not counting the transfer's own reservations: one query per
+    currency, grouped by transfer too so each one's own share is left out exactly."""
+    out = {}
+    for currency in {c for _pk, c, _pairs in items}:
+        mine = [(pk, pairs) for pk, c, pairs in items if c == currency]
+        keys = {}
+        for kind, key in {p for _pk, pairs in mine for p in pairs}:
+            keys.setdefault(kind, set()).add(key)
+        match = Q()
+        for kind, kind_keys in sorted(keys.items()):
+            match |= Q(kind=kind, key__in=sorted(kind_keys))
+        if not keys:  # no identity at all: nothing counts (an empty Q would match every row)
+            out.update({pk: {} for pk, _pairs in mine})
+            continue
+        rows = (LimitReservation.objects.filter(match, currency=currency, created_at__gt=now - MONTH)
+                .exclude(transfer__status__in=RELEASED).values("kind", "key", "transfer_id")
+                .annotate(day=Sum("amount_minor", filter=Q(created_at__gt=now - DAY)), month=Sum("amount_minor")))
+        by_pair = {}
+        for row in rows:
+            by_pair.setdefault((row["kind"], row["key"]), []).append((row["transfer_id"], row["day"] or 0,
+                                                                      row["month"] or 0))
+        for pk, pairs in mine:
+            usage = {}
+            for pair in pairs:
+                counted = [(d, m) for transfer_id, d, m in by_pair.get(pair, ()) if transfer_id != pk]
+                usage[pair] = (sum(d for d, _m in counted), sum(m for _d, m in counted))
+            out[pk] = usage
+    return out
+
+
+def _tier_outcome(transfer, *, tiers, profile, own):
     currency = transfer.quote.source_currency
-    tiers = tier_limits(currency)
-    if not tiers:
-        return Outcome(CLEAR)
-    phone, email = normalise("phone", transfer.sender_phone), normalise("email", transfer.sender_email)
-    profile = (SenderProfile.objects.filter(phone=phone, email=email).first()
-               or SenderProfile(phone=phone, email=email))  # read only: a sender never profiled is at tier 0
-    own = _usage(_identities(transfer, profile), currency=currency, now=now, exclude_transfer=transfer.pk)
     current = profile.tier
     if current not in tiers or not _first_exceeded(tiers[current], amount=transfer.source_minor, usage=own):
         return Outcome(CLEAR)

@@ -98,6 +98,23 @@ def screening_result_record(*, transfer, outcome, trigger):
         hits=[hit_as_json(hit, transfer=transfer) for hit in (getattr(outcome, "hits", ()) or ())])
 
 
+def screening_results_record(*, applied, trigger):
+    """screening_result_record of each (transfer, outcome) in `applied`, with one read of the lists in force and one
+    insert for all of them (a batch screened in one transaction)."""
+    rows, in_force = [], None
+    for transfer, outcome in applied:
+        if getattr(outcome, "list_versions", None):
+            fingerprint, versions = lists_in_force(outcome)
+        else:
+            in_force = in_force or lists_in_force()
+            fingerprint, versions = in_force
+        rows.append(ScreeningResult(
+            transfer=transfer, trigger=trigger[:TRIGGER_MAX], decision=outcome.decision, reason=outcome.reason[:300],
+            status_after=transfer.status, list_fingerprint=fingerprint, list_versions=versions,
+            hits=[hit_as_json(hit, transfer=transfer) for hit in (getattr(outcome, "hits", ()) or ())]))
+    return ScreeningResult.objects.bulk_create(rows)
+
+
 def latest_result(transfer):
     return ScreeningResult.objects.filter(transfer=transfer).order_by("-run_at", "-pk").first()
 

@@ -15,11 +15,16 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from payments.models import TravelRuleRecord
-from payments.sanctions.lists import denied_address, lists_fingerprint
+from payments.sanctions.lists import denied_address, denied_addresses, lists_fingerprint
 from payments.sanctions.matching import ScreeningInputError
 from payments.sanctions.provider import current_index
-from payments.services.fraud import frozen_reason, identities_frozen, transfer_identities
-from payments.services.limits import limits_check
+from payments.services.fraud import (
+    frozen_reason,
+    identities_frozen_many,
+    settlement_addresses_among,
+    transfer_identities,
+)
+from payments.services.limits import limits_check_many
 
 CLEAR, HOLD, REJECT = "clear", "hold", "reject"
 
@@ -84,12 +89,23 @@ def wallet_is_denied(address):
     return address.lower() in _lists() and not lists_fingerprint()
 
 
-def names_screen(*, names, birth_dates=None, nationalities=None):
-    """Screen (role, name) pairs against the current list version. Returns (hits at or above the hold threshold,
-    best first; the reason a name could not be screened, or "").
+def wallets_denied(addresses):
+    """The addresses among `addresses` that wallet_is_denied refuses, with one query for all of them (and one more
+    only if the bundled sample names one)."""
+    denied = set(denied_addresses(addresses))
+    sample = [a for a in addresses if a not in denied and a.lower() in _lists()]
+    if sample and not lists_fingerprint():
+        denied.update(sample)
+    return denied
+
+
+def names_screen(*, names, birth_dates=None, nationalities=None, index=None):
+    """Screen (role, name) pairs against the current list version (`index`: current_index(), when the caller screens
+    many at once). Returns (hits at or above the hold threshold, best first; the reason a name could not be screened,
+    or "").
     """
     birth_dates, nationalities = birth_dates or {}, nationalities or {}
-    index = current_index()
+    index = index or current_index()
     threshold = settings.SANCTIONS_HOLD_THRESHOLD
     hits, problems = [], []
     for role, name in names:
@@ -103,11 +119,14 @@ def names_screen(*, names, birth_dates=None, nationalities=None):
     return tuple(hits), "; ".join(problems)
 
 
-def _screened_names(transfer):
+def _screened_names(transfer, record=None):
     """(role, name) of every person the transfer names: sender and recipient, and the travel rule's originator and
-    beneficiary where they are written differently (a partner may send them apart from the parties' names)."""
+    beneficiary where they are written differently (a partner may send them apart from the parties' names).
+    `record`: the (originator, beneficiary) names of its TravelRuleRecord, or None, when the caller read them."""
     names = [("sender", transfer.sender_name), ("recipient", transfer.recipient_name)]
-    record = TravelRuleRecord.objects.filter(transfer=transfer).values_list("originator_name", "beneficiary_name").first()
+    if record is None:
+        record = (TravelRuleRecord.objects.filter(transfer=transfer)
+                  .values_list("originator_name", "beneficiary_name").first())
     if record:
         names += [(role, name) for role, name in zip(("originator", "beneficiary"), record, strict=True)
                   if name and name not in dict(names).values()]
@@ -115,15 +134,45 @@ def _screened_names(transfer):
 
 
 def screening_check(*, transfer):
+    return screening_check_many(transfers=[transfer])[0]
+
+
+def screening_check_many(*, transfers):
+    """The screening Outcome of each transfer, in order: exactly what screening_check says of each, with each table
+    read once for all of them (limits, denied wallets, payout partners' addresses, freezes, travel-rule names, the
+    lists in force) instead of once per transfer."""
+    transfers = list(transfers)
+    if not transfers:
+        return []
     # --- limits and KYC tiers (payments/services/limits.py): a tier hold, returned only if nothing below decides ---
-    tier = limits_check(transfer=transfer)
+    tiers = limits_check_many(transfers=transfers)
     # --- end of limits and KYC tiers ---
-    if wallet_is_denied(transfer.recipient_wallet):
-        return Outcome(REJECT, "recipient wallet is on a denylist")
-    frozen = identities_frozen(transfer_identities(transfer))  # a dispute or fraud warning froze sender, card or wallet
-    if frozen:
-        return Outcome(REJECT, frozen_reason(frozen))
-    hits, problem = names_screen(names=_screened_names(transfer))
+    wallets = [t.recipient_wallet for t in transfers]
+    denied = wallets_denied(wallets)
+    settlement = settlement_addresses_among(wallets)
+    frozen_of = identities_frozen_many([transfer_identities(t, settlement=settlement) for t in transfers])
+    records = {}
+    for transfer_id, *names in (TravelRuleRecord.objects.filter(transfer__in=[t.pk for t in transfers])
+                                .values_list("transfer_id", "originator_name", "beneficiary_name").order_by("-pk")):
+        records[transfer_id] = tuple(names)  # the lowest pk last: first() of each
+    index = None
+    outcomes = []
+    for transfer, tier, frozen in zip(transfers, tiers, frozen_of, strict=True):
+        if transfer.recipient_wallet in denied:
+            outcomes.append(Outcome(REJECT, "recipient wallet is on a denylist"))
+            continue
+        if frozen:  # a dispute or fraud warning froze sender, card or wallet
+            outcomes.append(Outcome(REJECT, frozen_reason(frozen)))
+            continue
+        index = index or current_index()
+        names = _screened_names(transfer, record=records.get(transfer.pk, ()))
+        outcomes.append(_names_outcome(transfer, names, index) or Outcome(tier.decision, tier.reason))
+    return outcomes
+
+
+def _names_outcome(transfer, names, index):
+    """A hold for the names (a list hit, a name that cannot be screened, mixed scripts), or None: the tier decides."""
+    hits, problem = names_screen(names=names, index=index)
     if hits:
         best = hits[0]
         roles = " and ".join(dict.fromkeys(h.role for h in hits))
@@ -134,7 +183,7 @@ def screening_check(*, transfer):
     for role, name in (("sender", transfer.sender_name), ("recipient", transfer.recipient_name)):
         if len(name_scripts(name)) > 1:
             return Outcome(HOLD, f"{role} name mixes scripts ({', '.join(sorted(name_scripts(name)))})")
-    return Outcome(tier.decision, tier.reason)  # limits and KYC tiers: CLEAR, or HOLD saying what is needed
+    return None
 
 
 _ADDRESS_FORMS = (re.compile(r"0x[0-9a-fA-F]{40}"), re.compile(r"T[1-9A-HJ-NP-Za-km-z]{33}"))
