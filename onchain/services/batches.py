@@ -96,8 +96,10 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
             return None  # another builder holds this wallet, or it was halted meanwhile
         if PayoutHalt.objects.exists():
             return None  # payouts were halted since this pass began
+        # Rows, not model instances (200 per batch, read under the wallet's lock): what the batch needs of each.
         payouts = list(Payout.objects.select_for_update(skip_locked=True)
-                       .filter(token=token, status=Payout.Status.QUEUED).order_by("created_at")[:size])
+                       .filter(token=token, status=Payout.Status.QUEUED).order_by("created_at")
+                       .values_list("pk", "reference", "to_address", "amount_base_units", named=True)[:size])
         payouts = _within_limits(wallet, token, payouts, batching)
         if not payouts:
             return None
