@@ -10,6 +10,7 @@ class CommonConfig(AppConfig):
     verbose_name = "Common"
 
     def ready(self):
+        from common import lookups  # noqa: F401 - registers `__any` on every field
         from common.runtime import recursion_limit_restore
 
         recursion_limit_restore()

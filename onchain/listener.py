@@ -2,8 +2,9 @@
 
 The engine calls the listener inside its own database transaction, so the payouts' new state and the caller's
 commit together or not at all. References are the caller's own ids, given to `payout_request`. A listener may also
-have `payouts_final_many(*, finals)` (finals: [(references, tx_hash)], the batches of one block made final in one
-transaction): the tracker then calls it once per block instead of `payouts_final` once per batch.
+have `payouts_final_many(*, finals)` (finals: [(references, tx_hash)], one pair per batch, the batches of every
+block a tracking pass found final, made final in one transaction): the tracker then calls it once per pass instead of
+`payouts_final` once per batch.
 """
 
 import contextlib

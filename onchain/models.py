@@ -132,6 +132,13 @@ class HotWallet(models.Model):
         return f"{self.address} on {self.chain.name}"
 
 
+class BatchQuerySet(StatusQuerySet):
+    def mark_final(self, at):
+        """mined → final for a set of batches (a block's), compare-and-set in one statement; the caller holds their
+        row locks and compares the count. Batch.mark_final is the same transition for one instance."""
+        return self._move(source=[Batch.Status.MINED], target=Batch.Status.FINAL, final_at=at)
+
+
 class Batch(StatusModel):
     """One nonce of one wallet. `onchain_id` is what the BatchPayout contract records as paid, so no two
     transactions can ever pay the same batch, whatever happens to nonces."""
@@ -166,7 +173,7 @@ class Batch(StatusModel):
     final_at = models.DateTimeField(null=True, blank=True)
     send_attempts = models.PositiveIntegerField(default=0, help_text="Broadcast tasks started (crash counter).")
 
-    objects = StatusQuerySet.as_manager()
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "batches"

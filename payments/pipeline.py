@@ -11,6 +11,7 @@ schedules them (payments/tasks.py holds only the periodic entry points). See doc
 
 import logging
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 from celery import shared_task
@@ -33,7 +34,7 @@ from payments.errors import (
     TransferNotCancellable,
     TransferNotPayable,
 )
-from payments.models import CardDispute, JournalEntry, PartnerPayout, Transfer
+from payments.models import CardDispute, JournalEntry, PartnerPayout, Transfer, to_minor
 from payments.providers import stripe_rail
 from payments.services import fraud, ledger, limits, payout_partners, refunds, review, us_remittance
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check, screening_check_many
@@ -738,29 +739,37 @@ class TransferPayoutListener:
         self.payouts_final_many(finals=[(references, tx_hash)])
 
     def payouts_final_many(self, *, finals):
-        """`finals` is [(references, tx_hash)], one pair per batch final in one block (onchain's tracker calls this
-        once per block when the listener has it): the same work as one payouts_final per batch, in one set of
-        statements (a block carries up to ten batches; each statement is a round trip on a busy machine)."""
+        """`finals` is [(references, tx_hash)], one pair per batch made final (onchain's tracker calls this once per
+        pass with every batch of the blocks it found final): the same work as one payouts_final per batch, in a fixed
+        number of statements whatever the count (a block carries up to ten batches of 200; each statement is a round
+        trip on a busy machine, and a model instance per transfer, quote, entry and posting cost more than the SQL)."""
         tx_of = {str(ref): tx_hash for references, tx_hash in finals for ref in references}
-        # Lock in a fixed order, then one compare-and-set statement for the batch (per-row saves cost more than the
-        # rest of the pass); the ledger gets one balanced entry per transfer that moved.
-        locked = list(Transfer.objects.select_for_update(of=("self",)).select_related("quote")
-                      .filter(pk__in=list(tx_of), status=S.SETTLING).order_by("pk"))
+        # Lock in a fixed order; read only what the ledger needs (no model instances).
+        locked = list(Transfer.objects.select_for_update(of=("self",)).filter(pk__any=list(tx_of), status=S.SETTLING)
+                      .order_by("pk").values_list("pk", "quote__target_amount", "quote__target_currency"))
         # Payouts to a payout partner's settlement address are final here but not yet paid to the person: those wait
         # for the partner's confirmation (payments/services/payout_partners.py).
-        routed = set(PartnerPayout.objects.filter(transfer__in=locked).values_list("transfer_id", flat=True))
-        for tx_hash in dict.fromkeys(tx_of[str(t.pk)] for t in locked if t.pk in routed):
-            payout_partners.partner_payouts_final(
-                transfers=[t for t in locked if t.pk in routed and tx_of[str(t.pk)] == tx_hash], tx_hash=tx_hash)
-        transfers = [t for t in locked if t.pk not in routed]
-        moved = Transfer.objects.filter(pk__in=[t.pk for t in transfers]).mark_completed(timezone.now())
-        if moved != len(transfers):  # impossible under the row locks; refuse rather than post a partial ledger
-            raise TransferNotPayable(f"{len(transfers) - moved} of {len(transfers)} transfers left settling meanwhile")
-        ledger.ledger_post_payouts(transfers=transfers, tx_hashes={t.pk: tx_of[str(t.pk)] for t in transfers})
+        routed = set(PartnerPayout.objects.filter(transfer_id__any=[pk for pk, _a, _c in locked])
+                     .values_list("transfer_id", flat=True))
+        if routed:
+            partner = list(Transfer.objects.select_related("quote").filter(pk__in=routed).order_by("pk"))
+            for tx_hash in dict.fromkeys(tx_of[str(t.pk)] for t in partner):
+                payout_partners.partner_payouts_final(
+                    transfers=[t for t in partner if tx_of[str(t.pk)] == tx_hash], tx_hash=tx_hash)
+        rows = [(pk, currency, to_minor(amount, currency), tx_of[str(pk)])
+                for pk, amount, currency in locked if pk not in routed]
+        # One compare-and-set statement for all (settling → completed), then one balanced entry per transfer.
+        moved = Transfer.objects.mark_completed_ids([pk for pk, *_rest in rows], timezone.now())
+        if moved != len(rows):  # impossible under the row locks; refuse rather than post a partial ledger
+            raise TransferNotPayable(f"{len(rows) - moved} of {len(rows)} transfers left settling meanwhile")
+        ledger.ledger_post_payout_rows(rows=rows)
+        by_tx = defaultdict(list)
+        for pk, _currency, _owed, tx_hash in rows:
+            by_tx[tx_hash].append(pk)
         for _references, tx_hash in finals:
-            done = [t for t in transfers if tx_of[str(t.pk)] == tx_hash]
+            done = by_tx.get(tx_hash, [])
             log.info("transfers_completed count=%s tx_hash=%s transfer_ids=%s", len(done), tx_hash,
-                     ",".join(str(t.pk) for t in done[:20]))
+                     ",".join(str(pk) for pk in done[:20]))
 
     def payouts_failed(self, *, references, reason):
         for transfer in Transfer.objects.select_for_update(of=("self",)).filter(pk__in=references,

@@ -16,7 +16,6 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 from eth_abi import encode as abi_encode
-from eth_utils import function_signature_to_4byte_selector
 
 from onchain import client
 from onchain.errors import OnchainError
@@ -26,7 +25,7 @@ from onchain.models import Batch, HotWallet, Payout, PayoutHalt, Token
 from onchain.services.alerts import alert_raise
 from onchain.services.attempts import attempt_sign
 from onchain.services.fees import fee_quote
-from onchain.services.payout_call import AMOUNT_BITS, payout_args
+from onchain.services.payout_call import AMOUNT_BITS, PAYOUT_SELECTOR, PAYOUT_TYPES, payout_args
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +96,10 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
             return None  # another builder holds this wallet, or it was halted meanwhile
         if PayoutHalt.objects.exists():
             return None  # payouts were halted since this pass began
+        # Rows, not model instances (200 per batch, read under the wallet's lock): what the batch needs of each.
         payouts = list(Payout.objects.select_for_update(skip_locked=True)
-                       .filter(token=token, status=Payout.Status.QUEUED).order_by("created_at")[:size])
+                       .filter(token=token, status=Payout.Status.QUEUED).order_by("created_at")
+                       .values_list("pk", "reference", "to_address", "amount_base_units", named=True)[:size])
         payouts = _within_limits(wallet, token, payouts, batching)
         if not payouts:
             return None
@@ -114,7 +115,7 @@ def _build_one(*, token, wallet_id, size, batching, fees, chain_nonce):
         batch.save()
         tx_hash = attempt_sign(batch=batch, wallet=wallet, to=to, data=data, gas=gas, fees=fees).tx_hash
         # Compare-and-set on the status: a guarded transition for the whole set in one statement.
-        moved = Payout.objects.filter(pk__in=[p.pk for p in payouts]).mark_batched(batch)
+        moved = Payout.objects.filter(pk__any=[p.pk for p in payouts]).mark_batched(batch)
         if moved != len(payouts):  # impossible under SKIP LOCKED row locks; never sign for payouts we do not hold
             raise OnchainError(f"{len(payouts) - moved} payouts left the queue while batch {batch.pk} was signed")
         wallet.next_nonce += 1
@@ -180,10 +181,6 @@ def _call_for(batch, payouts, token):
                              .removeprefix("0x"))
         gas = settings.PAYOUT_GAS_LIMIT
     return to, data, gas
-
-
-PAYOUT_TYPES = ["bytes32", "uint256", "uint256", "bytes"]
-PAYOUT_SELECTOR = function_signature_to_4byte_selector(f"payout({','.join(PAYOUT_TYPES)})")
 
 
 def _payout_call(args):

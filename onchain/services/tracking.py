@@ -59,8 +59,8 @@ def chain_track(*, chain_id):
             finalised += _check_mined(w3, batch, final, hashes=hashes, ready=ready)
         else:
             _check_pending(w3, chain, batch, hashes=hashes)
-    for (_number, canonical), group in sorted(ready.items()):
-        finalised += _finalise(group, canonical)
+    if ready:
+        finalised += _finalise(ready)
     _check_wallet_nonces(w3, chain)
     return finalised
 
@@ -201,39 +201,49 @@ def _check_mined(w3, batch, final, hashes=None, ready=None):
     return 1
 
 
-def _finalise(group, canonical):
-    """The succeeded batches of one final, canonical block, made final in one transaction: per batch exactly what
-    `_check_mined` does (guarded transition under the batch's row lock, payouts confirmed, the listener told in the
-    same transaction), but one commit and one pass over the rows for the block rather than one per batch (a block
-    holds up to ten of our batches; finalising them one by one was most of the gap to a pre-signed sender)."""
-    done = []
+def _finalise(ready):
+    """The succeeded batches of the final, canonical blocks in `ready` ((block number, hash) -> batches), made final in
+    one transaction: what `_check_mined` does for one batch (guarded transition under the batch's row lock, payouts
+    confirmed, the listener told in the same transaction), done as a set: one lock statement, one compare-and-set of
+    the batches and one of their payouts, one listener call, one commit for every block this pass found final (a
+    block holds up to ten of our batches, and a pass that fell behind finds several blocks; finalising batch by batch
+    and block by block was most of the gap to a pre-signed sender)."""
+    canonical = {batch.pk: block_hash for (_number, block_hash), group in ready.items() for batch in group}
     with transaction.atomic():
-        locked = (Batch.objects.select_for_update(of=("self",)).select_related("mined_tx")
-                  .filter(pk__in=[b.pk for b in group]).order_by("pk"))
+        locked = list(Batch.objects.select_for_update(of=("self",)).filter(pk__in=list(canonical)).order_by("pk")
+                      .values_list("pk", "status", "block_hash", "succeeded", "mined_tx__tx_hash", "count"))
+        done = [(pk, tx_hash, count) for pk, status, block_hash, succeeded, tx_hash, count in locked
+                if status == Batch.Status.MINED and block_hash == canonical[pk] and succeeded]
+        if not done:
+            return 0
+        ids = [pk for pk, _tx, _count in done]
+        references = defaultdict(list)
+        for batch_id, reference in (Payout.objects.filter(batch_id__in=ids, status=Payout.Status.BATCHED)
+                                    .order_by("pk").values_list("batch_id", "reference")):
+            references[batch_id].append(reference)
         now = timezone.now()
+        # Compare-and-set, filtered on the state just checked under the locks: any other count is a broken invariant.
+        moved = Batch.objects.filter(pk__in=ids, status=Batch.Status.MINED, succeeded=True).mark_final(now)
+        if moved != len(ids):
+            raise OnchainError(f"{len(ids) - moved} of {len(ids)} batches left `mined` under their row locks")
+        confirmed = Payout.objects.filter(batch_id__in=ids).mark_confirmed()
+        if confirmed != sum(len(refs) for refs in references.values()):
+            raise OnchainError(f"batches {ids}: {confirmed} payouts confirmed, {sum(map(len, references.values()))} "
+                               "were batched")
+        finals = [(references[pk], tx_hash) for pk, tx_hash, _count in done]
+        # A listener that takes the batches at once (payouts_final_many, optional) is told once; any other once per
+        # batch. Either way inside this transaction, before it commits.
         listener = payout_listener()
-        finals = []
-        for batch in locked:
-            if batch.status != Batch.Status.MINED or batch.block_hash != canonical or not batch.succeeded:
-                continue
-            references = list(batch.payouts.filter(status=Payout.Status.BATCHED).values_list("reference", flat=True))
-            batch.mark_final(now)
-            batch.save()
-            batch.payouts.all().mark_confirmed()
-            finals.append((references, batch.mined_tx.tx_hash))
-            done.append(batch)
-        # A listener that takes the block's batches at once (payouts_final_many, optional) is told once; any other
-        # once per batch. Either way inside this transaction, before it commits.
         many = getattr(listener, "payouts_final_many", None)
-        if many is not None and finals:
+        if many is not None:
             many(finals=finals)
         else:
-            for references, tx_hash in finals:
-                listener.payouts_final(references=references, tx_hash=tx_hash)
+            for refs, tx_hash in finals:
+                listener.payouts_final(references=refs, tx_hash=tx_hash)
         for _batch in done:
             failpoint("track.before_final")
-    for batch in done:
-        log.info("batch_final batch=%s count=%s succeeded=%s", batch.pk, batch.count, batch.succeeded)
+    for pk, _tx_hash, count in done:
+        log.info("batch_final batch=%s count=%s succeeded=True", pk, count)
     return len(done)
 
 

@@ -10,8 +10,9 @@ count posted entries only.
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from payments.assets import asset_for
 from payments.errors import LedgerImbalance, UnknownLedgerAccount
@@ -167,11 +168,8 @@ def float_account(currency):
 
 
 def _payout_lines(transfer):
-    """The token left its float (KGST for som, USDKG for dollars) and is final: the debt to the recipient is paid,
-    in the target currency on both sides."""
     q = transfer.quote
-    owed = to_minor(q.target_amount, q.target_currency)
-    return [("recipient_payable", q.target_currency, owed), (float_account(q.target_currency), q.target_currency, -owed)]
+    return payout_lines(q.target_currency, to_minor(q.target_amount, q.target_currency))
 
 
 def ledger_post_payout(*, transfer, tx_hash):
@@ -179,33 +177,70 @@ def ledger_post_payout(*, transfer, tx_hash):
 
 
 def ledger_post_payouts(*, transfers, tx_hash=None, tx_hashes=None):
-    """`ledger_post_payout` for a whole batch in a few statements, whatever its size: which are posted already, the
-    entries (unposted), their postings, then one UPDATE that posts them all (the database checks each one's balance).
-    Each entry's lines pass the same checks as `ledger_post`, before anything is written. `tx_hashes` (transfer pk
-    -> hash) instead of `tx_hash` posts several batches of one block at once, each entry naming its own transaction."""
+    """`ledger_post_payout` for a whole batch in a few statements (`ledger_post_payout_rows`). `tx_hashes` (transfer pk
+    -> hash) instead of `tx_hash` posts several batches at once, each entry naming its own transaction."""
     if tx_hashes is None:
         tx_hashes = {t.pk: tx_hash for t in transfers}
-    done = set(JournalEntry.objects.filter(transfer__in=transfers, kind="payout").values_list("transfer_id", flat=True))
-    todo = [(t, _payout_lines(t)) for t in transfers if t.pk not in done]
-    for _transfer, lines in todo:
+    return ledger_post_payout_rows(rows=[(t.pk, t.quote.target_currency, to_minor(t.quote.target_amount,
+                                                                                  t.quote.target_currency),
+                                          tx_hashes[t.pk]) for t in transfers])
+
+
+def payout_lines(currency, owed_minor):
+    """The `payout` entry's lines: the token left its float (KGST for som, USDKG for dollars) and is final, so the
+    debt to the recipient is paid, in the target currency on both sides."""
+    return [("recipient_payable", currency, owed_minor), (float_account(currency), currency, -owed_minor)]
+
+
+def ledger_post_payout_rows(*, rows):
+    """The `payout` entry of each transfer in `rows` [(transfer pk, target currency, som owed in minor units, tx hash)]
+    (a block's final payouts, thousands at once), in a fixed number of statements whatever their count: which are
+    posted already, the entries (unposted), their postings, then one UPDATE that posts them all (the database checks
+    each one's balance). One entry per transfer, as `ledger_post_payout` writes it (its own memo naming its own
+    transaction, (transfer, kind) unique); every entry's lines pass `ledger_post`'s checks before anything is
+    written. On PostgreSQL the rows go as arrays (no model instance per entry or posting: they were most of a block's
+    finalising time). Returns the number of entries posted."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    done = set(JournalEntry.objects.filter(transfer_id__any=[r[0] for r in rows], kind="payout")
+               .values_list("transfer_id", flat=True))
+    todo = [(pk, tx_hash, payout_lines(currency, owed)) for pk, currency, owed, tx_hash in rows if pk not in done]
+    for _pk, _tx_hash, lines in todo:
         _check_balanced("payout", lines)
         _check_accounts(lines)
     if not todo:
-        return []
+        return 0
+    accounts = {}
+    for _pk, _tx_hash, lines in todo:
+        for code, currency, _amount in lines:
+            if (code, currency) not in accounts:
+                accounts[(code, currency)] = ledger_account(code, currency).pk
+    connection = connections[JournalEntry.objects.db]
     with transaction.atomic(savepoint=False):
-        entries = JournalEntry.objects.bulk_create(
-            JournalEntry(transfer=t, kind="payout", memo=f"tx {tx_hashes[t.pk]}") for t, _lines in todo)
-        postings, accounts = [], {}
-        for (_transfer, lines), entry in zip(todo, entries, strict=True):
-            for code, currency, amount in lines:
-                if (code, currency) not in accounts:
-                    accounts[(code, currency)] = ledger_account(code, currency)
-                postings.append(Posting(entry=entry, account=accounts[(code, currency)], amount_minor=amount))
-        Posting.objects.bulk_create(postings)
-        JournalEntry.objects.filter(pk__in=[e.pk for e in entries]).update(posted=True)
-    for entry in entries:
-        entry.posted = True
-    return entries
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO payments_journalentry (transfer_id, kind, reference, memo, created_at, posted) "
+                    "SELECT t, 'payout', '', m, %s, false FROM unnest(%s::uuid[], %s::text[]) AS u(t, m) "
+                    "RETURNING transfer_id, id",
+                    [timezone.now(), [pk for pk, _tx, _lines in todo], [f"tx {tx}" for _pk, tx, _lines in todo]])
+                entry_of = dict(cursor.fetchall())
+                postings = [(entry_of[pk], accounts[(code, currency)], amount)
+                            for pk, _tx, lines in todo for code, currency, amount in lines]
+                cursor.execute("INSERT INTO payments_posting (entry_id, account_id, amount_minor) "
+                               "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
+                               [list(col) for col in zip(*postings, strict=True)])
+            entry_ids = list(entry_of.values())
+        else:
+            entries = JournalEntry.objects.bulk_create(
+                JournalEntry(transfer_id=pk, kind="payout", memo=f"tx {tx}") for pk, tx, _lines in todo)
+            Posting.objects.bulk_create(
+                Posting(entry=entry, account_id=accounts[(code, currency)], amount_minor=amount)
+                for (_pk, _tx, lines), entry in zip(todo, entries, strict=True) for code, currency, amount in lines)
+            entry_ids = [e.pk for e in entries]
+        JournalEntry.objects.filter(pk__any=entry_ids).update(posted=True)
+    return len(todo)
 
 
 def _funding_unwound(transfer, *, money_back_from):

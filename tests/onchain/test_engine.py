@@ -12,8 +12,8 @@ from onchain.models import Batch, ChainTransaction, HotWallet, Payout
 from onchain.services import tracking
 from onchain.services.reconcile import payouts_paid_on_chain
 from onchain.signer import signer_for
-from tests.conftest import token_balance
-from tests.onchain.helpers import all_final, build, queue, recording_listener, send
+from tests.conftest import token_balance, wait_for
+from tests.onchain.helpers import all_final, build, queue, recording_listener, send, track_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -205,10 +205,7 @@ def test_payout_call_data_is_the_contracts_own_encoding(chain):
     assert _payout_call(args) == bytes.fromhex(contract.encode_abi("payout", args)[2:])
 
 
-def test_batches_of_one_block_are_made_final_together(chain, settings, listener):
-    """Batches mined in the same block are made final in one pass and one transaction: a listener with
-    payouts_final_many hears each block once, with each batch's references beside its own transaction."""
-
+def _many_listener(listener):
     class ManyListener(listener):  # the fixture yields the recording class itself
         calls = []
 
@@ -218,21 +215,58 @@ def test_batches_of_one_block_are_made_final_together(chain, settings, listener)
             for references, tx_hash in finals:
                 cls.final.extend((r, tx_hash) for r in references)
 
+    return ManyListener
+
+
+def _paid_by_own_transaction(many, queued):
+    paid = {r: h for r, h in many.final}
+    assert len(paid) == len(many.final)  # each reference reported once
+    assert sorted(paid) == sorted(p.reference for p in queued)
+    for payout in Payout.objects.select_related("batch__mined_tx"):
+        assert payout.status == Payout.Status.CONFIRMED
+        assert paid[payout.reference] == payout.batch.mined_tx.tx_hash
+
+
+def test_batches_of_one_block_are_made_final_together(chain, settings, listener):
+    """Batches mined in the same block are made final in one pass and one transaction: a listener with
+    payouts_final_many hears them in one call (never one per batch), each batch's references beside its own
+    transaction."""
     from onchain.listener import payout_listener_override
 
+    many = _many_listener(listener)
     settings.BATCH_MAX_SIZE = 3
     queued = [queue(f"many-{i}", amount="2.00") for i in range(9)]
     built = build(chain["token"])
     assert len(built) == 3
-    with payout_listener_override(ManyListener):
+    with payout_listener_override(many):
         send(built)
         all_final(chain["chain"])
-    blocks = {b.pk: b.block_number for b in Batch.objects.select_related("mined_tx")}
-    tx_block = {b.mined_tx.tx_hash: b.block_number for b in Batch.objects.select_related("mined_tx")}
-    assert len(ManyListener.calls) == len(set(blocks.values()))  # one call per block, never one per batch
-    for finals in ManyListener.calls:
-        assert len({tx_block[tx_hash] for _, tx_hash in finals}) == 1
-    paid = {r: h for r, h in ManyListener.final}
-    assert sorted(paid) == sorted(p.reference for p in queued)
-    for payout in Payout.objects.select_related("batch__mined_tx"):
-        assert paid[payout.reference] == payout.batch.mined_tx.tx_hash
+    blocks = {b.pk: b.block_number for b in Batch.objects.all()}
+    assert len(many.calls) <= len(set(blocks.values()))  # at most one call per block, never one per batch
+    _paid_by_own_transaction(many, queued)
+
+
+def test_batches_of_several_blocks_final_by_one_pass_are_made_final_together(chain, settings, listener):
+    """A pass that finds several blocks final (it fell behind the chain) makes all their batches final in one
+    transaction and one listener call, each batch still reported with its own transaction."""
+    from onchain.listener import payout_listener_override
+
+    many = _many_listener(listener)
+    settings.BATCH_MAX_SIZE = 2
+    queued, w3 = [], chain["w3"]
+    with payout_listener_override(many):
+        for n in range(2):  # one after the other: each signed only once the one before is mined (seen by a pass)
+            queued += [queue(f"blocks-{n}-{i}", amount="3.00") for i in range(2)]
+            (batch,) = build(chain["token"])
+            send([batch])
+            track_until(chain["chain"], lambda b=batch: Batch.objects.get(pk=b.pk).status == Batch.Status.MINED,
+                        what="the batch to be mined")
+        mined = list(Batch.objects.filter(status=Batch.Status.MINED))
+        assert len(mined) == 2 and len({b.block_number for b in mined}) == 2
+        top = max(b.block_number for b in mined)
+        wait_for(lambda: tracking.final_height(w3, chain["chain"], w3.eth.block_number) >= top,
+                 what="both blocks final on chain")
+        assert tracking.chain_track(chain_id=chain["chain"].pk) == 2
+    assert len(many.calls) == 1 and len(many.calls[0]) == 2
+    assert {b.status for b in Batch.objects.all()} == {Batch.Status.FINAL}
+    _paid_by_own_transaction(many, queued)

@@ -89,6 +89,28 @@ def test_funded_transfer_cannot_complete_or_refund_directly(pricing):
     assert fresh(transfer).status == S.FUNDED
 
 
+def test_completed_by_keys_moves_only_settling_transfers_and_tells_the_listeners(pricing):
+    """mark_completed_ids (a block's transfers at once, one statement): settling transfers complete, any other status
+    is left alone, the count says how many moved, and the status listeners hear exactly those, with the status each
+    left (a partner transfer's webhook event)."""
+    from payments.models import WebhookEvent
+
+    settling = funded(make_transfer(key="ids-1"))
+    settling.mark_settling("ref-1")
+    settling.save()
+    other = funded(make_transfer(key="ids-2"))
+    before = set(WebhookEvent.objects.values_list("pk", flat=True))
+    at = timezone.now()
+    assert Transfer.objects.mark_completed_ids([settling.pk, other.pk], at) == 1
+    assert fresh(settling).status == S.COMPLETED and fresh(settling).completed_at == at
+    assert fresh(other).status == S.FUNDED
+    events = list(WebhookEvent.objects.exclude(pk__in=before).values_list("type", "subject", "payload"))
+    assert [(t, subject, p["previous_status"]) for t, subject, p in events] == [
+        ("transfer.completed", f"transfer:{settling.pk}", "settling")]
+    assert Transfer.objects.mark_completed_ids([settling.pk, other.pk], at) == 0  # not twice
+    assert Transfer.objects.mark_completed_ids([], at) == 0
+
+
 def test_completed_transfer_is_final(pricing):
     """A completed transfer accepts no further transition."""
     transfer = funded(make_transfer())
