@@ -117,12 +117,18 @@ _local_counts = collections.Counter()
 _local_lock = threading.Lock()
 
 
-def _next_pass(name):
+def _next_pass(name, kills):
+    """(this pass's number, whether it kills: `kills(n)`); a kill is recorded before the count's lock is released, so
+    the `kills` file lists a point's kills in pass order even when another process passes meanwhile."""
     state = os.environ.get(STATE)
     if not state:
         with _local_lock:
             _local_counts[name] += 1
-            return _local_counts[name]
+            n = _local_counts[name]
+        if kills(n):
+            _record_kill(name, n)
+            return n, True
+        return n, False
     os.makedirs(state, exist_ok=True)
     fd = os.open(Path(state) / f"{name}.passes", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -131,7 +137,10 @@ def _next_pass(name):
         # One write, no truncate first: n has at least as many digits as n - 1, and a process killed from
         # outside (a supervisor's SIGKILL) between a truncate and the write would have reset the count.
         os.pwrite(fd, str(n).encode(), 0)
-        return n
+        if kills(n):
+            _record_kill(name, n)
+            return n, True
+        return n, False
     finally:
         os.close(fd)
 
@@ -155,9 +164,8 @@ def failpoint(name):
     when = parse(spec).get(name)
     if when is None:
         return
-    n = _next_pass(name)
-    if when.kills(name, n, seed() if when.chance is not None else 0):
-        _record_kill(name, n)
+    _n, kill = _next_pass(name, lambda n: when.kills(name, n, seed() if when.chance is not None else 0))
+    if kill:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
