@@ -55,7 +55,10 @@ def test_a_payout_on_each_chain_completes_through_the_worker(usdkg_chain, chain,
         assert batch.wallet == wallet and batch.status == Batch.Status.FINAL
         assert payouts_paid_on_chain(token_id=payout.token_id) == {payout.reference: 1}
         reconcile(token_id=payout.token_id)
-    assert not OperatorAlert.objects.filter(kind=OperatorAlert.Kind.RECONCILIATION).exists()
+    # The chains' own reconciliation alerts name a token or a wallet; beat's treasury reconciliation (payments) may
+    # meanwhile say that a float has no opening balance booked (this test books none): not what this test is about.
+    assert not OperatorAlert.objects.filter(kind=OperatorAlert.Kind.RECONCILIATION).exclude(
+        token=None, wallet=None).exists()
 
 
 def test_one_chain_down_leaves_the_other_paying(usdkg_chain, chain, celery_processes):
