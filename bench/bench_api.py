@@ -145,10 +145,10 @@ def server_side(log):
 
 
 def cpu_meter(stack, gunicorn):
-    """A function returning {process group: CPU seconds so far}: gunicorn (master and workers), the servers this run
-    started (anvil, localstripe, a private redis), every postgres and redis-server process on the machine (shared:
-    other work shows up there too) and this process (the HTTP client threads). Differences over a phase, divided by
-    its requests, say where a request's CPU goes on the whole machine."""
+    """(snapshot, spent): CPU seconds so far per process, and per process group between two snapshots. Groups:
+    gunicorn (master and workers), the servers this run started (anvil, localstripe, a private redis), every postgres
+    and redis-server process on the machine (shared: other work shows up there too) and this process (the HTTP
+    client threads). Differences over a phase, divided by its requests, say where a request's CPU goes."""
     import psutil
 
     def kind(proc):
@@ -164,8 +164,8 @@ def cpu_meter(stack, gunicorn):
     started = {p.pid for p in stack.infra} | {gunicorn.pid}
     me = psutil.Process()
 
-    def read():
-        totals = Counter()
+    def snapshot():
+        seen = {}
         for proc in psutil.process_iter():
             try:
                 group = kind(proc)
@@ -173,14 +173,23 @@ def cpu_meter(stack, gunicorn):
                                      and proc.ppid() not in started):
                     continue
                 times = proc.cpu_times()
-                totals[group] += times.user + times.system
+                seen[proc.pid] = (group, times.user + times.system)
             except psutil.Error:
                 continue
         times = me.cpu_times()
-        totals["client"] += times.user + times.system
+        seen[me.pid] = ("client", times.user + times.system)
+        return seen
+
+    def spent(before, after):
+        """CPU seconds per group between two snapshots: a process that started meanwhile counts whole; one that ended
+        meanwhile (a database backend closing) is lost, never counted as a negative."""
+        totals = Counter()
+        for pid, (group, seconds) in after.items():
+            was = before.get(pid)
+            totals[group] += seconds - (was[1] if was and was[0] == group else 0)
         return totals
 
-    return read
+    return snapshot, spent
 
 
 def list_queries(key, sizes):
@@ -276,7 +285,7 @@ def main():  # noqa: C901 - one straight script
                 return 0
         connection.close()
         port = services.free_port()
-        cpu = cpu_meter(stack, start_gunicorn(stack, port, args.workers))
+        snapshot, spent_between = cpu_meter(stack, start_gunicorn(stack, port, args.workers))
         base = f"http://127.0.0.1:{port}"
         say(f"# tulpar API benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}")
         say(f"# gunicorn {args.workers} sync workers at {base}; anvil {gw.anvil_url}; localstripe "
@@ -320,11 +329,10 @@ def main():  # noqa: C901 - one straight script
         for round_ in range(args.rounds):
             order = list(endpoints) if round_ % 2 == 0 else list(reversed(endpoints))
             for name in order:
-                before = cpu()
+                before = snapshot()
                 lat, statuses, elapsed, bodies = load(base, key=key, connections=args.connections,
                                                       seconds=args.seconds, send=endpoints[name])
-                spent = cpu()
-                spent.subtract(before)
+                spent = spent_between(before, snapshot())
                 cpu_ms[name].update({group: seconds * 1000 for group, seconds in spent.items()})
                 served[name] += len(lat)
                 if name.startswith("create"):
