@@ -14,9 +14,10 @@ def insert_unless_taken(obj):
     fields = [f for f in meta.concrete_fields if not f.generated and f is not meta.auto_field]
     query = InsertQuery(type(obj), on_conflict=OnConflict.IGNORE)
     query.insert_values(fields, [obj])
-    rows = query.get_compiler(using=router.db_for_write(type(obj))).execute_sql(returning_fields=[meta.pk])
+    using = router.db_for_write(type(obj))
+    rows = query.get_compiler(using=using).execute_sql(returning_fields=[meta.pk])
     if not rows or rows[0] is None:
         return False
     obj.pk = rows[0][0]
-    obj._state.adding, obj._state.db = False, router.db_for_write(type(obj))
+    obj._state.adding, obj._state.db = False, using
     return True

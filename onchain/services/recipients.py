@@ -104,7 +104,7 @@ def recipient_check(address, *, symbol="KGST"):
         code, refusal = _code_and_refusal(w3, token, payer, address)
         if code and not is_delegation(code):
             _refuse("contract")
-        if refusal is not None and transfer_refusal(w3, token, payer, CONTROL_ADDRESS, 1) is None:
+        if _blamed_on_recipient(w3, token, payer, refusal):
             _refuse("blacklisted", symbol=token.symbol)
     except RPC_FAILURES as exc:
         log.warning("recipient_check_unavailable address=%s error=%s", address, type(exc).__name__)
@@ -126,7 +126,7 @@ def _code_and_refusal(w3, token, payer, address):
     try:
         returned = _result(responses[1])
     except ContractLogicError as exc:
-        return HexBytes(code), f"reverts {exc.data or exc.message or 'without data'}"[:120]
+        return HexBytes(code), _reverted(exc)
     return HexBytes(code), _returned_refusal(HexBytes(returned))
 
 
@@ -140,6 +140,16 @@ def _result(response):
 
 def _transfer_data(to, amount):
     return TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to, amount]).hex()
+
+
+def _reverted(exc):
+    return f"reverts {exc.data or exc.message or 'without data'}"[:120]
+
+
+def _blamed_on_recipient(w3, token, payer, refusal, amount=1):
+    """A refusal counts against the recipient only when the same call to a control address passes (a short float,
+    or a token that refuses everyone, is not the recipient's doing). Node failures propagate."""
+    return refusal is not None and transfer_refusal(w3, token, payer, CONTROL_ADDRESS, amount) is None
 
 
 def _returned_refusal(returned):
@@ -164,7 +174,7 @@ def transfer_refusal(w3, token, payer, to, amount):
     try:
         returned = w3.eth.call({"from": payer, "to": token.address, "data": _transfer_data(to, amount)}, "latest")
     except ContractLogicError as exc:
-        return f"reverts {exc.data or exc.message or 'without data'}"[:120]
+        return _reverted(exc)
     return _returned_refusal(returned)
 
 
@@ -172,6 +182,6 @@ def token_refuses(w3, token, payer, to, amount):
     """Why the token refuses `amount` from `payer` to `to` while it accepts the same to a control address, else None
     (it passes, or it fails for everyone: a short balance is not the recipient's doing). Node failures propagate."""
     refusal = transfer_refusal(w3, token, payer, to, amount)
-    if refusal is None or transfer_refusal(w3, token, payer, CONTROL_ADDRESS, amount) is not None:
+    if not _blamed_on_recipient(w3, token, payer, refusal, amount):
         return None
     return f"the token refuses transfers to {to} ({refusal})"
