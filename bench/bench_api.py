@@ -225,6 +225,7 @@ def profile_creates(key, quote_ids, n, top=40, out=None):
 
     client = APIClient(HTTP_HOST="127.0.0.1", HTTP_X_FORWARDED_PROTO="https")
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    made = []
     for method in ("card", "balance"):
         def run(tag, count, method=method):
             wall, cpu, queries, sql = time.perf_counter(), time.process_time(), 0, []
@@ -238,6 +239,7 @@ def profile_creates(key, quote_ids, n, top=40, out=None):
                 if response.status_code != 201:
                     raise RuntimeError(f"profile {method}: {response.status_code} {response.content[:300]!r}")
                 sql = [q["sql"] for q in captured.captured_queries]
+                made.append(response.json()["id"])
             return (time.perf_counter() - wall) / count * 1000, (time.process_time() - cpu) / count * 1000, \
                 queries / count, sql
 
@@ -260,6 +262,47 @@ def profile_creates(key, quote_ids, n, top=40, out=None):
         for line in text.getvalue().splitlines():
             if line.strip():
                 say(f"#   {line}")
+    profile_reads(client, made, n)
+
+
+def profile_reads(client, ids, n):
+    """A status read (`GET /api/v1/transfers/{id}`) against the bare GET, in this process: wall, CPU and SQL per
+    request, and the statements of one read."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for name, path in (("status read", lambda i: f"/api/v1/transfers/{ids[i % len(ids)]}"),
+                       ("bare GET", lambda i: "/bench/noop")):
+        for _ in range(3):
+            client.get(path(0))
+        wall, cpu, queries = time.perf_counter(), time.process_time(), 0
+        for i in range(n):
+            connection.queries_log.clear()
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(path(i))
+            if response.status_code != 200:
+                raise RuntimeError(f"profile {name}: {response.status_code} {response.content[:300]!r}")
+            queries += len(captured.captured_queries)
+        say(f"# {name}, {n} in-process: wall {(time.perf_counter() - wall) / n * 1000:.2f} ms, CPU "
+            f"{(time.process_time() - cpu) / n * 1000:.2f} ms, {queries / n:.1f} SQL statements per request:")
+        for q in captured.captured_queries:
+            say(f"#   {q['sql'][:150]}")
+        if name == "status read":
+            import cProfile
+            import io
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for i in range(n):
+                client.get(path(i))
+            profiler.disable()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(
+                r"rest_framework/(serializers|fields|generics|mixins)|payments|common|query.py", 40)
+            for line in text.getvalue().splitlines():
+                if line.strip():
+                    say(f"#   {line}")
 
 
 def main():  # noqa: C901 - one straight script

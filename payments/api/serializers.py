@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.openapi import component_extra
+from common.serializers import FieldsOnce
 from onchain.fields import validate_address
 from payments.assets import ASSETS, asset_for
 from payments.models import SOURCE_CURRENCIES, TARGET_CURRENCIES, PartnerPayout, Quote, Transfer
@@ -129,7 +130,7 @@ class UsRemittanceSerializer(serializers.Serializer):
     regulator = RegulatorSerializer()
 
 
-class QuoteOutputSerializer(serializers.ModelSerializer):
+class QuoteOutputSerializer(FieldsOnce, serializers.ModelSerializer):
     """Everything a sender compares: our rate and the official one, the fee, what is charged, the som received and
     the total cost (fee plus spread against the official rate) in percent."""
 
@@ -395,7 +396,7 @@ class SettlementOutputSerializer(serializers.Serializer):
     explorer_url = serializers.CharField(help_text="Empty until a transaction is sent.")
 
 
-class TransferOutputSerializer(serializers.ModelSerializer):
+class TransferOutputSerializer(FieldsOnce, serializers.ModelSerializer):
     quote = QuoteOutputSerializer()
     sender = serializers.SerializerMethodField()
     recipient = serializers.SerializerMethodField()
