@@ -249,7 +249,7 @@ def profile_creates(key, quote_ids, n, top=40, out=None):
             f"{queries:.1f} SQL statements per create:")
         for sql in last:
             say(f"#   {sql[:150]}")
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE_CPU") else cProfile.Profile()
         profiler.enable()
         run("prof", n)
         profiler.disable()
@@ -292,7 +292,7 @@ def profile_reads(client, ids, n):
             import io
             import pstats
 
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE_CPU") else cProfile.Profile()
             profiler.enable()
             for i in range(n):
                 client.get(path(i))
