@@ -19,6 +19,15 @@ from web3.providers import HTTPProvider, JSONBaseProvider
 
 log = logging.getLogger(__name__)
 SKIP_SECONDS = 30
+# Every URL of a chain down: one call per window probes them (and may wait out the timeout), the others fail at once
+# instead of each waiting the timeout: a hanging node would otherwise hold every worker slot and web worker that
+# touches its chain. The window doubles while the probes keep failing, up to SKIP_SECONDS.
+PROBE_SECONDS = 2
+
+
+class AllRpcUrlsDown(requests.ConnectionError):
+    """Every URL of the chain failed lately and this is not the call that probes them: nothing was sent. A
+    ConnectionError, so every caller treats it as the node being unreachable (retry later, 503, next pass)."""
 
 
 class FailoverProvider(JSONBaseProvider):
@@ -32,13 +41,38 @@ class FailoverProvider(JSONBaseProvider):
                                         cache_allowed_requests=True, cacheable_requests={"eth_chainId"})
                            for u in self.urls]
         self._down_until = [0.0] * len(self.urls)
+        self._probe_at, self._probe_wait = 0.0, PROBE_SECONDS
         self._lock = threading.Lock()
 
     def _order(self):
+        """The URLs to try, healthy first; none when every URL is down and this call is not the window's probe."""
         now = time.monotonic()
         with self._lock:
             healthy = [i for i, t in enumerate(self._down_until) if t <= now]
+            if not healthy:
+                if now < self._probe_at:
+                    raise AllRpcUrlsDown(f"every RPC URL of this chain failed lately; the next try is in "
+                                         f"{self._probe_at - now:.1f}s")
+                self._probe_at = float("inf")  # this call probes; its outcome sets the next window
             return healthy + [i for i in range(len(self.urls)) if i not in healthy]
+
+    def _answered(self, i):
+        with self._lock:
+            self._down_until[i] = 0.0
+            self._probe_at, self._probe_wait = 0.0, PROBE_SECONDS
+
+    def _failed(self, i):
+        with self._lock:
+            self._down_until[i] = time.monotonic() + SKIP_SECONDS
+
+    def _every_url_failed(self):
+        with self._lock:
+            now = time.monotonic()
+            if all(t > now for t in self._down_until):
+                # Counted from the failure, not the start: a probe that waited out the timeout is not followed at
+                # once by the next.
+                self._probe_at = now + self._probe_wait
+                self._probe_wait = min(self._probe_wait * 2, SKIP_SECONDS)
 
     def make_request(self, method, params):
         return self._failover(method, lambda provider: provider.make_request(method, params))
@@ -55,12 +89,21 @@ class FailoverProvider(JSONBaseProvider):
         last = None
         for i in self._order():
             try:
-                return call(self._providers[i])
+                answer = call(self._providers[i])
             except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
                 last = exc
-                with self._lock:
-                    self._down_until[i] = time.monotonic() + SKIP_SECONDS
+                self._failed(i)
                 log.warning("rpc_failover url_index=%s method=%s error=%s", i, method, type(exc).__name__)
+                continue
+            except BaseException:
+                with self._lock:  # neither answered nor failed (garbage, a time limit): the next call probes again
+                    if self._probe_at == float("inf"):
+                        self._probe_at = 0.0
+                raise
+            if self._down_until[i] or self._probe_at:
+                self._answered(i)
+            return answer
+        self._every_url_failed()
         raise last
 
     def is_connected(self, show_traceback=False):

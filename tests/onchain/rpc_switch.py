@@ -1,5 +1,6 @@
 """A TCP relay in front of a node that a test can switch off and on: off, it drops every open connection and
-refuses to relay new ones (a client sees its RPC fail at once, as with a provider down); on, it relays again. The
+refuses to relay new ones (a client sees its RPC fail at once, as with a provider down); hanging, it takes new
+connections and never answers them (a client waits out its timeout); on, it relays again. The
 worker processes of a test reach the node only through it, so one chain's RPC can go down under a running worker."""
 
 import contextlib
@@ -10,7 +11,8 @@ import threading
 class RpcSwitch:
     def __init__(self, upstream_port, host="127.0.0.1"):
         self.upstream = (host, upstream_port)
-        self.up = True
+        self.up, self.hanging = True, False
+        self._held = []
         self._conns = set()
         self._lock = threading.Lock()
         self._server = socket.create_server((host, 0))
@@ -24,6 +26,9 @@ class RpcSwitch:
                 client, _ = self._server.accept()
             except OSError:
                 return  # closed
+            if self.hanging:
+                self._held.append(client)  # taken, never read nor answered: the client waits out its timeout
+                continue
             if not self.up:
                 client.close()
                 continue
@@ -58,8 +63,16 @@ class RpcSwitch:
         for sock in conns:
             self._drop(sock)
 
+    def hang(self):
+        """Open connections dropped; new ones are taken and never answered (a node that hangs)."""
+        self.hanging = True
+        self.down()
+
     def restore(self):
-        self.up = True
+        self.up, self.hanging = True, False
+        held, self._held = self._held, []
+        for sock in held:
+            self._drop(sock)
 
     def close(self):
         self.down()
