@@ -3,7 +3,7 @@ Registered in PaymentsConfig.ready(); each calls the pipeline's service."""
 
 from django.utils.translation import gettext as _
 
-from payments import pipeline
+from payments import pipeline, pipeline_cancel, pipeline_refunds, pipeline_rescreen
 from payments.errors import TransferNotCancellable, TransferNotPayable
 from payments.models import ReviewDecision, Transfer
 from payments.services import review
@@ -58,7 +58,7 @@ def _settlement_failed(transfer):
 
 
 def _refund(transfer, *, reason, actor):
-    result = pipeline.transfer_refund(transfer_id=transfer.pk)
+    result = pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     if result.status == S.REFUNDING:
         return "refund asked for; Stripe reports it pending (the transfer becomes refunded when it succeeds)"
     if result.status == S.REFUND_FAILED:
@@ -69,14 +69,14 @@ def _refund(transfer, *, reason, actor):
 
 
 def _cancellable(transfer):
-    if transfer.status in pipeline.CANCEL_TOO_LATE:
+    if transfer.status in pipeline_cancel.CANCEL_TOO_LATE:
         raise TransferNotCancellable(f"Settlement has started ({transfer.status}): it can no longer be cancelled.")
-    if not pipeline.transfer_cancellable(transfer, by_operator=True):
+    if not pipeline_cancel.transfer_cancellable(transfer, by_operator=True):
         raise TransferNotCancellable(f"Already {transfer.status}: nothing to cancel.")
 
 
 def _cancel(transfer, *, reason, actor):
-    result = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator", by_operator=True)
+    result = pipeline_cancel.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator", by_operator=True)
     if result.status == S.REFUNDING:
         return "cancelled: refund in full queued"
     return f"cancelled ({result.status})"
@@ -102,7 +102,7 @@ def _held(transfer):
 
 
 def _rescreen(transfer, *, reason, actor):
-    result = pipeline.transfer_rescreen(transfer_id=transfer.pk, trigger=review.MANUAL)
+    result = pipeline_rescreen.transfer_rescreen(transfer_id=transfer.pk, trigger=review.MANUAL)
     if result is None:
         raise TransferNotPayable("No longer held: not screened.")
     return f"screened again: {result.decision} ({len(result.hits)} hits); it stays held for a decision"

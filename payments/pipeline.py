@@ -5,8 +5,13 @@ Failure paths: expired or cancelled (unfunded), held (review), rejected → refu
 settlement_failed; a cancel before settlement ends cancelled (unpaid) or goes refunding (paid).
 The transitions themselves are guarded on the model (`Transfer.mark_*`, `Transfer.objects.mark_completed`);
 this module takes the row lock, applies one transition, posts the ledger entry, and schedules the next step
-after commit. The Celery tasks for those steps live at the bottom of this module, beside the code that
+after commit. The Celery tasks for those steps live at the bottom of their module, beside the code that
 schedules them (payments/tasks.py holds only the periodic entry points). See docs/states.md.
+
+This module holds the forward path (funding, screening, settlement) and the sweeper. Beside it, each in its own
+module: the pay page's card payment (pipeline_card.py), refunds (pipeline_refunds.py, with the refund task), disputes
+and early fraud warnings (pipeline_disputes.py), cancellation (pipeline_cancel.py), re-screening
+(pipeline_rescreen.py), and the row lock and after-commit enqueue they all share (pipeline_steps.py).
 """
 
 import logging
@@ -16,27 +21,26 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common import ops_state
-from onchain.api import operator_alert_raise, payout_is_dead, payouts_request
+from onchain.api import operator_alert_raise, payouts_request
 from onchain.errors import ChainUnavailable, SettlementNotConfigured
 from payments.assets import asset_for
 from payments.errors import (
-    CardAttemptsExhausted,
-    CardRefused,
     FundingUnavailable,
     ProcessorRequestRefused,
     ScreeningUndecided,
-    TransferNotCancellable,
     TransferNotPayable,
 )
-from payments.models import CardDispute, JournalEntry, PartnerPayout, Transfer, to_minor
+from payments.models import CardDispute, PartnerPayout, Transfer, to_minor
+from payments.pipeline_refunds import refund_task, refunds_due, transfer_refund
+from payments.pipeline_steps import step_after_commit, transfer_locked
 from payments.providers import stripe_rail
-from payments.services import fraud, ledger, limits, payout_partners, refunds, review, us_remittance
+from payments.services import fraud, ledger, payout_partners, refunds, review, us_remittance
 from payments.services.screening import CLEAR, HOLD, REJECT, screening_check, screening_check_many
 from payments.services.transfers import transfer_funding_prepare
 
@@ -44,83 +48,7 @@ log = logging.getLogger(__name__)
 S = Transfer.Status
 
 
-def _locked(transfer_id):
-    return Transfer.objects.select_for_update(of=("self",)).select_related("quote").get(pk=transfer_id)
-
-
-def _after_commit(task, transfer_id):
-    # The sweeper re-derives the step from the table if this enqueue is lost (a crash right after the commit).
-    transaction.on_commit(lambda: task.delay(str(transfer_id)))
-
-
 # Funding -----------------------------------------------------------------------------------------
-
-def _card_attempt_claim(transfer, token):
-    """Count this token as one of the transfer's card attempts, race-free (one conditional UPDATE); True for a new
-    attempt, False for a token that already passed every check (a double submit: Stripe replays its answers)."""
-    claimed = (Transfer.objects.filter(pk=transfer.pk, card_attempts__lt=settings.CARD_ATTEMPTS_PER_TRANSFER)
-               .exclude(last_card_token=token).update(card_attempts=F("card_attempts") + 1))
-    if claimed:
-        return True
-    if Transfer.objects.filter(pk=transfer.pk, last_card_token=token).exists():
-        return False
-    raise CardAttemptsExhausted(attempts_exhausted_message())
-
-
-def attempts_exhausted_message():
-    return _("This transfer can no longer be paid: the card was tried too many times. It will be cancelled "
-             "automatically and nothing was charged; start a new transfer to send money.")
-
-
-def card_attempts_left(transfer):
-    return max(settings.CARD_ATTEMPTS_PER_TRANSFER - transfer.card_attempts, 0)
-
-
-def _country_refused_message():
-    return _("Cards issued in Russia cannot be used for international transfers. "
-             "Please pay with a card issued in another country.")
-
-
-def transfer_pay_card(*, transfer, card_token, client_ip=None):
-    """Web flow: the browser tokenised the card with Stripe.js. The token counts as one of the transfer's card
-    attempts (CARD_ATTEMPTS_PER_TRANSFER); it becomes a PaymentMethod, whose card tells its issuing country and
-    fingerprint: a refused country or a frozen card, sender or wallet is refused before any charge, and the attempt
-    counts against the velocity limits (card, email, phone, wallet, client IP). Then ONE confirm call carries the card
-    and the 3-D Secure request; a card that supports 3-D Secure returns `requires_action` for Stripe.js."""
-    if transfer.status != S.AWAITING_FUNDING or not transfer.payment_intent_id:
-        raise TransferNotPayable(_("This transfer is not waiting for a payment."))
-    new_attempt = _card_attempt_claim(transfer, card_token)
-    try:
-        method_id, card = stripe_rail.card_payment_method(transfer_id=transfer.id, token=card_token)
-    except ProcessorRequestRefused as exc:
-        raise CardRefused(_("The card details could not be read: please enter them again."), field="card") from exc
-    Transfer.objects.filter(pk=transfer.pk, status=S.AWAITING_FUNDING).update(
-        card_fingerprint=card.fingerprint, card_country=card.country)
-    if card.country in settings.CARD_COUNTRIES_REFUSED or not card.country:
-        raise CardRefused(_country_refused_message(), field="card")
-    identities = fraud.transfer_identities(transfer, card_fingerprint=card.fingerprint)
-    frozen = fraud.identities_frozen(identities)
-    if frozen:
-        log.warning("card_payment_refused transfer_id=%s frozen=%s", transfer.id, fraud.frozen_detail(frozen))
-        raise CardRefused(_("We cannot accept this payment. Please contact support."), field="card")
-    if card.fingerprint:  # the card's own limits (payments/services/limits.py): over them, this card is refused
-        limits.limits_reserve_card(transfer=transfer, card_fingerprint=card.fingerprint)
-    if new_attempt:
-        fraud.velocity_consume(identities + ([("ip", client_ip)] if client_ip else []))
-        Transfer.objects.filter(pk=transfer.pk).update(last_card_token=card_token)
-    try:
-        intent = stripe_rail.payment_intent_pay(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id,
-                                                payment_method_id=method_id)
-    except ProcessorRequestRefused:
-        # A double submit: the first confirm already went through (or is in flight). Ask Stripe what stands.
-        intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
-        if intent.status not in ("succeeded", "processing", "requires_action"):
-            raise CardRefused(_("This payment could not be completed with this card; please try another card."),
-                              field="card") from None
-    if intent.status == "succeeded":
-        transfer_mark_funded(payment_intent=intent)
-    return intent
-
 
 def _matches_quote(transfer, payment_intent):
     return (payment_intent.amount == transfer.source_minor
@@ -168,7 +96,7 @@ def transfer_mark_funded(*, payment_intent):
         if refusal:
             log.error("payment_refused transfer_id=%s payment_intent=%s kind=%s reason=%s", transfer.id,
                       payment_intent.id, *refusal)
-            _after_commit(funding_refuse_task, transfer.id)
+            step_after_commit(funding_refuse_task, transfer.id)
             return transfer
         now = timezone.now()
         transfer.card_country = payment_intent.card.country
@@ -205,7 +133,7 @@ def transfer_funding_refuse(*, transfer_id):
     currency = (intent.currency or "XXX")[:3].upper()
     disputed = CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE, payment_intent_id=intent.id).first()
     with transaction.atomic():
-        transfer = _locked(transfer_id)
+        transfer = transfer_locked(transfer_id)
         if transfer.status != S.AWAITING_FUNDING:
             return transfer
         if disputed:
@@ -230,18 +158,40 @@ def transfer_expire(*, transfer_id):
     transfer = Transfer.objects.get(pk=transfer_id)
     if transfer.status != S.AWAITING_FUNDING:
         return transfer
-    stopped = _payment_intent_stop(transfer)
+    stopped = payment_intent_stop(transfer)
     if stopped == "succeeded":
         return transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
     if stopped == "processing":
         return transfer
     with transaction.atomic():
-        transfer = _locked(transfer_id)
+        transfer = transfer_locked(transfer_id)
         if transfer.status == S.AWAITING_FUNDING:
             transfer.mark_expired()
             transfer.save()
             log.info("transfer_expired transfer_id=%s", transfer.id)
     return transfer
+
+
+def payment_intent_stop(transfer):
+    """Cancel the transfer's PaymentIntent unless it is already cancelled: "stopped", or "succeeded" (it was paid: it
+    must be funded, not cancelled) or "processing" (it may yet succeed). No PaymentIntent: "stopped" (none can be
+    paid; transfer_funding_prepare creates none for a transfer no longer awaiting funding)."""
+    if not transfer.payment_intent_id:
+        return "stopped"
+    intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+    if intent.status in ("succeeded", "processing"):
+        return intent.status
+    if intent.status != "canceled":
+        try:
+            stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
+        except ProcessorRequestRefused:
+            # It moved meanwhile (paid a moment ago): say what it is now.
+            intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
+            if intent.status in ("succeeded", "processing"):
+                return intent.status
+            if intent.status != "canceled":
+                raise
+    return "stopped"
 
 
 def funding_poll():
@@ -264,7 +214,7 @@ def transfer_advance(*, transfer_id):
     and the sweeper brings them back when it is due (transfers_due_for_advance). Every run is recorded (a
     ScreeningResult, trigger `inline`) in the transaction that applies its decision."""
     with transaction.atomic():
-        transfer = _locked(transfer_id)
+        transfer = transfer_locked(transfer_id)
         if transfer.status != S.FUNDED or not transfer.livemode:  # the sandbox moves only by services/sandbox.py
             return transfer
         _advance_locked([transfer])
@@ -289,7 +239,7 @@ def _advance_locked(transfers):
         if outcome.decision == REJECT:
             transfer.mark_rejected(outcome.reason)
             transfer.save(update_fields=MOVED)
-            _after_commit(refund_task, transfer.id)
+            step_after_commit(refund_task, transfer.id)
         elif outcome.decision == HOLD:
             transfer.mark_held(outcome.reason)
             transfer.save(update_fields=MOVED)
@@ -413,7 +363,7 @@ def transfers_advance_due(*, batch=ADVANCE_BATCH, run_seconds=ADVANCE_RUN_SECOND
 def transfer_release(*, transfer_id):
     """An operator cleared a held transfer."""
     with transaction.atomic():
-        transfer = _locked(transfer_id)
+        transfer = transfer_locked(transfer_id)
         if transfer.status != S.HELD:
             raise TransferNotPayable(_("Only held transfers can be released."))
         _settle(transfer)
@@ -422,313 +372,11 @@ def transfer_release(*, transfer_id):
 
 def transfer_reject(*, transfer_id, reason):
     with transaction.atomic():
-        transfer = _locked(transfer_id)
+        transfer = transfer_locked(transfer_id)
         transfer.mark_rejected(reason)
         transfer.save()
-        _after_commit(refund_task, transfer.id)
+        step_after_commit(refund_task, transfer.id)
     return transfer
-
-
-# Refunds and cancellation -----------------------------------------------------------------------
-# Every refund goes through `refunding`: the decision is committed first, then the rail (payments/services/refunds.py,
-# chosen in one place) is asked, with a key derived from the transfer; only a refund whose own status is `succeeded`
-# makes the transfer `refunded` and posts its entry. Pending refunds are followed to the end by the webhook (refund.*,
-# charge.refunded) and by the sweeper (lost webhooks); a failed one (also after it had succeeded) ends
-# `refund_failed` with an operator alert.
-
-def _refundable(transfer):
-    """Rejected transfers, and failed settlements whose payout can no longer pay (failed, never in a live batch)."""
-    if transfer.status == S.REJECTED:
-        return True
-    if transfer.status == S.SETTLEMENT_FAILED:
-        return payout_is_dead(reference=transfer.payout_reference)
-    # The payout partner could not pay the person: the sender is refunded once treasury has recorded the KGST back
-    # from the partner (`partner_payout_returned`); before that a partner that in fact paid would be paid for twice.
-    if transfer.status == S.PAYOUT_FAILED:
-        payout = getattr(transfer, "partner_payout", None)
-        return payout is not None and payout.returned_at is not None
-    return False
-
-
-def transfer_refund(*, transfer_id):
-    """Refund in full, once. A rejected transfer or a dead settlement moves to `refunding` (committed before anything
-    is asked); a `refunding` transfer gets its refund asked for (or, once recorded, read again) and applied
-    (refund_apply). Anything else is left as it is: an unfunded transfer has nothing to refund, a refunded one is not
-    refunded twice. Safe to run again at any point: the refund's key derives from the transfer."""
-    transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
-    if not transfer.livemode:
-        return transfer  # a sandbox transfer took no money: nothing to give back (transfer_cancel ends it)
-    if transfer.status in (S.REJECTED, S.SETTLEMENT_FAILED, S.PAYOUT_FAILED):
-        with transaction.atomic():
-            transfer = _locked(transfer_id)
-            if not _refundable(transfer):
-                return transfer
-            try:
-                refunds.refund_rail(transfer)
-            except refunds.RefundRailMissing as exc:
-                log.error("transfer_refund_no_rail transfer_id=%s %s", transfer.id, exc.detail)
-                return transfer
-            transfer.mark_refunding()
-            transfer.save()
-    if transfer.status != S.REFUNDING:
-        return transfer
-    try:
-        rail = refunds.refund_rail(transfer)
-    except refunds.RefundRailMissing as exc:
-        log.error("transfer_refund_no_rail transfer_id=%s %s", transfer.id, exc.detail)
-        return transfer
-    try:
-        refund = rail.retrieve(transfer.refund_id) if transfer.refund_id else rail.create(transfer)
-    except ProcessorRequestRefused as exc:
-        if _charge_disputed(transfer) and not CardDispute.objects.filter(
-                kind=CardDispute.Kind.DISPUTE, payment_intent_id=transfer.payment_intent_id).exists():
-            # Stripe refuses refunds of a disputed charge: the bank is returning the money, not a failed refund. Until
-            # the dispute's event is here the sweeper asks again; once it is, _refund_refused charges the transfer back.
-            log.warning("transfer_refund_charge_disputed transfer_id=%s", transfer.id)
-            return transfer
-        return _refund_refused(transfer_id, exc.detail)
-    return refund_apply(refund=refund, transfer_id=transfer_id)
-
-
-def _charge_disputed(transfer):
-    if not transfer.payment_intent_id:
-        return False
-    charge_id = transfer.charge_id or stripe_rail.payment_intent_retrieve(transfer.payment_intent_id).charge_id
-    return bool(charge_id) and stripe_rail.charge_retrieve(charge_id).disputed
-
-
-def refund_apply(*, refund, transfer_id=None, disputed=False):
-    """Apply a refund as the rail holds it (a stripe_rail.RefundState read from the API), whoever read it: the refund
-    step, the webhook or the sweeper. Under the row lock: the refund id is recorded; `succeeded` → `refunded` and the
-    refund entry; `failed`/`canceled` → `refund_failed`, the `refund_failed` entry and an operator alert (from
-    `refunding`, or from `refunded` when a refund that had succeeded fails later); pending changes nothing. Applying
-    the same state again changes nothing.
-    Stripe fails a refund of a charge the card's bank disputed: then the charge's disputes are read from Stripe and
-    recorded (card_dispute_record), so the chargeback is booked in place of a failed refund owed to the sender
-    (booking the refund as owed would have an operator pay the sender a second time). `disputed`: what
-    disputes_behind(refund) read, when the caller read it outside its transaction (the webhook); else read here."""
-    if disputed is False:
-        disputed = disputes_behind(refund)
-    with transaction.atomic():
-        candidates = Transfer.objects.select_for_update(of=("self",)).select_related("quote")
-        if transfer_id:
-            transfer = candidates.filter(pk=transfer_id).first()
-        else:
-            # Ours by its id; or a refunding transfer whose refund our own commit has not recorded yet (the webhook can
-            # arrive before the refund step commits).
-            transfer = candidates.filter(refund_id=refund.id).first()
-            if transfer is None and refund.payment_intent:
-                transfer = candidates.filter(payment_intent_id=refund.payment_intent, status=S.REFUNDING,
-                                             refund_id="").first()
-                if transfer is not None and not refunds.refund_is_ours_in_full(transfer, refund):
-                    log.warning("refund_not_ours transfer_id=%s refund=%s amount=%s %s", transfer.id, refund.id,
-                                refund.amount, refund.currency)
-                    return transfer
-        if transfer is None:
-            log.warning("refund_unknown refund=%s payment_intent=%s", refund.id, refund.payment_intent)
-            return None
-        if transfer.refund_id and transfer.refund_id != refund.id:
-            log.warning("refund_not_ours transfer_id=%s refund=%s ours=%s", transfer.id, refund.id, transfer.refund_id)
-            return transfer
-        if transfer.status == S.REFUNDING:
-            transfer.refund_id = refund.id
-            if refund.succeeded:
-                transfer.mark_refunded(refund.id)
-                transfer.save()
-                refunds.refund_rail(transfer).book_succeeded(transfer=transfer, refund=refund)
-                log.info("transfer_refunded transfer_id=%s refund=%s", transfer.id, refund.id)
-            elif refund.failed and disputed:
-                # Nothing is owed: the dispute (recorded below, in this transaction) charges the transfer back.
-                transfer.save(update_fields=["refund_id", "updated_at"])
-                log.warning("transfer_refund_failed_disputed transfer_id=%s refund=%s", transfer.id, refund.id)
-            elif refund.failed:
-                _refund_failed(transfer, refund.id, f"refund {refund.id} {refund.status} "
-                                                    f"({refund.failure_reason or 'no reason given'})")
-            else:
-                transfer.save(update_fields=["refund_id", "updated_at"])  # still pending: looked at now
-        elif transfer.status == S.REFUNDED and refund.failed:
-            # Disputed: owed for a moment only, the dispute below takes it off refunds_payable (no alert to pay it).
-            _refund_failed(transfer, refund.id, f"refund {refund.id} {refund.status} after it had succeeded "
-                                                f"({refund.failure_reason or 'no reason given'})", alert=not disputed)
-        else:
-            return transfer
-        if disputed:
-            charge, disputes = disputed
-            for dispute in disputes:
-                card_dispute_record(kind=CardDispute.Kind.DISPUTE, dispute=dispute, charge=charge)
-            transfer = Transfer.objects.select_related("quote").get(pk=transfer.pk)
-            if transfer.status == S.REFUND_FAILED and disputes:
-                # Its dispute was recorded while the refund still stood (booked then as a refunded transfer's).
-                first = disputes[0]
-                action = _refund_owed_charged_back(
-                    transfer, dispute_id=first.id, currency=first.currency or transfer.quote.source_currency,
-                    amount=first.amount if first.amount is not None else transfer.source_minor)
-                operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: refund {refund.id} failed after "
-                                                             f"dispute {first.id}: {action}"[:500])
-                transfer = Transfer.objects.select_related("quote").get(pk=transfer.pk)
-    return transfer
-
-
-def disputes_behind(refund):
-    """(charge, its disputes) read from Stripe when a failed refund's charge is disputed; None otherwise. A disputed
-    charge whose dispute is not listed yet leaves the transfer `refunding`, asked again by the sweeper."""
-    if not refund.failed or not refund.charge:
-        return None
-    charge = stripe_rail.charge_retrieve(refund.charge)
-    if not charge.disputed:
-        return None
-    return charge, stripe_rail.disputes_of_charge(refund.charge)
-
-
-def _refund_failed(transfer, refund_id, why, *, alert=True):
-    transfer.mark_refund_failed(f"{why}: the money is back with us, owed to the sender")
-    transfer.save()
-    refunds.refund_rail(transfer).book_failed(transfer=transfer, refund_id=refund_id, note=why)
-    if alert:
-        operator_alert_raise(kind="funding", message=f"transfer {transfer.id}: refund failed: {why}; the money is "
-                                                     "owed to the sender (docs/runbook.md, refund failed)"[:500])
-    log.error("transfer_refund_failed transfer_id=%s refund=%s %s", transfer.id, refund_id, why)
-
-
-def _refund_refused(transfer_id, detail):
-    """The rail refused to make the refund at all (e.g. Stripe: the charge was disputed, or is already refunded). A
-    dispute moves the transfer itself (`charged_back`); anything else is a failed refund for an operator."""
-    with transaction.atomic():
-        transfer = _locked(transfer_id)
-        if transfer.status != S.REFUNDING or transfer.refund_id:
-            return transfer
-        disputed = CardDispute.objects.filter(kind=CardDispute.Kind.DISPUTE,
-                                              payment_intent_id=transfer.payment_intent_id).first()
-        if disputed and refunds.returned_capture(transfer):
-            _returned_capture_charged_back(transfer, stripe_id=disputed.stripe_id, amount=disputed.amount_minor,
-                                           currency=disputed.currency)
-            return transfer
-        if disputed:
-            return transfer  # the dispute itself charges a funded transfer back (card_dispute_record)
-        _refund_failed(transfer, "", f"the refund was refused: {detail}")
-    return transfer
-
-
-def _returned_capture_charged_back(transfer, *, stripe_id, amount, currency):
-    """A capture refused at funding, then disputed: the bank's chargeback returns it instead of our refund."""
-    prefix = refunds.returned_capture(transfer)
-    transfer.mark_charged_back(f"{transfer.failure_reason}; charged back by the card's bank ({stripe_id})")
-    transfer.save()
-    ledger.ledger_post_returned_capture(
-        transfer=transfer, amount_minor=amount or transfer.source_minor,
-        currency=currency or transfer.quote.source_currency, refused=prefix == "refused", chargeback=stripe_id)
-
-
-def refunds_due(*, now):
-    """Refunding transfers to look at again: a refund not asked for yet (its task lost after commit, or the rail did
-    not answer) after 10 s; a pending refund every REFUND_POLL_SECONDS (its webhook may be lost)."""
-    return Transfer.objects.filter(status=S.REFUNDING, livemode=True).filter(
-        Q(refund_id="", updated_at__lt=now - timedelta(seconds=10))
-        | Q(updated_at__lt=now - timedelta(seconds=settings.REFUND_POLL_SECONDS))).order_by("updated_at")
-
-
-CANCEL_TOO_LATE = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED)
-# Already stopped: a cancel answers with the transfer as it is (a second cancel is not an error).
-CANCEL_DONE = (S.CANCELLED, S.EXPIRED, S.REJECTED, S.REFUNDING, S.REFUNDED, S.REFUND_FAILED, S.CHARGED_BACK)
-
-
-def transfer_cancellable(transfer, *, by_operator=False):
-    """True while a cancel would still stop the transfer: before settlement, unpaid or funded; a transfer `held` for
-    compliance review only by an operator (its review decides: a true sanctions match must stay blocked, and
-    returning it on the sender's request would undo the hold)."""
-    if by_operator:
-        return transfer.status in (S.AWAITING_FUNDING, S.FUNDED, S.HELD, S.AWAITING_CLAIM)
-    # An unclaimed transfer was never paid out: its sender may take it back after the US window too.
-    return transfer.status == S.AWAITING_CLAIM or (
-        transfer.status in (S.AWAITING_FUNDING, S.FUNDED) and not us_remittance.cancel_window_closed(transfer))
-
-
-def under_review_message():
-    # Neutral on purpose: the sender is not told why (no tipping-off about a sanctions match).
-    return _("This transfer is being checked and cannot be cancelled right now. We will let you know the outcome; "
-             "for help, contact support.")
-
-
-def _too_late_message():
-    return _("This transfer can no longer be cancelled: the money is already on its way to the recipient.")
-
-
-def transfer_cancel(*, transfer_id, reason, by_operator=False):
-    """Cancel before settlement, by the sender (API, web) or an operator (admin, `by_operator`; `reason` says who and
-    why). A `held` transfer is cancelled by an operator only: the sender's cancel is TransferNotCancellable (409).
-    - awaiting_funding: its PaymentIntent is cancelled first, so no late payment can land; the transfer ends
-      `cancelled`, nothing posted. If the payment turns out to have succeeded, the transfer is funded and the cancel
-      becomes a refund; while the payment is being processed the cancel is refused (try again).
-    - funded or held: `refunding` (committed with the reason), and the refund task returns the money in full.
-    - already stopped (cancelled, expired, rejected, refunding, refunded, …): returned as it is.
-    - settling, completed, settlement_failed: TransferNotCancellable (409), nothing changes.
-    - a USD card transfer (US remittance rule) whose cancellation window has closed: the sender's cancel is
-      TransferNotCancellable (409); an operator's still goes through.
-    Stripe is called outside any transaction; a Stripe that does not answer raises FundingUnavailable (503)."""
-    transfer = Transfer.objects.select_related("quote").get(pk=transfer_id)
-    if transfer.status in CANCEL_TOO_LATE:
-        raise TransferNotCancellable(_too_late_message())
-    if transfer.status in CANCEL_DONE:
-        return transfer
-    if transfer.status == S.HELD and not by_operator:
-        raise TransferNotCancellable(under_review_message())
-    if transfer.status == S.AWAITING_FUNDING:
-        stopped = _payment_intent_stop(transfer)
-        if stopped == "processing":
-            raise TransferNotCancellable(_("Your card payment is being processed right now. Please try again in a "
-                                           "few minutes."))
-        if stopped == "succeeded":
-            intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
-            transfer = transfer_mark_funded(payment_intent=intent) or transfer
-            if transfer.status == S.AWAITING_FUNDING:  # a payment we refuse: it is refunded anyway
-                return transfer_funding_refuse(transfer_id=transfer_id)
-    with transaction.atomic():
-        transfer = _locked(transfer_id)
-        if transfer.status == S.AWAITING_FUNDING:
-            transfer.mark_cancelled(reason)
-            transfer.save()
-            log.info("transfer_cancelled transfer_id=%s reason=%s", transfer.id, reason)
-        elif transfer.status == S.HELD and not by_operator:  # held while we asked Stripe
-            raise TransferNotCancellable(under_review_message())
-        elif transfer.status == S.FUNDED and not by_operator and us_remittance.cancel_window_closed(transfer):
-            raise TransferNotCancellable(us_remittance.window_closed_message())  # under the lock: no race at 30:00
-        elif transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM) and not transfer.livemode:
-            # The sandbox took no money: refunded at once, no rail, no ledger.
-            transfer.mark_refunding(reason)
-            transfer.mark_refunded(refund_id="sandbox")
-            transfer.save()
-            log.info("sandbox_transfer_cancelled_refunded transfer_id=%s", transfer.id)
-        elif transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM):
-            refunds.refund_rail(transfer)  # refuses (nothing changes) when no rail can return the money
-            transfer.mark_refunding(reason)
-            transfer.save()
-            _after_commit(refund_task, transfer.id)
-            log.info("transfer_cancelled_refunding transfer_id=%s reason=%s", transfer.id, reason)
-        elif transfer.status in CANCEL_TOO_LATE:
-            raise TransferNotCancellable(_too_late_message())
-    return transfer
-
-
-def _payment_intent_stop(transfer):
-    """Cancel the transfer's PaymentIntent unless it is already cancelled: "stopped", or "succeeded" (it was paid: it
-    must be funded, not cancelled) or "processing" (it may yet succeed). No PaymentIntent: "stopped" (none can be
-    paid; transfer_funding_prepare creates none for a transfer no longer awaiting funding)."""
-    if not transfer.payment_intent_id:
-        return "stopped"
-    intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
-    if intent.status in ("succeeded", "processing"):
-        return intent.status
-    if intent.status != "canceled":
-        try:
-            stripe_rail.payment_intent_cancel(transfer_id=transfer.id, payment_intent_id=transfer.payment_intent_id)
-        except ProcessorRequestRefused:
-            # It moved meanwhile (paid a moment ago): say what it is now.
-            intent = stripe_rail.payment_intent_retrieve(transfer.payment_intent_id)
-            if intent.status in ("succeeded", "processing"):
-                return intent.status
-            if intent.status != "canceled":
-                raise
-    return "stopped"
 
 
 class TransferPayoutListener:
@@ -810,125 +458,6 @@ def transfers_sweep():
     fraud.velocity_prune(now=now)
 
 
-# Disputes and early fraud warnings ---------------------------------------------------------------
-
-NOT_PAID_OUT = (S.FUNDED, S.HELD, S.REJECTED, S.AWAITING_CLAIM)
-PAID_OUT = (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.AWAITING_PAYOUT_CONFIRMATION, S.PAYOUT_FAILED)
-
-
-def card_dispute_record(*, kind, dispute, charge):
-    """Stripe reported a dispute (`charge.dispute.created`) or an early fraud warning
-    (`radar.early_fraud_warning.created`) on a charge. Runs in the webhook's transaction, once per Stripe object:
-    freezes the transfer's sender (email, phone), card (fingerprint) and wallet, raises an operator alert, and
-    - a dispute: books the disputed amount from card_clearing to disputes_receivable; a transfer not paid out yet
-      ends `charged_back` (the bank took the money back, so nothing is paid and its funding is unwound);
-    - a fraud warning: a transfer not paid out yet is rejected and refunded in full.
-    `dispute` is a stripe_rail.DisputeState, `charge` a ChargeState read from Stripe (or None)."""
-    intent_id = dispute.payment_intent or (charge.payment_intent if charge else "")
-    candidates = Transfer.objects.select_for_update(of=("self",)).select_related("quote")
-    transfer = (candidates.filter(payment_intent_id=intent_id).first() if intent_id else None) or \
-        candidates.filter(charge_id=dispute.charge).first()
-    try:
-        with transaction.atomic():
-            CardDispute.objects.create(stripe_id=dispute.id, kind=kind, transfer=transfer, charge_id=dispute.charge,
-                                       payment_intent_id=intent_id, amount_minor=dispute.amount,
-                                       currency=dispute.currency, reason=dispute.reason)
-    except IntegrityError:
-        log.info("card_dispute_duplicate stripe_id=%s", dispute.id)
-        return transfer
-    what = "dispute" if kind == CardDispute.Kind.DISPUTE else "early fraud warning"
-    if transfer is None:
-        operator_alert_raise(kind="funding", message=f"Stripe {what} {dispute.id} on charge {dispute.charge}: "
-                                                     "no transfer of ours has this payment")
-        return None
-    fingerprint = (charge.card.fingerprint if charge and charge.card else "") or transfer.card_fingerprint
-    frozen = fraud.identities_freeze(pairs=fraud.transfer_identities(transfer, card_fingerprint=fingerprint),
-                                     reason=f"{what} {dispute.id} ({dispute.reason or 'no reason given'})",
-                                     source=dispute.id, transfer=transfer)
-    status = transfer.status
-    if kind == CardDispute.Kind.DISPUTE:
-        action = _dispute_apply(transfer, dispute)
-    else:
-        action = _fraud_warning_apply(transfer, dispute)
-    operator_alert_raise(kind="funding", message=(
-        f"transfer {transfer.id} ({status}): Stripe {what} {dispute.id} ({dispute.reason or 'no reason given'}); "
-        f"{action}; froze {', '.join(f.kind for f in frozen) or 'nothing new'}")[:500])
-    log.error("card_dispute transfer_id=%s stripe_id=%s kind=%s action=%s", transfer.id, dispute.id, kind, action)
-    return transfer
-
-
-def _dispute_apply(transfer, dispute):
-    amount = dispute.amount if dispute.amount is not None else transfer.source_minor
-    currency = dispute.currency or transfer.quote.source_currency
-    if transfer.status in NOT_PAID_OUT or _refund_not_booked(transfer):
-        ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
-        ledger.ledger_post_charged_back(transfer=transfer, dispute_id=dispute.id)
-        transfer.mark_charged_back(f"card payment disputed ({dispute.reason or 'no reason given'}) before payout: "
-                                   "nothing paid out")
-        transfer.save()
-        return "not paid out: charged back, nothing will be paid, its funding unwound"
-    if transfer.status == S.REFUNDING and refunds.returned_capture(transfer) and not _returned(transfer):
-        _returned_capture_charged_back(transfer, stripe_id=dispute.id, amount=dispute.amount, currency=currency)
-        return "a refused capture not refunded yet: charged back, its capture returned through the chargeback"
-    if transfer.status == S.REFUND_FAILED:
-        return _refund_owed_charged_back(transfer, dispute_id=dispute.id, amount=amount, currency=currency)
-    if transfer.status == S.REFUNDED:
-        ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
-        return ("already refunded: the disputed amount is booked to disputes_receivable; answer the dispute in Stripe "
-                "with the refund as evidence")
-    if transfer.status in PAID_OUT:
-        ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute.id)
-        return "already paid out: the disputed amount is booked to disputes_receivable; answer the dispute in Stripe"
-    if transfer.status == S.AWAITING_FUNDING:
-        return "not funded yet: the funding check refuses it and it ends charged back"
-    return "nothing to book"
-
-
-def _refund_not_booked(transfer):
-    """A funded transfer being refunded whose refund has not succeeded: the dispute stands in for it (Stripe fails a
-    pending refund of a disputed charge), so it is charged back like a transfer not paid out."""
-    return (transfer.status == S.REFUNDING and JournalEntry.objects.filter(transfer=transfer, kind="funding").exists()
-            and not JournalEntry.objects.filter(transfer=transfer, kind="refund").exists())
-
-
-def _refund_owed_charged_back(transfer, *, dispute_id, amount, currency):
-    """A transfer whose refund failed (owed to the sender), then disputed: the bank returned the money, so what it
-    took is owed no more; all of it → `charged_back`. Once per transfer (its entries are unique per step)."""
-    if JournalEntry.objects.filter(transfer=transfer, kind="refund_owed_charged_back").exists():
-        return "its refund had failed and a chargeback was already booked against it"
-    ledger.ledger_post_dispute(transfer=transfer, amount_minor=amount, currency=currency, dispute_id=dispute_id)
-    owed = -ledger.transfer_account_total(transfer=transfer, code="refunds_payable", currency=currency)
-    taken = min(amount, owed)
-    if taken > 0:
-        ledger.ledger_post_refund_owed_charged_back(transfer=transfer, amount_minor=taken, currency=currency,
-                                                    dispute_id=dispute_id)
-    if taken < owed:
-        return (f"its refund had failed: the bank took {taken} of the {owed} (minor units) owed back to the sender; "
-                "the rest is still owed (docs/runbook.md, refund failed)")
-    transfer.mark_charged_back(f"{transfer.failure_reason}; then charged back by the card's bank ({dispute_id}): "
-                               "nothing is owed to the sender any more")
-    transfer.save()
-    return "its refund had failed: the chargeback returned the money, nothing is owed to the sender any more"
-
-
-def _returned(transfer):
-    prefix = refunds.returned_capture(transfer)
-    return JournalEntry.objects.filter(transfer=transfer, kind__in=[f"{prefix}_refund", f"{prefix}_chargeback"]).exists()
-
-
-def _fraud_warning_apply(transfer, warning):
-    if transfer.status in (S.FUNDED, S.HELD, S.AWAITING_CLAIM):
-        transfer.mark_rejected("refused by our risk checks (card payment reported as fraud)")
-        transfer.save()
-        _after_commit(refund_task, transfer.id)
-        return "not paid out: rejected, full refund scheduled"
-    if transfer.status == S.AWAITING_FUNDING:
-        return "not funded yet: the funding check refunds it"
-    if transfer.status in PAID_OUT:
-        return "already paid out: consider refunding it in Stripe before a dispute comes (docs/runbook.md)"
-    return "nothing to do"
-
-
 # The steps' tasks: thin, named, retried only on the transient errors listed. -------------------------
 
 @shared_task(name="payments.transfer_advance", autoretry_for=(SettlementNotConfigured, ChainUnavailable),
@@ -943,63 +472,7 @@ def advance_due_task():
     transfers_advance_due()
 
 
-@shared_task(name="payments.transfer_refund", autoretry_for=(FundingUnavailable,), retry_backoff=2, max_retries=20)
-def refund_task(transfer_id):
-    transfer_refund(transfer_id=transfer_id)
-
-
 @shared_task(name="payments.transfer_funding_refuse", autoretry_for=(FundingUnavailable,), retry_backoff=2,
              max_retries=20)
 def funding_refuse_task(transfer_id):
     transfer_funding_refuse(transfer_id=transfer_id)
-
-
-# Re-screening when a new list version loads ------------------------------------------------------------------------
-
-# Not yet settled; awaiting_funding ones are screened when funded anyway. awaiting_claim: a transfer may wait days for
-# its recipient, and both its ways out (the sender's cancel, the final refund) return the money without a screening.
-RESCREENED = (S.FUNDED, S.HELD, S.AWAITING_CLAIM)
-
-
-def transfer_rescreen(*, transfer_id, trigger):
-    """Screen one transfer again, under its row lock, and record the result. A funded transfer takes the new decision
-    as at funding, except that a clear one is left to its own advance step (re-screening never pays out): a hold moves
-    it to `held`, a reject to `rejected` and its refund is queued after commit. A held transfer only gets the new
-    result (it stays held: an officer decides, and a pending release request on the old evidence goes stale). Any
-    other status (it moved to settling meanwhile, or was cancelled) is skipped: returns None."""
-    with transaction.atomic():
-        transfer = Transfer.objects.select_for_update(of=("self",)).select_related("quote").filter(
-            pk=transfer_id).first()
-        if transfer is None or transfer.status not in RESCREENED:
-            return None
-        outcome = screening_check(transfer=transfer)
-        if outcome.decision not in (CLEAR, HOLD, REJECT):
-            raise ScreeningUndecided(f"screening returned {outcome.decision!r} for transfer {transfer.id}")
-        if transfer.status in (S.FUNDED, S.AWAITING_CLAIM) and outcome.decision == REJECT:
-            transfer.mark_rejected(outcome.reason)
-            transfer.save()
-            _after_commit(refund_task, transfer.id)
-        elif transfer.status in (S.FUNDED, S.AWAITING_CLAIM) and outcome.decision == HOLD:
-            transfer.mark_held(outcome.reason)
-            transfer.save()
-        result = review.screening_result_record(transfer=transfer, outcome=outcome, trigger=trigger)
-    log.info("transfer_rescreened transfer_id=%s trigger=%s decision=%s status=%s", transfer.id, trigger,
-             outcome.decision, transfer.status)
-    return result
-
-
-def transfers_rescreen(*, reason):
-    """Screen every transfer not yet settled (funded or held) again: a new list version (`reason` names it) loaded.
-    One transaction per transfer, each under its row lock, so the pipeline is never blocked for long; a transfer that
-    already has a result for this list version is not screened twice (a retried task resumes where it stopped).
-    Returns {status after: count} for the transfers screened."""
-    trigger = review.rescreen_trigger(reason)
-    ids = list(Transfer.objects.filter(status__in=RESCREENED, livemode=True).exclude(screening_results__trigger=trigger)
-               .order_by("created_at", "pk").values_list("pk", flat=True))
-    counts = {}
-    for transfer_id in ids:
-        result = transfer_rescreen(transfer_id=transfer_id, trigger=trigger)
-        key = result.status_after if result else "skipped"
-        counts[key] = counts.get(key, 0) + 1
-    log.info("transfers_rescreened trigger=%s candidates=%s counts=%s", trigger, len(ids), counts)
-    return counts

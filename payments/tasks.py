@@ -1,10 +1,11 @@
-"""Periodic entry points (beat). The tasks of each transfer step live in payments.pipeline, beside the code
-that schedules them; importing it here registers them with the worker."""
+"""Periodic entry points (beat). The tasks of each transfer step live in payments.pipeline and
+payments.pipeline_refunds (the refund step), beside the code that schedules them; importing them here registers them
+with the worker."""
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from payments import pipeline
+from payments import pipeline, pipeline_refunds, pipeline_rescreen  # noqa: F401  (pipeline_refunds: its task)
 from payments.services import claims, payout_partners, reconciliation
 from payments.services.idempotency import idempotency_purge as idempotency_purge_service
 from payments.services.rates import rates_refresh as rates_refresh_service
@@ -53,7 +54,7 @@ def rescreen_task(reason):
     """A new list version committed (`reason` names it, e.g. "ofac_sdn:42"): screen unsettled transfers again. The list
     loader enqueues it on commit: `rescreen_task.delay(reason)`, or by name, `send_task("payments.transfers_rescreen",
     args=[reason])`, where importing payments.tasks would make an import loop."""
-    pipeline.transfers_rescreen(reason=reason)
+    pipeline_rescreen.transfers_rescreen(reason=reason)
 
 
 @shared_task

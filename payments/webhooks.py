@@ -12,7 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from payments import pipeline
+from payments import pipeline, pipeline_disputes, pipeline_refunds
 from payments.errors import FundingUnavailable, ProcessorRequestRefused, WebhookRefused
 from payments.models import CardDispute, StripeEvent, Transfer
 from payments.providers import stripe_rail
@@ -40,7 +40,7 @@ def _on_payment_intent_succeeded(event_intent, intent):
 
 def _on_dispute(kind):
     def handle(dispute, charge):
-        pipeline.card_dispute_record(kind=kind, dispute=dispute, charge=charge)
+        pipeline_disputes.card_dispute_record(kind=kind, dispute=dispute, charge=charge)
 
     return handle
 
@@ -59,7 +59,7 @@ def _refund_of(event_refund):
 
 def _with_disputes(refund):
     """The refund, and (failed on a disputed charge) its charge's disputes, read here outside the transaction."""
-    return None if refund is None else (refund, pipeline.disputes_behind(refund))
+    return None if refund is None else (refund, pipeline_refunds.disputes_behind(refund))
 
 
 def _refund_of_charge(charge):
@@ -74,7 +74,7 @@ def _refund_of_charge(charge):
 def _on_refund(event_object, fetched):
     if fetched is not None:
         refund, disputed = fetched
-        pipeline.refund_apply(refund=refund, disputed=disputed)
+        pipeline_refunds.refund_apply(refund=refund, disputed=disputed)
 
 
 # event type: (shape check, typed in the provider: a signed event with anything else is a 400, never a 500 that
@@ -85,7 +85,7 @@ HANDLERS = {
     "radar.early_fraud_warning.created": (stripe_rail.early_fraud_warning_state, _charge_of,
                                           _on_dispute(CardDispute.Kind.EARLY_FRAUD_WARNING)),
     # A refund's status moves after it is created (pending → succeeded, succeeded → failed): each of these reads the
-    # refund from Stripe and applies it (pipeline.refund_apply); the sweeper covers lost ones.
+    # refund from Stripe and applies it (pipeline_refunds.refund_apply); the sweeper covers lost ones.
     "charge.refunded": (stripe_rail.charge_ref, _refund_of_charge, _on_refund),
     "refund.created": (stripe_rail.refund_state, _refund_of, _on_refund),
     "refund.updated": (stripe_rail.refund_state, _refund_of, _on_refund),

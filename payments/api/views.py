@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from common.openapi import openapi_link, problem_responses
 from common.pagination import SafeCursorPagination
-from payments import pipeline, scopes
+from payments import pipeline_cancel, scopes
 from payments.api import examples
 from payments.api.filters import LIST_PARAMETERS, transfer_list_filters
 from payments.api.idempotency import IDEMPOTENCY_KEY_OPTIONAL, IDEMPOTENCY_KEY_REQUIRED, Idempotent
@@ -137,7 +137,7 @@ class TransferCancelApi(Idempotent, APIView):
     def post(self, request, pk):
         # Another partner's transfer is not found (404), as for reads: no hint that it exists.
         transfer = get_object_or_404(_transfers(request), pk=pk)
-        transfer = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
+        transfer = pipeline_cancel.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
         return Response(TransferOutputSerializer(_transfers(request).get(pk=transfer.pk)).data)
 
 

@@ -105,7 +105,7 @@ def denied_addresses(addresses):
 
 def on_new_version(version):
     """Runs after a new list version has committed: every transfer not yet settled is screened again against it
-    (payments.pipeline.transfers_rescreen, as a Celery task; enqueued by name, since importing payments.tasks from
+    (payments.pipeline_rescreen.transfers_rescreen, as a Celery task; enqueued by name, since importing payments.tasks from
     here would make an import loop)."""
     log.info("sanctions list version now current source=%s version=%s entries=%s names=%s addresses=%s",
              version.source, version.pk, version.entry_count, version.name_count, version.address_count)

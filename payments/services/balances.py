@@ -250,7 +250,7 @@ def balance_fund(*, transfer):
 
 def balance_refund_book(*, transfer):
     """A balance-funded transfer's money back to its partner's balance (no card rail): the funding entry reversed line
-    by line (kind `refund`), posted once. The caller holds the transfer's row lock (payments.pipeline.refund_apply);
+    by line (kind `refund`), posted once. The caller holds the transfer's row lock (payments.pipeline_refunds.refund_apply);
     the balance account is locked after it, the order every balance writer keeps."""
     account = balance_account_lock(partner=transfer.partner, currency=transfer.quote.source_currency)
     lines = [(code, currency, -amount, *partner) for code, currency, amount, *partner in

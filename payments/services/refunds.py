@@ -1,5 +1,5 @@
 """How a transfer's money goes back to whoever paid: the refund rail, chosen in one place (`refund_rail`), and the
-ledger entries of each outcome. The transfer's status moves in payments.pipeline (transfer_refund, refund_apply);
+ledger entries of each outcome. The transfer's status moves in payments.pipeline_refunds (transfer_refund, refund_apply);
 docs/ledger.md ("Refunds and cancellation") lists the entries.
 
 A rail asks for the refund (`create`, idempotent per transfer), reads it again (`retrieve`), and books its outcome:

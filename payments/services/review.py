@@ -2,12 +2,12 @@
 
 - `screening_result_record`: every screening run of a transfer becomes a ScreeningResult (append-only): decision,
   reason, the lists in force and each hit explained. The pipeline calls it in the transaction that applies the
-  decision (inline at funding, and when a new list version loads: pipeline.transfers_rescreen).
+  decision (inline at funding, and when a new list version loads: pipeline_rescreen.transfers_rescreen).
 - `review_decision_record`: a compliance officer's decision on a held transfer (approved and released, or rejected
   and refunded), linked to the result it decided. Called by the guarded actions (payments/guarded.py) inside their
   transaction, after the pipeline moved the transfer; staff.services keeps the AuditEntry beside it.
 - `review_queue`: held transfers, oldest hold first, with when they were held.
-This module reads and writes review records only; moving a transfer is the pipeline's (payments/pipeline.py).
+This module reads and writes review records only; moving a transfer is the pipeline's (payments/pipeline*.py).
 """
 
 import hashlib

@@ -6,7 +6,7 @@ What it asks of us, and where it is done (docs/compliance.md, "US remittance rul
 - the sender may cancel within 30 minutes of paying, for a full refund (1005.34): `cancel_window_start` records the
   end of that window on the transfer when it is funded, and holds its payout until then (`release_after`, which the
   pipeline and the sweeper already obey); `cancel_window_closed` is checked under the transfer's row lock by
-  `pipeline.transfer_cancel`.
+  `pipeline_cancel.transfer_cancel`.
 The rule has no waiver of the cancellation right (docs/compliance.md says why), so none is offered.
 
 Scope: transfers paid by card in USD, the consumer's own payment to us (web flow and API card funding). A transfer

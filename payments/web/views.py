@@ -34,15 +34,8 @@ from payments.errors import (
     VelocityLimited,
 )
 from payments.models import Transfer
-from payments.pipeline import (
-    CANCEL_TOO_LATE,
-    attempts_exhausted_message,
-    card_attempts_left,
-    transfer_cancel,
-    transfer_cancellable,
-    transfer_pay_card,
-    under_review_message,
-)
+from payments.pipeline_cancel import CANCEL_TOO_LATE, transfer_cancel, transfer_cancellable, under_review_message
+from payments.pipeline_card import attempts_exhausted_message, card_attempts_left, transfer_pay_card
 from payments.selectors import transfer_settlement
 from payments.services import us_remittance
 from payments.services.eta import transfer_eta

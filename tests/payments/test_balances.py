@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from django.test import Client
 
-from payments import pipeline
+from payments import pipeline, pipeline_refunds
 from payments.errors import BalanceMissing, BalanceReferenceUsed, FundingMethodRefused, InsufficientBalance
 from payments.models import JournalEntry, Posting, Quote, Transfer, to_minor
 from payments.services import balances
@@ -266,7 +266,7 @@ def test_a_rejected_balance_funded_transfer_is_refunded_to_the_balance_not_to_a_
     created = api.post("/api/v1/transfers", body(quote["id"]), format="json", HTTP_IDEMPOTENCY_KEY="ref-1").json()
     assert owed(partner) == 0
     pipeline.transfer_reject(transfer_id=created["id"], reason="sanctions match")
-    refunded = pipeline.transfer_refund(transfer_id=created["id"])
+    refunded = pipeline_refunds.transfer_refund(transfer_id=created["id"])
     assert refunded.status == S.REFUNDED and refunded.refund_id.startswith("balance:")
     assert owed(partner) == 1_500_000
     assert stripe_requests("/v1/refunds") == []
@@ -277,7 +277,7 @@ def test_a_rejected_balance_funded_transfer_is_refunded_to_the_balance_not_to_a_
 
     assert lines("refund") == sorted((account, -amount) for account, amount in lines("funding"))
     assert account_balance("recipient_payable", "KGS") == 0 and account_balance("fee_revenue", "RUB") == 0
-    pipeline.transfer_refund(transfer_id=created["id"])
+    pipeline_refunds.transfer_refund(transfer_id=created["id"])
     assert owed(partner) == 1_500_000 and JournalEntry.objects.filter(kind="refund").count() == 1
     assert ledger_sums() == {"RUB": 0, "KGS": 0}
 
@@ -292,8 +292,8 @@ def test_a_cancelled_balance_funded_transfer_goes_back_to_the_balance_through_th
     assert owed(partner) == 0
     response = api.post(f"/api/v1/transfers/{created['id']}/cancel", format="json")
     assert response.status_code in (200, 202), response.content
-    pipeline.transfer_refund(transfer_id=created["id"])
-    pipeline.transfer_refund(transfer_id=created["id"])
+    pipeline_refunds.transfer_refund(transfer_id=created["id"])
+    pipeline_refunds.transfer_refund(transfer_id=created["id"])
     transfer = Transfer.objects.get(pk=created["id"])
     assert transfer.status == S.REFUNDED and transfer.refund_id == f"balance:{transfer.id}"
     assert owed(partner) == 1_500_000
@@ -328,7 +328,7 @@ def test_the_statement_lists_every_movement_with_a_running_balance_across_pages(
     quote = quote_for(api, amount="1000.00")
     transfer = api.post("/api/v1/transfers", body(quote["id"]), format="json", HTTP_IDEMPOTENCY_KEY="st-1").json()
     pipeline.transfer_reject(transfer_id=transfer["id"], reason="test")
-    pipeline.transfer_refund(transfer_id=transfer["id"])
+    pipeline_refunds.transfer_refund(transfer_id=transfer["id"])
     other, _ = partner_create(name="other")
     topup(other, "5.00", reference="T-0")
     topup(partner, "7.00", currency="USD", reference="U-1")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from django.test import Client
 
-from payments import pipeline
+from payments import pipeline, pipeline_cancel, pipeline_refunds
 from payments.models import JournalEntry, Transfer
 from payments.providers import stripe_rail
 from payments.services.ledger import account_balance
@@ -85,7 +85,7 @@ def test_cancel_of_a_funded_transfer_refunds_it_in_full(api, pricing, stripe_ser
     assert fresh(transfer).status == S.FUNDED
     response = cancel(api, transfer)
     assert (response.status_code, response.json()["status"]) == (200, "refunding")
-    pipeline.transfer_refund(transfer_id=transfer.pk)  # what the refund task scheduled after commit does
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)  # what the refund task scheduled after commit does
     assert fresh(transfer).status == S.REFUNDED
     assert kinds(transfer) == ["funding", "refund"]
     for code, currency in (("card_clearing", "RUB"), ("recipient_payable", "KGS"), ("fee_revenue", "RUB")):
@@ -101,7 +101,7 @@ def test_cancel_of_an_unpaid_transfer_whose_payment_already_succeeded_becomes_a_
     response = cancel(api, transfer)
     assert (response.status_code, response.json()["status"]) == (200, "refunding")
     assert intent_status(transfer) == "succeeded"
-    pipeline.transfer_refund(transfer_id=transfer.pk)
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     assert fresh(transfer).status == S.REFUNDED
     assert kinds(transfer) == ["funding", "refund"]
 
@@ -131,7 +131,7 @@ def test_an_operator_may_cancel_a_held_transfer(pricing, stripe_server, api):
     pay_on_stripe(transfer.payment_intent_id)
     pipeline.transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
     force_status(Transfer.objects.filter(pk=transfer.pk), S.HELD)
-    after = pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator", by_operator=True)
+    after = pipeline_cancel.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator", by_operator=True)
     assert after.status == S.REFUNDING
 
 
@@ -312,8 +312,8 @@ def test_an_operator_refund_of_an_unfunded_or_refunded_transfer_is_refused(opera
     clear message; nothing is asked of Stripe, nothing posted."""
     unpaid = make_transfer()
     refunded = funded_with(email="second@example.com")
-    pipeline.transfer_cancel(transfer_id=refunded.pk, reason="cancelled by the sender")
-    pipeline.transfer_refund(transfer_id=refunded.pk)
+    pipeline_cancel.transfer_cancel(transfer_id=refunded.pk, reason="cancelled by the sender")
+    pipeline_refunds.transfer_refund(transfer_id=refunded.pk)
     assert fresh(refunded).status == S.REFUNDED
     refunds_before = len([r for r in stripe_requests("/v1/refunds") if r["method"] == "POST"])
     for transfer, words in ((unpaid, "never paid"), (refunded, "refunded once")):

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from payments import pipeline
+from payments import pipeline, pipeline_card
 from payments.errors import CardRefused, TransferNotPayable
 from payments.models import JournalEntry, Transfer
 from payments.providers import stripe_rail
@@ -50,7 +50,7 @@ def funded_from_stripe(transfer):
 def test_good_card_funds_the_transfer_once(transfer):
     """A tokenised card is confirmed with 3-D Secure requested: the PaymentIntent waits for the cardholder, and once
     they authenticate it succeeds and the transfer is funded with one ledger entry."""
-    assert pipeline.transfer_pay_card(transfer=transfer, card_token=card_token()).status == "requires_action"
+    assert pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token()).status == "requires_action"
     assert authenticate_3ds(intent(transfer.payment_intent_id)).json()["status"] == "succeeded"
     funded_from_stripe(transfer)
     funded_from_stripe(transfer)
@@ -66,7 +66,7 @@ def test_card_from_a_refused_country_is_never_charged(transfer, settings):
     before any charge: the PaymentIntent keeps no payment method and the transfer stays unfunded."""
     settings.CARD_COUNTRIES_REFUSED = ["US"]
     with pytest.raises(CardRefused, match="another country"):
-        pipeline.transfer_pay_card(transfer=transfer, card_token=card_token())
+        pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token())
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.AWAITING_FUNDING
     assert intent(transfer.payment_intent_id)["status"] == "requires_payment_method"
@@ -75,7 +75,7 @@ def test_card_from_a_refused_country_is_never_charged(transfer, settings):
 def test_declined_card_funds_nothing_and_another_card_can_pay(transfer):
     """A card declined after its 3-D Secure step posts nothing and leaves the transfer waiting for funding; the same
     PaymentIntent is then paid with another card (a new attempt, one confirm call carrying the new card)."""
-    pipeline.transfer_pay_card(transfer=transfer, card_token=card_token("4000000000000341"))
+    pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token("4000000000000341"))
     declined = authenticate_3ds(intent(transfer.payment_intent_id))
     assert declined.status_code == 402
     assert intent(transfer.payment_intent_id)["status"] == "requires_payment_method"
@@ -84,7 +84,7 @@ def test_declined_card_funds_nothing_and_another_card_can_pay(transfer):
     assert transfer.status == Transfer.Status.AWAITING_FUNDING
     assert not JournalEntry.objects.filter(transfer=transfer).exists()
 
-    assert pipeline.transfer_pay_card(transfer=transfer, card_token=card_token()).status == "requires_action"
+    assert pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token()).status == "requires_action"
     assert authenticate_3ds(intent(transfer.payment_intent_id)).json()["status"] == "succeeded"
     funded_from_stripe(transfer)
     transfer.refresh_from_db()
@@ -96,14 +96,14 @@ def test_double_submit_charges_once(transfer):
     and leaves the transfer funded."""
     token = card_token()
     stale = Transfer.objects.get(pk=transfer.pk)  # the second request read the row before the first paid
-    assert pipeline.transfer_pay_card(transfer=transfer, card_token=token).status == "requires_action"
-    assert pipeline.transfer_pay_card(transfer=stale, card_token=token).status == "requires_action"
+    assert pipeline_card.transfer_pay_card(transfer=transfer, card_token=token).status == "requires_action"
+    assert pipeline_card.transfer_pay_card(transfer=stale, card_token=token).status == "requires_action"
     authenticate_3ds(intent(transfer.payment_intent_id))
     funded_from_stripe(transfer)
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.FUNDED
     with pytest.raises(TransferNotPayable):
-        pipeline.transfer_pay_card(transfer=transfer, card_token=token)
+        pipeline_card.transfer_pay_card(transfer=transfer, card_token=token)
     charges = httpx.get(f"{settings.STRIPE_API_BASE}/v1/charges", timeout=10,
                         headers={"Authorization": f"Bearer {settings.STRIPE_SECRET_KEY}"}).json()["data"]
     assert len([c for c in charges if c["payment_intent"] == transfer.payment_intent_id]) == 1

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from common import sms
-from payments import pipeline
+from payments import pipeline, pipeline_cancel, pipeline_refunds, pipeline_rescreen
 from payments.models import ClaimCode, ClaimReminder, PartnerPayout, PayoutPartner, Transfer
 from payments.services import balances, claims
 from payments.services.payout_partners import PayoutPartnerRefused
@@ -232,7 +232,7 @@ def test_reminders_are_sent_once_each_then_the_transfer_is_refunded_to_the_balan
     assert claims.claims_sweep(now=funded + timedelta(hours=settings.CLAIM_WINDOW_HOURS, seconds=1)) == (0, 1)
     transfer = Transfer.objects.get(pk=waiting.pk)
     assert transfer.status == S.REFUNDING and "not claimed" in transfer.failure_reason
-    assert pipeline.transfer_refund(transfer_id=waiting.pk).status == S.REFUNDED
+    assert pipeline_refunds.transfer_refund(transfer_id=waiting.pk).status == S.REFUNDED
     with pytest.raises(claims.ClaimRefused, match="no longer be claimed"):
         claims.claim_code_send(transfer_id=waiting.pk)
 
@@ -252,10 +252,10 @@ def test_a_new_list_version_screens_a_waiting_transfer_again_and_can_hold_it(wai
     """A transfer waiting days for its claim is screened against a new sanctions list version like a funded one: its
     recipient newly listed, it moves to `held`, where neither a claim nor the sender's cancel can take the money out."""
     listing(names=["Gulnara Usenova"])
-    assert pipeline.transfers_rescreen(reason="sample:claim") == {"held": 1}
+    assert pipeline_rescreen.transfers_rescreen(reason="sample:claim") == {"held": 1}
     waiting.refresh_from_db()
     assert waiting.status == S.HELD
-    assert not pipeline.transfer_cancellable(waiting)
+    assert not pipeline_cancel.transfer_cancellable(waiting)
 
 
 def test_claims_count_against_the_wallets_velocity_limit(api, partner, pricing, settings, sms_outbox, chain):

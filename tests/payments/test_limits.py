@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from payments import pipeline
+from payments import pipeline, pipeline_cancel
 from payments.errors import LimitExceeded
 from payments.guarded_limits import VERIFY_FUNDS, VERIFY_ID
 from payments.models import LimitReservation, LimitTier, Partner, SenderProfile, Transfer
@@ -148,7 +148,7 @@ def test_cancel_through_the_pipeline_releases_the_reservation(pricing, stripe_se
     first = send("10000.00")
     with pytest.raises(LimitExceeded):
         send("10000.00")
-    assert pipeline.transfer_cancel(transfer_id=first.pk, reason="cancelled by the sender").status == S.CANCELLED
+    assert pipeline_cancel.transfer_cancel(transfer_id=first.pk, reason="cancelled by the sender").status == S.CANCELLED
     assert send("10000.00").status == S.AWAITING_FUNDING
 
 

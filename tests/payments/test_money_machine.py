@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, precondition, rule
 
-from payments import pipeline
+from payments import pipeline, pipeline_cancel, pipeline_refunds
 from payments.errors import PaymentsError
 from payments.models import JournalEntry, Partner, Posting, Transfer, to_minor
 from payments.providers import stripe_rail
@@ -153,7 +153,7 @@ class MoneyMachine(RuleBasedStateMachine):
             self._step(lambda: pipeline.TransferPayoutListener().payouts_final(
                 references=[str(transfer_id)], tx_hash="0x" + "ab" * 32), crash)
         elif transfer.status in (S.REJECTED, S.REFUNDING):
-            self._step(lambda: pipeline.transfer_refund(transfer_id=transfer_id), crash)
+            self._step(lambda: pipeline_refunds.transfer_refund(transfer_id=transfer_id), crash)
 
     @rule(transfer_id=transfers)
     def payout_failed(self, transfer_id):
@@ -166,17 +166,17 @@ class MoneyMachine(RuleBasedStateMachine):
         if transfer.status in (S.FUNDED, S.HELD):
             pipeline.transfer_reject(transfer_id=transfer_id, reason="operator: sanctions review")
         if transfer.status in (S.FUNDED, S.HELD, S.REJECTED, S.REFUNDING):
-            self._step(lambda: pipeline.transfer_refund(transfer_id=transfer_id), crash)
+            self._step(lambda: pipeline_refunds.transfer_refund(transfer_id=transfer_id), crash)
 
     @rule(transfer_id=transfers, crash=st.booleans())
     def cancel(self, transfer_id, crash):
         try:
-            self._step(lambda: pipeline.transfer_cancel(transfer_id=transfer_id, reason="sender asked"), crash)
+            self._step(lambda: pipeline_cancel.transfer_cancel(transfer_id=transfer_id, reason="sender asked"), crash)
         except PaymentsError:
             assert self._get(transfer_id).status in (S.SETTLING, S.COMPLETED, S.SETTLEMENT_FAILED, S.HELD)
             return
         if self._get(transfer_id).status == S.REFUNDING:
-            pipeline.transfer_refund(transfer_id=transfer_id)  # what the refund task does after commit
+            pipeline_refunds.transfer_refund(transfer_id=transfer_id)  # what the refund task does after commit
 
     @rule(transfer_id=transfers)
     def expire(self, transfer_id):
@@ -189,7 +189,7 @@ class MoneyMachine(RuleBasedStateMachine):
         before = (transfer.status, JournalEntry.objects.count())
         if transfer.payment_intent_id:
             pipeline.transfer_mark_funded(payment_intent=stripe_rail.payment_intent_retrieve(transfer.payment_intent_id))
-        pipeline.transfer_refund(transfer_id=transfer_id)
+        pipeline_refunds.transfer_refund(transfer_id=transfer_id)
         if transfer.status == S.COMPLETED:
             pipeline.TransferPayoutListener().payouts_final(references=[str(transfer_id)], tx_hash="0x" + "cd" * 32)
         if transfer.status in (S.COMPLETED, S.REFUNDED, S.CANCELLED, S.EXPIRED):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from onchain.models import OperatorAlert
-from payments import pipeline
+from payments import pipeline, pipeline_refunds
 from payments.models import JournalEntry, PartnerPayout, PayoutPartner, Transfer, to_minor
 from payments.services import balances
 from payments.services.ledger import account_balance
@@ -234,12 +234,12 @@ def test_an_operator_refunds_a_failed_payout_back_to_the_balance(api, partner, p
     payout_partner, bank_api = bank
     transfer = awaiting(api, partner)
     bank_api.post(f"/api/v1/payouts/{transfer.pk}/fail", {"reason": "name mismatch"}, format="json")
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.PAYOUT_FAILED
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.PAYOUT_FAILED
     som = to_minor(transfer.quote.target_amount, "KGS")
     assert account_balance("payout_partner_clearing", "KGS", payout_partner.operator) == som
     assert not JournalEntry.objects.filter(transfer=transfer, kind="refund").exists()
     payout_return_record(payout_id=PartnerPayout.objects.get(transfer=transfer).pk, note="returned, tx 0xabc")
-    refunded = pipeline.transfer_refund(transfer_id=transfer.pk)
+    refunded = pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     assert refunded.status == S.REFUNDED
     assert balances.balance_get(partner=partner, currency="RUB") == 2_000_000
     assert account_balance("recipient_payable", "KGS") == 0

@@ -17,7 +17,7 @@ from onchain.api import payout_request, payouts_halted
 from onchain.models import Batch, OperatorAlert, Payout
 from onchain.services.batches import batches_build
 from onchain.services.sending import batch_send
-from payments import pipeline
+from payments import pipeline, pipeline_disputes, pipeline_refunds
 from payments.guarded_recon import RESOLVE
 from payments.models import JournalEntry, PartnerStatement, ReconciliationItem, Transfer
 from payments.providers import stripe_rail
@@ -73,7 +73,7 @@ def refunded_transfer():
     """Funded, rejected by an operator, refunded on Stripe and in the ledger."""
     transfer = paid_transfer(amount="75.00")
     pipeline.transfer_reject(transfer_id=transfer.pk, reason="test")
-    pipeline.transfer_refund(transfer_id=transfer.pk)
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.REFUNDED
     return transfer
@@ -86,7 +86,7 @@ def disputed_transfer():
     dispute = wait_for(lambda: next(iter(d for d in stripe_rail.disputes_listed(created_gte=start, created_lt=start + 7200)
                                          if d.payment_intent == transfer.payment_intent_id), None),
                        timeout=15, what="Stripe's dispute")
-    pipeline.card_dispute_record(kind="dispute", dispute=dispute, charge=stripe_rail.charge_retrieve(dispute.charge))
+    pipeline_disputes.card_dispute_record(kind="dispute", dispute=dispute, charge=stripe_rail.charge_retrieve(dispute.charge))
     assert JournalEntry.objects.filter(transfer=transfer, kind="dispute").exists()
     return transfer
 

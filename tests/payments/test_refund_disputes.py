@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from onchain.models import OperatorAlert
-from payments import pipeline
+from payments import pipeline_refunds
 from payments.models import CardDispute, Transfer
 from payments.services.ledger import account_balance
 from tests.payments.test_refunds import (
@@ -45,7 +45,7 @@ def test_a_pending_refund_failed_by_a_dispute_ends_charged_back_not_owed_to_the_
     from Stripe and charges the transfer back; refunds_payable and card_clearing end at zero and no alert asks to
     pay the sender. The dispute's event, when it comes, changes nothing."""
     transfer = rejected_with(PENDING_REFUND_CARD)
-    refund_id = pipeline.transfer_refund(transfer_id=transfer.pk).refund_id
+    refund_id = pipeline_refunds.transfer_refund(transfer_id=transfer.pk).refund_id
     assert fresh(transfer).status == S.REFUNDING
     dispute = dispute_now(transfer)
     refund = refund_becomes(refund_id, "failed")
@@ -70,10 +70,10 @@ def test_the_sweeper_books_a_refund_failed_by_a_dispute_as_charged_back(pricing,
     """No webhook at all: the sweeper's refund pass reads the failed refund and the charge's dispute and ends the
     transfer charged back, the same as the webhook would."""
     transfer = rejected_with(PENDING_REFUND_CARD, email="sweeper@example.com")
-    refund_id = pipeline.transfer_refund(transfer_id=transfer.pk).refund_id
+    refund_id = pipeline_refunds.transfer_refund(transfer_id=transfer.pk).refund_id
     dispute_now(transfer)
     refund_becomes(refund_id, "failed")
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
     assert kinds(transfer) == ["charged_back", "dispute", "funding"]
     assert all(v == 0 for v in balances().values()), balances()
 
@@ -83,7 +83,7 @@ def test_a_dispute_after_a_failed_refund_takes_the_debt_to_the_sender_off_the_bo
     disputes the charge and takes the money back to the card: nothing is owed to the sender any more. The transfer
     ends `charged_back`; refunds_payable, card_clearing and disputes_receivable end at zero; the alert says so."""
     transfer = rejected_with(FAILING_REFUND_CARD)
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
     refund = refund_becomes(fresh(transfer).refund_id, "failed")
     payload = event_json(refund, type_="refund.failed")
     assert deliver(client, payload, sign(payload)).status_code == 200
@@ -107,7 +107,7 @@ def test_a_refund_that_fails_after_its_charge_was_disputed_ends_charged_back(cli
     the refund: the chargeback returned the money, so the failed refund is owed to no one; the transfer ends
     `charged_back` with every account at zero and no alert asking to pay the sender."""
     transfer = rejected_with(FAILING_REFUND_CARD, email="late-fail@example.com")
-    refund_id = pipeline.transfer_refund(transfer_id=transfer.pk).refund_id
+    refund_id = pipeline_refunds.transfer_refund(transfer_id=transfer.pk).refund_id
     dispute = dispute_now(transfer)
     payload = event_json(dispute, type_="charge.dispute.created")
     assert deliver(client, payload, sign(payload)).status_code == 200
@@ -128,7 +128,7 @@ def test_a_dispute_after_a_refund_succeeded_is_booked_as_receivable(client, pric
     """Refunded in full, then disputed anyway: Stripe takes the disputed amount as well, so it leaves card_clearing
     for disputes_receivable (to be won back with the refund as evidence); the transfer stays `refunded`."""
     transfer = rejected_with(email="double-dip@example.com")
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
     dispute = dispute_now(transfer)
     payload = event_json(dispute, type_="charge.dispute.created")
     assert deliver(client, payload, sign(payload)).status_code == 200

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from onchain.models import OperatorAlert, Payout
-from payments import pipeline
+from payments import pipeline, pipeline_refunds
 from payments.models import JournalEntry, Transfer
 from payments.providers import stripe_rail
 from payments.services.ledger import account_balance
@@ -102,8 +102,8 @@ def failed_settlement(pricing, stripe_server, chain):
 def test_failed_settlement_is_refunded_in_full_once(failed_settlement):
     """The card payment is refunded on Stripe (one request, key derived from the transfer), the refund entry
     reverses the funding, twice changes nothing."""
-    pipeline.transfer_refund(transfer_id=failed_settlement.pk)
-    pipeline.transfer_refund(transfer_id=failed_settlement.pk)
+    pipeline_refunds.transfer_refund(transfer_id=failed_settlement.pk)
+    pipeline_refunds.transfer_refund(transfer_id=failed_settlement.pk)
     failed_settlement.refresh_from_db()
     assert failed_settlement.status == S.REFUNDED
     assert failed_settlement.refund_id.startswith("re_")
@@ -114,7 +114,7 @@ def test_failed_settlement_is_refunded_in_full_once(failed_settlement):
 def test_no_refund_while_the_payout_can_still_be_mined(failed_settlement):
     """A payout still in a live batch may yet pay: refusing the refund keeps us from paying twice."""
     force_status(Payout.objects.filter(reference=str(failed_settlement.pk)), Payout.Status.BATCHED)
-    pipeline.transfer_refund(transfer_id=failed_settlement.pk)
+    pipeline_refunds.transfer_refund(transfer_id=failed_settlement.pk)
     failed_settlement.refresh_from_db()
     assert failed_settlement.status == S.SETTLEMENT_FAILED
     assert not JournalEntry.objects.filter(transfer=failed_settlement, kind="refund").exists()
@@ -128,7 +128,7 @@ def test_a_crash_after_the_refund_call_gets_the_same_refund_back(pricing, stripe
     transfer = rejected_with()
     first = stripe_rail.refund_create(transfer_id=transfer.pk, payment_intent_id=transfer.payment_intent_id)
     force_status(Transfer.objects.filter(pk=transfer.pk), S.REFUNDING)  # committed, then the process died
-    pipeline.transfer_refund(transfer_id=transfer.pk)  # what the sweeper's refund task does
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)  # what the sweeper's refund task does
     after = fresh(transfer)
     assert (after.status, after.refund_id) == (S.REFUNDED, first.id)
     assert len(stripe_get("/v1/refunds")["data"]) == 1
@@ -142,7 +142,7 @@ def test_a_pending_refund_is_not_refunded_until_its_webhook_says_succeeded(clien
     posted; `refund.updated` with the refund succeeded (read back from Stripe) makes it `refunded` and posts the
     refund entry, once, however often the event comes."""
     transfer = rejected_with(PENDING_REFUND_CARD)
-    after = pipeline.transfer_refund(transfer_id=transfer.pk)
+    after = pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     assert after.status == S.REFUNDING and after.refund_id.startswith("re_")
     assert fresh(transfer).status == S.REFUNDING
     assert kinds(transfer) == ["funding"]
@@ -161,15 +161,15 @@ def test_a_pending_refund_whose_webhook_is_lost_is_finished_by_the_sweeper(prici
     task reads the refund (no new refund is made) and applies it."""
     settings.REFUND_POLL_SECONDS = 0
     transfer = rejected_with(PENDING_REFUND_CARD)
-    refund_id = pipeline.transfer_refund(transfer_id=transfer.pk).refund_id
+    refund_id = pipeline_refunds.transfer_refund(transfer_id=transfer.pk).refund_id
     refund_becomes(refund_id, "succeeded")
-    due = pipeline.refunds_due(now=timezone.now() + timedelta(seconds=1))
+    due = pipeline_refunds.refunds_due(now=timezone.now() + timedelta(seconds=1))
     assert list(due.values_list("id", flat=True)) == [transfer.pk]
-    pipeline.transfer_refund(transfer_id=transfer.pk)  # what refund_task does for each
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)  # what refund_task does for each
     assert fresh(transfer).status == S.REFUNDED
     assert len(refund_posts()) == 1
     assert kinds(transfer) == ["funding", "refund"]
-    assert not pipeline.refunds_due(now=timezone.now() + timedelta(seconds=1)).exists()
+    assert not pipeline_refunds.refunds_due(now=timezone.now() + timedelta(seconds=1)).exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -177,7 +177,7 @@ def test_a_pending_refund_finishes_through_stripes_own_webhooks(pricing, stripe_
     """The real flow: localstripe sends refund.created and charge.refunded (pending: nothing changes), then
     refund.updated when the refund succeeds, to our endpoint; the transfer ends `refunded` with its entry."""
     transfer = rejected_with(PENDING_REFUND_CARD, email="pending-refund@example.com")
-    pipeline.transfer_refund(transfer_id=transfer.pk)
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     wait_for(lambda: fresh(transfer).status == S.REFUNDED, timeout=30, what="the refund webhook to finish it")
     assert kinds(transfer) == ["funding", "refund"]
 
@@ -189,7 +189,7 @@ def test_a_refund_that_fails_after_succeeding_ends_refund_failed_owed_to_the_sen
     transfer ends `refund_failed`, the money is back in card_clearing and owed to the sender in refunds_payable,
     every other account is back to zero, and operators get one alert."""
     transfer = rejected_with(FAILING_REFUND_CARD)
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
     refund = refund_becomes(fresh(transfer).refund_id, "failed")
     for type_ in ("refund.updated", "refund.failed"):
         payload = event_json(refund, type_=type_)
@@ -230,7 +230,7 @@ def test_refunding_an_unfunded_transfer_asks_stripe_nothing_and_changes_nothing(
     """An unfunded transfer has nothing to refund: the refund step leaves it awaiting funding, posts nothing and
     makes no refund request."""
     transfer = make_transfer()
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.AWAITING_FUNDING
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.AWAITING_FUNDING
     assert fresh(transfer).status == S.AWAITING_FUNDING
     assert not JournalEntry.objects.exists() and not refund_posts()
 
@@ -239,9 +239,9 @@ def test_a_second_refund_is_not_made(pricing, stripe_server):
     """A refunded transfer asked to refund again (a redelivered task, an operator's second click) changes nothing:
     one refund at Stripe, one refund entry."""
     transfer = rejected_with()
-    pipeline.transfer_refund(transfer_id=transfer.pk)
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     refund_id = fresh(transfer).refund_id
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
     assert fresh(transfer).refund_id == refund_id
     assert len(refund_posts()) == 1
     assert kinds(transfer) == ["funding", "refund"]
@@ -252,7 +252,7 @@ def test_a_transfer_without_a_payment_intent_never_calls_stripe(pricing, stripe_
     gets no Stripe refund; without a rail for it, nothing changes."""
     transfer = rejected_with()
     Transfer.objects.filter(pk=transfer.pk).update(payment_intent_id="")
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REJECTED
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.REJECTED
     assert fresh(transfer).status == S.REJECTED
     assert not refund_posts()
     assert kinds(transfer) == ["funding"]
@@ -308,14 +308,14 @@ def test_a_refund_stripe_refuses_ends_refund_failed_with_the_money_owed_to_the_s
     transfer = rejected_with()
     httpx.post(f"{settings.STRIPE_API_BASE}/v1/refunds", timeout=10, data={"payment_intent": transfer.payment_intent_id},
                headers={"Authorization": f"Bearer {settings.STRIPE_SECRET_KEY}"}).raise_for_status()
-    after = pipeline.transfer_refund(transfer_id=transfer.pk)
+    after = pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     assert after.status == S.REFUND_FAILED and not after.refund_id
     assert "already been refunded" in after.failure_reason
     assert kinds(transfer) == ["funding", "refund_failed"]
     total = transfer.source_minor
     assert balances() == {**{k: 0 for k in balances()}, "card_clearing:USD": total, "refunds_payable:USD": -total}
     assert OperatorAlert.objects.filter(kind="funding", message__contains=str(transfer.pk)).count() == 1
-    pipeline.transfer_refund(transfer_id=transfer.pk)  # again: nothing more
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)  # again: nothing more
     assert kinds(transfer) == ["funding", "refund_failed"]
 
 
@@ -325,14 +325,14 @@ def test_a_refund_refused_because_the_charge_was_disputed_waits_for_the_dispute(
     comes, charges it back (funding unwound against disputes_receivable); no refund is ever made."""
     transfer = rejected_with("4000000000000259")  # Stripe's dispute test card: the charge is disputed a moment later
     dispute = wait_for(lambda: (stripe_get("/v1/disputes")["data"] or [None])[0], timeout=15, what="the dispute")
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDING
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDING
     assert fresh(transfer).status == S.REFUNDING and kinds(transfer) == ["funding"]
     payload = event_json(dispute, type_="charge.dispute.created")
     assert deliver(client, payload, sign(payload)).status_code == 200
     assert fresh(transfer).status == S.CHARGED_BACK
     assert kinds(transfer) == ["charged_back", "dispute", "funding"]
     assert account_balance("card_clearing", "USD") == 0 and account_balance("recipient_payable", "KGS") == 0
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
     assert not stripe_get("/v1/refunds")["data"]
 
 
@@ -354,7 +354,7 @@ def test_a_refused_capture_disputed_before_its_refund_ends_charged_back_once_the
     assert fresh(transfer).status == S.REFUNDING  # refused by Stripe, the dispute's event not here yet: it waits
     payload = event_json(dispute, type_="charge.dispute.created")
     assert deliver(client, payload, sign(payload)).status_code == 200
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.CHARGED_BACK
     assert kinds(transfer) == ["refused_capture", "refused_chargeback"]
     assert account_balance("card_clearing", "USD") == 0 and account_balance("refused_funds", "USD") == 0
     assert not stripe_get("/v1/refunds")["data"]

@@ -13,7 +13,7 @@ from django.db import close_old_connections, connection, transaction
 from django.test import Client
 
 from onchain.models import Payout
-from payments import pipeline
+from payments import pipeline, pipeline_refunds, pipeline_rescreen
 from payments.models import JournalEntry, ReviewDecision, ScreeningResult, Transfer
 from payments.sanctions.matching import Hit
 from payments.sanctions.types import ListedName
@@ -213,7 +213,7 @@ def test_a_rescreening_after_the_request_makes_it_stale(held, chain):
     version) closes the request as stale and nothing is paid."""
     (_, as_a), (_, as_b) = _as("compliance officer"), _as("compliance officer")
     act(as_a, QUEUE, "review_approve", [held], reason="false positive")
-    pipeline.transfers_rescreen(reason="sample:2")
+    pipeline_rescreen.transfers_rescreen(reason="sample:2")
     request = ApprovalRequest.objects.get(target_id=str(held.pk))
     act(as_b, APPROVALS, "approve", [request], reason="ok")
     assert ApprovalRequest.objects.get(pk=request.pk).status == "stale"
@@ -227,7 +227,7 @@ def test_rejecting_refunds_the_sender(held, partner):
     before = balances.balance_get(partner=partner, currency="RUB")
     assert act(as_officer, QUEUE, "review_reject", [held], reason="confirmed match: same birth date").status_code == 302
     assert _status(held) == S.REJECTED
-    assert pipeline.transfer_refund(transfer_id=held.pk).status == S.REFUNDED
+    assert pipeline_refunds.transfer_refund(transfer_id=held.pk).status == S.REFUNDED
     assert balances.balance_get(partner=partner, currency="RUB") == before + 1_500_000
     assert JournalEntry.objects.filter(transfer=held, kind="refund").count() == 1
     decision = ReviewDecision.objects.get(transfer=held)
@@ -327,7 +327,7 @@ def test_a_newly_listed_name_holds_a_funded_transfer_and_settling_ones_are_left_
     inline = ScreeningResult.objects.get(transfer=held)
     listing(names=["Asel Newlisted"])
 
-    counts = pipeline.transfers_rescreen(reason="sample:2")
+    counts = pipeline_rescreen.transfers_rescreen(reason="sample:2")
     assert counts == {"held": 2, "funded": 1}
     assert (_status(newly), _status(other), _status(held), _status(settling), _status(unfunded)) == (
         S.HELD, S.FUNDED, S.HELD, S.SETTLING, S.AWAITING_FUNDING)
@@ -341,7 +341,7 @@ def test_a_newly_listed_name_holds_a_funded_transfer_and_settling_ones_are_left_
     assert not Payout.objects.filter(reference=str(other.pk)).exists()
     assert [t.pk for t in review.review_queue()] == [held.pk, newly.pk]
 
-    assert pipeline.transfers_rescreen(reason="sample:2") == {}  # this version already screened them
+    assert pipeline_rescreen.transfers_rescreen(reason="sample:2") == {}  # this version already screened them
     assert ScreeningResult.objects.filter(trigger="rescreen:sample:2").count() == 3
 
 
@@ -351,10 +351,10 @@ def test_a_newly_listed_wallet_rejects_a_funded_transfer_and_it_is_refunded(fund
     transfer = funded(wallet=wallet)
     before = balances.balance_get(partner=partner, currency="RUB")
     listing(addresses=[wallet.lower()])
-    assert pipeline.transfers_rescreen(reason="sample:3") == {"rejected": 1}
+    assert pipeline_rescreen.transfers_rescreen(reason="sample:3") == {"rejected": 1}
     assert _status(transfer) == S.REJECTED
     assert ScreeningResult.objects.get(transfer=transfer).decision == "reject"
-    assert pipeline.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
+    assert pipeline_refunds.transfer_refund(transfer_id=transfer.pk).status == S.REFUNDED
     assert balances.balance_get(partner=partner, currency="RUB") == before + 1_500_000
 
 
@@ -390,7 +390,7 @@ def test_a_transfer_that_moves_to_settling_meanwhile_is_skipped(funded, listing,
 
     def rescreen():
         try:
-            counts.update(pipeline.transfers_rescreen(reason="sample:5"))
+            counts.update(pipeline_rescreen.transfers_rescreen(reason="sample:5"))
         finally:
             connection.close()
 

@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from onchain.models import Payout
-from payments import pipeline
+from payments import pipeline, pipeline_cancel, pipeline_refunds
 from payments.errors import TransferNotCancellable, TransferNotPayable
 from payments.models import JournalEntry, Transfer
 from payments.services import us_remittance
@@ -99,9 +99,9 @@ def test_a_cancel_at_29_minutes_refunds_in_full(pricing, stripe_server):
     """Inside the window the sender's cancel moves the transfer to `refunding`; the refund path returns every cent
     (fee included) at Stripe: `refunded` with the refund entry."""
     transfer = minutes_since_payment(funded_with(), 29)
-    assert pipeline.transfer_cancellable(transfer)
-    assert pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender").status == S.REFUNDING
-    pipeline.transfer_refund(transfer_id=transfer.pk)
+    assert pipeline_cancel.transfer_cancellable(transfer)
+    assert pipeline_cancel.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender").status == S.REFUNDING
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)
     transfer = fresh(transfer)
     assert transfer.status == S.REFUNDED
     assert kinds(transfer) == ["funding", "refund"]
@@ -113,13 +113,13 @@ def test_a_cancel_at_31_minutes_is_refused_and_changes_nothing(pricing, stripe_s
     """After the window the sender's cancel is refused with the reason, the transfer stays `funded` (its payout is
     due), nothing is posted and Stripe is not asked; an operator can still cancel it (a compliance reason)."""
     transfer = minutes_since_payment(funded_with(), 31)
-    assert not pipeline.transfer_cancellable(transfer)
+    assert not pipeline_cancel.transfer_cancellable(transfer)
     before = unchanged(transfer)
     with pytest.raises(TransferNotCancellable, match="30 minutes"):
-        pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
+        pipeline_cancel.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
     assert unchanged(transfer) == before
-    assert pipeline.transfer_cancellable(transfer, by_operator=True)
-    assert pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator",
+    assert pipeline_cancel.transfer_cancellable(transfer, by_operator=True)
+    assert pipeline_cancel.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by an operator",
                                     by_operator=True).status == S.REFUNDING
 
 
@@ -129,7 +129,7 @@ def test_a_cancel_after_the_payout_is_refused_and_changes_nothing(pricing, strip
     force_status(Transfer.objects.filter(pk=transfer.pk), S.SETTLING)
     before = unchanged(transfer)
     with pytest.raises(TransferNotCancellable, match="already on its way"):
-        pipeline.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
+        pipeline_cancel.transfer_cancel(transfer_id=transfer.pk, reason="cancelled by the sender")
     assert unchanged(transfer) == before
 
 

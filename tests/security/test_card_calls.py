@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core import checks
 
 from onchain.models import OperatorAlert, Payout
-from payments import pipeline
+from payments import pipeline, pipeline_card
 from payments.errors import CardRefused
 from payments.models import JournalEntry, Transfer
 from payments.services.ledger import account_balance
@@ -53,7 +53,7 @@ def test_the_token_becomes_a_payment_method_and_one_confirm_carries_it_with_3ds(
     card supports 3-D Secure, so the PaymentIntent waits for the cardholder (requires_action) and nothing is funded
     until the authentication completes; then the poller funds it."""
     token = card_token()
-    result = pipeline.transfer_pay_card(transfer=transfer, card_token=token)
+    result = pipeline_card.transfer_pay_card(transfer=transfer, card_token=token)
     assert result.status == "requires_action"
 
     (created,) = _posts("/v1/payment_methods")
@@ -81,7 +81,7 @@ def test_every_call_is_pinned_to_the_sdks_api_version_and_every_write_has_a_key(
     """The version written in settings is the one the SDK pins; each request we send carries it (Stripe-Version),
     and each POST carries an Idempotency-Key derived from the transfer."""
     assert settings.STRIPE_API_VERSION == stripe.api_version
-    pipeline.transfer_pay_card(transfer=transfer, card_token=card_token())
+    pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token())
     ours = [r for r in stripe_requests("/v1/") if not r["path"].startswith("/v1/tokens")]
     assert ours and {r["stripe_version"] for r in ours} == {settings.STRIPE_API_VERSION}
     writes = [r for r in ours if r["method"] == "POST"]
@@ -119,7 +119,7 @@ def test_a_russian_card_is_refused_before_any_charge(transfer):
     says RU: no confirm call is made, the PaymentIntent keeps no payment method, nothing is funded."""
     assert settings.CARD_COUNTRIES_REFUSED == ["RU"]
     with pytest.raises(CardRefused, match="another country"):
-        pipeline.transfer_pay_card(transfer=transfer, card_token=card_token(RUSSIAN_CARD))
+        pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token(RUSSIAN_CARD))
     assert not _posts("/confirm")
     assert intent(transfer.payment_intent_id)["status"] == "requires_payment_method"
     transfer.refresh_from_db()
@@ -129,7 +129,7 @@ def test_a_russian_card_is_refused_before_any_charge(transfer):
 
 def test_a_brazilian_card_is_not_refused(transfer):
     """The country comes from the card: another documented country card goes on to 3-D Secure."""
-    assert pipeline.transfer_pay_card(transfer=transfer, card_token=card_token(BRAZILIAN_CARD)).status == "requires_action"
+    assert pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token(BRAZILIAN_CARD)).status == "requires_action"
 
 
 def _refused_at_succeeded(transfer):
@@ -173,7 +173,7 @@ def test_a_refused_country_card_is_refunded_when_the_poller_finds_the_payment(tr
 def test_the_pay_view_refuses_a_card_whose_charge_says_another_country(transfer, settings):
     """Even if the country read before charging passed (here: the rule changes between the two reads), the
     country on the succeeded charge decides: the pay flow's own funding does not fund it either."""
-    pipeline.transfer_pay_card(transfer=transfer, card_token=card_token())
+    pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token())
     settings.CARD_COUNTRIES_REFUSED = ["US"]
     paid = authenticate_3ds(intent(transfer.payment_intent_id)).json()
     assert paid["status"] == "succeeded"

@@ -24,7 +24,7 @@ from django.db import connection
 from django.utils import timezone, translation
 
 from onchain.models import OperatorAlert, Payout
-from payments import pipeline
+from payments import pipeline, pipeline_card, pipeline_refunds
 from payments.errors import CardRefused
 from payments.models import JournalEntry, Transfer
 from payments.providers import stripe_rail
@@ -130,7 +130,7 @@ def test_velocity_limit_holds_when_20_attempts_race(pricing, stripe_server, sett
     def attempt(i):
         transfer, token, ip = plans[i]
         try:
-            pipeline.transfer_pay_card(transfer=transfer, card_token=token, client_ip=ip)
+            pipeline_card.transfer_pay_card(transfer=transfer, card_token=token, client_ip=ip)
         except VelocityLimited as exc:
             refused.append(exc.retry_after)
             raise
@@ -167,7 +167,7 @@ def test_at_most_three_card_attempts_per_transfer_even_when_20_race(client, pric
     settings.CARD_ATTEMPTS_PER_TRANSFER = 3
     transfer = make_transfer()
     tokens = [card_token(CARDS[i]) for i in range(20)]
-    outcomes = race(20, lambda i: pipeline.transfer_pay_card(transfer=Transfer.objects.get(pk=transfer.pk),
+    outcomes = race(20, lambda i: pipeline_card.transfer_pay_card(transfer=Transfer.objects.get(pk=transfer.pk),
                                                              card_token=tokens[i]))
     assert outcomes.count(CardAttemptsExhausted.__name__) == 17, outcomes
     assert len([r for r in stripe_requests("/v1/payment_methods") if r["method"] == "POST"]) == 3
@@ -186,8 +186,8 @@ def test_the_same_token_sent_twice_is_one_attempt(pricing, stripe_server, settin
     settings.CARD_ATTEMPTS_PER_TRANSFER = 1
     transfer = make_transfer()
     token = card_token()
-    pipeline.transfer_pay_card(transfer=transfer, card_token=token)
-    pipeline.transfer_pay_card(transfer=Transfer.objects.get(pk=transfer.pk), card_token=token)
+    pipeline_card.transfer_pay_card(transfer=transfer, card_token=token)
+    pipeline_card.transfer_pay_card(transfer=Transfer.objects.get(pk=transfer.pk), card_token=token)
     assert Transfer.objects.get(pk=transfer.pk).card_attempts == 1
 
 
@@ -216,7 +216,7 @@ def test_every_decline_reads_the_same(pricing, stripe_server, settings, card):
     for language in ("en", "ru", "ky"):
         transfer = make_transfer()
         with translation.override(language), pytest.raises(CardRefused) as refused:
-            pipeline.transfer_pay_card(transfer=transfer, card_token=card_token(card))
+            pipeline_card.transfer_pay_card(transfer=transfer, card_token=card_token(card))
         messages.add((language, refused.value.detail))
         assert intent(transfer.payment_intent_id)["status"] == "requires_payment_method"
     en = dict(messages)["en"]
@@ -354,7 +354,7 @@ def test_a_dispute_from_stripe_freezes_the_sender_card_and_wallet(api, pricing, 
     # ... and the same card (a new token, same fingerprint) is refused at the pay page for anyone.
     other = make_transfer(email="someone-else@example.com", phone="+12125554321")
     with pytest.raises(CardRefused):
-        pipeline.transfer_pay_card(transfer=other, card_token=card_token(DISPUTED_CARD))
+        pipeline_card.transfer_pay_card(transfer=other, card_token=card_token(DISPUTED_CARD))
     assert not [r for r in stripe_requests(f"/v1/payment_intents/{other.payment_intent_id}/confirm")]
 
 
@@ -404,7 +404,7 @@ def test_an_early_fraud_warning_rejects_and_refunds_an_unpaid_transfer(client, p
     assert deliver(client, payload, sign(payload)).status_code == 200
     transfer.refresh_from_db()
     assert transfer.status == S.REJECTED
-    pipeline.transfer_refund(transfer_id=transfer.pk)  # what the refund task scheduled after commit does
+    pipeline_refunds.transfer_refund(transfer_id=transfer.pk)  # what the refund task scheduled after commit does
     transfer.refresh_from_db()
     assert transfer.status == S.REFUNDED
     _assert_frozen(transfer, transfer.card_fingerprint)

@@ -1,6 +1,6 @@
 """Frozen identities (sender email or phone, card fingerprint, recipient wallet): list, add, lift.
 
-Disputes and early fraud warnings freeze identities by themselves (payments.pipeline.card_dispute_record); this is
+Disputes and early fraud warnings freeze identities by themselves (payments.pipeline_disputes.card_dispute_record); this is
 the operators' tool to see them, freeze one by hand, and lift one with a reason (docs/runbook.md, "Disputes and
 freezes"). A lifted freeze stays in the table with who lifted it, when and why."""
 
