@@ -4,8 +4,6 @@ to the worker after commit (services/webhook_delivery.py sends them; the beat sw
 docs/webhooks.md describes what partners see."""
 
 import logging
-import threading
-from contextlib import contextmanager
 from datetime import timedelta
 
 from celery import current_app
@@ -121,7 +119,6 @@ def _send_after_commit(delivery_ids):
 def event_record(*, partner, type, payload, subject="", endpoints=None):
     """Record an event for `partner` in the caller's transaction, with a delivery for each enabled endpoint that
     subscribes to `type` (or for the given `endpoints` only), sent after commit. Returns the event."""
-    _held_write()  # inside events_batched: the events recorded before this one are written before it
     event = WebhookEvent.objects.create(partner=partner, type=type, subject=subject, payload=payload)
     if endpoints is None:
         endpoints = [e for e in WebhookEndpoint.objects.filter(partner=partner, enabled=True) if e.subscribes(type)]
@@ -134,63 +131,22 @@ def event_record(*, partner, type, payload, subject="", endpoints=None):
 
 def events_record(*, records):
     """Several events at once (a batch of transfers completing): `records` is a list of (partner, type, subject,
-    payload); one read of the endpoints and two inserts for the lot. Inside `events_batched` they are held and
-    written with the block's others when it ends (the returned events get their ids then)."""
-    events = [WebhookEvent(partner_id=partner.pk if hasattr(partner, "pk") else partner, type=type, subject=subject,
-                           payload=payload) for partner, type, subject, payload in records]
-    held = getattr(_held, "events", None)
-    if held is not None:
-        held.extend(events)
-    else:
-        _events_write(events)
-    return events
-
-
-def _events_write(events):
-    if not events:
-        return
+    payload); one read of the endpoints and two inserts for the lot."""
+    if not records:
+        return []
+    partner_ids = {partner.pk if hasattr(partner, "pk") else partner for partner, *_ in records}
     endpoints = {}
-    for e in WebhookEndpoint.objects.filter(partner_id__in={event.partner_id for event in events}, enabled=True):
+    for e in WebhookEndpoint.objects.filter(partner_id__in=partner_ids, enabled=True):
         endpoints.setdefault(e.partner_id, []).append(e)
-    WebhookEvent.objects.bulk_create(events)  # one INSERT, in the order recorded (the ids follow it)
+    events = WebhookEvent.objects.bulk_create([
+        WebhookEvent(partner_id=partner.pk if hasattr(partner, "pk") else partner, type=type, subject=subject,
+                     payload=payload) for partner, type, subject, payload in records])
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create([
         WebhookDelivery(endpoint=e, event=event, next_attempt_at=now)
         for event in events for e in endpoints.get(event.partner_id, []) if e.subscribes(event.type)])
     _send_after_commit(d.pk for d in deliveries)
-
-
-# events_batched's held events, per thread (None: not in such a block).
-_held = threading.local()
-
-
-@contextmanager
-def events_batched():
-    """Within this block `events_record` holds the events and writes them all when the block ends, in the order
-    recorded, with one read of the endpoints and one insert (a balance-funded creation tells three: transfer.created,
-    transfer.funded, balance.movement; each cost a read and an insert). Only inside the caller's transaction, so they
-    still commit or roll back with the changes they tell; and only around code in which any error rolls that
-    transaction back: an error leaving the block drops the held events, but a savepoint rolled back inside the block
-    (an error caught within it) would not drop those recorded in it. A nested block writes with the outer one."""
-    if getattr(_held, "events", None) is not None:
-        yield
-        return
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("events_batched holds outbox events until the block ends: open it inside a transaction.")
-    _held.events = []
-    try:
-        yield
-        _held_write()
-    finally:
-        _held.events = None
-
-
-def _held_write():
-    held = getattr(_held, "events", None)
-    if held:
-        events = held[:]
-        held.clear()
-        _events_write(events)
+    return events
 
 
 def event_replay(*, event, endpoint=None):

@@ -140,35 +140,6 @@ def test_balance_movements_are_events(partner):
         "transfer_id": None, "at": None}
 
 
-@pytest.mark.django_db
-def test_events_held_in_a_batch_are_written_in_order_at_its_end_or_not_at_all(partner):
-    """events_batched (a transfer's creation): its events are written when the block ends, in the order recorded, an
-    event_record inside it after those recorded before; an error leaving the block writes none."""
-    def record(type_):
-        webhooks.events_record(records=[(partner, type_, "s", {"n": type_})])
-
-    with transaction.atomic(), webhooks.events_batched():
-        record("transfer.created")
-        with webhooks.events_batched():  # nested: written with the outer block
-            record("transfer.funded")
-        assert not WebhookEvent.objects.exists()
-        webhooks.event_record(partner=partner, type="webhook.test", payload={})
-        record("balance.movement")
-    assert list(WebhookEvent.objects.order_by("id").values_list("type", flat=True)) == [
-        "transfer.created", "transfer.funded", "webhook.test", "balance.movement"]
-    with pytest.raises(ZeroDivisionError), transaction.atomic(), webhooks.events_batched():
-        record("transfer.expired")
-        1 / 0  # noqa: B018
-    assert not WebhookEvent.objects.filter(type="transfer.expired").exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_events_are_not_held_outside_a_transaction():
-    """Held outside a transaction, the events would be written after their change had committed on its own."""
-    with pytest.raises(RuntimeError, match="inside a transaction"), webhooks.events_batched():
-        pass
-
-
 # API ------------------------------------------------------------------------------------------------------------------
 
 PUBLIC = "https://93.184.215.14/hooks"  # an address literal: no DNS needed
