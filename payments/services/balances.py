@@ -218,6 +218,10 @@ def balance_funding_check(*, partner):
                                    field="funding.method")
 
 
+# What mark_funded writes: the rest of the row is as it was just inserted, so writing it all back is work for nothing.
+FUNDED = ["status", "funded_at", "updated_at"]
+
+
 def balance_fund(*, transfer):
     """Fund `transfer`, just inserted in the caller's transaction, from its partner's balance in the quote's currency:
     under the account's lock, a balance that does not cover the quoted amount (fee included) is refused
@@ -236,8 +240,8 @@ def balance_fund(*, transfer):
                                                              "amount": _shown(needed, currency)},
                                   field="funding.method")
     transfer.mark_funded(timezone.now())
-    transfer.save()
-    entry = ledger_post(transfer=transfer, kind="funding", memo="partner balance",
+    transfer.save(update_fields=FUNDED)
+    entry = ledger_post(transfer=transfer, kind="funding", memo="partner balance", transfer_is_new=True,
                         lines=funding_lines(transfer, money_in=BALANCE, partner=transfer.partner))
     balance_movement_record(partner=transfer.partner, currency=currency, kind="funding", amount_minor=-needed,
                             balance_after_minor=owed - needed, entry_id=entry.pk, transfer_id=transfer.pk)

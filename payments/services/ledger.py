@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from payments.assets import asset_for
@@ -106,17 +106,56 @@ def ledger_account(code, currency, partner=None):
     return account
 
 
-def ledger_post(*, kind, lines, transfer=None, reference="", memo=""):
+def ledger_accounts(keys):
+    """`ledger_account` for several accounts at once: {(code, currency, partner id or None): account} for `keys`
+    [(code, currency, partner or None)], in one read; accounts not there yet are created by one insert (one a
+    concurrent transaction creates first is kept: the unique constraints make the insert skip it) and read again."""
+    keys = {(code, currency, getattr(partner, "pk", partner)) for code, currency, partner in keys}
+    if not keys:
+        return {}
+    found = _accounts_read(keys)
+    missing = keys - found.keys()
+    if missing:
+        # In one order, so two transactions creating the same accounts wait on each other without deadlocking.
+        LedgerAccount.objects.bulk_create([LedgerAccount(code=code, currency=currency, partner_id=partner)
+                                           for code, currency, partner in sorted(missing, key=str)],
+                                          ignore_conflicts=True)
+        found |= _accounts_read(missing)
+    return found
+
+
+def _accounts_read(keys):
+    which = Q()
+    for code, currency, partner in keys:
+        which |= Q(code=code, currency=currency, partner_id=partner)  # partner None reads as IS NULL
+    return {(a.code, a.currency, a.partner_id): a for a in LedgerAccount.objects.filter(which)}
+
+
+def _line_account(line):
+    code, currency, _amount, *partner = line
+    partner = partner[0] if partner else None
+    return code, currency, getattr(partner, "pk", partner)
+
+
+def ledger_post(*, kind, lines, transfer=None, reference="", memo="", transfer_is_new=False):
     """Post `lines` [(account_code, currency, amount_minor[, partner])] (debit +, credit −) once for (transfer, kind),
     or, for a movement of no transfer, once for (kind, reference). A line naming a partner posts to that partner's
     own account of that code.
 
     Returns the entry; posting the same step again returns the first entry and changes nothing.
+    `transfer_is_new`: `transfer` was inserted in the caller's (still open) transaction, so no entry of it exists and
+    no other transaction can post one (it cannot see the transfer yet): no look-up of a first entry and no savepoint
+    to fall back to it. The (transfer, kind) unique key still refuses a second entry, rolling the caller back.
     """
     if (transfer is None) == (not reference):
         raise LedgerImbalance("An entry belongs to a transfer or carries a reference, not both or neither.")
+    if transfer_is_new and transfer is None:
+        raise LedgerImbalance("transfer_is_new names a transfer.")
     _check_balanced(kind, lines)
     _check_accounts(lines)
+    if transfer_is_new:
+        with transaction.atomic(savepoint=False):
+            return _entry_write(kind=kind, lines=lines, transfer=transfer, reference=reference, memo=memo)
     key = {"transfer": transfer, "kind": kind} if transfer is not None else {
         "transfer__isnull": True, "kind": kind, "reference": reference}
     existing = JournalEntry.objects.filter(**key).first()
@@ -124,19 +163,24 @@ def ledger_post(*, kind, lines, transfer=None, reference="", memo=""):
         return existing
     try:
         with transaction.atomic():
-            entry = JournalEntry.objects.create(transfer=transfer, kind=kind, reference=reference, memo=memo)
-            Posting.objects.bulk_create(
-                Posting(entry=entry, account=ledger_account(code, currency, *partner), amount_minor=amount)
-                for code, currency, amount, *partner in lines
-            )
-            JournalEntry.objects.filter(pk=entry.pk).update(posted=True)
-            entry.posted = True
+            return _entry_write(kind=kind, lines=lines, transfer=transfer, reference=reference, memo=memo)
     except IntegrityError:
         # Another transaction posted this step first (its unique key); anything else the database refused is raised.
         existing = JournalEntry.objects.filter(**key).first()
         if existing is None:
             raise
         return existing
+
+
+def _entry_write(*, kind, lines, transfer, reference, memo):
+    """The entry unposted, its postings (their accounts read in one query, one insert), then the entry posted: the
+    database refuses to post it unless the postings balance in every currency (docs/ledger.md)."""
+    entry = JournalEntry.objects.create(transfer=transfer, kind=kind, reference=reference, memo=memo)
+    accounts = ledger_accounts(_line_account(line) for line in lines)
+    Posting.objects.bulk_create(Posting(entry=entry, account=accounts[_line_account(line)], amount_minor=line[2])
+                                for line in lines)
+    JournalEntry.objects.filter(pk=entry.pk).update(posted=True)
+    entry.posted = True
     return entry
 
 

@@ -35,6 +35,7 @@ from payments.services.quotes import quote_get_usable
 from payments.services.sandbox import sandbox_magic_apply
 from payments.services.screening import wallet_is_denied
 from payments.services.travel_rule import travel_rule_store, travel_rule_validate
+from payments.services.webhooks import endpoints_read_once
 
 log = logging.getLogger(__name__)
 WALLET_FIELD = "recipient.wallet_address"
@@ -162,7 +163,8 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
         # asks the node. A quote that does not exist is refused below, under its lock.
         _destination_check(recipient["wallet_address"], field=field, livemode=livemode, currency=target)
     try:
-        with transaction.atomic():
+        # Its events (created; for a balance funding also funded and the balance's movement) share one endpoint read.
+        with transaction.atomic(), endpoints_read_once():
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode)
             # A concurrent duplicate may have committed while we waited for the quote's lock: one read finds it, or
             # another transfer on this quote.

@@ -4,6 +4,8 @@ to the worker after commit (services/webhook_delivery.py sends them; the beat sw
 docs/webhooks.md describes what partners see."""
 
 import logging
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from celery import current_app
@@ -116,12 +118,48 @@ def _send_after_commit(delivery_ids):
         transaction.on_commit(lambda: [current_app.send_task(DELIVER_TASK, args=[pk]) for pk in ids])
 
 
+# endpoints_read_once's endpoints by partner id, per thread (None: not in such a block).
+_read_once = threading.local()
+
+
+@contextmanager
+def endpoints_read_once():
+    """Within this block a partner's enabled endpoints are read once, by the first event that needs them, and reused
+    by every event recorded in it (a balance-funded creation records three). Each event is still written when it
+    happens, so a savepoint rolled back inside the block takes its events with it; an endpoint added or changed
+    inside the block is not seen by the block's events, as if it had come a moment later."""
+    if getattr(_read_once, "endpoints", None) is not None:
+        yield
+        return
+    _read_once.endpoints = {}
+    try:
+        yield
+    finally:
+        _read_once.endpoints = None
+
+
+def _enabled_endpoints(partner_ids):
+    """{partner id: [enabled endpoints]} for these partners: one read, or none inside endpoints_read_once for
+    partners read already."""
+    cache = getattr(_read_once, "endpoints", None)
+    missing = set(partner_ids) if cache is None else {p for p in partner_ids if p not in cache}
+    found = {p: [] for p in missing}
+    if missing:
+        for e in WebhookEndpoint.objects.filter(partner_id__in=missing, enabled=True).order_by("pk"):
+            found[e.partner_id].append(e)
+    if cache is None:
+        return found
+    cache.update(found)
+    return {p: cache[p] for p in partner_ids}
+
+
 def event_record(*, partner, type, payload, subject="", endpoints=None):
     """Record an event for `partner` in the caller's transaction, with a delivery for each enabled endpoint that
     subscribes to `type` (or for the given `endpoints` only), sent after commit. Returns the event."""
     event = WebhookEvent.objects.create(partner=partner, type=type, subject=subject, payload=payload)
     if endpoints is None:
-        endpoints = [e for e in WebhookEndpoint.objects.filter(partner=partner, enabled=True) if e.subscribes(type)]
+        partner_id = partner.pk if hasattr(partner, "pk") else partner
+        endpoints = [e for e in _enabled_endpoints({partner_id})[partner_id] if e.subscribes(type)]
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(endpoint=e, event=event, next_attempt_at=now) for e in endpoints])
@@ -134,10 +172,7 @@ def events_record(*, records):
     payload); one read of the endpoints and two inserts for the lot."""
     if not records:
         return []
-    partner_ids = {partner.pk if hasattr(partner, "pk") else partner for partner, *_ in records}
-    endpoints = {}
-    for e in WebhookEndpoint.objects.filter(partner_id__in=partner_ids, enabled=True):
-        endpoints.setdefault(e.partner_id, []).append(e)
+    endpoints = _enabled_endpoints({partner.pk if hasattr(partner, "pk") else partner for partner, *_ in records})
     events = WebhookEvent.objects.bulk_create([
         WebhookEvent(partner_id=partner.pk if hasattr(partner, "pk") else partner, type=type, subject=subject,
                      payload=payload) for partner, type, subject, payload in records])

@@ -4,12 +4,15 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 
 from payments.errors import LedgerImbalance, UnknownLedgerAccount
 from payments.models import JournalEntry, LedgerAccount, Posting
 from payments.services.ledger import (
     account_balance,
+    ledger_accounts,
     ledger_post,
     ledger_post_funding,
     ledger_post_payout,
@@ -190,6 +193,38 @@ def test_partner_line_posts_to_the_partners_own_account(pricing):
     assert account_balance("partner_balance", "RUB", partner) == -5000
     assert account_balance("partner_balance", "RUB") == 0
 
+
+
+def test_accounts_are_read_in_one_query_and_the_missing_ones_created_in_one_insert(pricing):
+    """An entry's accounts: one read when they exist; when some do not, one insert for all of them and one more read.
+    A partner's own account and the house account of the same code are two accounts."""
+    partner, _ = partner_create(name="accounts")
+    house = LedgerAccount.objects.create(code="fee_revenue", currency="RUB")
+    keys = [("fee_revenue", "RUB", None), ("partner_balance", "RUB", partner), ("fx_position", "KGS", None)]
+    with CaptureQueriesContext(connection) as created:
+        accounts = ledger_accounts(keys)
+    assert [q["sql"].split()[0] for q in created.captured_queries] == ["SELECT", "INSERT", "SELECT"]
+    assert accounts[("fee_revenue", "RUB", None)] == house
+    assert accounts[("partner_balance", "RUB", partner.pk)].partner_id == partner.pk
+    assert LedgerAccount.objects.count() == 3
+    with CaptureQueriesContext(connection) as again:
+        assert ledger_accounts(keys) == accounts
+    assert len(again.captured_queries) == 1
+
+
+def test_a_new_transfers_entry_skips_the_look_up_and_a_second_one_is_refused_by_the_database(transfer):
+    """`transfer_is_new` (the transfer was inserted in this transaction, balance funding): no look-up of a first entry
+    and no savepoint: the entry, its accounts (none yet here: read, created, read), its postings, the entry posted.
+    Posting the same step again that way is not answered with the first entry: the (transfer, kind) key refuses it."""
+    lines = [("card_clearing", "RUB", 100), ("fee_revenue", "RUB", -100)]
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        first = ledger_post(transfer=transfer, kind="test", lines=lines, transfer_is_new=True)
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert [s.split()[0] for s in sql] == ["INSERT", "SELECT", "INSERT", "SELECT", "INSERT", "UPDATE"], sql
+    assert sql[1].startswith('SELECT "payments_ledgeraccount"') and first.posted
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ledger_post(transfer=transfer, kind="test", lines=lines, transfer_is_new=True)
+    assert JournalEntry.objects.filter(transfer=transfer, kind="test").count() == 1
 
 
 def test_docs_list_every_account_of_the_chart_with_its_kind():

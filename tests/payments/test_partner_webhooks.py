@@ -493,3 +493,30 @@ def test_a_hostile_retry_after_never_breaks_a_delivery(header, expected):
     from payments.services.webhook_delivery import _retry_after
 
     assert _retry_after({"Retry-After": header}, timezone.now()) == expected
+
+
+def test_events_in_a_read_once_block_share_one_endpoint_read_and_a_rolled_back_savepoint_takes_its_own(partner):
+    """endpoints_read_once (a transfer's creation): the partner's endpoints are read by the first event only, each
+    event is still written when it happens, so one recorded in a savepoint that rolls back is gone while those around
+    it commit, each with its delivery."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    endpoint = WebhookEndpoint.objects.create(partner=partner, url="https://partner.example/hooks")
+    with CaptureQueriesContext(connection) as queries, transaction.atomic(), webhooks.endpoints_read_once():
+        webhooks.event_record(partner=partner, type="transfer.created", payload={"n": 1})
+        with pytest.raises(RuntimeError), transaction.atomic():
+            webhooks.event_record(partner=partner, type="transfer.funded", payload={"n": 2})
+            raise RuntimeError("a step inside the block fails and its caller carries on")
+        webhooks.events_record(records=[(partner, "balance.movement", "", {"n": 3})])
+    reads = [q for q in queries.captured_queries if q["sql"].startswith('SELECT "payments_webhookendpoint"')]
+    assert len(reads) == 1
+    kept = WebhookEvent.objects.filter(partner=partner, payload__has_key="n").order_by("id")
+    assert [e.payload["n"] for e in kept] == [1, 3]
+    assert sorted(WebhookDelivery.objects.filter(event__in=kept).values_list("endpoint_id", flat=True)) == [
+        endpoint.pk, endpoint.pk]
+    # Outside such a block every event reads the endpoints again (one endpoint added since is seen).
+    other = WebhookEndpoint.objects.create(partner=partner, url="https://partner.example/other")
+    event = webhooks.event_record(partner=partner, type="transfer.created", payload={"n": 4})
+    assert set(WebhookDelivery.objects.filter(event=event).values_list("endpoint_id", flat=True)) == {endpoint.pk,
+                                                                                                     other.pk}
