@@ -1,5 +1,6 @@
 """Typed chain fields: 256-bit unsigned integers and checksummed addresses."""
 
+import functools
 from decimal import Decimal
 
 from django import forms
@@ -13,6 +14,20 @@ UINT256_MAX = 2**256 - 1
 
 def validate_address(value):
     """Accept 0x + 40 hex; all lower (or all upper) case is valid, mixed case must carry a correct EIP-55 checksum."""
+    if isinstance(value, str):
+        return _checksummed(value)
+    return _checked(value)
+
+
+# One transfer's address is checked and checksummed several times (the API's field, each query and insert naming it:
+# five Keccak hashes and checks per create); the answer for a string never changes. Refusals are not cached: they
+# raise, in the caller's language.
+@functools.lru_cache(maxsize=4096)
+def _checksummed(value):
+    return _checked(value)
+
+
+def _checked(value):
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
         raise ValidationError(_("A wallet address is 0x followed by 40 hexadecimal characters."), code="address_format")
     if not is_address(value.lower()):

@@ -29,6 +29,22 @@ def test_invalid_addresses_are_refused_with_a_reason(value, code):
     assert info.value.code == code
 
 
+def test_a_refusal_is_given_each_time_in_the_callers_language():
+    """Answers are remembered for valid addresses only: the same bad address asked again (after a good one) is
+    refused again, in the language active at that call."""
+    from django.utils import translation
+
+    bad = "0x52908400098527886e0F7030069857D2E4169EE7"
+    assert validate_address(GOOD.lower()) == validate_address(GOOD.lower()) == GOOD
+    messages = []
+    for language in ("en", "ru", "en"):
+        with translation.override(language), pytest.raises(ValidationError) as info:
+            validate_address(bad)
+        assert info.value.code == "address_checksum"
+        messages.append(info.value.messages[0])
+    assert messages[0] == messages[2] != messages[1]
+
+
 @pytest.mark.django_db
 def test_uint256_round_trips_beyond_64_bits():
     """Base units far above 2**63 are stored and read back exactly (numeric(78,0))."""
