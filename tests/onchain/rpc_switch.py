@@ -69,10 +69,16 @@ class RpcSwitch:
         self.down()
 
     def restore(self):
+        """Relay again. This process's chain connections start afresh (onchain.rpc keeps, per provider, that every
+        URL of a chain failed, and would refuse calls until its probe window passes: the next test must not inherit
+        that); other processes (a worker) find the node back at their next probe, as in production."""
+        from onchain.rpc import web3 as rpc_web3
+
         self.up, self.hanging = True, False
         held, self._held = self._held, []
         for sock in held:
             self._drop(sock)
+        rpc_web3.cache_clear()
 
     def close(self):
         self.down()
