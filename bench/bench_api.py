@@ -215,11 +215,7 @@ def list_queries(key, sizes):
 def profile_creates(key, quote_ids, n, top=40, out=None):
     """N card and N balance transfers through the Django test client in this process, under cProfile: wall and CPU
     per create and the functions where the time goes (cumulative), as commentary; `out`: also write the raw
-    cProfile data to `<out>.card` and `<out>.balance` (for pstats or snakeviz)."""
-    import cProfile
-    import io
-    import pstats
-
+    cProfile data to `<out>.card` and `<out>.balance` (for pstats or snakeviz). Then the status read (profile_reads)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
@@ -250,25 +246,44 @@ def profile_creates(key, quote_ids, n, top=40, out=None):
             f"{queries:.1f} SQL statements per create:")
         for sql in last:
             say(f"#   {sql[:150]}")
-        profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE_CPU") else cProfile.Profile()
-        profiler.enable()
-        run("prof", n)
-        profiler.disable()
+        profiler = profiled(lambda: run("prof", n))
         if out:
             profiler.dump_stats(f"{out}.{method}")
-        text = io.StringIO()
-        stats = pstats.Stats(profiler, stream=text)
-        stats.sort_stats("cumulative").print_stats(r"/(payments|onchain|common)/", top)
-        stats.sort_stats("tottime").print_stats(top)
-        for line in text.getvalue().splitlines():
-            if line.strip():
-                say(f"#   {line}")
+        say_stats(profiler, ("cumulative", r"/(payments|onchain|common)/", top), ("tottime", top))
     profile_reads(client, made, n)
+
+
+def profiled(work):
+    """cProfile of `work()`: wall time, or CPU time with BENCH_PROFILE_CPU=1 (waits on the database, Stripe and the
+    node then drop out)."""
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE_CPU") else cProfile.Profile()
+    profiler.enable()
+    try:
+        work()
+    finally:
+        profiler.disable()
+    return profiler
+
+
+def say_stats(profiler, *views):
+    """Each view (sort key, then pstats restrictions) as commentary lines."""
+    import io
+    import pstats
+
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    for sort, *restrictions in views:
+        stats.sort_stats(sort).print_stats(*restrictions)
+    for line in text.getvalue().splitlines():
+        if line.strip():
+            say(f"#   {line}")
 
 
 def profile_reads(client, ids, n):
     """A status read (`GET /api/v1/transfers/{id}`) against the bare GET, in this process: wall, CPU and SQL per
-    request, and the statements of one read."""
+    request, the statements of one read, and cProfile's view of the status read."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -289,21 +304,9 @@ def profile_reads(client, ids, n):
         for q in captured.captured_queries:
             say(f"#   {q['sql'][:150]}")
         if name == "status read":
-            import cProfile
-            import io
-            import pstats
-
-            profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE_CPU") else cProfile.Profile()
-            profiler.enable()
-            for i in range(n):
-                client.get(path(i))
-            profiler.disable()
-            text = io.StringIO()
-            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(
-                r"rest_framework/(serializers|fields|generics|mixins)|payments|common|query.py", 40)
-            for line in text.getvalue().splitlines():
-                if line.strip():
-                    say(f"#   {line}")
+            profiler = profiled(lambda path=path: [client.get(path(i)) for i in range(n)])
+            say_stats(profiler, ("cumulative", r"rest_framework/(serializers|fields|generics|mixins)|payments|common|"
+                                               r"query.py", 40))
 
 
 def main():  # noqa: C901 - one straight script

@@ -155,20 +155,29 @@ def gaslite_gas_per_payout(w3, chain, token, account, amounts):
     return receipt["gasUsed"] / len(amounts)
 
 
-def contract_gas_per_payout(w3, chain, token, amounts):
-    """gasUsed per payout of one BatchPayout.payout of `amounts` to fresh addresses, packed as the engine packs
-    them, through a BatchPayout of its own (same code and token; its Transfer logs are not the engine's): our
-    contract at a batch size the engine's configuration does not use, beside GasliteDrop at the same size."""
+def own_batch_payout(w3, token, float_base_units):
+    """A BatchPayout of the benchmark's own (same code and token as the engine's; its Transfer logs are not the
+    engine's, so reconciliation does not see them), owned by anvil's first account and holding `float_base_units`.
+    Returns (owner, contract)."""
     from onchain import client
     from onchain.contracts.compile import load_artifact
-    from onchain.services.payout_call import payout_args
 
     owner = w3.eth.accounts[0]
     artifact = load_artifact("BatchPayout")
     deploy = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     address = wait_receipt(w3, deploy.constructor(token.address, owner).transact({"from": owner}))["contractAddress"]
     contract = w3.eth.contract(address=address, abi=artifact["abi"])
-    wait_receipt(w3, client.erc20(token.address).functions.mint(address, sum(amounts)).transact({"from": owner}))
+    wait_receipt(w3, client.erc20(token.address).functions.mint(address, float_base_units).transact({"from": owner}))
+    return owner, contract
+
+
+def contract_gas_per_payout(w3, chain, token, amounts):
+    """gasUsed per payout of one BatchPayout.payout of `amounts` to fresh addresses, packed as the engine packs
+    them, through a BatchPayout of its own (same code and token; its Transfer logs are not the engine's): our
+    contract at a batch size the engine's configuration does not use, beside GasliteDrop at the same size."""
+    from onchain.services.payout_call import payout_args
+
+    owner, contract = own_batch_payout(w3, token, sum(amounts))
     wait_receipt(w3, contract.functions.setOperator(owner, True).transact({"from": owner}))
     call = payout_args(os.urandom(32), [(common.random_address(), amount) for amount in amounts])
     receipt = wait_receipt(w3, contract.functions.payout(*call).transact(
@@ -198,18 +207,12 @@ def presigned_rate(w3, chain, token, amounts, size, operators=2):
     from eth_account import Account
     from web3.exceptions import TransactionNotFound
 
-    from onchain import client
-    from onchain.contracts.compile import load_artifact
     from onchain.services.batches import batch_gas_limit
     from onchain.services.fees import fee_quote
     from onchain.services.payout_call import payout_args
 
-    owner = w3.eth.accounts[0]
-    artifact = load_artifact("BatchPayout")
-    deploy = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    address = wait_receipt(w3, deploy.constructor(token.address, owner).transact({"from": owner}))["contractAddress"]
-    contract = w3.eth.contract(address=address, abi=artifact["abi"])
-    wait_receipt(w3, client.erc20(token.address).functions.mint(address, sum(amounts)).transact({"from": owner}))
+    owner, contract = own_batch_payout(w3, token, sum(amounts))
+    address = contract.address
     keys = [Account.create() for _ in range(operators)]
     for key in keys:
         w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])
