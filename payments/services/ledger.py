@@ -102,8 +102,7 @@ def _check_balanced(kind, lines):
 
 def ledger_account(code, currency, partner=None):
     """The account of `code` in `currency` (the partner's own when `partner`), created on first use."""
-    account, _ = LedgerAccount.objects.get_or_create(code=code, currency=currency, partner=partner)
-    return account
+    return ledger_accounts([(code, currency, partner)])[(code, currency, getattr(partner, "pk", partner))]
 
 
 def ledger_accounts(keys):
@@ -255,11 +254,8 @@ def ledger_post_payout_rows(*, rows):
         _check_accounts(lines)
     if not todo:
         return 0
-    accounts = {}
-    for _pk, _tx_hash, lines in todo:
-        for code, currency, _amount in lines:
-            if (code, currency) not in accounts:
-                accounts[(code, currency)] = ledger_account(code, currency).pk
+    accounts = {(code, currency): account.pk for (code, currency, _none), account in ledger_accounts(
+        (code, currency, None) for _pk, _tx_hash, lines in todo for code, currency, _amount in lines).items()}
     connection = connections[JournalEntry.objects.db]
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
