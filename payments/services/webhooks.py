@@ -118,6 +118,11 @@ def _send_after_commit(delivery_ids):
         transaction.on_commit(lambda: [current_app.send_task(DELIVER_TASK, args=[pk]) for pk in ids])
 
 
+def _partner_id(partner):
+    """Events name their partner by instance or by id."""
+    return getattr(partner, "pk", partner)
+
+
 # endpoints_read_once's endpoints by partner id, per thread (None: not in such a block).
 _read_once = threading.local()
 
@@ -158,7 +163,7 @@ def event_record(*, partner, type, payload, subject="", endpoints=None):
     subscribes to `type` (or for the given `endpoints` only), sent after commit. Returns the event."""
     event = WebhookEvent.objects.create(partner=partner, type=type, subject=subject, payload=payload)
     if endpoints is None:
-        partner_id = partner.pk if hasattr(partner, "pk") else partner
+        partner_id = _partner_id(partner)
         endpoints = [e for e in _enabled_endpoints({partner_id})[partner_id] if e.subscribes(type)]
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
@@ -172,9 +177,9 @@ def events_record(*, records):
     payload); one read of the endpoints and two inserts for the lot."""
     if not records:
         return []
-    endpoints = _enabled_endpoints({partner.pk if hasattr(partner, "pk") else partner for partner, *_ in records})
+    endpoints = _enabled_endpoints({_partner_id(partner) for partner, *_ in records})
     events = WebhookEvent.objects.bulk_create([
-        WebhookEvent(partner_id=partner.pk if hasattr(partner, "pk") else partner, type=type, subject=subject,
+        WebhookEvent(partner_id=_partner_id(partner), type=type, subject=subject,
                      payload=payload) for partner, type, subject, payload in records])
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create([
