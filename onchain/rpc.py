@@ -23,6 +23,7 @@ SKIP_SECONDS = 30
 # instead of each waiting the timeout: a hanging node would otherwise hold every worker slot and web worker that
 # touches its chain. The window doubles while the probes keep failing, up to SKIP_SECONDS.
 PROBE_SECONDS = 2
+PROBING = float("inf")  # the probe window while a call is trying the URLs: no other call may
 
 
 class AllRpcUrlsDown(requests.ConnectionError):
@@ -51,9 +52,10 @@ class FailoverProvider(JSONBaseProvider):
             healthy = [i for i, t in enumerate(self._down_until) if t <= now]
             if not healthy:
                 if now < self._probe_at:
-                    raise AllRpcUrlsDown(f"every RPC URL of this chain failed lately; the next try is in "
-                                         f"{self._probe_at - now:.1f}s")
-                self._probe_at = float("inf")  # this call probes; its outcome sets the next window
+                    raise AllRpcUrlsDown("every RPC URL of this chain failed lately; " + (
+                        "another call is trying them now" if self._probe_at == PROBING else
+                        f"the next try is in {self._probe_at - now:.1f}s"))
+                self._probe_at = PROBING  # this call probes; its outcome sets the next window
             return healthy + [i for i in range(len(self.urls)) if i not in healthy]
 
     def _answered(self, i):
@@ -97,7 +99,7 @@ class FailoverProvider(JSONBaseProvider):
                 continue
             except BaseException:
                 with self._lock:  # neither answered nor failed (garbage, a time limit): the next call probes again
-                    if self._probe_at == float("inf"):
+                    if self._probe_at == PROBING:
                         self._probe_at = 0.0
                 raise
             if self._down_until[i] or self._probe_at:

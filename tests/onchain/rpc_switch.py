@@ -81,5 +81,6 @@ class RpcSwitch:
         rpc_web3.cache_clear()
 
     def close(self):
+        self.restore()  # the hung connections too
         self.down()
         self._server.close()
