@@ -33,4 +33,4 @@ EXPOSE 8000
 # The worker and beat, which run this image too, replace or disable it in compose.yaml.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["python", "/app/deploy/healthcheck.py"]
 # No control socket (gunicornc is not used, and the non-root user has no home to put it in).
-CMD ["gunicorn", "gateway.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30", "--no-control-socket"]
+CMD ["gunicorn", "gateway.wsgi:application", "-c", "python:gateway.gunicorn", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30", "--no-control-socket"]

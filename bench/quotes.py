@@ -69,7 +69,8 @@ def bare_bodies(rng, n=2000):
 
 def start_gunicorn(stack, port, workers):
     log = stack.tmp / "gunicorn.log"
-    cmd = [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--bind", f"127.0.0.1:{port}",
+    cmd = [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "-c", "python:gateway.gunicorn",
+           "--bind", f"127.0.0.1:{port}",
            "--workers", str(workers), "--worker-class", "sync", "--timeout", "30", "--access-logfile", "-",
            "--access-logformat", 'access %(U)s %(s)s %(D)s']
     # As compose.yaml's web: each worker keeps its database connection between requests.

@@ -36,7 +36,8 @@ def check_database():
     try:
         with conn.cursor() as cursor:
             if conn.vendor == "postgresql":
-                cursor.execute("SET statement_timeout = %s", [int(timeout * 1000)])
+                # set_config, not SET: the server binds parameters (settings.py), and SET takes none.
+                cursor.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(timeout * 1000))])
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:

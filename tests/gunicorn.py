@@ -22,8 +22,8 @@ def gunicorn_server(name, *, workers=4, args=(), env=None):
     env = dict(os.environ, DATABASE_URL=_test_database_url(), CELERY_QUEUE=queue, RATE_API_PER_MINUTE="100000",
                **(env or {}))
     log = open(settings.VAR_DIR / f"gunicorn-{name}.log", "ab")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--bind",
-                             f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "120", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "-c", "python:gateway.gunicorn",
+                             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "120", *args],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 

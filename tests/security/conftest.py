@@ -47,8 +47,8 @@ def gunicorn(django_db_setup, django_db_blocker, tmp_path_factory):
     port = free_port()
     env = dict(os.environ, DATABASE_URL=_test_database_url(), DJANGO_DEBUG="0")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "30", "--no-control-socket", "--error-logfile", str(log)],
+        [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "-c", "python:gateway.gunicorn",
+         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "30", "--no-control-socket", "--error-logfile", str(log)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = Gunicorn(url=f"http://127.0.0.1:{port}", proc=proc, log=log, api_key=key)
     try:
