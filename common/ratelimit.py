@@ -26,13 +26,7 @@ def rate_limit_hit(*, scope, ident, limit=None):
     window ends (for Retry-After)."""
     default, seconds, window, retry_after = _window(scope)
     limit = default if limit is None else limit
-    key = _key(scope, ident, window)
-    cache.add(key, 0, timeout=seconds + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr: a new window
-        cache.add(key, 1, timeout=seconds + 1)
-        count = 1
+    count = cache.counter_hit(_key(scope, ident, window), timeout=seconds + 1)  # common/cache.py
     return retry_after if count > limit else None
 
 

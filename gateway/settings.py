@@ -205,7 +205,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Rate limits (common/ratelimit.py): scope → (requests, seconds), counted in Redis so every process shares them.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+CACHES = {"default": {"BACKEND": "common.cache.KeptClientRedisCache",
                       "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}}
 RATE_LIMIT_NAMESPACE = os.environ.get("RATE_LIMIT_NAMESPACE", "tulpar")
 RATE_LIMITS = {
