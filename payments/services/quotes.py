@@ -208,11 +208,12 @@ def quote_create(*, source_currency, source_amount=None, target_amount=None, tar
     )
 
 
-def quote_get_usable(*, quote_id, partner=None, lock=False, livemode=True):
-    """The partner's own unexpired, unused quote in the same mode; another partner's quote, or a test quote for a
-    live transfer (and the reverse), is reported as not found."""
-    qs = Quote.objects.select_for_update() if lock else Quote.objects
-    quote = qs.filter(pk=quote_id, partner=partner, livemode=livemode).first()
+def quote_get_usable(*, quote_id, partner=None, lock=False, livemode=True, annotate=None):
+    """The partner's own unexpired quote in the same mode; another partner's quote, or a test quote for a live
+    transfer (and the reverse), is reported as not found. `lock`: its row locked until the transaction ends;
+    `annotate`: expressions read with it (in the same statement)."""
+    qs = Quote.objects.select_for_update(of=("self",)) if lock else Quote.objects
+    quote = qs.filter(pk=quote_id, partner=partner, livemode=livemode).annotate(**(annotate or {})).first()
     if quote is None:
         raise QuoteNotFound(_("No such quote."), field="quote_id")
     if quote.expires_at <= timezone.now():

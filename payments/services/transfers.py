@@ -5,7 +5,7 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Exists, Q, When
+from django.db.models import Exists, OuterRef, Value
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -63,13 +63,18 @@ def _replay_and_target(*, partner, idempotency_key, fingerprint, quote_id, livem
     return _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode), target
 
 
-def _replay_or_quote_user(*, quote, partner, idempotency_key, fingerprint, livemode):
-    """The transfer under this key, else any transfer already on `quote` (at most one exists: a quote backs one
-    transfer), else None; one narrow read (the whole transfer only when one is found: rarely, a concurrent twin)."""
-    mine = Q(partner=partner, livemode=livemode, idempotency_key=idempotency_key)
-    pk = (Transfer.objects.filter(mine | Q(quote=quote)).order_by(Case(When(mine, then=0), default=1))
-          .values_list("pk", flat=True).first())
-    return None if pk is None else Transfer.objects.select_related("quote").get(pk=pk)
+def _conflict(*, partner, idempotency_key, fingerprint, livemode, quote_id, reference):
+    """What a transfer already holding this key, this quote or this reference means for a new one: the transfer under
+    this key (answered as a replay; IdempotencyMismatch for another body), else QuoteAlreadyUsed or
+    ReferenceAlreadyUsed; None when none holds them (a conflict elsewhere)."""
+    existing = _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode)
+    if existing is not None:
+        return existing
+    if Transfer.objects.filter(quote_id=quote_id).exists():
+        raise QuoteAlreadyUsed(_("This quote already backs another transfer: ask for a new one."), field="quote_id")
+    if _reference_taken(partner=partner, livemode=livemode, reference=reference):
+        raise _reference_refused()
+    return None
 
 
 def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, funding=None,
@@ -146,6 +151,14 @@ def _reference_refused():
                                 field="reference")
 
 
+def _holders(*, partner, livemode, reference):
+    """Annotations of the quote's locked read: `held`, a transfer is made on it; `reference_held`, one of the
+    partner's transfers in this mode carries `reference` (always False without one)."""
+    taken = Transfer.objects.filter(partner=partner, livemode=livemode, reference=reference) if reference else None
+    return {"held": Exists(Transfer.objects.filter(quote=OuterRef("pk"))),
+            "reference_held": Exists(taken) if taken is not None else Value(False)}
+
+
 def _reference_taken(*, partner, livemode, reference):
     return bool(reference) and Transfer.objects.filter(partner=partner, livemode=livemode,
                                                         reference=reference).exists()
@@ -154,9 +167,9 @@ def _reference_taken(*, partner, livemode, reference):
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
                      livemode, payout_partner=None, reference="", language="en", target="KGS"):
     """Insert the transfer, the caller having found no transfer under this key; a concurrent duplicate that commits
-    meanwhile is found again under the quote's lock (or by the unique constraint) and answered as a replay."""
-    replay = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
-              "livemode": livemode}
+    meanwhile meets the unique constraints of the insert and is answered as a replay."""
+    conflict = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
+                "livemode": livemode, "quote_id": quote_id, "reference": reference}
     field = PARTNER_FIELD if payout_partner else WALLET_FIELD
     if recipient["wallet_address"]:  # empty: the recipient names it when claiming (services/claims.py)
         # Checked on the chain of what the quote pays (a USDKG issuer's rules, not KGST's); before any lock, as it
@@ -165,19 +178,13 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     try:
         # Its events (created; for a balance funding also funded and the balance's movement) share one endpoint read.
         with transaction.atomic(), endpoints_read_once():
-            quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode)
-            # A concurrent duplicate may have committed while we waited for the quote's lock: one read finds it, or
-            # another transfer on this quote.
-            existing = _replay_or_quote_user(quote=quote, **replay)
-            if existing is not None and existing.idempotency_key == idempotency_key \
-                    and existing.partner_id == getattr(partner, "pk", None) and existing.livemode == livemode:
-                if existing.request_fingerprint != fingerprint:
-                    raise IdempotencyMismatch(_("This Idempotency-Key was used with a different request body."))
+            # Whether a transfer holds the quote or the reference rides on the quote's locked read. A duplicate that
+            # committed while we waited for the lock is not in that read's snapshot: the insert below then fails on
+            # the same unique constraints (key, quote, reference) and the except answers as here.
+            quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode,
+                                     annotate=_holders(partner=partner, livemode=livemode, reference=reference))
+            if (quote.held or quote.reference_held) and (existing := _conflict(**conflict)) is not None:
                 return existing, False
-            if existing is not None:
-                raise QuoteAlreadyUsed(_("This quote already backs another transfer: ask for a new one."), field="quote_id")
-            if _reference_taken(partner=partner, livemode=livemode, reference=reference):
-                raise _reference_refused()
             travel = travel_rule_validate(quote=quote, sender=sender, recipient=recipient, travel_rule=travel_rule)
             transfer = Transfer.objects.create(
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
@@ -201,14 +208,12 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
                 if method == Transfer.FundingMethod.BALANCE:
                     balance_fund(transfer=transfer)
     except IntegrityError:
-        # A concurrent request with the same key won the insert: answer as a replay of it.
-        existing = _replay(**replay)
-        if existing:
-            return existing, False
-        # Or a concurrent request with another key took the reference (transfer_reference_per_partner).
-        if _reference_taken(partner=partner, livemode=livemode, reference=reference):
-            raise _reference_refused() from None
-        raise
+        # A concurrent request won the insert: with the same key, answer as a replay of it; with the same quote or
+        # reference, refuse as above.
+        existing = _conflict(**conflict)
+        if existing is None:
+            raise
+        return existing, False
     log.info("transfer_created transfer_id=%s partner=%s", transfer.id, partner)
     return transfer, True
 
