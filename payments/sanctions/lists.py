@@ -10,6 +10,7 @@ import re
 import icu
 from celery import current_app
 from django.conf import settings
+from django.db.models import Exists, Value
 
 from payments.models import SanctionsAddress, SanctionsListVersion, SanctionsName
 from payments.sanctions.types import ListedName
@@ -71,16 +72,29 @@ def listed_addresses():
     return {normalised: (entry_id, source, primary) for normalised, entry_id, source, primary in rows}
 
 
-def denied_address(address):
+def _listed(normalised):
+    return SanctionsAddress.objects.filter(normalised=normalised, entry__version__is_current=True)
+
+
+def listed_address_exists(address):
+    """Whether a current sanctions list names `address`, as an expression read with another statement (for
+    denied_address's `listed`)."""
+    normalised = address_normalise(address)
+    return Exists(_listed(normalised)) if normalised else Value(False)
+
+
+def denied_address(address, *, listed=None):
     """Why an address is refused, or None: on the configured denylist (WALLET_DENYLIST), or listed with a current
-    sanctions entry. Compared exactly, case-insensitively."""
+    sanctions entry. Compared exactly, case-insensitively. `listed`: listed_address_exists already read (False:
+    no list entry is looked for)."""
     normalised = address_normalise(address)
     if not normalised:
         return None
     if normalised in {address_normalise(a) for a in settings.WALLET_DENYLIST}:
         return "on the wallet denylist"
-    hit = (SanctionsAddress.objects.filter(normalised=normalised, entry__version__is_current=True)
-           .values_list("entry__version__source", "entry__primary_name").first())
+    if listed is False:
+        return None
+    hit = _listed(normalised).values_list("entry__version__source", "entry__primary_name").first()
     if hit:
         return f"listed by {hit[0]} for {hit[1]}"
     return None

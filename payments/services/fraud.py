@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, Q, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -79,13 +79,30 @@ def transfer_identities(transfer, *, card_fingerprint=None, settlement=None):
 
 # Freezes -----------------------------------------------------------------------------------------
 
-def identities_frozen(pairs):
-    """The active freezes among `pairs` (empty if none is frozen)."""
+def _freeze_match(pairs):
     match = Q()
     for kind, value in pairs:
         if kind in Freeze.Kind.values and value:
             match |= Q(kind=kind, value=normalise(kind, value))
+    return match
+
+
+def identities_frozen(pairs):
+    """The active freezes among `pairs` (empty if none is frozen)."""
+    match = _freeze_match(pairs)
     return list(Freeze.objects.filter(match, lifted_at__isnull=True).order_by("pk")) if match else []
+
+
+def frozen_exists(pairs):
+    """Whether any of `pairs` is frozen, as an expression read with another statement (identities_frozen then names
+    them, only when one is)."""
+    match = _freeze_match(pairs)
+    return Exists(Freeze.objects.filter(match, lifted_at__isnull=True)) if match else Value(False)
+
+
+def settlement_address_exists(address):
+    """is_settlement_address as an expression read with another statement."""
+    return Exists(PayoutPartner.objects.filter(settlement_address__iexact=address))
 
 
 def identities_frozen_many(pair_lists):

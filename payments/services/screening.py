@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from payments.models import TravelRuleRecord
-from payments.sanctions.lists import denied_address, denied_addresses, lists_fingerprint
+from payments.sanctions.lists import denied_address, denied_addresses, listed_address_exists, lists_fingerprint
 from payments.sanctions.matching import ScreeningInputError
 from payments.sanctions.provider import current_index
 from payments.services.fraud import (
@@ -80,13 +80,19 @@ def name_scripts(name):
     return scripts - {"Common", "Inherited"}
 
 
-def wallet_is_denied(address):
+def wallet_is_denied(address, *, listed=None):
     """On the denylist (WALLET_DENYLIST: A7A5's contracts), a current sanctions list's digital-currency addresses, or
-    (until any list is loaded: development) the bundled sample's; exact, case-insensitive."""
-    if denied_address(address):
+    (until any list is loaded: development) the bundled sample's; exact, case-insensitive. `listed`: whether a
+    current list names it, when already read (lists.listed_address_exists)."""
+    if denied_address(address, listed=listed):
         return True
     # The bundled sample is in memory: ask the database whether any list is loaded only for an address it names.
     return address.lower() in _lists() and not lists_fingerprint()
+
+
+def wallet_listed(address):
+    """wallet_is_denied's question to the database, as an expression read with another statement (its `listed`)."""
+    return listed_address_exists(address)
 
 
 def wallets_denied(addresses):

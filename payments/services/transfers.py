@@ -27,13 +27,19 @@ from payments.errors import (
 from payments.models import Quote, Transfer
 from payments.providers import stripe_rail
 from payments.services.balances import balance_fund, balance_funding_check
-from payments.services.fraud import frozen_detail, identities_frozen, is_settlement_address
+from payments.services.fraud import (
+    frozen_detail,
+    frozen_exists,
+    identities_frozen,
+    is_settlement_address,
+    settlement_address_exists,
+)
 from payments.services.idempotency import request_fingerprint  # noqa: F401 (its home before the record layer)
 from payments.services.limits import limits_reserve
 from payments.services.payout_partners import PARTNER_FIELD, partner_payout_create, payout_partner_resolve
 from payments.services.quotes import quote_get_usable
 from payments.services.sandbox import sandbox_magic_apply
-from payments.services.screening import wallet_is_denied
+from payments.services.screening import wallet_is_denied, wallet_listed
 from payments.services.travel_rule import travel_rule_store, travel_rule_validate
 from payments.services.webhooks import endpoints_read_once
 
@@ -51,16 +57,33 @@ def _replay(*, partner, idempotency_key, fingerprint, livemode=True):
     return existing
 
 
-def _replay_and_target(*, partner, idempotency_key, fingerprint, quote_id, livemode=True):
-    """(the transfer under this key or None, what `quote_id` pays in: KGS or USD) in one read for a new key: the
-    quote's row carries whether a transfer holds the key (the full transfer is read only then). A quote that does not
-    exist pays KGS (it is refused under its lock later)."""
+def _checks(*, sender, recipient):
+    """What the refusals before the transaction ask the database, as expressions for the quote's first read: whether
+    the wallet is a payout partner's settlement address (`_route`), whether the sender or the wallet is frozen
+    (`_refuse_frozen`), whether a sanctions list names the wallet (`_destination_check`). A wallet reached through a
+    payout partner is the partner's, checked by those steps themselves."""
+    wallet = "" if recipient.get("payout_partner") else recipient.get("wallet_address") or ""
+    checks = {"check_frozen": frozen_exists(_frozen_pairs(sender, wallet))}
+    if wallet:
+        checks.update(check_settlement=settlement_address_exists(wallet), check_listed=wallet_listed(wallet))
+    return checks
+
+
+def _replay_and_target(*, partner, idempotency_key, fingerprint, quote_id, livemode=True, checks=None):
+    """(the transfer under this key or None, what `quote_id` pays in: KGS or USD, the answers to `checks`) in one read
+    for a new key: the quote's row carries whether a transfer holds the key (the full transfer is read only then). A
+    quote that does not exist pays KGS (it is refused under its lock later) and answers no check ({}: each step then
+    asks for itself)."""
+    checks = checks or {}
     held = Transfer.objects.filter(partner=partner, livemode=livemode, idempotency_key=idempotency_key)
-    row = Quote.objects.filter(pk=quote_id).values_list("target_currency", Exists(held)).first()
-    target, replayed = row if row is not None else ("KGS", None)
+    row = (Quote.objects.filter(pk=quote_id).annotate(replayed=Exists(held), **checks)
+           .values_list("target_currency", "replayed", *checks).first())
+    target, replayed, *answers = row if row is not None else ("KGS", None)
+    known = {name.removeprefix("check_"): answer for name, answer in zip(checks, answers, strict=False)}
     if replayed is False:
-        return None, target
-    return _replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode), target
+        return None, target, known
+    return (_replay(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, livemode=livemode),
+            target, known)
 
 
 def _conflict(*, partner, idempotency_key, fingerprint, livemode, quote_id, reference):
@@ -97,9 +120,10 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     other.
     `language` (en, ru or ky; default: the request's active language) is what its notifications are written in."""
     # A replay answers with the first transfer even if its payout partner stopped taking transfers since.
-    replay, target = _replay_and_target(partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint,
-                                        quote_id=quote_id, livemode=livemode)
-    recipient, payout_partner = (recipient, None) if replay else _route(recipient)
+    replay, target, known = _replay_and_target(partner=partner, idempotency_key=idempotency_key,
+                                               fingerprint=fingerprint, quote_id=quote_id, livemode=livemode,
+                                               checks=_checks(sender=sender, recipient=recipient))
+    recipient, payout_partner = (recipient, None) if replay else _route(recipient, settlement=known.get("settlement"))
     method = (funding or {}).get("method") or Transfer.FundingMethod.CARD
     if method not in Transfer.FundingMethod.values:
         raise FundingMethodRefused(_("Unknown funding method: use card or balance."), field="funding.method")
@@ -108,27 +132,29 @@ def transfer_create(*, partner, idempotency_key, fingerprint, quote_id, sender, 
     if replay:
         transfer, created = replay, False
     else:
-        _refuse_frozen(sender=sender, recipient=recipient)
+        _refuse_frozen(sender=sender, recipient=recipient, frozen=known.get("frozen"))
         transfer, created = _transfer_insert(
             partner=partner, idempotency_key=idempotency_key, fingerprint=fingerprint, quote_id=quote_id,
             sender=sender, recipient=recipient, method=method, travel_rule=travel_rule, livemode=livemode,
-            payout_partner=payout_partner, reference=reference, language=language_of(language), target=target)
+            payout_partner=payout_partner, reference=reference, language=language_of(language), target=target,
+            listed=known.get("listed"))
     try:
         return transfer_funding_prepare(transfer=transfer), created
     except FundingUnavailable as exc:
         raise FundingPending(exc.detail, transfer=transfer) from exc
 
 
-def _route(recipient):
+def _route(recipient, *, settlement=None):
     """A recipient paid through a payout partner (`payout_partner`, `account`) is paid at the partner's settlement
-    address: the rest of creation checks that address as it checks a wallet (payments/services/payout_partners.py)."""
+    address: the rest of creation checks that address as it checks a wallet (payments/services/payout_partners.py).
+    `settlement`: whether the wallet named is a settlement address, already read (None: asked here)."""
     if not recipient.get("payout_partner"):
         if not recipient.get("wallet_address"):
             # Only the recipient's phone: the recipient claims it and names the destination (services/claims.py).
             return {**recipient, "wallet_address": ""}, None
         # A payout partner's address named as a plain wallet would complete with no payout reference for the partner
         # to pay against (and escape the freezes its address is exempt from).
-        if is_settlement_address(recipient["wallet_address"]):
+        if settlement if settlement is not None else is_settlement_address(recipient["wallet_address"]):
             raise WalletRefused(_("This address belongs to a payout partner: name the partner (recipient."
                                   "payout_partner) and the recipient's account there instead."), field=WALLET_FIELD)
         return recipient, None
@@ -136,10 +162,14 @@ def _route(recipient):
     return {**recipient, "wallet_address": payout_partner.settlement_address}, payout_partner
 
 
-def _refuse_frozen(*, sender, recipient):
-    wallet = [] if recipient.get("payout_partner") or not recipient["wallet_address"] else [
-        ("wallet", recipient["wallet_address"])]
-    frozen = identities_frozen([("email", sender["email"]), ("phone", sender["phone"])] + wallet)
+def _frozen_pairs(sender, wallet):
+    return [("email", sender["email"]), ("phone", sender["phone"])] + ([("wallet", wallet)] if wallet else [])
+
+
+def _refuse_frozen(*, sender, recipient, frozen=None):
+    """`frozen`: whether any of them is, already read (None: asked here); the freezes are read only for one that is."""
+    wallet = "" if recipient.get("payout_partner") else recipient["wallet_address"]
+    frozen = identities_frozen(_frozen_pairs(sender, wallet)) if frozen is not False else []
     if frozen:
         log.warning("transfer_refused frozen=%s", frozen_detail(frozen))
         raise TransferRefused(_("We cannot accept a transfer with these details. Please contact support."))
@@ -165,7 +195,7 @@ def _reference_taken(*, partner, livemode, reference):
 
 
 def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender, recipient, method, travel_rule,
-                     livemode, payout_partner=None, reference="", language="en", target="KGS"):
+                     livemode, payout_partner=None, reference="", language="en", target="KGS", listed=None):
     """Insert the transfer, the caller having found no transfer under this key; a concurrent duplicate that commits
     meanwhile meets the unique constraints of the insert and is answered as a replay."""
     conflict = {"partner": partner, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
@@ -174,7 +204,8 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     if recipient["wallet_address"]:  # empty: the recipient names it when claiming (services/claims.py)
         # Checked on the chain of what the quote pays (a USDKG issuer's rules, not KGST's); before any lock, as it
         # asks the node. A quote that does not exist is refused below, under its lock.
-        _destination_check(recipient["wallet_address"], field=field, livemode=livemode, currency=target)
+        _destination_check(recipient["wallet_address"], field=field, livemode=livemode, currency=target,
+                           listed=listed)
     try:
         # Its events (created; for a balance funding also funded and the balance's movement) share one endpoint read.
         with transaction.atomic(), endpoints_read_once():
@@ -218,8 +249,8 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
     return transfer, True
 
 
-def _destination_check(address, *, field, livemode=True, currency="KGS"):
-    if wallet_is_denied(address):
+def _destination_check(address, *, field, livemode=True, currency="KGS", listed=None):
+    if wallet_is_denied(address, listed=listed):
         raise WalletRefused(_("Payouts to this wallet address are not allowed."), field=field)
     if livemode:  # the sandbox never asks the chain
         _wallet_check(address, field=field, currency=currency)

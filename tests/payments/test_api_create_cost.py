@@ -61,6 +61,20 @@ def test_a_card_create_looks_its_key_up_once_and_never_rereads_the_transfer(api,
     assert Transfer.objects.get(pk=response.json()["id"]).payment_intent_id == response.json()["funding"]["payment_intent_id"]
 
 
+def test_the_settlement_address_freeze_and_sanctions_checks_ride_on_the_quotes_first_read(api, pricing, stripe_server):
+    """A create that none of them refuses reads no freeze, payout partner or listed address in a statement of its own
+    (their refusals: test_payout_partners, security/test_card_fraud, test_screening_lists)."""
+    create(api, "warm")
+    with CaptureQueriesContext(connection) as queries:
+        create(api, "k")
+    own = [q["sql"] for q in queries.captured_queries
+           if q["sql"].startswith("SELECT") and q["sql"].split(" FROM ", 1)[1].startswith(
+               ('"payments_freeze"', '"payments_payoutpartner"', '"payments_sanctionsaddress"'))]
+    assert own == []
+    first = next(q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "payments_quote"'))
+    assert all(table in first for table in ("payments_freeze", "payments_payoutpartner", "payments_sanctionsaddress"))
+
+
 def test_a_recipient_check_asks_the_node_once_for_code_and_simulated_transfer(api, pricing, stripe_server, chain, node_posts):
     rpc_web3.cache_clear()  # a fresh provider: its first request learns the chain id
     try:
@@ -81,10 +95,11 @@ def test_the_benchmarks_bare_endpoints_are_not_served_by_the_product(api, client
         assert api.post(path, {"currency": "RUB", "amount": "1.00", "note": "x"}, format="json").status_code == 404
 
 
-# The whole request as this test sees it: 30 in bench/bench_api.py --profile (it was 40, then 31 before the key's second
-# read went; a card create: 22), plus this test's own savepoints (the request runs inside the test's transaction), plus
-# its hot-wallet check of the recipient, less the sender profile created by the first create.
-BALANCE_CREATE_STATEMENTS = 32
+# The whole request as this test sees it, plus this test's own savepoints (the request runs inside the test's
+# transaction), plus its hot-wallet check of the recipient, less the sender profile created by the first create. It was
+# 42; 33 before the key's second read went (the insert's unique constraint answers a twin), and 32 before the
+# settlement-address, freeze and sanctions-list checks rode on the quote's first read.
+BALANCE_CREATE_STATEMENTS = 29
 # From the balance account's lock to the last event's insert: lock, sum, transition, funded event, entry, accounts,
 # postings, entry posted, balance movement event (it was 20).
 BALANCE_FUNDING_STATEMENTS = 9
