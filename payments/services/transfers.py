@@ -6,7 +6,7 @@ import logging
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Value
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -40,7 +40,7 @@ from payments.services.payout_partners import PARTNER_FIELD, partner_payout_crea
 from payments.services.quotes import quote_get_usable
 from payments.services.sandbox import sandbox_magic_apply
 from payments.services.screening import wallet_is_denied, wallet_listed
-from payments.services.travel_rule import travel_rule_store, travel_rule_validate
+from payments.services.travel_rule import travel_rule_store, travel_rule_validate, usd_rate_annotations
 from payments.services.webhooks import endpoints_read_once
 
 log = logging.getLogger(__name__)
@@ -212,11 +212,14 @@ def _transfer_insert(*, partner, idempotency_key, fingerprint, quote_id, sender,
             # Whether a transfer holds the quote or the reference rides on the quote's locked read. A duplicate that
             # committed while we waited for the lock is not in that read's snapshot: the insert below then fails on
             # the same unique constraints (key, quote, reference) and the except answers as here.
+            # So does the USD rate in effect, which the travel rule's threshold needs.
             quote = quote_get_usable(quote_id=quote_id, partner=partner, lock=True, livemode=livemode,
-                                     annotate=_holders(partner=partner, livemode=livemode, reference=reference))
+                                     annotate={**_holders(partner=partner, livemode=livemode, reference=reference),
+                                               **usd_rate_annotations(now=timezone.now())})
             if (quote.held or quote.reference_held) and (existing := _conflict(**conflict)) is not None:
                 return existing, False
-            travel = travel_rule_validate(quote=quote, sender=sender, recipient=recipient, travel_rule=travel_rule)
+            travel = travel_rule_validate(quote=quote, sender=sender, recipient=recipient, travel_rule=travel_rule,
+                                          usd=(quote.usd_rate, quote.usd_value_date))
             transfer = Transfer.objects.create(
                 partner=partner, quote=quote, idempotency_key=idempotency_key, request_fingerprint=fingerprint,
                 sender_name=sender["name"], sender_phone=sender["phone"], sender_email=sender["email"],

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from payments.errors import RateUnavailable, TravelRuleIncomplete
 from payments.models import Quote, TravelRuleRecord
-from payments.services.rates import kgs_equivalent, rate_current
+from payments.services.rates import kgs_equivalent, rate_current, rate_ensure_usable, rates_in_effect
 
 log = logging.getLogger(__name__)
 THRESHOLD_USD = Decimal("1000.00")
@@ -36,8 +37,26 @@ class Threshold:
         return self.threshold_kgs is None or self.amount_kgs >= self.threshold_kgs
 
 
-def travel_rule_threshold(*, quote):
-    """The quote's amount and USD 1,000 in som, unrounded (see the module's note on the method)."""
+def usd_rate_annotations(*, now):
+    """The USD rate in effect at `now` and its value date, as annotations for the quote's read
+    (travel_rule_validate's `usd`): the threshold then asks no statement of its own."""
+    latest = rates_in_effect(source_currency="USD", now=now)
+    return {"usd_rate": Subquery(latest.values("rate")[:1]), "usd_value_date": Subquery(latest.values("value_date")[:1])}
+
+
+def _usd_rate(usd):
+    """The USD rate in effect: `usd` (rate, value date) as read with the quote, else read now; RateUnavailable when
+    there is none or it is stale, as rate_current."""
+    if usd is None:
+        return rate_current(source_currency="USD").rate
+    rate, value_date = usd
+    rate_ensure_usable(source_currency="USD", value_date=value_date, now=timezone.now())
+    return rate
+
+
+def travel_rule_threshold(*, quote, usd=None):
+    """The quote's amount and USD 1,000 in som, unrounded (see the module's note on the method). `usd`: the USD
+    rate in effect and its value date, read with the quote (usd_rate_annotations)."""
     if quote.target_currency != "KGS":
         # Into dollars the quote's rate is a cross (or 1), not som: both sides at the NBKR rates in effect.
         try:
@@ -49,10 +68,10 @@ def travel_rule_threshold(*, quote):
     if quote.source_currency == "USD":
         return Threshold(amount_kgs, THRESHOLD_USD * quote.official_rate)
     try:
-        usd = rate_current(source_currency="USD")
+        rate = _usd_rate(usd)
     except RateUnavailable:
         return Threshold(amount_kgs, None)
-    return Threshold(amount_kgs, THRESHOLD_USD * usd.rate)
+    return Threshold(amount_kgs, THRESHOLD_USD * rate)
 
 
 def travel_rule_applies(*, quote):
@@ -91,11 +110,12 @@ def _text(value):
     return (value or "").strip() if isinstance(value, str) else ""
 
 
-def travel_rule_validate(*, quote, sender, recipient, travel_rule):
+def travel_rule_validate(*, quote, sender, recipient, travel_rule, usd=None):
     """The record's fields when the quote is at or above the threshold (None below it: anything given is ignored).
     Names default to the sender's and recipient's, the wallet is the payout address, the account reference to the
-    transfer's id (set when stored). Missing data raises TravelRuleIncomplete with a message per field."""
-    threshold = travel_rule_threshold(quote=quote)
+    transfer's id (set when stored). Missing data raises TravelRuleIncomplete with a message per field. `usd`: as
+    travel_rule_threshold's."""
+    threshold = travel_rule_threshold(quote=quote, usd=usd)
     if not threshold.applies:
         return None
     originator = (travel_rule or {}).get("originator") or {}

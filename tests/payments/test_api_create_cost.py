@@ -97,9 +97,10 @@ def test_the_benchmarks_bare_endpoints_are_not_served_by_the_product(api, client
 
 # The whole request as this test sees it, plus this test's own savepoints (the request runs inside the test's
 # transaction), plus its hot-wallet check of the recipient, less the sender profile created by the first create. It was
-# 42; 33 before the key's second read went (the insert's unique constraint answers a twin), and 32 before the
-# settlement-address, freeze and sanctions-list checks rode on the quote's first read.
-BALANCE_CREATE_STATEMENTS = 29
+# 42; 33 before the key's second read went (the insert's unique constraint answers a twin), 32 before the
+# settlement-address, freeze and sanctions-list checks rode on the quote's first read, and 29 before the travel rule's
+# USD rate rode on the quote's locked read.
+BALANCE_CREATE_STATEMENTS = 28
 # From the balance account's lock to the last event's insert: lock, sum, transition, funded event, entry, accounts,
 # postings, entry posted, balance movement event (it was 20).
 BALANCE_FUNDING_STATEMENTS = 9

@@ -4,12 +4,14 @@ data, store it with the transfer and show it to operators; below it nothing is a
 
 import re
 import uuid
+from datetime import timedelta
 from decimal import ROUND_CEILING, Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from payments.models import Transfer, TravelRuleRecord
+from payments.models import Rate, Transfer, TravelRuleRecord
 from payments.services.quotes import quote_create
 from payments.services.setup import SEED_RATES
 from tests.conftest import new_recipient
@@ -76,6 +78,24 @@ def test_api_at_the_threshold_without_travel_rule_is_a_422_with_field_errors(api
     assert malformed.status_code == 400
     assert [e["field"] for e in malformed.json()["errors"]] == ["travel_rule.beneficiary.country"]
     assert not Transfer.objects.exists()
+
+
+@pytest.mark.parametrize("usd", ["missing", "stale"])
+def test_api_without_a_usable_usd_rate_a_rub_transfer_must_carry_the_data(api, partner, pricing, stripe_server, usd):
+    """The USD rate of the threshold (read with the quote's lock) missing, or older than RATE_MAX_AGE_HOURS: the data
+    is required even far below USD 1,000, never skipped by accident; with it, the transfer is made."""
+    quote = quote_create(partner=partner, source_currency="RUB", source_amount=Decimal("1000.00"))
+    usd_rates = Rate.objects.filter(source_currency="USD")
+    if usd == "missing":
+        usd_rates.delete()
+    else:
+        usd_rates.update(value_date=timezone.localdate() - timedelta(days=30))
+    response = post(api, api_body(quote))
+    assert response.status_code == 422, response.content
+    assert response.json()["type"].endswith("/travel-rule-required")
+    assert not Transfer.objects.exists()
+    assert post(api, api_body(quote, travel_rule=TRAVEL)).status_code == 201
+    assert TravelRuleRecord.objects.count() == 1
 
 
 @pytest.mark.parametrize(("currency", "threshold"), EDGES)
