@@ -28,8 +28,9 @@ def active_chain(chain, settings):
     port = services.free_port()
     proc, url = services.start_anvil(port, block_time=1)
     settings.CHAIN_RPC_URLS = [url]
-    yield {"proc": proc, "port": port, "url": url}
-    services.stop(proc)
+    node = {"proc": proc, "port": port, "url": url}
+    yield node
+    services.stop(node["proc"])  # the node a test started again in its place, not only the first (it was left running)
 
 
 @pytest.fixture(autouse=True)
