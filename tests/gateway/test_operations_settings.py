@@ -26,3 +26,14 @@ def test_operator_alerts_and_notifications_go_to_the_notify_queue():
                  "payments.tasks.claims_sweep", "payments.webhook_deliver"):
         assert settings.CELERY_TASK_ROUTES[task]["queue"] == notify, task
     assert notify.endswith(".notify")
+
+
+def test_a_statement_run_five_times_on_a_kept_connection_is_prepared_on_the_server(db):
+    """DATABASE_PREPARE_THRESHOLD (default 5): PostgreSQL then skips parsing and planning it (bench/README.md)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for n in range(6):
+            cursor.execute("SELECT %s::int + 40417", [n])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%+ 40417%"])
+        assert cursor.fetchone()[0] == 1
